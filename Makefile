@@ -1,0 +1,41 @@
+# Two entry points for users: `make demo` and `make test`. Everything else here is plumbing.
+# Each sets up .venv on first use (idempotent: a stamp file records what was installed) and then
+# does its job. Run either twice and nothing is reinstalled.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.reshoot-installed
+# The CPU build of torch. On this project's machines the wheel of 2.13.0 is on disk; any newer range
+# would pull several GB of CUDA packages. Machines with an NVIDIA driver get the default (CUDA) build.
+TORCH_CPU ?= torch==2.13.0
+TORCH_CUDA ?= torch
+DEMO_OUT ?= demo
+
+.PHONY: demo test setup
+
+demo: $(STAMP)
+	$(VENV)/bin/reshoot synth $(DEMO_OUT)/take --overwrite
+	$(VENV)/bin/reshoot init $(DEMO_OUT)/workspace --footage $(DEMO_OUT)/take/footage --force
+	@echo "reshoot demo: synthetic take in $(DEMO_OUT)/take (footage/ as shot, gt/ ground truth),"
+	@echo "              workspace in $(DEMO_OUT)/workspace"
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml scripts/ensure_system_deps.sh
+	@bash scripts/ensure_system_deps.sh
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -c "import torch" 2>/dev/null || \
+	  if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then \
+	    echo "reshoot: NVIDIA GPU found, installing the CUDA build of torch"; \
+	    $(PY) -m pip install -q "$(TORCH_CUDA)"; \
+	  else \
+	    echo "reshoot: no NVIDIA GPU, installing the CPU build of torch ($(TORCH_CPU))"; \
+	    $(PY) -m pip install -q "$(TORCH_CPU)"; \
+	  fi
+	$(PY) -m pip install -q "setuptools>=68" wheel
+	$(PY) -m pip install -q -e ".[dev]"
+	@touch $(STAMP)

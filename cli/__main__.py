@@ -1,0 +1,3 @@
+from reshoot.cli.app import main
+
+main()

@@ -1,0 +1,157 @@
+"""The `reshoot` command line: thin, it parses, calls the pipeline (`reshoot`), and prints.
+
+Heavy imports (torch, open3d, pycolmap) happen inside commands, so `reshoot --help` answers at once.
+A `ReshootError` is printed as a message for a person, without a traceback, and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, List, Optional
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from reshoot import ReshootError, __version__
+
+app = typer.Typer(
+    name="reshoot",
+    help="Multi-view scene reasoning and reshoots: from set footage to the shot nobody filmed.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"reshoot {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log details."),
+) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(message)s",
+        handlers=[RichHandler(console=console, show_path=False)], force=True,
+    )
+
+
+@contextmanager
+def _progress() -> Iterator:
+    """A rich progress display and the `progress(what, done, total)` callback the library calls."""
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False) as bar:
+        tasks: dict[str, int] = {}
+
+        def update(what: str, done: int, total: int) -> None:
+            if what not in tasks:
+                tasks[what] = bar.add_task(what, total=total)
+            bar.update(tasks[what], completed=done, total=total)
+
+        yield update
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not WIDTHxHEIGHT, e.g. 640x360") from None
+    return width, height
+
+
+def _parse_offsets(items: List[str]) -> dict[str, int]:
+    offsets = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            offsets[name] = int(value)
+        except ValueError:
+            raise typer.BadParameter(f"{item!r} is not CAMERA=FRAMES, e.g. b_medium=3") from None
+        if not sep or not name:
+            raise typer.BadParameter(f"{item!r} is not CAMERA=FRAMES, e.g. b_medium=3")
+    return offsets
+
+
+@app.command()
+def init(
+    workspace: Path = typer.Argument(..., help="The workspace folder to create (one per take)."),
+    footage: Path = typer.Option(..., "--footage", help="Folder of per-camera videos or image-sequence folders."),
+    calibration: Optional[Path] = typer.Option(
+        None, "--calibration", help="Known calibration: reshoot cameras.json or caliscope camera_array.toml."
+    ),
+    sensitive: bool = typer.Option(False, "--sensitive", help="Mark the footage as never to be used for training."),
+    fps: Optional[float] = typer.Option(None, "--fps", help="Frame rate of image-sequence footage (videos carry theirs)."),
+    offset: List[str] = typer.Option([], "--offset", help="Per-camera frame offset CAMERA=FRAMES (repeatable)."),
+    force: bool = typer.Option(False, "--force", help="Rewrite the settings of an existing workspace."),
+) -> None:
+    """Create a workspace for a take: check the footage and write WORKSPACE/reshoot.toml."""
+    from reshoot.workspace import WORKSPACE_FILE, init_workspace
+
+    settings = init_workspace(workspace, footage, calibration, sensitive, fps, _parse_offsets(offset), force)
+    console.print(
+        f"[green]workspace[/green] {workspace}/{WORKSPACE_FILE}: {len(settings.cameras)} cameras "
+        f"({', '.join(settings.cameras)}), {settings.frames} frames at {settings.fps:g} fps"
+        + (", [yellow]sensitive[/yellow]" if settings.sensitive else "")
+    )
+    print(workspace / WORKSPACE_FILE)
+
+
+@app.command()
+def synth(
+    out: Path = typer.Argument(..., help="Folder to write the take into (must not exist, or pass --overwrite)."),
+    cameras: int = typer.Option(4, "--cameras", help="Production cameras: wide, two mediums, reverse, then more mediums."),
+    frames: int = typer.Option(48, "--frames", help="Frames in the take."),
+    size: str = typer.Option("640x360", "--size", help="Image size WIDTHxHEIGHT (even numbers)."),
+    characters: int = typer.Option(2, "--characters", help="Walking characters (1-3)."),
+    props: int = typer.Option(4, "--props", help="Props on the floor (2-6)."),
+    seed: int = typer.Option(0, "--seed", help="Everything follows from it."),
+    fps: float = typer.Option(24.0, "--fps", help="Frame rate."),
+    distortion: bool = typer.Option(False, "--distortion", help="Give the production lenses radial distortion."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing take at OUT (only once the new one is complete)."),
+) -> None:
+    """Render a synthetic take: footage/ like a real shoot, plus ground truth in gt/."""
+    from reshoot.synthetic import SynthConfig, generate_take
+
+    width, height = _parse_size(size)
+    config = SynthConfig(cameras=cameras, frames=frames, width=width, height=height, characters=characters,
+                         props=props, seed=seed, fps=fps, distortion=distortion)
+    with _progress() as progress:
+        summary = generate_take(out, config, progress=progress, overwrite=overwrite)
+    console.print(
+        f"[green]take[/green] {out}: {len(summary.production_cameras)} cameras with footage "
+        f"({', '.join(summary.production_cameras)}), ground truth for {', '.join(summary.ground_truth_cameras)}; "
+        f"{summary.frames} frames in {summary.seconds:.1f} s"
+    )
+    print(out)
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    """Entry point of the `reshoot` executable; `argv` defaults to the process arguments.
+
+    Exits with 0 on success, 2 on a `ReshootError` or bad usage (message printed, no traceback).
+    """
+    try:
+        code = app(args=argv, prog_name="reshoot", standalone_mode=False)
+    except typer.Exit as exc:
+        code = exc.exit_code
+    except typer.Abort:
+        console.print("[red]aborted[/red]")
+        code = 130
+    except typer.exceptions.TyperException as exc:  # bad usage: typer's (vendored) click errors
+        exc.show()
+        code = getattr(exc, "exit_code", 2)
+    except ReshootError as exc:
+        console.print("[red]error:[/red] " + escape(str(exc)), highlight=False)
+        code = 2
+    sys.exit(code or 0)

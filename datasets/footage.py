@@ -1,0 +1,568 @@
+"""One reader for a take: the per-camera footage of one performance, on one frame clock.
+
+A take folder holds one source per camera, named after the camera:
+
+```
+take/
+  cam_0.mp4            a video (.mp4 .mov .avi .mkv); camera name = file stem
+  witness/             an image sequence: .png/.jpg/.jpeg frames, in name order
+    000001.png ...
+  calibration.json     optional: reshoot/cameras (or caliscope's camera_array.toml)
+  anything_else.csv    ignored, as are folders without images
+```
+
+Frames are numbered on the take's clock (DESIGN.md §3 "Time"): frame `i` of a camera shows take frame
+`i + offset`. Nothing is decoded when a take is opened (only headers are read and frames counted);
+each camera decodes the frames asked for, keeping one ffmpeg reader open so that sequential reads
+cost one frame each.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Literal, Mapping
+
+import numpy as np
+
+from reshoot.geometry.camera import Camera
+from reshoot.geometry.errors import InputError
+
+from .calibration import load_calibration
+
+logger = logging.getLogger(__name__)
+
+VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+CALIBRATION_FILES = ("calibration.json", "camera_array.toml")  # looked for in this order
+DEFAULT_IMAGE_FPS = 24.0
+FPS_RELATIVE_TOLERANCE = 1e-3  # 29.97 and 30000/1001 are the same rate
+MAX_SKIP_FRAMES = 48  # jumping further ahead than this re-opens the video with a seek
+
+SourceKind = Literal["video", "images"]
+
+
+# --------------------------------------------------------------------------------------------------
+# Video decoding (ffmpeg through imageio-ffmpeg)
+
+
+def _ffmpeg_reason(text: str) -> str:
+    """The line of an ffmpeg log that says what went wrong, for an error message."""
+    # ffmpeg prefixes lines with its component and address, e.g. "[in#0 @ 0x55be88e2b040] ".
+    lines = [re.sub(r"^\[[^\]]*\]\s*", "", line.strip()) for line in str(text).splitlines() if line.strip()]
+    for hint in ("moov atom not found", "Invalid data found", "No such file", "End of file", "error", "Error"):
+        for line in lines:
+            if hint in line:
+                return line
+    return lines[-1] if lines else "no output from ffmpeg"
+
+
+def _open_video_stream(path: Path, start: int, fps: float) -> Iterator[Any]:
+    """An ffmpeg process decoding `path` to RGB24 from frame `start` on.
+
+    Yields the header dict first, then one `bytes` of H*W*3 per frame. ffmpeg's input seek (`-ss`
+    before `-i`) is frame-accurate when decoding (it decodes from the previous keyframe and drops what
+    comes before the time); aiming half a frame early makes frame `start` the first one kept.
+    """
+    import imageio_ffmpeg
+
+    params = ["-ss", f"{(start - 0.5) / fps:.6f}"] if start > 0 else []
+    return imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24", input_params=params)
+
+
+class _VideoCursor:
+    """Sequential access to one video, re-opening it (with a seek) for jumps back or far ahead."""
+
+    def __init__(self, path: Path, fps: float, width: int, height: int) -> None:
+        self.path, self.fps, self.width, self.height = path, fps, width, height
+        self._stream: Iterator[Any] | None = None
+        self._next = 0  # index of the frame the open stream yields next
+
+    def read(self, index: int) -> np.ndarray:
+        """Frame `index` (0-based, in the file) as [H, W, 3] uint8 RGB."""
+        if self._stream is None or index < self._next or index > self._next + MAX_SKIP_FRAMES:
+            self._open(index)
+        assert self._stream is not None
+        data = b""
+        while self._next <= index:
+            try:
+                data = next(self._stream)
+            except StopIteration:
+                self.close()
+                raise InputError(
+                    f"{self.path}: the video ends before frame {index}; it may be truncated. "
+                    "Re-export or re-copy the file."
+                ) from None
+            except RuntimeError as exc:
+                self.close()
+                raise InputError(
+                    f"{self.path}: cannot decode frame {index} ({_ffmpeg_reason(str(exc))}). "
+                    "The file may be damaged; re-export or re-copy it."
+                ) from None
+            self._next += 1
+        return np.frombuffer(data, dtype=np.uint8).reshape(self.height, self.width, 3)
+
+    def _open(self, index: int) -> None:
+        self.close()
+        stream = _open_video_stream(self.path, index, self.fps)
+        try:
+            meta = next(stream)
+        except (OSError, RuntimeError, StopIteration) as exc:
+            raise InputError(f"{self.path}: cannot open the video ({_ffmpeg_reason(str(exc))}).") from None
+        if tuple(meta["size"]) != (self.width, self.height):
+            stream.close()
+            raise InputError(
+                f"{self.path}: the video changed while reading (frame size {meta['size']}, expected "
+                f"{(self.width, self.height)}). Re-open the take."
+            )
+        self._stream, self._next = stream, index
+
+    def close(self) -> None:
+        if self._stream is not None:
+            self._stream.close()  # imageio-ffmpeg stops its ffmpeg process when the generator closes
+        self._stream = None
+
+
+# --------------------------------------------------------------------------------------------------
+# Images
+
+
+def _natural_key(name: str) -> list[Any]:
+    """Sort key that orders frame_2 before frame_10 (and zero-padded names as plain sorting does)."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
+
+
+def _image_files(folder: Path) -> list[Path]:
+    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    return sorted((p for p in files if not p.name.startswith(".")), key=lambda p: _natural_key(p.name))
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    """(width, height) from the file's header, without decoding the pixels."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except (OSError, UnidentifiedImageError) as exc:
+        raise InputError(f"{path}: cannot be read as an image ({exc}). Replace or remove the file.") from None
+
+
+def _to_rgb_float(image: np.ndarray, path: Path) -> np.ndarray:
+    """Any decoded image → [H, W, 3] float32 in [0, 1] (grey is repeated, alpha dropped)."""
+    if image.ndim == 2:
+        image = image[..., None]
+    if image.ndim != 3 or image.shape[2] not in (1, 2, 3, 4):
+        raise InputError(f"{path}: unsupported image layout {image.shape}; expected grey, RGB or RGBA.")
+    if image.shape[2] in (1, 2):  # grey (+ alpha)
+        image = np.repeat(image[..., :1], 3, axis=2)
+    image = image[..., :3]
+    if image.dtype == np.uint8:
+        return image.astype(np.float32) / 255.0
+    if image.dtype == np.uint16:
+        return image.astype(np.float32) / 65535.0
+    if np.issubdtype(image.dtype, np.floating):
+        return np.clip(image.astype(np.float32), 0.0, 1.0)
+    raise InputError(f"{path}: unsupported pixel type {image.dtype}; use 8- or 16-bit PNG or JPEG.")
+
+
+# --------------------------------------------------------------------------------------------------
+# Public types
+
+
+@dataclass(frozen=True, eq=False)
+class CameraFootage:
+    """The footage of one camera of a take.
+
+    Attributes:
+        name: camera name (the video's file stem or the image folder's name).
+        path: the video file or the image folder.
+        kind: "video" or "images".
+        width: frame width in pixels.
+        height: frame height in pixels.
+        fps: frames per second.
+        num_frames: number of frames in the source.
+        offset: frame `i` of the source shows take frame `i + offset`.
+        frame_paths: for "images", the frame files in order; empty for "video".
+    """
+
+    name: str
+    path: Path
+    kind: SourceKind
+    width: int
+    height: int
+    fps: float
+    num_frames: int
+    offset: int = 0
+    frame_paths: tuple[Path, ...] = field(default=(), repr=False)
+    _cursor: _VideoCursor | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.kind == "video":
+            object.__setattr__(self, "_cursor", _VideoCursor(self.path, self.fps, self.width, self.height))
+
+    @property
+    def frames(self) -> range:
+        """The take frame numbers this camera shows."""
+        return range(self.offset, self.offset + self.num_frames)
+
+    def read(self, frame: int) -> np.ndarray:
+        """One frame.
+
+        Args:
+            frame: take frame number, in `self.frames`.
+
+        Returns:
+            [H, W, 3] float32 RGB in [0, 1].
+
+        Raises:
+            InputError: the frame is outside this camera's footage, or cannot be decoded.
+        """
+        frame = int(frame)
+        if frame not in self.frames:
+            raise InputError(
+                f"camera {self.name}: take frame {frame} is outside its footage (frames "
+                f"{self.frames.start} to {self.frames.stop - 1}, offset {self.offset})."
+            )
+        index = frame - self.offset
+        if self._cursor is not None:
+            return self._cursor.read(index).astype(np.float32) / 255.0
+        return self._read_image(self.frame_paths[index])
+
+    def iter_frames(self, start: int | None = None, stop: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        """Frames in order, decoded one at a time.
+
+        Args:
+            start: first take frame (default: this camera's first).
+            stop: take frame to stop before (default: after this camera's last).
+
+        Yields:
+            (take frame number, [H, W, 3] float32 RGB in [0, 1]).
+        """
+        start = self.frames.start if start is None else int(start)
+        stop = self.frames.stop if stop is None else int(stop)
+        for frame in range(start, stop):
+            yield frame, self.read(frame)
+
+    def close(self) -> None:
+        """Stop the open decoder, if any (reading again re-opens it)."""
+        if self._cursor is not None:
+            self._cursor.close()
+
+    def _read_image(self, path: Path) -> np.ndarray:
+        import imageio.v3 as iio
+
+        try:
+            image = _to_rgb_float(np.asarray(iio.imread(path)), path)
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{path}: cannot be read as an image ({exc}). Replace the file.") from None
+        if image.shape[:2] != (self.height, self.width):
+            raise InputError(
+                f"{path}: is {image.shape[1]}x{image.shape[0]} but camera {self.name}'s frames are "
+                f"{self.width}x{self.height}. All frames of a sequence must have one size."
+            )
+        return image
+
+
+@dataclass(frozen=True, eq=False)
+class Footage:
+    """A take: every camera's footage on one frame clock, with an optional calibration.
+
+    Attributes:
+        root: the take folder.
+        sources: one per camera, sorted by camera name.
+        fps: frames per second, shared by all cameras.
+        num_frames: length of the take (frames that every camera shows).
+        first_frame: the take's first frame number (0 unless offsets shift the cameras).
+        calibration: the cameras, ordered like `sources`, or None.
+    """
+
+    root: Path
+    sources: tuple[CameraFootage, ...]
+    fps: float
+    num_frames: int
+    first_frame: int
+    calibration: Camera | None = None
+
+    @property
+    def camera_names(self) -> tuple[str, ...]:
+        """Names of the cameras, in the order of `sources`."""
+        return tuple(s.name for s in self.sources)
+
+    @property
+    def frames(self) -> range:
+        """The take frame numbers that every camera shows."""
+        return range(self.first_frame, self.first_frame + self.num_frames)
+
+    def source(self, name: str) -> CameraFootage:
+        """The footage of the camera called `name`."""
+        for s in self.sources:
+            if s.name == name:
+                return s
+        raise InputError(f"{self.root}: no camera named {name!r}; the cameras are {list(self.camera_names)}.")
+
+    def close(self) -> None:
+        """Stop every open decoder."""
+        for s in self.sources:
+            s.close()
+
+    def __enter__(self) -> "Footage":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# --------------------------------------------------------------------------------------------------
+# Opening a take
+
+
+@dataclass(frozen=True)
+class _Probe:
+    """What opening a source learns, before offsets are applied."""
+
+    name: str
+    path: Path
+    kind: SourceKind
+    width: int
+    height: int
+    fps: float
+    num_frames: int
+    frame_paths: tuple[Path, ...] = ()
+
+
+def _discover(folder: Path) -> list[tuple[str, Path, SourceKind]]:
+    """(camera name, path, kind) of every footage source in `folder`, sorted by name."""
+    found: dict[str, tuple[Path, SourceKind]] = {}
+    for entry in sorted(folder.iterdir()):
+        if entry.name.startswith("."):
+            continue
+        if entry.is_file() and entry.suffix.lower() in VIDEO_SUFFIXES:
+            name, kind = entry.stem, "video"
+        elif entry.is_dir() and _image_files(entry):
+            name, kind = entry.name, "images"
+        else:
+            continue
+        if name in found:
+            raise InputError(
+                f"{folder}: camera {name!r} has two sources, {found[name][0].name} and {entry.name}. "
+                "Keep one and move the other out of the take folder."
+            )
+        found[name] = (entry, kind)  # type: ignore[assignment]
+    return [(name, *found[name]) for name in sorted(found, key=_natural_key)]
+
+
+def _probe_video(name: str, path: Path) -> _Probe:
+    """Size, rate and exact frame count of a video, without keeping any frame."""
+    import imageio_ffmpeg
+
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: the video file of camera {name} is empty. Re-copy or re-export it.")
+    stream = imageio_ffmpeg.read_frames(str(path))
+    try:
+        meta = next(stream)
+    except (OSError, RuntimeError, StopIteration) as exc:
+        raise InputError(
+            f"{path}: camera {name}'s video cannot be read ({_ffmpeg_reason(str(exc))}). The file may be "
+            "truncated or not a video; re-copy or re-export it."
+        ) from None
+    finally:
+        stream.close()
+    try:
+        # ffmpeg decodes the whole video once, to nowhere (no frame is kept): exact where container
+        # metadata can be wrong, at the cost of one pass over the file.
+        num_frames, seconds = imageio_ffmpeg.count_frames_and_secs(str(path))
+    except RuntimeError as exc:
+        raise InputError(
+            f"{path}: camera {name}'s video cannot be decoded ({_ffmpeg_reason(str(exc))}). Re-copy or "
+            "re-export it."
+        ) from None
+    if not num_frames:
+        raise InputError(f"{path}: camera {name}'s video has no frames. Re-copy or re-export it.")
+    fps = float(meta.get("fps") or 0.0)
+    if not (math.isfinite(fps) and fps > 0):
+        fps = num_frames / seconds if seconds else 0.0
+    if not fps > 0:
+        raise InputError(f"{path}: camera {name}'s video has no frame rate. Re-export it with one.")
+    width, height = (int(v) for v in meta["size"])
+    return _Probe(name, path, "video", width, height, fps, int(num_frames))
+
+
+def _probe_images(name: str, folder: Path, fps: float) -> _Probe:
+    """Size and frame list of an image sequence; every frame must have the same size."""
+    files = _image_files(folder)
+    width, height = _image_size(files[0])
+    for path in files[1:]:
+        size = _image_size(path)
+        if size != (width, height):
+            raise InputError(
+                f"{path}: is {size[0]}x{size[1]} but {files[0].name} (the first frame of camera {name}) is "
+                f"{width}x{height}. All frames of a sequence must have one size; resize or remove it."
+            )
+    return _Probe(name, folder, "images", width, height, fps, len(files), tuple(files))
+
+
+def _check_offsets(offsets: Mapping[str, int], names: list[str], folder: Path) -> dict[str, int]:
+    unknown = sorted(set(offsets) - set(names))
+    if unknown:
+        raise InputError(f"{folder}: offsets name cameras without footage {unknown}; the cameras are {names}.")
+    checked = {}
+    for name, value in offsets.items():
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise InputError(f"camera {name}: offset must be a whole number of frames, got {value!r}.")
+        checked[name] = int(value)
+    return checked
+
+
+def _check_fps(probes: list[_Probe], folder: Path) -> float:
+    rates = {p.name: p.fps for p in probes}
+    reference = probes[0].fps
+    if any(abs(r - reference) > FPS_RELATIVE_TOLERANCE * reference for r in rates.values()):
+        listed = ", ".join(f"{n} {r:g} fps" for n, r in rates.items())
+        hint = (
+            f" Image sequences play at the fps you give (default {DEFAULT_IMAGE_FPS:g})."
+            if any(p.kind == "images" for p in probes)
+            else ""
+        )
+        raise InputError(
+            f"{folder}: the cameras have different frame rates ({listed}). Conform them to one rate "
+            f"(e.g. re-export) before making a take.{hint}"
+        )
+    return reference
+
+
+def _take_range(probes: list[_Probe], offsets: dict[str, int] | None, folder: Path) -> tuple[int, int]:
+    """(first frame, number of frames) of the take."""
+    counts = {p.name: p.num_frames for p in probes}
+    if offsets is None:
+        if len(set(counts.values())) > 1:
+            listed = ", ".join(f"{n} {c}" for n, c in counts.items())
+            raise InputError(
+                f"{folder}: the cameras have different frame counts ({listed}). Trim them to the same "
+                "length, or give per-camera offsets so the take is the frames all cameras cover."
+            )
+        return 0, probes[0].num_frames
+    first = max(offsets.get(p.name, 0) for p in probes)
+    stop = min(offsets.get(p.name, 0) + p.num_frames for p in probes)
+    if stop <= first:
+        listed = ", ".join(
+            f"{p.name} {offsets.get(p.name, 0)}..{offsets.get(p.name, 0) + p.num_frames - 1}" for p in probes
+        )
+        raise InputError(
+            f"{folder}: with these offsets no take frame is shown by every camera (frames: {listed}). "
+            "Check the offsets."
+        )
+    return first, stop - first
+
+
+def _find_calibration(folder: Path, calibration: str | os.PathLike | Camera | None) -> tuple[Camera | None, str]:
+    """The calibration to attach and where it came from (for messages)."""
+    if isinstance(calibration, Camera):
+        return calibration, "the given calibration"
+    if calibration is not None:
+        return load_calibration(calibration), str(calibration)
+    for name in CALIBRATION_FILES:
+        if (folder / name).is_file():
+            logger.info("%s: using the calibration in %s", folder, name)
+            return load_calibration(folder / name), str(folder / name)
+    return None, ""
+
+
+def _match_calibration(camera: Camera, where: str, probes: list[_Probe]) -> Camera:
+    """The calibration reordered like the footage, after checking that they describe the same cameras."""
+    names = [p.name for p in probes]
+    extra = [n for n in camera.names if n not in names]
+    if extra:
+        raise InputError(
+            f"{where}: calibrates cameras {extra} that have no footage (the footage cameras are {names}). "
+            "Add their videos, or remove them from the calibration."
+        )
+    missing = [n for n in names if n not in camera.names]
+    if missing:
+        raise InputError(
+            f"{where}: has no entry for cameras {missing} that have footage. Add them to the calibration "
+            "or move their files out of the take folder."
+        )
+    ordered = camera.select(names)
+    for i, p in enumerate(probes):
+        size = (int(ordered.width[i]), int(ordered.height[i]))
+        if size != (p.width, p.height):
+            raise InputError(
+                f"{where}: camera {p.name} is calibrated at {size[0]}x{size[1]} but its footage "
+                f"{p.path.name} is {p.width}x{p.height}. Use the calibration made for this resolution."
+            )
+    return ordered
+
+
+def open_footage(
+    folder: str | os.PathLike,
+    calibration: str | os.PathLike | Camera | None = None,
+    offsets: Mapping[str, int] | None = None,
+    fps: float | None = None,
+) -> Footage:
+    """Open a take folder lazily: headers are read and frames counted, nothing is kept in memory.
+
+    Args:
+        folder: the take folder (see the module docstring for its layout).
+        calibration: a `calibration.json` (reshoot/cameras) or caliscope `camera_array.toml`, or a
+            Camera; by default `folder/calibration.json` or `folder/camera_array.toml` if present.
+            It must describe exactly the cameras with footage, at the footage's image size.
+        offsets: camera name → frames; frame `i` of that camera shows take frame `i + offset`
+            (missing cameras: 0). With offsets the take is the frame range every camera covers;
+            without, every camera must have the same number of frames.
+        fps: frame rate of image sequences (default 24); videos carry their own.
+
+    Returns:
+        The Footage, sources sorted by camera name, calibration in the same order.
+
+    Raises:
+        InputError: the folder is missing or has no footage; a video is empty, truncated or
+            unreadable; the cameras disagree in frame rate or (without offsets) frame count; the
+            offsets leave no common frame; the calibration misses a camera, names one without
+            footage, or has another image size; an image sequence mixes sizes.
+    """
+    folder = Path(folder)
+    if not folder.exists():
+        raise InputError(f"{folder}: no such folder. Give the folder that holds the take's videos.")
+    if not folder.is_dir():
+        raise InputError(f"{folder}: is a file; give the folder that holds the take's per-camera videos.")
+    if fps is not None and not (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0):
+        raise InputError(f"fps must be a positive number of frames per second, got {fps!r}.")
+    found = _discover(folder)
+    if not found:
+        raise InputError(
+            f"{folder}: no footage found. Put one video per camera in it (<camera>{'/'.join(VIDEO_SUFFIXES)}) "
+            f"or one folder of frames per camera (<camera>/ with {'/'.join(IMAGE_SUFFIXES)} files)."
+        )
+    names = [name for name, _, _ in found]
+    checked_offsets = None if offsets is None else _check_offsets(offsets, names, folder)
+    image_fps = DEFAULT_IMAGE_FPS if fps is None else float(fps)
+    probes = [
+        _probe_video(name, path) if kind == "video" else _probe_images(name, path, image_fps)
+        for name, path, kind in found
+    ]
+    take_fps = _check_fps(probes, folder)
+    if fps is not None and abs(take_fps - fps) > FPS_RELATIVE_TOLERANCE * take_fps:
+        raise InputError(
+            f"{folder}: fps={fps:g} was given but the videos play at {take_fps:g} fps. Leave fps out "
+            "(it sets the rate of image sequences) or conform the videos."
+        )
+    first_frame, num_frames = _take_range(probes, checked_offsets, folder)
+    camera, where = _find_calibration(folder, calibration)
+    ordered = None if camera is None else _match_calibration(camera, where, probes)
+    sources = tuple(
+        CameraFootage(
+            p.name, p.path, p.kind, p.width, p.height, p.fps, p.num_frames,
+            (checked_offsets or {}).get(p.name, 0), p.frame_paths,
+        )
+        for p in probes
+    )
+    logger.info(
+        "%s: %d cameras, %d frames from %d at %g fps%s", folder, len(sources), num_frames, first_frame,
+        take_fps, ", calibrated" if ordered is not None else "",
+    )
+    return Footage(folder, sources, take_fps, num_frames, first_frame, ordered)

@@ -1,0 +1,63 @@
+"""Settings of the synthetic film-set generator."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from reshoot.geometry.errors import InputError
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """A synthetic take: one procedural set, its action, and the cameras that film it.
+
+    Attributes:
+        cameras: production cameras (footage). 4 = wide, two mediums, a reverse; more add mediums.
+        frames: frames in the take.
+        width: image width in pixels (even: H.264 4:2:0 needs it).
+        height: image height in pixels (even).
+        characters: walking characters, 1 to 3.
+        props: props standing on the floor, 2 to 6.
+        seed: everything (set, action, cameras, textures) follows from it.
+        fps: frame rate of the take.
+        distortion: give production lenses mild radial distortion (OpenCV k1 k2), recorded in gt/.
+        antialias: supersamples per axis on the static set and at moving edges (1 = none).
+        texels_per_m: texture resolution of set surfaces.
+        video_crf: H.264 constant rate factor of the footage (lower = better; 17 is visually lossless).
+    """
+
+    cameras: int = 4
+    frames: int = 48
+    width: int = 640
+    height: int = 360
+    characters: int = 2
+    props: int = 4
+    seed: int = 0
+    fps: float = 24.0
+    distortion: bool = False
+    antialias: int = 2
+    texels_per_m: float = 110.0
+    video_crf: int = 17
+
+    def __post_init__(self) -> None:
+        checks = [
+            (1 <= self.cameras <= 8, f"cameras must be 1 to 8, got {self.cameras}"),
+            (1 <= self.frames <= 10000, f"frames must be 1 to 10000, got {self.frames}"),
+            (self.width >= 32 and self.height >= 32, f"size must be at least 32x32, got {self.width}x{self.height}"),
+            (self.width % 2 == 0 and self.height % 2 == 0,
+             f"width and height must be even (H.264 needs it), got {self.width}x{self.height}"),
+            (1 <= self.characters <= 3, f"characters must be 1 to 3, got {self.characters}"),
+            (2 <= self.props <= 6, f"props must be 2 to 6, got {self.props}"),
+            (self.fps > 0, f"fps must be positive, got {self.fps}"),
+            (1 <= self.antialias <= 5, f"antialias must be 1 to 5, got {self.antialias}"),
+            (0 <= self.video_crf <= 51, f"video_crf must be 0 to 51, got {self.video_crf}"),
+            (self.texels_per_m > 0, "texels_per_m must be positive"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise InputError(f"synthetic take: {message}.")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved settings, as saved beside the take."""
+        return asdict(self)

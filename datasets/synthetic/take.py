@@ -1,0 +1,169 @@
+"""Write a synthetic take: the same on-disk footage as a real take, plus ground truth.
+
+```
+OUT/
+  take.json                   reshoot/synthetic-take: settings, seed, set size, camera roles
+  footage/<camera>.mp4        production cameras, H.264
+  gt/cameras.json             reshoot/cameras: every camera, production and ground-truth-only
+  gt/entities.json            reshoot/layout: every character and prop, per frame
+  gt/maps/<camera>.npz        depth [T, H, W] float32 metres (0 = no surface),
+                              entity_ids [T, H, W] int32 (-1 = none), frames [T] int64
+  gt/frames/<camera>/NNNNNN.png   RGB of the ground-truth-only cameras (overhead, high_angle)
+```
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import imageio.v2 as imageio_v2
+import imageio.v3 as iio
+import numpy as np
+
+from reshoot.geometry.cameras_io import write_cameras_json
+from reshoot.geometry.files import atomic_directory, write_json_document
+
+from .config import SynthConfig
+from .render import SetRenderer
+from .scene import FilmSet, build_film_set
+
+log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[str, int, int], None]
+"""progress(what, done, total): called as work advances; the CLI renders it."""
+
+
+@dataclass(frozen=True)
+class TakeSummary:
+    """What `generate_take` wrote.
+
+    Attributes:
+        root: the take folder.
+        production_cameras: names of the cameras with footage.
+        ground_truth_cameras: names of the ground-truth-only cameras.
+        frames: frames per camera.
+        seconds: wall time spent.
+    """
+
+    root: Path
+    production_cameras: tuple[str, ...]
+    ground_truth_cameras: tuple[str, ...]
+    frames: int
+    seconds: float
+
+
+def frame_file_name(frame: int) -> str:
+    """`NNNNNN.png` for a take frame number."""
+    return f"{frame:06d}.png"
+
+
+def _to_uint8(rgb: np.ndarray) -> np.ndarray:
+    return (np.clip(rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def _video_writer(path: Path, config: SynthConfig):
+    return imageio_v2.get_writer(
+        path, format="FFMPEG", mode="I", fps=config.fps, codec="libx264", quality=None,
+        pixelformat="yuv420p", macro_block_size=2, ffmpeg_log_level="error",
+        # Deterministic output: one encoder thread, no encoder/muxer version strings.
+        ffmpeg_params=["-crf", str(config.video_crf), "-preset", "medium", "-threads", "1",
+                       "-bitexact", "-fflags", "+bitexact", "-map_metadata", "-1"],
+    )
+
+
+def _entities_document(film_set: FilmSet) -> dict:
+    entities = []
+    for entity in film_set.entities:
+        frames = [None] if entity.kind == "prop" else range(film_set.frames)
+        records = []
+        for frame in frames:
+            lo, hi = film_set.entity_box(entity, 0 if frame is None else frame)
+            records.append({
+                "frame": frame,
+                "position": [round(float(x), 6) for x in (lo + hi) / 2],
+                "box_min": [round(float(x), 6) for x in lo],
+                "box_max": [round(float(x), 6) for x in hi],
+                "confidence": 1.0,
+            })
+        entities.append({"id": entity.id, "name": entity.name, "kind": entity.kind, "frames": records})
+    return {"entities": entities}
+
+
+def generate_take(
+    out: str | Path, config: SynthConfig, progress: ProgressFn | None = None, overwrite: bool = False
+) -> TakeSummary:
+    """Build, render and write a synthetic take (see the module docstring for the layout).
+
+    The take is written into a temporary folder beside `out` and moved into place at the end, so an
+    interrupted run leaves nothing half-written and an existing take is only replaced on success.
+
+    Raises:
+        InputError: `out` exists and is not empty and `overwrite` is False.
+    """
+    started = time.perf_counter()
+    out = Path(out)
+    report = progress or (lambda what, done, total: None)
+    with atomic_directory(out, overwrite=overwrite) as tmp:
+        report("building the set", 0, 1)
+        film_set = build_film_set(config)
+        cameras = film_set.cameras
+        production = tuple(n for n in cameras.names if film_set.roles[n] == "production")
+        ground_truth = tuple(n for n in cameras.names if film_set.roles[n] == "ground_truth")
+        renderer = SetRenderer(film_set, config.antialias)
+
+        write_cameras_json(
+            tmp / "gt" / "cameras.json", cameras,
+            attributes={n: {"role": film_set.roles[n]} for n in cameras.names},
+            extra={"fps": config.fps, "frames": config.frames},
+        )
+        write_json_document(tmp / "gt" / "entities.json", "layout", 1, _entities_document(film_set))
+        (tmp / "footage").mkdir()
+        for name in ground_truth:
+            (tmp / "gt" / "frames" / name).mkdir(parents=True)
+
+        shape = (config.frames, config.height, config.width)
+        depth = {n: np.zeros(shape, np.float32) for n in cameras.names}
+        entity_ids = {n: np.full(shape, -1, np.int32) for n in cameras.names}
+        writers = {n: _video_writer(tmp / "footage" / f"{n}.mp4", config) for n in production}
+        try:
+            for frame in range(config.frames):
+                scene = renderer.frame_scene(frame)
+                for index, name in enumerate(cameras.names):
+                    view = renderer.render(index, frame, scene)
+                    depth[name][frame] = view.depth
+                    entity_ids[name][frame] = view.entity_ids
+                    if name in writers:
+                        writers[name].append_data(_to_uint8(view.rgb))
+                    else:
+                        iio.imwrite(tmp / "gt" / "frames" / name / frame_file_name(frame), _to_uint8(view.rgb))
+                report("rendering frames", frame + 1, config.frames)
+        finally:
+            for writer in writers.values():
+                writer.close()
+
+        (tmp / "gt" / "maps").mkdir()
+        frame_numbers = np.arange(config.frames, dtype=np.int64)
+        for i, name in enumerate(cameras.names):
+            np.savez_compressed(tmp / "gt" / "maps" / f"{name}.npz", depth=depth[name],
+                                entity_ids=entity_ids[name], frames=frame_numbers)
+            report("writing ground truth", i + 1, len(cameras.names))
+
+        write_json_document(tmp / "take.json", "synthetic-take", 1, {
+            "generator": "reshoot.datasets.synthetic",
+            "config": config.to_dict(),
+            "seed": config.seed,
+            "fps": config.fps,
+            "frames": config.frames,
+            "first_frame": 0,
+            "floor_size": [float(s) for s in film_set.floor_size],
+            "walls": film_set.walls,
+            "production_cameras": list(production),
+            "ground_truth_cameras": list(ground_truth),
+        })
+    seconds = time.perf_counter() - started
+    log.info("synthetic take written to %s in %.1f s", out, seconds)
+    return TakeSummary(out, production, ground_truth, config.frames, seconds)

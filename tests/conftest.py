@@ -1,0 +1,44 @@
+"""Shared fixtures. Everything runs on CPU; tests that need CUDA are marked `gpu` and skip without it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def pytest_collection_modifyitems(config, items):
+    try:
+        import torch
+
+        has_cuda = torch.cuda.is_available()
+    except ImportError:  # pragma: no cover - torch is a hard dependency
+        has_cuda = False
+    skip_gpu = pytest.mark.skip(reason="needs CUDA (no GPU on this machine)")
+    for item in items:
+        if "gpu" in item.keywords and not has_cuda:
+            item.add_marker(skip_gpu)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data: real multi-view images (read-only)."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real data not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+# A small synthetic take, made once per test session: 4 production cameras + 2 ground-truth cameras.
+SMALL_TAKE = dict(cameras=4, frames=10, width=224, height=128, characters=2, props=4, seed=3)
+
+
+@pytest.fixture(scope="session")
+def small_take(tmp_path_factory) -> Path:
+    from reshoot.datasets.synthetic import SynthConfig, generate_take
+
+    out = tmp_path_factory.mktemp("takes") / "small"
+    generate_take(out, SynthConfig(**SMALL_TAKE))
+    return out
