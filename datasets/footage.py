@@ -23,7 +23,7 @@ import logging
 import math
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator, Literal, Mapping
 
@@ -321,20 +321,6 @@ class Footage:
 # Opening a take
 
 
-@dataclass(frozen=True)
-class _Probe:
-    """What opening a source learns, before offsets are applied."""
-
-    name: str
-    path: Path
-    kind: SourceKind
-    width: int
-    height: int
-    fps: float
-    num_frames: int
-    frame_paths: tuple[Path, ...] = ()
-
-
 def _discover(folder: Path) -> list[tuple[str, Path, SourceKind]]:
     """(camera name, path, kind) of every footage source in `folder`, sorted by name."""
     found: dict[str, tuple[Path, SourceKind]] = {}
@@ -356,7 +342,7 @@ def _discover(folder: Path) -> list[tuple[str, Path, SourceKind]]:
     return [(name, *found[name]) for name in sorted(found, key=_natural_key)]
 
 
-def _probe_video(name: str, path: Path) -> _Probe:
+def _probe_video(name: str, path: Path) -> CameraFootage:
     """Size, rate and exact frame count of a video, without keeping any frame."""
     import imageio_ffmpeg
 
@@ -389,10 +375,10 @@ def _probe_video(name: str, path: Path) -> _Probe:
     if not fps > 0:
         raise InputError(f"{path}: camera {name}'s video has no frame rate. Re-export it with one.")
     width, height = (int(v) for v in meta["size"])
-    return _Probe(name, path, "video", width, height, fps, int(num_frames))
+    return CameraFootage(name, path, "video", width, height, fps, int(num_frames))
 
 
-def _probe_images(name: str, folder: Path, fps: float) -> _Probe:
+def _probe_images(name: str, folder: Path, fps: float) -> CameraFootage:
     """Size and frame list of an image sequence; every frame must have the same size."""
     files = _image_files(folder)
     width, height = _image_size(files[0])
@@ -403,7 +389,7 @@ def _probe_images(name: str, folder: Path, fps: float) -> _Probe:
                 f"{path}: is {size[0]}x{size[1]} but {files[0].name} (the first frame of camera {name}) is "
                 f"{width}x{height}. All frames of a sequence must have one size; resize or remove it."
             )
-    return _Probe(name, folder, "images", width, height, fps, len(files), tuple(files))
+    return CameraFootage(name, folder, "images", width, height, fps, len(files), frame_paths=tuple(files))
 
 
 def _check_offsets(offsets: Mapping[str, int], names: list[str], folder: Path) -> dict[str, int]:
@@ -418,7 +404,7 @@ def _check_offsets(offsets: Mapping[str, int], names: list[str], folder: Path) -
     return checked
 
 
-def _check_fps(probes: list[_Probe], folder: Path) -> float:
+def _check_fps(probes: list[CameraFootage], folder: Path) -> float:
     rates = {p.name: p.fps for p in probes}
     reference = probes[0].fps
     if any(abs(r - reference) > FPS_RELATIVE_TOLERANCE * reference for r in rates.values()):
@@ -435,7 +421,7 @@ def _check_fps(probes: list[_Probe], folder: Path) -> float:
     return reference
 
 
-def _take_range(probes: list[_Probe], offsets: dict[str, int] | None, folder: Path) -> tuple[int, int]:
+def _take_range(probes: list[CameraFootage], offsets: dict[str, int] | None, folder: Path) -> tuple[int, int]:
     """(first frame, number of frames) of the take."""
     counts = {p.name: p.num_frames for p in probes}
     if offsets is None:
@@ -472,7 +458,7 @@ def _find_calibration(folder: Path, calibration: str | os.PathLike | Camera | No
     return None, ""
 
 
-def _match_calibration(camera: Camera, where: str, probes: list[_Probe]) -> Camera:
+def _match_calibration(camera: Camera, where: str, probes: list[CameraFootage]) -> Camera:
     """The calibration reordered like the footage, after checking that they describe the same cameras."""
     names = [p.name for p in probes]
     extra = [n for n in camera.names if n not in names]
@@ -554,13 +540,7 @@ def open_footage(
     first_frame, num_frames = _take_range(probes, checked_offsets, folder)
     camera, where = _find_calibration(folder, calibration)
     ordered = None if camera is None else _match_calibration(camera, where, probes)
-    sources = tuple(
-        CameraFootage(
-            p.name, p.path, p.kind, p.width, p.height, p.fps, p.num_frames,
-            (checked_offsets or {}).get(p.name, 0), p.frame_paths,
-        )
-        for p in probes
-    )
+    sources = tuple(replace(p, offset=(checked_offsets or {}).get(p.name, 0)) for p in probes)
     logger.info(
         "%s: %d cameras, %d frames from %d at %g fps%s", folder, len(sources), num_frames, first_frame,
         take_fps, ", calibrated" if ordered is not None else "",

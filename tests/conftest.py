@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+# The project's shared folder sits beside the repository; RESHOOT_SHARED_DATA points elsewhere.
+SHARED_DATA = Path(os.environ.get("RESHOOT_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
 def pytest_collection_modifyitems(config, items):
