@@ -94,11 +94,14 @@ def init(
     fps: Optional[float] = typer.Option(None, "--fps", help="Frame rate of image-sequence footage (videos carry theirs)."),
     offset: List[str] = typer.Option([], "--offset", help="Per-camera frame offset CAMERA=FRAMES (repeatable)."),
     force: bool = typer.Option(False, "--force", help="Rewrite the settings of an existing workspace."),
+    survey: Optional[Path] = typer.Option(
+        None, "--survey", help="Photos (folder) or a video of a walk around the empty set; helps registration."
+    ),
 ) -> None:
     """Create a workspace for a take: check the footage and write WORKSPACE/reshoot.toml."""
     from reshoot.workspace import WORKSPACE_FILE, init_workspace
 
-    settings = init_workspace(workspace, footage, calibration, sensitive, fps, _parse_offsets(offset), force)
+    settings = init_workspace(workspace, footage, calibration, sensitive, fps, _parse_offsets(offset), force, survey)
     console.print(
         f"[green]workspace[/green] {workspace}/{WORKSPACE_FILE}: {len(settings.cameras)} cameras "
         f"({', '.join(settings.cameras)}), {settings.frames} frames at {settings.fps:g} fps"
@@ -134,6 +137,74 @@ def synth(
         f"{summary.frames} frames in {summary.seconds:.1f} s"
     )
     print(out)
+
+
+def _parse_scale(known_distance: Optional[str], camera_height: List[str]):
+    from reshoot.registration import ScaleHint
+
+    distance = None
+    if known_distance:
+        pair, sep, metres = known_distance.partition("=")
+        a, colon, b = pair.partition(":")
+        try:
+            distance = (a, b, float(metres))
+        except ValueError:
+            distance = None
+        if not (sep and colon and a and b and distance and distance[2] > 0):
+            raise typer.BadParameter(f"{known_distance!r} is not CAMERA_A:CAMERA_B=METRES, e.g. a_wide:b_medium=2.4")
+    heights = {}
+    for item in camera_height:
+        name, sep, metres = item.rpartition("=")
+        try:
+            heights[name if sep else "*"] = float(metres)
+        except ValueError:
+            raise typer.BadParameter(f"{item!r} is not METRES or CAMERA=METRES, e.g. 1.6 or a_wide=1.62") from None
+    if distance is None and not heights:
+        return None
+    return ScaleHint(known_distance=distance, camera_heights=heights)
+
+
+@app.command()
+def register(
+    workspace: Path = typer.Argument(..., help="The workspace (made by reshoot init)."),
+    survey: Optional[Path] = typer.Option(None, "--survey", help="Survey photos or video (overrides the workspace's)."),
+    no_survey: bool = typer.Option(False, "--no-survey", help="Do not use a survey, even if the workspace has one."),
+    known_distance: Optional[str] = typer.Option(
+        None, "--known-distance", help="Metric scale from the distance between two camera centres: A:B=METRES."
+    ),
+    camera_height: List[str] = typer.Option(
+        [], "--camera-height", help="Metric scale from camera heights above the floor: METRES (mean) or CAMERA=METRES."
+    ),
+    calibration_mode: str = typer.Option(
+        "auto", "--calibration-mode",
+        help="With a calibration: auto/poses (use its poses), intrinsics (only its lenses), none (ignore it).",
+    ),
+    samples: int = typer.Option(24, "--samples", help="Frames per camera for its clean plate."),
+    seed: int = typer.Option(0, "--seed", help="Seed of RANSAC and the mapper."),
+) -> None:
+    """Register the cameras into one gravity-aligned world frame (floor at z = 0)."""
+    from rich.table import Table
+
+    from reshoot.registration import RegistrationOptions, register as run_registration
+
+    options = RegistrationOptions(survey=survey, no_survey=no_survey, scale=_parse_scale(known_distance, camera_height),
+                                  calibration_mode=calibration_mode, samples=samples, seed=seed)
+    with _progress() as progress:
+        summary = run_registration(workspace, options, progress)
+    table = Table(title=f"registration ({summary.mode}): {summary.points} points, up from {summary.up_source}, "
+                        f"scale {summary.scale_source}")
+    for column in ("camera", "registered", "features", "matches", "reproj. px", "why not"):
+        table.add_column(column)
+    for o in summary.cameras:
+        error = "" if o.reprojection_error_px != o.reprojection_error_px else f"{o.reprojection_error_px:.2f}"
+        table.add_row(o.name, "yes" if o.registered else "[red]no[/red]", str(o.keypoints),
+                      str(o.verified_matches), error, escape(o.reason))
+    console.print(table)
+    print(summary.folder)
+    if summary.failed:
+        names = ", ".join(f"{o.name} ({o.reason}; {o.suggestion})" for o in summary.failed)
+        console.print("[red]error:[/red] " + escape(f"not registered: {names}. The other cameras were written."))
+        raise typer.Exit(3)
 
 
 def main(argv: Optional[List[str]] = None) -> None:

@@ -342,8 +342,12 @@ def _discover(folder: Path) -> list[tuple[str, Path, SourceKind]]:
     return [(name, *found[name]) for name in sorted(found, key=_natural_key)]
 
 
-def _probe_video(name: str, path: Path) -> CameraFootage:
-    """Size, rate and exact frame count of a video, without keeping any frame."""
+def probe_video(name: str, path: Path) -> CameraFootage:
+    """One video as a camera's footage: size, rate and exact frame count, without keeping any frame.
+
+    Raises:
+        InputError: the file is empty, truncated, not a video, or has no frames or frame rate.
+    """
     import imageio_ffmpeg
 
     if path.stat().st_size == 0:
@@ -528,7 +532,7 @@ def open_footage(
     checked_offsets = None if offsets is None else _check_offsets(offsets, names, folder)
     image_fps = DEFAULT_IMAGE_FPS if fps is None else float(fps)
     probes = [
-        _probe_video(name, path) if kind == "video" else _probe_images(name, path, image_fps)
+        probe_video(name, path) if kind == "video" else _probe_images(name, path, image_fps)
         for name, path, kind in found
     ]
     take_fps = _check_fps(probes, folder)

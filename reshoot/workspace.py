@@ -15,6 +15,9 @@ cameras = ["a_wide", "b_medium"]
 [footage.offsets]               # camera frame i shows take frame i + offset
 a_wide = 0
 
+[survey]                        # optional: photos or a video walking around the empty set
+path = "../take/survey"
+
 [scale]
 source = "arbitrary"            # or "known_distance" / "camera_height" with their values
 
@@ -57,6 +60,7 @@ class WorkspaceSettings:
         offsets: per-camera frame offsets.
         sensitive: the footage must never be used to train models.
         scale: how metric scale is to be found: {"source": "arbitrary"} or with a hint.
+        survey: a survey of the empty set (photo folder or video), absolute, or None.
     """
 
     root: Path
@@ -69,6 +73,7 @@ class WorkspaceSettings:
     offsets: dict[str, int] = field(default_factory=dict)
     sensitive: bool = False
     scale: dict[str, Any] = field(default_factory=lambda: {"source": "arbitrary"})
+    survey: Path | None = None
 
 
 def _relative(path: Path, root: Path) -> str:
@@ -87,6 +92,7 @@ def init_workspace(
     fps: float | None = None,
     offsets: Mapping[str, int] | None = None,
     force: bool = False,
+    survey: str | Path | None = None,
 ) -> WorkspaceSettings:
     """Create a workspace for a take: check the footage, write `root/reshoot.toml`.
 
@@ -108,6 +114,8 @@ def init_workspace(
     if root.exists() and not root.is_dir():
         raise InputError(f"{root} is a file; the workspace must be a folder.")
     take = open_footage(footage, calibration=calibration, offsets=offsets, fps=fps)
+    if survey is not None and not Path(survey).exists():
+        raise InputError(f"{survey}: no such survey folder or video. Give the photos or video of the set's survey.")
     settings = WorkspaceSettings(
         root=root,
         footage=Path(footage).resolve(),
@@ -118,6 +126,7 @@ def init_workspace(
         cameras=tuple(take.camera_names),
         offsets={s.name: int(s.offset) for s in take.sources},
         sensitive=bool(sensitive),
+        survey=Path(survey).resolve() if survey else None,
     )
     root.mkdir(parents=True, exist_ok=True)
     write_text_atomic(settings_file, _to_toml(settings))
@@ -133,8 +142,10 @@ def _to_toml(settings: WorkspaceSettings) -> str:
         footage["calibration"] = _relative(settings.calibration, settings.root)
     footage.update(fps=settings.fps, frames=settings.frames, first_frame=settings.first_frame,
                    cameras=list(settings.cameras), offsets=dict(settings.offsets))
-    doc = {"format": FORMAT, "version": VERSION, "footage": footage, "scale": dict(settings.scale),
-           "privacy": {"sensitive": settings.sensitive}}
+    doc: dict[str, Any] = {"format": FORMAT, "version": VERSION, "footage": footage}
+    if settings.survey is not None:
+        doc["survey"] = {"path": _relative(settings.survey, settings.root)}
+    doc.update(scale=dict(settings.scale), privacy={"sensitive": settings.sensitive})
     return tomli_w.dumps(doc)
 
 
@@ -174,6 +185,7 @@ def load_workspace(root: str | Path) -> WorkspaceSettings:
             offsets={str(k): int(v) for k, v in footage.get("offsets", {}).items()},
             sensitive=bool(doc.get("privacy", {}).get("sensitive", False)),
             scale=dict(doc.get("scale", {"source": "arbitrary"})),
+            survey=(root / doc["survey"]["path"]).resolve() if "survey" in doc else None,
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise FormatError(f"{settings_file}: missing or malformed setting ({exc}). Rerun `reshoot init --force`.") from None

@@ -4,7 +4,6 @@ model → geometry; datasets → geometry; geometry imports none of the others."
 from __future__ import annotations
 
 import ast
-from pathlib import Path
 
 import pytest
 

@@ -25,6 +25,7 @@ class SynthConfig:
         antialias: supersamples per axis on the static set and at moving edges (1 = none).
         texels_per_m: texture resolution of set surfaces.
         video_crf: H.264 constant rate factor of the footage (lower = better; 17 is visually lossless).
+        survey_frames: photos of a survey walk around the empty set (0 = no survey).
     """
 
     cameras: int = 4
@@ -39,6 +40,7 @@ class SynthConfig:
     antialias: int = 2
     texels_per_m: float = 110.0
     video_crf: int = 17
+    survey_frames: int = 24
 
     def __post_init__(self) -> None:
         checks = [
@@ -53,6 +55,8 @@ class SynthConfig:
             (1 <= self.antialias <= 5, f"antialias must be 1 to 5, got {self.antialias}"),
             (0 <= self.video_crf <= 51, f"video_crf must be 0 to 51, got {self.video_crf}"),
             (self.texels_per_m > 0, "texels_per_m must be positive"),
+            (self.survey_frames == 0 or 8 <= self.survey_frames <= 500,
+             f"survey_frames must be 0 (no survey) or 8 to 500, got {self.survey_frames}"),
         ]
         for ok, message in checks:
             if not ok:

@@ -120,33 +120,40 @@ class SetRenderer:
 
     # -----------------------------------------------------------------------------------------
 
+    def render_static(self, cam: Camera, antialias: int) -> tuple[ViewRender, np.ndarray]:
+        """The static set (no characters) seen by one camera, supersampled everywhere.
+
+        Args:
+            cam: one camera (V = 1), any pose (production, ground truth or survey).
+            antialias: sub-pixel rays per axis.
+
+        Returns:
+            The view, and [H, W] int64 part index of each pixel-centre ray (-1 = void).
+        """
+        h, w = int(cam.height[0]), int(cam.width[0])
+        origin = cam.centers[0].numpy().astype(np.float32)
+        hits = self._static_scene.cast(origin, _pixel_directions(cam).reshape(-1, 3))
+        rgb = self._supersample(self._static_scene, cam, np.argwhere(np.ones((h, w), bool)), 0, antialias)
+        depth = np.where(hits.part >= 0, hits.t, 0).astype(np.float32).reshape(h, w)
+        ids = self.entity_of_part[np.where(hits.part >= 0, hits.part, -1)].reshape(h, w)
+        return ViewRender(rgb.reshape(h, w, 3), depth, ids), hits.part.reshape(h, w)
+
     def _directions(self, camera_index: int) -> np.ndarray:
-        """[H, W, 3] float32 world ray directions of the pixel centres (unit camera z)."""
+        """[H, W, 3] float32 world ray directions of the pixel centres (unit camera z), cached."""
         if camera_index not in self._centre_dirs:
-            cam = self.film_set.cameras.select(camera_index)
-            h, w = int(cam.height[0]), int(cam.width[0])
-            vv, uu = np.mgrid[0:h, 0:w]
-            pixels = np.stack([uu, vv], -1).reshape(1, -1, 2).astype(np.float64)
-            dirs = cam.pixel_directions(torch.from_numpy(pixels))[0].numpy()
-            self._centre_dirs[camera_index] = dirs.reshape(h, w, 3).astype(np.float32)
+            self._centre_dirs[camera_index] = _pixel_directions(self.film_set.cameras.select(camera_index))
         return self._centre_dirs[camera_index]
 
     def _static_view(self, camera_index: int) -> tuple[ViewRender, np.ndarray]:
-        """The static set seen by a camera, supersampled everywhere, and its centre-ray part map."""
+        """`render_static` of a camera of the set, cached."""
         if camera_index not in self._static_cache:
             cam = self.film_set.cameras.select(camera_index)
-            h, w = int(cam.height[0]), int(cam.width[0])
-            origin = cam.centers[0].numpy().astype(np.float32)
-            hits = self._static_scene.cast(origin, self._directions(camera_index).reshape(-1, 3))
-            rgb = self._supersample(self._static_scene, cam, np.argwhere(np.ones((h, w), bool)), 0)
-            depth = np.where(hits.part >= 0, hits.t, 0).astype(np.float32).reshape(h, w)
-            ids = self.entity_of_part[np.where(hits.part >= 0, hits.part, -1)].reshape(h, w)
-            view = ViewRender(rgb.reshape(h, w, 3), depth, ids)
-            self._static_cache[camera_index] = (view, hits.part.reshape(h, w))
+            self._static_cache[camera_index] = self.render_static(cam, self.antialias)
         return self._static_cache[camera_index]
 
-    def _supersample(self, scene: _FrameScene, cam: Camera, pixels_rc: np.ndarray, frame: int) -> np.ndarray:
-        """Mean colour of n×n sub-pixel rays per pixel.
+    def _supersample(self, scene: _FrameScene, cam: Camera, pixels_rc: np.ndarray, frame: int,
+                     antialias: int | None = None) -> np.ndarray:
+        """Mean colour of n×n sub-pixel rays per pixel (n = `antialias`, default the renderer's).
 
         Args:
             pixels_rc: [M, 2] (row, col) integer pixel positions.
@@ -154,7 +161,7 @@ class SetRenderer:
         Returns:
             [M, 3] float32.
         """
-        n = self.antialias
+        n = antialias or self.antialias
         offsets = (np.arange(n) + 0.5) / n - 0.5
         du, dv = np.meshgrid(offsets, offsets)
         sub = np.stack([du.ravel(), dv.ravel()], -1)  # [S, 2] in pixels
@@ -200,6 +207,14 @@ class SetRenderer:
                      + 0.18 * np.clip(n_world @ FILL_LIGHT, 0, None)[:, None])
             colour[sel] = albedo * light
         return np.clip(colour, 0.0, 1.0).astype(np.float32)
+
+
+def _pixel_directions(cam: Camera) -> np.ndarray:
+    """[H, W, 3] float32 world ray directions of one camera's pixel centres (unit camera z)."""
+    h, w = int(cam.height[0]), int(cam.width[0])
+    vv, uu = np.mgrid[0:h, 0:w]
+    pixels = np.stack([uu, vv], -1).reshape(1, -1, 2).astype(np.float64)
+    return cam.pixel_directions(torch.from_numpy(pixels))[0].numpy().reshape(h, w, 3).astype(np.float32)
 
 
 def _hit_boundaries(part: np.ndarray) -> np.ndarray:

@@ -83,6 +83,8 @@ class FilmSet:
         cameras: production cameras first, then the ground-truth-only ones.
         roles: camera name → "production" | "ground_truth".
         frames: frames in the take.
+        survey: cameras of the survey photos of the empty set (None without a survey).
+        walls: which walls stand ("back", "left", "right").
     """
 
     floor_size: tuple[float, float]
@@ -91,6 +93,7 @@ class FilmSet:
     cameras: Camera
     roles: dict[str, str]
     frames: int
+    survey: Camera | None = None
     walls: list[str] = field(default_factory=list)
 
     def entity_box(self, entity: Entity, frame: int) -> tuple[np.ndarray, np.ndarray]:
@@ -430,6 +433,30 @@ def _build_cameras(rng, config: SynthConfig, floor_size: tuple[float, float]) ->
     return cameras, roles
 
 
+def _build_survey(rng, config: SynthConfig) -> Camera | None:
+    """A survey walk around the empty set: photos from a loop at raised eye height, facing the middle.
+
+    The loop runs between the props and the walls, so every side of the set is photographed from
+    overlapping viewpoints (15 degrees apart with 24 photos): what lets wide-baseline production
+    cameras, such as a reverse, register into one frame.
+    """
+    if config.survey_frames == 0:
+        return None
+    w, h = config.width, config.height
+    start = rng.uniform(0, 2 * np.pi)
+    angles = start + np.linspace(0, 2 * np.pi, config.survey_frames, endpoint=False)
+    centre = np.array([0.0, (ACTION_Y[0] + ACTION_Y[1]) / 2])
+    focal = focal_px_from_mm(rng.uniform(22, 26), w)
+    K = np.array([[focal, 0, (w - 1) / 2], [0, focal, (h - 1) / 2], [0, 0, 1]])
+    poses = []
+    for a in angles:
+        eye = np.array([centre[0] + 3.2 * np.cos(a), centre[1] + 2.55 * np.sin(a), rng.uniform(1.75, 1.95)])
+        target = np.array([centre[0] + rng.uniform(-0.3, 0.3), centre[1] + rng.uniform(-0.3, 0.3), 0.4])
+        poses.append(look_at(eye, target).numpy())
+    n = config.survey_frames
+    return Camera.create([f"{i:06d}" for i in range(n)], np.stack([K] * n), np.stack(poses), [w] * n, [h] * n)
+
+
 # ---------------------------------------------------------------------------------------------
 
 
@@ -438,6 +465,7 @@ def build_film_set(config: SynthConfig) -> FilmSet:
     rng = np.random.default_rng(config.seed)
     floor_size, parts, walls = _build_room(rng, config)
     cameras, roles = _build_cameras(rng, config, floor_size)
+    survey = _build_survey(np.random.default_rng([config.seed, 1]), config)
 
     entities: list[Entity] = []
     footprints: list[tuple[np.ndarray, float]] = []
@@ -456,4 +484,4 @@ def build_film_set(config: SynthConfig) -> FilmSet:
         start = len(parts)
         parts += new
         entities.insert(i, Entity(i, name, "character", tuple(range(start, start + len(new)))))
-    return FilmSet(floor_size, parts, entities, cameras, roles, config.frames, walls)
+    return FilmSet(floor_size, parts, entities, cameras, roles, config.frames, survey, walls)

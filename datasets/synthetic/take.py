@@ -4,11 +4,13 @@
 OUT/
   take.json                   reshoot/synthetic-take: settings, seed, set size, camera roles
   footage/<camera>.mp4        production cameras, H.264
+  survey/NNNNNN.png           photos of a survey walk around the empty set (unless survey_frames = 0)
   gt/cameras.json             reshoot/cameras: every camera, production and ground-truth-only
   gt/entities.json            reshoot/layout: every character and prop, per frame
   gt/maps/<camera>.npz        depth [T, H, W] float32 metres (0 = no surface),
                               entity_ids [T, H, W] int32 (-1 = none), frames [T] int64
   gt/frames/<camera>/NNNNNN.png   RGB of the ground-truth-only cameras (overhead, high_angle)
+  gt/survey_cameras.json      reshoot/cameras: the survey photos' cameras, named by file stem
 ```
 """
 
@@ -93,6 +95,16 @@ def _entities_document(film_set: FilmSet) -> dict:
     return {"entities": entities}
 
 
+def _write_survey(root: Path, renderer: SetRenderer, survey, report: ProgressFn) -> None:
+    """Survey photos of the empty set (one ray per pixel: stills for registration, not for viewing)."""
+    (root / "survey").mkdir()
+    for i, name in enumerate(survey.names):
+        view, _ = renderer.render_static(survey.select(i), antialias=1)
+        iio.imwrite(root / "survey" / f"{name}.png", _to_uint8(view.rgb))
+        report("rendering the survey", i + 1, len(survey))
+    write_cameras_json(root / "gt" / "survey_cameras.json", survey, extra={"images": "survey/<name>.png"})
+
+
 def generate_take(
     out: str | Path, config: SynthConfig, progress: ProgressFn | None = None, overwrite: bool = False
 ) -> TakeSummary:
@@ -145,6 +157,9 @@ def generate_take(
             for writer in writers.values():
                 writer.close()
 
+        if film_set.survey is not None:
+            _write_survey(tmp, renderer, film_set.survey, report)
+
         (tmp / "gt" / "maps").mkdir()
         frame_numbers = np.arange(config.frames, dtype=np.int64)
         for i, name in enumerate(cameras.names):
@@ -163,6 +178,7 @@ def generate_take(
             "walls": film_set.walls,
             "production_cameras": list(production),
             "ground_truth_cameras": list(ground_truth),
+            "survey_frames": config.survey_frames,
         })
     seconds = time.perf_counter() - started
     log.info("synthetic take written to %s in %.1f s", out, seconds)

@@ -1,0 +1,401 @@
+"""Camera exports for other tools: COLMAP text models and nerfstudio `transforms.json`.
+
+Each writer has a reader, and each pair has a round-trip test (DESIGN.md §3: conversions to other
+conventions live in `geometry` and are tested both ways). The convention changes:
+
+| | reshoot | COLMAP | nerfstudio |
+| --- | --- | --- | --- |
+| pixel centres | (0, 0) = centre of the top-left pixel | (0.5, 0.5) | (0.5, 0.5) |
+| principal point | cx, cy | cx + 0.5, cy + 0.5 | cx + 0.5, cy + 0.5 |
+| extrinsic | cam_from_world, OpenCV axes | cam_from_world, OpenCV axes | camera-to-world, OpenGL axes |
+| world | z up | as given (we write ours) | z up (we write ours; no applied_transform) |
+| distortion | OpenCV k1 k2 p1 p2 k3 | OPENCV / FULL_OPENCV model | k1 k2 p1 p2 k3 (+ k4, unused) |
+
+Where these were checked (nerfstudio at commit 50e0e3c, July 2025):
+- COLMAP's pixel centres: `colmap_K_from_opencv` in `conventions.py`; the COLMAP reference test
+  projects with pycolmap's own `Camera.img_from_cam`.
+- nerfstudio's: `nerfstudio/cameras/cameras.py`, `Cameras.get_image_coords(pixel_offset=0.5)` gives
+  pixel (row i, column j) the coordinates (i + 0.5, j + 0.5), and `generate_rays` forms the direction
+  ((x - cx) / fx, -(y - cy) / fy, -1) in OpenGL camera axes, rotated by `camera_to_worlds`. Likewise
+  `nerfstudio/process_data/colmap_utils.py`, `colmap_to_json`, copies COLMAP's cx, cy unchanged.
+- nerfstudio's distortion (`camera_utils._compute_residual_and_jacobian`) is OpenCV's
+  radial-tangential model, with an extra polynomial term k4 r^8 that OpenCV's 5 coefficients lack.
+- `applied_transform` (`nerfstudio_dataparser.py`) records the rotation a converter applied to the
+  original world (COLMAP's y-down world is turned z-up). Our world is already z-up, so we write none.
+  Caveat: nerfstudio assumes the legacy COLMAP rotation when `applied_transform` is absent and a
+  `colmap/sparse/0` folder sits beside the transforms.json; that only affects how it maps exports
+  back to the original world, not training.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any, Mapping, NamedTuple
+
+import numpy as np
+import torch
+
+from .camera import Camera
+from .colmap import colmap_camera, intrinsics_from_colmap
+from .conventions import colmap_K_from_opencv, opencv_from_opengl, opencv_K_from_colmap, opengl_from_opencv
+from .errors import FormatError, InputError
+from .files import atomic_directory, write_text_atomic
+
+log = logging.getLogger(__name__)
+
+# nerfstudio camera models that are perspective projections (its CAMERA_MODEL_TO_TYPE → PERSPECTIVE).
+_NERFSTUDIO_PERSPECTIVE = {"SIMPLE_PINHOLE", "PINHOLE", "SIMPLE_RADIAL", "RADIAL", "OPENCV"}
+_NERFSTUDIO_DISTORTION_KEYS = ("k1", "k2", "p1", "p2", "k3")  # reshoot's order
+_NERFSTUDIO_INTRINSIC_KEYS = ("fl_x", "fl_y", "cx", "cy", "w", "h")
+NAME_KEY = "camera_name"  # reshoot's per-frame key in transforms.json; nerfstudio ignores it
+
+
+def _check_plain_pinhole(cameras: Camera, tool: str) -> None:
+    """Refuse intrinsics the target format cannot hold (skew, a non-standard last row)."""
+    K = cameras.K
+    bad = (K[:, 0, 1] != 0) | (K[:, 1, 0] != 0) | (K[:, 2, :2] != 0).any(-1) | (K[:, 2, 2] != 1)
+    bad |= ~torch.isfinite(K).all(dim=(-1, -2)) | ~torch.isfinite(cameras.cam_from_world).all(dim=(-1, -2))
+    if bool(bad.any()):
+        which = [n for n, b in zip(cameras.names, bad.tolist()) if b]
+        raise InputError(
+            f"cameras {which}: {tool} holds only K = [[fx, 0, cx], [0, fy, cy], [0, 0, 1]] with finite "
+            "values (no skew). Remove the skew (re-calibrate or resample the images) before exporting."
+        )
+
+
+# ------------------------------------------------------------------------------------------------
+# COLMAP
+
+
+def _point_colors(points_rgb: np.ndarray | None, n: int) -> np.ndarray:
+    """[N, 3] uint8 colours from uint8 values or floats in [0, 1] (black when not given)."""
+    if points_rgb is None:
+        return np.zeros((n, 3), dtype=np.uint8)
+    rgb = np.asarray(points_rgb)
+    if rgb.shape != (n, 3):
+        raise InputError(f"points_rgb must be [N, 3] like points_xyz ({n} points), got {rgb.shape}.")
+    if rgb.dtype == np.uint8:
+        return rgb
+    rgb = rgb.astype(np.float64)
+    if not np.isfinite(rgb).all() or rgb.min() < 0 or rgb.max() > 1:
+        raise InputError("points_rgb: give uint8 values or floats in [0, 1].")
+    return np.round(rgb * 255).astype(np.uint8)
+
+
+def _colmap_image_names(cameras: Camera, image_names: Mapping[str, str] | None) -> list[str]:
+    """COLMAP image names per camera: `image_names[camera]`, else `<camera>.png`."""
+    image_names = dict(image_names or {})
+    unknown = sorted(set(image_names) - set(cameras.names))
+    if unknown:
+        raise InputError(
+            f"image_names names cameras that are not exported: {unknown}; the cameras are {list(cameras.names)}."
+        )
+    names = [str(image_names.get(n, f"{n}.png")) for n in cameras.names]
+    # COLMAP's text format ends each image line with the name and splits on spaces.
+    bad = [n for n in names if not n or any(ch.isspace() for ch in n)]
+    if bad:
+        raise InputError(f"COLMAP image names must be non-empty and without spaces, got {bad}; rename them.")
+    if len(set(names)) != len(names):
+        raise InputError(f"COLMAP image names must be unique, got {names}.")
+    return names
+
+
+def write_colmap_text(
+    folder: str | Path,
+    cameras: Camera,
+    image_names: Mapping[str, str] | None = None,
+    points_xyz: np.ndarray | None = None,
+    points_rgb: np.ndarray | None = None,
+    overwrite: bool = False,
+) -> None:
+    """Write cameras (and optional points) as a COLMAP text model, built and written by pycolmap.
+
+    The folder gets `cameras.txt`, `images.txt`, `points3D.txt` and COLMAP 3.12's `rigs.txt`,
+    `frames.txt` (older COLMAP ignores those two). One COLMAP camera, trivial rig, image and frame per
+    reshoot camera, with ids 1..V in the order of `cameras`. The principal point is shifted by +0.5 px
+    to COLMAP's pixel centres; the pose is the same cam_from_world (COLMAP also uses OpenCV axes) in
+    reshoot's world. Points carry no 2D tracks. The folder is written beside and renamed into place.
+
+    Args:
+        folder: the model folder to create.
+        cameras: V cameras; K must have no skew.
+        image_names: camera name → COLMAP image name (relative to the images folder, no spaces);
+            cameras not in it get `<camera>.png`.
+        points_xyz: [N, 3] world points (world units), or None.
+        points_rgb: [N, 3] colours, uint8 or float in [0, 1]; black when None.
+        overwrite: replace an existing non-empty `folder`.
+
+    Raises:
+        InputError: skew, unknown or space-containing image names, bad point arrays, or `folder`
+            exists and is not empty without `overwrite`.
+    """
+    import pycolmap
+
+    _check_plain_pinhole(cameras, "COLMAP")
+    names = _colmap_image_names(cameras, image_names)
+    xyz = np.zeros((0, 3)) if points_xyz is None else np.asarray(points_xyz, dtype=np.float64)
+    if xyz.ndim != 2 or xyz.shape[1] != 3 or not np.isfinite(xyz).all():
+        raise InputError(f"points_xyz must be [N, 3] finite world coordinates, got shape {xyz.shape}.")
+    if points_xyz is None and points_rgb is not None:
+        raise InputError("points_rgb was given without points_xyz.")
+    rgb = _point_colors(points_rgb, len(xyz))
+
+    cam_from_world = cameras.cam_from_world.detach().cpu().to(torch.float64).numpy()
+    reconstruction = pycolmap.Reconstruction()
+    for i, name in enumerate(names):
+        camera_id = i + 1
+        reconstruction.add_camera_with_trivial_rig(colmap_camera(cameras, i, camera_id))
+        image = pycolmap.Image(name=name, camera_id=camera_id, image_id=camera_id)
+        reconstruction.add_image_with_trivial_frame(image, pycolmap.Rigid3d(cam_from_world[i, :3, :4]))
+    for p, c in zip(xyz, rgb):
+        reconstruction.add_point3D(p, pycolmap.Track(), c)
+    with atomic_directory(folder, overwrite=overwrite) as tmp:
+        reconstruction.write_text(str(tmp))
+
+
+def read_colmap_text(folder: str | Path) -> Camera:
+    """Read the registered images of a COLMAP text model as reshoot cameras.
+
+    Each registered image becomes one camera named after its image name's stem (`images/a.png` → `a`),
+    in image-id order; images without a pose are skipped (and logged). Intrinsics come from the image's
+    COLMAP camera with the principal point shifted by -0.5 px to OpenCV pixel centres.
+
+    Args:
+        folder: a folder with `cameras.txt` and `images.txt` (and, from COLMAP 3.12, `rigs.txt`,
+            `frames.txt`; `points3D.txt` is read but its points are not returned).
+
+    Returns:
+        Camera with float64 tensors, V = the number of registered images.
+
+    Raises:
+        InputError: the folder or its model files are missing or cannot be parsed.
+        FormatError: an unsupported camera model, no registered image, or image names whose stems
+            collide.
+    """
+    import pycolmap
+
+    folder = Path(folder)
+    missing = [f for f in ("cameras.txt", "images.txt") if not (folder / f).is_file()]
+    if missing:
+        raise InputError(
+            f"{folder}: no COLMAP text model here (missing {', '.join(missing)}). Give the folder that holds "
+            "cameras.txt and images.txt (e.g. sparse/0; convert a binary model with `colmap model_converter`)."
+        )
+    reconstruction = pycolmap.Reconstruction()
+    try:
+        reconstruction.read_text(str(folder))
+    except (ValueError, RuntimeError) as exc:
+        raise InputError(f"{folder}: COLMAP could not read this text model ({exc}).") from None
+
+    names, Ks, dists, poses, widths, heights = [], [], [], [], [], []
+    for image_id in sorted(reconstruction.images):
+        image = reconstruction.images[image_id]
+        if not image.has_pose:
+            log.warning("%s: image %s has no pose; skipped.", folder / "images.txt", image.name)
+            continue
+        camera = reconstruction.cameras[image.camera_id]
+        K, dist = intrinsics_from_colmap(camera, f"{folder / 'cameras.txt'}: camera {image.camera_id}")
+        names.append(Path(image.name).stem)
+        Ks.append(K)
+        dists.append(dist)
+        pose = np.eye(4)
+        pose[:3, :4] = image.cam_from_world().matrix()
+        poses.append(pose)
+        widths.append(int(camera.width))
+        heights.append(int(camera.height))
+    if not names:
+        raise FormatError(f"{folder / 'images.txt'}: no image has a pose; nothing to read.")
+    if len(set(names)) != len(names):
+        raise FormatError(
+            f"{folder / 'images.txt'}: camera names are image-name stems and these collide: {sorted(names)}."
+        )
+    try:
+        return Camera.create(names, np.stack(Ks), np.stack(poses), widths, heights, np.stack(dists))
+    except FormatError:
+        raise
+    except InputError as exc:
+        raise FormatError(f"{folder}: {exc}") from None
+
+
+# ------------------------------------------------------------------------------------------------
+# nerfstudio
+
+
+class NerfstudioTransforms(NamedTuple):
+    """What a transforms.json holds, as reshoot values (unpacks as `cameras, image_paths`).
+
+    Attributes:
+        cameras: one camera per frame, float64.
+        image_paths: camera name → the frame's `file_path` as written (relative to the json's folder).
+    """
+
+    cameras: Camera
+    image_paths: dict[str, str]
+
+
+def write_nerfstudio_transforms(path: str | Path, cameras: Camera, image_paths: Mapping[str, str]) -> None:
+    """Write cameras as a nerfstudio `transforms.json`, one frame per camera, written atomically.
+
+    Per frame: `file_path`, `transform_matrix` (camera-to-world, OpenGL camera axes: x right, y up,
+    z backward, in reshoot's z-up world), intrinsics `fl_x fl_y cx cy w h` with nerfstudio's pixel
+    centres (cx = reshoot cx + 0.5, see the module docstring), OpenCV distortion `k1 k2 p1 p2 k3`, and
+    `camera_name` (reshoot's, ignored by nerfstudio). Top level: `"camera_model": "OPENCV"` (nerfstudio
+    reads it only there). No `applied_transform`: the world is already z-up. nerfstudio's dataparser
+    still re-centres and rescales poses at load time by default (`orientation_method`,
+    `auto_scale_poses`), as for any dataset.
+
+    Args:
+        path: the transforms.json to write.
+        cameras: V cameras; K must have no skew.
+        image_paths: camera name → image path for every camera, relative to `path`'s folder.
+
+    Raises:
+        InputError: skew, or `image_paths` misses cameras or names unknown ones.
+    """
+    _check_plain_pinhole(cameras, "nerfstudio's transforms.json")
+    missing = [n for n in cameras.names if n not in image_paths]
+    unknown = sorted(set(image_paths) - set(cameras.names))
+    if missing or unknown:
+        raise InputError(
+            f"image_paths must give one image per camera: missing {missing}, unknown {unknown}; "
+            f"the cameras are {list(cameras.names)}."
+        )
+    K = colmap_K_from_opencv(cameras.K).detach().cpu().to(torch.float64)
+    world_from_cam_gl = opengl_from_opencv(cameras.cam_from_world.detach().cpu().to(torch.float64))
+    dist = cameras.distortion.detach().cpu().to(torch.float64)
+    frames = []
+    for i, name in enumerate(cameras.names):
+        frame: dict[str, Any] = {
+            "file_path": str(image_paths[name]),
+            NAME_KEY: name,
+            "transform_matrix": world_from_cam_gl[i].tolist(),
+            "fl_x": float(K[i, 0, 0]),
+            "fl_y": float(K[i, 1, 1]),
+            "cx": float(K[i, 0, 2]),
+            "cy": float(K[i, 1, 2]),
+            "w": int(cameras.width[i]),
+            "h": int(cameras.height[i]),
+        }
+        frame.update({k: float(v) for k, v in zip(_NERFSTUDIO_DISTORTION_KEYS, dist[i].tolist())})
+        frames.append(frame)
+    write_text_atomic(path, json.dumps({"camera_model": "OPENCV", "frames": frames}, indent=2) + "\n")
+
+
+def _number(value: Any, where: str, key: str, integer: bool = False) -> float:
+    """A finite JSON number; with `integer`, a whole one (some tools write 640.0 for a width)."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or (integer and not float(value).is_integer()):
+        kind = "an integer" if integer else "a finite number"
+        raise FormatError(f'{where}: "{key}" must be {kind}, got {value!r}.')
+    return int(value) if integer else value
+
+
+def _frame_intrinsics(meta: Mapping[str, Any], frame: Mapping[str, Any], where: str) -> tuple[list[float], list[float]]:
+    """([fx, fy, cx, cy, w, h], OpenCV [k1 k2 p1 p2 k3]) of a frame, nerfstudio's precedence.
+
+    As nerfstudio's dataparser: a key at the top level applies to every frame; distortion comes from
+    the top level if one of k1 k2 k3 p1 p2 distortion_params is there (k4 alone does not count, as in
+    nerfstudio), else from the frame.
+    """
+    values = []
+    for key in _NERFSTUDIO_INTRINSIC_KEYS:
+        source = meta if key in meta else frame
+        if key not in source:
+            raise FormatError(f'{where}: missing "{key}" (neither in the frame nor at the top level).')
+        values.append(_number(source[key], where, key, integer=key in ("w", "h")))
+    source = meta if any(k in meta for k in (*_NERFSTUDIO_DISTORTION_KEYS, "distortion_params")) else frame
+    if "distortion_params" in source:  # nerfstudio's order: k1 k2 k3 k4 p1 p2
+        params = source["distortion_params"]
+        if not isinstance(params, list) or len(params) != 6:
+            raise FormatError(f'{where}: "distortion_params" must be 6 numbers (k1 k2 k3 k4 p1 p2).')
+        k1, k2, k3, k4, p1, p2 = (_number(p, where, "distortion_params") for p in params)
+    else:
+        k1, k2, p1, p2, k3 = (_number(source.get(k, 0.0), where, k) for k in _NERFSTUDIO_DISTORTION_KEYS)
+        k4 = _number(source.get("k4", 0.0), where, "k4")
+    if k4 != 0:
+        raise FormatError(f"{where}: distortion k4 (nerfstudio's r^8 term) is not supported by reshoot's OpenCV model.")
+    return values, [k1, k2, p1, p2, k3]
+
+
+def _transform_matrix(value: Any, where: str) -> np.ndarray:
+    """[4, 4] from a 4x4 or 3x4 (nerfstudio uses only the top 3 rows) list of finite numbers."""
+    try:
+        m = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        m = None
+    if m is None or m.shape not in ((4, 4), (3, 4)) or not np.isfinite(m).all():
+        raise FormatError(f'{where}: "transform_matrix" must be a 4x4 (or 3x4) matrix of finite numbers.')
+    out = np.eye(4)
+    out[:3] = m[:3]
+    return out
+
+
+def read_nerfstudio_transforms(path: str | Path) -> NerfstudioTransforms:
+    """Read a nerfstudio `transforms.json` of perspective cameras as reshoot cameras.
+
+    One camera per frame, in file order, named by the frame's `camera_name` (written by reshoot) or
+    else its `file_path` stem. Intrinsics per frame or at the top level (nerfstudio's precedence);
+    cx, cy shifted by -0.5 px to OpenCV pixel centres; `transform_matrix` read as OpenGL
+    camera-to-world. An `applied_transform` in the file is ignored (logged): poses stay in the file's
+    world, which nerfstudio's own converters make z-up.
+
+    Args:
+        path: the transforms.json.
+
+    Returns:
+        NerfstudioTransforms (cameras, image_paths), float64.
+
+    Raises:
+        InputError: the file is missing or not JSON.
+        FormatError: missing or malformed fields, a non-perspective camera model, k4 distortion,
+            colliding camera names, or a transform that is not rigid.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file (a nerfstudio transforms.json is expected).")
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path}: not valid JSON ({exc}).") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("frames"), list) or not meta["frames"]:
+        raise FormatError(f'{path}: a nerfstudio transforms.json needs a non-empty "frames" list.')
+    model = meta.get("camera_model", "OPENCV")
+    if model not in _NERFSTUDIO_PERSPECTIVE:
+        raise FormatError(
+            f"{path}: camera_model {model!r} is not supported; reshoot reads perspective cameras "
+            f"({', '.join(sorted(_NERFSTUDIO_PERSPECTIVE))})."
+        )
+    if "applied_transform" in meta:
+        log.info("%s: applied_transform ignored; poses are read in the file's world.", path)
+
+    names, Ks, dists, poses, sizes, image_paths = [], [], [], [], [], {}
+    for i, frame in enumerate(meta["frames"]):
+        where = f"{path}: frame #{i}"
+        if not isinstance(frame, dict) or not isinstance(frame.get("file_path"), str):
+            raise FormatError(f'{where}: expected an object with a "file_path" string.')
+        name = frame.get(NAME_KEY, Path(frame["file_path"]).stem)
+        if not isinstance(name, str) or not name:
+            raise FormatError(f'{where}: "{NAME_KEY}" must be a non-empty string.')
+        if name in image_paths:
+            raise FormatError(f"{where}: camera name {name!r} repeats (names are camera_name or the file stem).")
+        (fx, fy, cx, cy, w, h), dist = _frame_intrinsics(meta, frame, where)
+        if w <= 0 or h <= 0:
+            raise FormatError(f'{where}: "w" and "h" must be positive (pixels).')
+        names.append(name)
+        image_paths[name] = frame["file_path"]
+        Ks.append([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
+        dists.append(dist)
+        poses.append(_transform_matrix(frame.get("transform_matrix"), where))
+        sizes.append((w, h))
+    K = opencv_K_from_colmap(torch.tensor(Ks, dtype=torch.float64))
+    cam_from_world = opencv_from_opengl(torch.from_numpy(np.stack(poses)))
+    try:
+        cameras = Camera.create(
+            names, K, cam_from_world, [s[0] for s in sizes], [s[1] for s in sizes], dists
+        )
+    except InputError as exc:  # a transform that is not a rotation + translation: name the file
+        raise FormatError(f"{path}: {exc}") from None
+    return NerfstudioTransforms(cameras, image_paths)

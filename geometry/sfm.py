@@ -1,0 +1,206 @@
+"""Structure from motion with pycolmap: features, matches, incremental mapping, triangulation.
+
+Images live under one root folder (`image_root/<name>`); images of one *group* share one camera
+(intrinsics): a static production camera's clean plate, or all photos of a survey. Optional masks
+(`mask_root/<name>.png`, 0 = ignore) keep features off moving pixels.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import pycolmap
+
+from .camera import Camera
+from .colmap import cameras_from_reconstruction, colmap_camera, colmap_params_string, rigid_from_matrix
+
+log = logging.getLogger(__name__)
+
+
+def quiet_colmap(verbose: bool = False) -> None:
+    """COLMAP logs every step to stderr through glog; keep only errors unless `verbose`."""
+    pycolmap.logging.minloglevel = 0 if verbose else 2
+    pycolmap.logging.stderrthreshold = 0 if verbose else 2
+
+
+@dataclass(frozen=True)
+class ImageGroup:
+    """Images sharing one camera.
+
+    Attributes:
+        name: the group (a production camera's name, or "survey").
+        images: image names relative to the image root.
+        intrinsics: one camera (V = 1) whose K and distortion are a prior, or None to estimate.
+        masked: the images have masks (`mask_root/<image name>.png`).
+    """
+
+    name: str
+    images: tuple[str, ...]
+    intrinsics: Camera | None = None
+    masked: bool = False
+
+
+@dataclass(frozen=True)
+class ImageStats:
+    """How one image fared.
+
+    Attributes:
+        keypoints: SIFT features found.
+        verified_matches: geometrically verified matches with all other images, summed.
+        registered: whether the model contains the image.
+        observations: keypoints that see a triangulated 3D point.
+        reprojection_error_px: mean reprojection error of those observations (NaN if none).
+    """
+
+    keypoints: int
+    verified_matches: int
+    registered: bool
+    observations: int = 0
+    reprojection_error_px: float = float("nan")
+
+
+@dataclass(frozen=True)
+class SfmResult:
+    """A sparse model, in the SfM's own (arbitrary) frame.
+
+    Attributes:
+        cameras: one per registered image, named by image name.
+        points_xyz: [N, 3] float64 3D points.
+        points_rgb: [N, 3] uint8 colours.
+        points_error_px: [N] mean reprojection error per point.
+        stats: per image name (registered or not).
+        pair_matches: verified matches per image-name pair (a, b) with a < b.
+        reconstruction: the pycolmap model, for writing.
+    """
+
+    cameras: Camera
+    points_xyz: np.ndarray
+    points_rgb: np.ndarray
+    points_error_px: np.ndarray
+    stats: dict[str, ImageStats]
+    pair_matches: dict[tuple[str, str], int] = field(default_factory=dict)
+    reconstruction: pycolmap.Reconstruction | None = None
+
+
+def build_database(database: Path, image_root: Path, groups: Sequence[ImageGroup], mask_root: Path | None = None,
+                   max_features: int = 8192, threads: int = -1) -> None:
+    """Extract SIFT features (one camera per group) and match every pair of images.
+
+    Exhaustive matching: the image sets here are small (clean plates plus a survey), and wide-baseline
+    production cameras must be tried against everything.
+    """
+    quiet_colmap(log.isEnabledFor(logging.DEBUG))
+    extraction = pycolmap.FeatureExtractionOptions()
+    extraction.num_threads = threads
+    extraction.sift.max_num_features = max_features
+    for group in groups:
+        reader = pycolmap.ImageReaderOptions()
+        if group.masked and mask_root is not None:
+            reader.mask_path = str(mask_root)
+        if group.intrinsics is not None:
+            reader.camera_model, reader.camera_params = colmap_params_string(group.intrinsics)
+        else:
+            reader.camera_model = "SIMPLE_RADIAL"
+        pycolmap.extract_features(database, image_root, image_names=list(group.images),
+                                  camera_mode=pycolmap.CameraMode.SINGLE, reader_options=reader,
+                                  extraction_options=extraction, device=pycolmap.Device.cpu)
+    matching = pycolmap.FeatureMatchingOptions()
+    matching.num_threads = threads
+    pycolmap.match_exhaustive(database, matching_options=matching, device=pycolmap.Device.cpu)
+
+
+def _database_tables(database: Path) -> tuple[dict[int, str], dict[str, int], dict[tuple[str, str], int]]:
+    """(image id → name, keypoints per name, verified matches per name pair)."""
+    db = pycolmap.Database.open(database)
+    try:
+        names = {image.image_id: image.name for image in db.read_all_images()}
+        keypoints = {name: db.num_keypoints_for_image(i) for i, name in names.items()}
+        pair_ids, inliers = db.read_two_view_geometry_num_inliers()
+    finally:
+        db.close()
+    pairs: dict[tuple[str, str], int] = {}
+    for pair_id, count in zip(pair_ids, inliers):
+        a, b = (names[i] for i in pycolmap.pair_id_to_image_pair(pair_id))
+        pairs[tuple(sorted((a, b)))] = int(count)
+    return names, keypoints, pairs
+
+
+def _result(reconstruction: pycolmap.Reconstruction | None, database: Path) -> SfmResult:
+    """Collect a model and the database's statistics into an SfmResult."""
+    _, keypoints, pairs = _database_tables(database)
+    verified = {name: 0 for name in keypoints}
+    for (a, b), count in pairs.items():
+        verified[a] += count
+        verified[b] += count
+    registered_ids = sorted(reconstruction.reg_image_ids()) if reconstruction is not None else []
+    rec_names = [reconstruction.image(i).name for i in registered_ids]
+    stats = {name: ImageStats(keypoints[name], verified[name], False) for name in keypoints}
+    for image_id, name in zip(registered_ids, rec_names):
+        image = reconstruction.image(image_id)
+        errors = [reconstruction.point3D(p.point3D_id).error for p in image.points2D if p.has_point3D()]
+        stats[name] = ImageStats(keypoints[name], verified[name], True, len(errors),
+                                 float(np.mean(errors)) if errors else float("nan"))
+    if reconstruction is None or not registered_ids:
+        empty = np.zeros((0, 3))
+        return SfmResult(Camera.create([], np.zeros((0, 3, 3)), np.zeros((0, 4, 4)), [], []), empty,
+                         empty.astype(np.uint8), np.zeros(0), stats, pairs, reconstruction)
+    points = list(reconstruction.points3D.values())
+    return SfmResult(
+        cameras=cameras_from_reconstruction(reconstruction, registered_ids, rec_names),
+        points_xyz=np.array([p.xyz for p in points], dtype=np.float64).reshape(-1, 3),
+        points_rgb=np.array([p.color for p in points], dtype=np.uint8).reshape(-1, 3),
+        points_error_px=np.array([p.error for p in points], dtype=np.float64),
+        stats=stats, pair_matches=pairs, reconstruction=reconstruction,
+    )
+
+
+def incremental_sfm(database: Path, image_root: Path, work: Path, refine_intrinsics: bool = True,
+                    seed: int = 0, threads: int = -1) -> SfmResult:
+    """pycolmap's incremental mapper; keeps the model that registers the most images.
+
+    Args:
+        refine_intrinsics: refine focal lengths, principal points and distortion in bundle
+            adjustment; False keeps the priors given at extraction exactly.
+    """
+    options = pycolmap.IncrementalPipelineOptions()
+    options.random_seed = seed
+    options.num_threads = threads
+    options.ba_refine_focal_length = refine_intrinsics
+    options.ba_refine_extra_params = refine_intrinsics
+    options.ba_refine_principal_point = False  # COLMAP's default: poorly constrained, keep the centre
+    options.mapper.abs_pose_refine_focal_length = refine_intrinsics
+    options.mapper.abs_pose_refine_extra_params = refine_intrinsics
+    work.mkdir(parents=True, exist_ok=True)
+    models = pycolmap.incremental_mapping(database, image_root, work, options)
+    best = max(models.values(), key=lambda r: r.num_reg_images(), default=None)
+    return _result(best, database)
+
+
+def triangulate_with_known_poses(database: Path, image_root: Path, work: Path,
+                                 poses: Mapping[str, tuple[Camera, np.ndarray]]) -> SfmResult:
+    """Triangulate the matched features with fixed, known cameras (no pose estimation).
+
+    Args:
+        poses: image name → (its camera, V = 1, with the intrinsics used at extraction;
+            its cam_from_world [4, 4]).
+    """
+    db = pycolmap.Database.open(database)
+    try:
+        images = {image.name: image for image in db.read_all_images()}
+    finally:
+        db.close()
+    reconstruction = pycolmap.Reconstruction()
+    for name, (camera, cam_from_world) in poses.items():
+        image = images[name]
+        if not reconstruction.exists_camera(image.camera_id):
+            reconstruction.add_camera_with_trivial_rig(colmap_camera(camera, 0, camera_id=image.camera_id))
+        posed = pycolmap.Image(name=name, camera_id=image.camera_id, image_id=image.image_id)
+        reconstruction.add_image_with_trivial_frame(posed, rigid_from_matrix(cam_from_world))
+    work.mkdir(parents=True, exist_ok=True)
+    model = pycolmap.triangulate_points(reconstruction, database, image_root, work, clear_points=True,
+                                        refine_intrinsics=False)
+    return _result(model, database)

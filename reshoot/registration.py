@@ -1,0 +1,346 @@
+"""Stage `reshoot register WS`: the footage's cameras in one gravity-aligned world frame.
+
+Static cameras see the same set all take long, so each is registered from its clean plate (moving
+pixels masked), not from every frame; every frame of a camera then shares its pose. Three modes:
+
+- **survey** (a walk-around photo set or video of the empty set, when the workspace has one): the
+  survey and the plates are mapped together; the survey's overlapping views reconstruct the set and
+  each production camera is registered into it by absolute pose, which is what makes wide-baseline
+  A/B/C/reverse cameras register at all.
+- **plates only**: incremental SfM over the plates (enough when the cameras overlap well).
+- **calibrated**: with a full calibration, poses are not estimated; the plates' features are
+  triangulated with the given cameras and the report says how well footage and calibration agree.
+
+Known intrinsics (calibration file, `--calibration-mode intrinsics`) are priors in every mode.
+
+Writes `WS/registration/` (all at once, by rename): cameras.json, survey_cameras.json, points.ply,
+plates/<camera>.png, colmap/ (pycolmap binary model in the world frame), export/ (COLMAP text,
+nerfstudio transforms.json) and report.json.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from reshoot.background import clean_plate, sample_frames
+from reshoot.datasets.footage import open_footage
+from reshoot.geometry.camera import Camera
+from reshoot.geometry.errors import InputError, ReshootError
+from reshoot.geometry.files import atomic_directory, write_json_document
+from reshoot.geometry.world_frame import ScaleHint
+from reshoot.workspace import load_workspace
+
+log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[str, int, int], None]
+SURVEY_GROUP = "survey"
+MIN_KEYPOINTS = 100
+MIN_OVERLAP_MATCHES = 30
+CALIBRATION_MODES = ("auto", "poses", "intrinsics", "none")
+
+
+class RegistrationError(ReshootError):
+    """Too few cameras could be registered; says which and why."""
+
+
+@dataclass(frozen=True)
+class RegistrationOptions:
+    """Settings of `reshoot register`.
+
+    Attributes:
+        survey: survey photos folder or video; None uses the workspace's (if any).
+        no_survey: ignore any survey.
+        scale: what the user knows about scale.
+        calibration_mode: with a calibration file: "auto"/"poses" use its poses (no estimation),
+            "intrinsics" uses only its intrinsics as priors, "none" ignores it.
+        samples: frames per camera for the clean plate.
+        max_survey_images: survey photos used at most (evenly spread).
+        seed: RANSAC and mapper seed.
+    """
+
+    survey: Path | None = None
+    no_survey: bool = False
+    scale: ScaleHint | None = None
+    calibration_mode: str = "auto"
+    samples: int = 24
+    max_survey_images: int = 80
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.calibration_mode not in CALIBRATION_MODES:
+            raise InputError(f"calibration mode must be one of {CALIBRATION_MODES}, got {self.calibration_mode!r}.")
+        if self.samples < 3:
+            raise InputError(f"samples must be at least 3 frames per camera, got {self.samples}.")
+
+
+@dataclass(frozen=True)
+class CameraOutcome:
+    """Per production camera: registered or not, and why."""
+
+    name: str
+    registered: bool
+    reason: str = ""
+    suggestion: str = ""
+    keypoints: int = 0
+    verified_matches: int = 0
+    observations: int = 0
+    reprojection_error_px: float = float("nan")
+
+
+@dataclass(frozen=True)
+class RegistrationSummary:
+    """What `register` wrote and how it went."""
+
+    folder: Path
+    mode: str
+    cameras: tuple[CameraOutcome, ...]
+    points: int
+    scale_source: str
+    up_source: str
+    seconds: float
+    failed: tuple[CameraOutcome, ...] = field(default=())
+
+
+def _survey_images(path: Path, out: Path, limit: int) -> list[str]:
+    """Copy (or decode) survey photos into `out`, at most `limit`, evenly spread. Returns their names."""
+    import imageio.v3 as iio
+
+    from reshoot.datasets.footage import IMAGE_SUFFIXES, VIDEO_SUFFIXES, probe_video
+
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+        if not files:
+            raise InputError(f"{path}: the survey folder holds no .png/.jpg photos.")
+        picked = [files[i] for i in sorted(set(np.linspace(0, len(files) - 1, min(limit, len(files))).round().astype(int)))]
+        out.mkdir(parents=True)
+        for p in picked:
+            shutil.copyfile(p, out / p.name)
+        return [p.name for p in picked]
+    if path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES:
+        source = probe_video(SURVEY_GROUP, path)
+        out.mkdir(parents=True)
+        names = []
+        for f in sample_frames(0, source.num_frames, limit):
+            names.append(f"{f:06d}.png")
+            iio.imwrite(out / names[-1], (source.read(f) * 255 + 0.5).astype(np.uint8))
+        source.close()
+        return names
+    raise InputError(f"{path}: the survey must be a folder of photos or a video ({', '.join(VIDEO_SUFFIXES)}).")
+
+
+def _failure(name: str, blank: bool, stats, have_survey: bool) -> CameraOutcome:
+    suggestion = ("give its calibration (reshoot init --calibration)" if have_survey else
+                  "add a survey pass of the set (reshoot init --survey) or give its calibration (--calibration)")
+    if blank:
+        return CameraOutcome(name, False, "a blank or black video (no contrast in its clean plate)",
+                             "check the file and the camera's exposure")
+    if stats is None or stats.keypoints < MIN_KEYPOINTS:
+        count = 0 if stats is None else stats.keypoints
+        return CameraOutcome(name, False, f"too few features ({count} SIFT keypoints; needs {MIN_KEYPOINTS})",
+                             suggestion, keypoints=count)
+    if stats.verified_matches < MIN_OVERLAP_MATCHES:
+        return CameraOutcome(name, False, f"no overlap with the other images ({stats.verified_matches} verified "
+                             "matches in all)", suggestion, stats.keypoints, stats.verified_matches)
+    return CameraOutcome(name, False, f"its pose could not be estimated ({stats.verified_matches} verified "
+                         "matches, too few consistent with the model)", suggestion, stats.keypoints,
+                         stats.verified_matches)
+
+
+def register(workspace: str | Path, options: RegistrationOptions | None = None,
+             progress: ProgressFn | None = None) -> RegistrationSummary:
+    """Register the workspace's footage; see the module docstring.
+
+    Raises:
+        RegistrationError: fewer than two production cameras could be registered (nothing written).
+        InputError: bad workspace, footage, survey or hints.
+    """
+    from reshoot.geometry.sfm import ImageGroup, build_database, incremental_sfm, triangulate_with_known_poses
+    from reshoot.geometry.world_frame import estimate_world_frame
+
+    options = options or RegistrationOptions()
+    report = progress or (lambda what, done, total: None)
+    started = time.perf_counter()
+    ws = Path(workspace)
+    settings = load_workspace(ws)
+    footage = open_footage(settings.footage, settings.calibration, settings.offsets or None, settings.fps)
+    calibration = footage.calibration if options.calibration_mode != "none" else None
+    use_poses = calibration is not None and options.calibration_mode in ("auto", "poses")
+    survey_path = None if options.no_survey or use_poses else (options.survey or settings.survey)
+
+    with tempfile.TemporaryDirectory(prefix=".register-", dir=ws) as tmp:
+        work = Path(tmp)
+        images, masks = work / "images", work / "masks"
+        plates, blank = {}, set()
+        frames = sample_frames(footage.first_frame, footage.num_frames, options.samples)
+        groups = []
+        for i, source in enumerate(footage.sources):
+            plate = clean_plate(source, frames)
+            plates[source.name] = plate
+            source.close()
+            report("clean plates", i + 1, len(footage.sources))
+            if plate.is_blank:
+                blank.add(source.name)
+                continue
+            name = f"cams/{source.name}/plate.png"
+            _write_png(images / name, plate.rgb)
+            _write_png(masks / f"{name}.png", (plate.moving < 0.25).astype(np.float32))
+            prior = calibration.select(source.name) if calibration is not None else None
+            groups.append(ImageGroup(source.name, (name,), prior, masked=True))
+        survey_names: list[str] = []
+        if survey_path is not None:
+            survey_names = [f"survey/{n}" for n in _survey_images(Path(survey_path), images / "survey",
+                                                                  options.max_survey_images)]
+            groups.append(ImageGroup(SURVEY_GROUP, tuple(survey_names)))
+        if len(groups) - bool(survey_names) < 2:
+            raise RegistrationError(_too_few_message(footage.camera_names, blank, {}))
+
+        report("features and matches", 0, 1)
+        database = work / "database.db"
+        build_database(database, images, groups, mask_root=masks)
+        report("features and matches", 1, 1)
+        report("mapping", 0, 1)
+        if use_poses:
+            mode = "calibrated"
+            poses = {f"cams/{g.name}/plate.png": (g.intrinsics, g.intrinsics.cam_from_world[0].numpy())
+                     for g in groups}
+            result = triangulate_with_known_poses(database, images, work / "model", poses)
+        else:
+            mode = "survey" if survey_names else "plates"
+            all_known = not survey_names and all(g.intrinsics is not None for g in groups)
+            result = incremental_sfm(database, images, work / "model", refine_intrinsics=not all_known,
+                                     seed=options.seed)
+        report("mapping", 1, 1)
+
+        outcomes = []
+        for name in footage.camera_names:
+            stats = result.stats.get(f"cams/{name}/plate.png")
+            if stats is not None and stats.registered:
+                outcomes.append(CameraOutcome(name, True, keypoints=stats.keypoints,
+                                              verified_matches=stats.verified_matches,
+                                              observations=stats.observations,
+                                              reprojection_error_px=stats.reprojection_error_px))
+            else:
+                outcomes.append(_failure(name, name in blank, stats, bool(survey_names)))
+        registered = [o.name for o in outcomes if o.registered]
+        if len(registered) < 2:
+            raise RegistrationError(_too_few_message(footage.camera_names, blank, {o.name: o for o in outcomes}))
+
+        plate_cameras = result.cameras.select([f"cams/{n}/plate.png" for n in registered])
+        production = Camera(tuple(registered), plate_cameras.K, plate_cameras.cam_from_world,
+                            plate_cameras.width, plate_cameras.height, plate_cameras.distortion)
+        frame = estimate_world_frame(production, result.points_xyz, options.scale, metric=use_poses,
+                                     seed=options.seed)
+        world_cameras = frame.apply_to_cameras(production)
+        survey_cameras = None
+        registered_survey = [n for n in survey_names if result.stats.get(n) and result.stats[n].registered]
+        if registered_survey:
+            sc = frame.apply_to_cameras(result.cameras.select(registered_survey))
+            survey_cameras = Camera(tuple(Path(n).stem for n in registered_survey), sc.K, sc.cam_from_world,
+                                    sc.width, sc.height, sc.distortion)
+        points = frame.apply_to_points(result.points_xyz)
+
+        with atomic_directory(ws / "registration", overwrite=True) as out:
+            _write_outputs(out, world_cameras, survey_cameras, points, result, frame, plates, registered)
+            summary = RegistrationSummary(ws / "registration", mode, tuple(outcomes), len(points),
+                                          frame.scale_source, frame.up_source, time.perf_counter() - started,
+                                          tuple(o for o in outcomes if not o.registered))
+            write_json_document(out / "report.json", "registration-report", 1,
+                                _report_body(summary, frame, options, survey_path, len(survey_names),
+                                             len(registered_survey), result))
+    log.info("registered %d of %d cameras (%s) in %.1f s", len(registered), len(outcomes), mode, summary.seconds)
+    return summary
+
+
+def _too_few_message(names, blank, outcomes) -> str:
+    lines = ["fewer than two cameras could be registered, so there is no common frame:"]
+    for name in names:
+        o = outcomes.get(name)
+        if o is not None and o.registered:
+            lines.append(f"  {name}: registered")
+        elif name in blank:
+            lines.append(f"  {name}: a blank or black video; check the file and the camera's exposure")
+        elif o is not None:
+            lines.append(f"  {name}: {o.reason}; {o.suggestion}")
+        else:
+            lines.append(f"  {name}: not usable")
+    lines.append("Nothing was written to registration/.")
+    return "\n".join(lines)
+
+
+def _write_png(path: Path, image: np.ndarray) -> None:
+    import imageio.v3 as iio
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    iio.imwrite(path, (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8))
+
+
+def _write_outputs(out: Path, cameras: Camera, survey: Camera | None, points: np.ndarray, result, frame,
+                   plates, registered) -> None:
+    import open3d as o3d
+    import pycolmap
+
+    from reshoot.geometry.cameras_io import write_cameras_json
+    from reshoot.geometry.exports import write_colmap_text, write_nerfstudio_transforms
+
+    write_cameras_json(out / "cameras.json", cameras, attributes={n: {"role": "production"} for n in cameras.names})
+    if survey is not None:
+        write_cameras_json(out / "survey_cameras.json", survey, attributes={n: {"role": "survey"} for n in survey.names})
+    cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points))
+    cloud.colors = o3d.utility.Vector3dVector(result.points_rgb.astype(np.float64) / 255.0)
+    o3d.io.write_point_cloud(str(out / "points.ply"), cloud, write_ascii=False)
+    for name in registered:
+        _write_png(out / "plates" / f"{name}.png", plates[name].rgb)
+    model = pycolmap.Reconstruction(result.reconstruction)
+    model.transform(_sim3(frame.world_from_sfm))
+    (out / "colmap").mkdir()
+    model.write(out / "colmap")
+    images = {n: f"../plates/{n}.png" for n in cameras.names}
+    write_colmap_text(out / "export" / "colmap_text", cameras, {n: f"{n}.png" for n in cameras.names},
+                      points, result.points_rgb)
+    write_nerfstudio_transforms(out / "export" / "transforms.json", cameras, images)
+
+
+def _sim3(world_from_sfm: np.ndarray):
+    import pycolmap
+
+    scale = float(np.cbrt(np.linalg.det(world_from_sfm[:3, :3])))
+    rotation = pycolmap.Rotation3d(world_from_sfm[:3, :3] / scale)
+    return pycolmap.Sim3d(scale, rotation, world_from_sfm[:3, 3].reshape(3, 1))
+
+
+def _report_body(summary: RegistrationSummary, frame, options: RegistrationOptions, survey_path, survey_used: int,
+                 survey_registered: int, result) -> dict:
+    def number(x: float):
+        return None if not np.isfinite(x) else round(float(x), 4)
+
+    return {
+        "mode": summary.mode,
+        "cameras": [
+            {"name": o.name, "registered": o.registered, "reason": o.reason or None,
+             "suggestion": o.suggestion or None, "keypoints": o.keypoints, "verified_matches": o.verified_matches,
+             "observations": o.observations, "reprojection_error_px": number(o.reprojection_error_px)}
+            for o in summary.cameras
+        ],
+        "survey": {"path": str(survey_path) if survey_path else None, "images": survey_used,
+                   "registered": survey_registered},
+        "points": summary.points,
+        "mean_point_error_px": number(float(np.mean(result.points_error_px))) if len(result.points_error_px) else None,
+        "world_frame": {
+            "up_source": frame.up_source, "floor_points": frame.floor_points,
+            "up_vs_cameras_deg": round(frame.up_vs_cameras_deg, 3),
+            "scale_source": frame.scale_source, "scale": frame.scale,
+            "world_from_sfm": frame.world_from_sfm.tolist(),
+        },
+        "options": {"calibration_mode": options.calibration_mode, "samples": options.samples, "seed": options.seed,
+                    "scale_hint": None if options.scale is None else {
+                        "known_distance": options.scale.known_distance, "camera_heights": options.scale.camera_heights}},
+        "seconds": round(summary.seconds, 2),
+    }
