@@ -180,6 +180,10 @@ def register(
         help="With a calibration: auto/poses (use its poses), intrinsics (only its lenses), none (ignore it).",
     ),
     samples: int = typer.Option(24, "--samples", help="Frames per camera for its clean plate."),
+    instants: Optional[int] = typer.Option(
+        None, "--instants", help="Synchronized frames per camera used besides its clean plate (default: 6 when "
+        "calibrated, else 0)."
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed of RANSAC and the mapper."),
 ) -> None:
     """Register the cameras into one gravity-aligned world frame (floor at z = 0)."""
@@ -188,7 +192,8 @@ def register(
     from reshoot.registration import RegistrationOptions, register as run_registration
 
     options = RegistrationOptions(survey=survey, no_survey=no_survey, scale=_parse_scale(known_distance, camera_height),
-                                  calibration_mode=calibration_mode, samples=samples, seed=seed)
+                                  calibration_mode=calibration_mode, samples=samples, instants=instants,
+                                  seed=seed)
     with _progress() as progress:
         summary = run_registration(workspace, options, progress)
     table = Table(title=f"registration ({summary.mode}): {summary.points} points, up from {summary.up_source}, "

@@ -68,3 +68,48 @@ def pose_errors(estimate: Camera, truth: Camera) -> PoseErrors:
         np.linalg.norm(aligned - truth.centers.numpy(), axis=1),
         scale,
     )
+
+
+@dataclass(frozen=True)
+class PairAgreement:
+    """How the relative pose of two cameras compares between an estimate and a reference.
+
+    Attributes:
+        a, b: camera names.
+        rotation_deg: angle between the estimated and reference rotations of b relative to a.
+        direction_deg: angle between the estimated and reference directions from a's centre to b's.
+        baseline: reference distance between the centres (reference units).
+        centre_discrepancy: baseline * sin(direction error): how far b's centre would have to move
+            (reference units) to explain the direction error.
+    """
+
+    a: str
+    b: str
+    rotation_deg: float
+    direction_deg: float
+    baseline: float
+    centre_discrepancy: float
+
+
+def relative_pose_agreement(estimate: Camera, reference: Camera) -> list[PairAgreement]:
+    """Compare every pair's relative pose (scale-free: rotation and baseline direction).
+
+    Args:
+        estimate, reference: cameras with the same names (the estimate's are compared).
+    """
+    reference = reference.select(list(estimate.names))
+    est_rot, ref_rot = (c.cam_from_world[:, :3, :3].numpy() for c in (estimate, reference))
+    est_c, ref_c = estimate.centers.numpy(), reference.centers.numpy()
+    out = []
+    for i in range(len(estimate)):
+        for j in range(i + 1, len(estimate)):
+            rot = float(rotation_angle_deg(ref_rot[j] @ ref_rot[i].T, est_rot[j] @ est_rot[i].T))
+            # Directions in camera a's frame, so the two frames' gauges cancel.
+            d_est = est_rot[i] @ (est_c[j] - est_c[i])
+            d_ref = ref_rot[i] @ (ref_c[j] - ref_c[i])
+            cos = d_est @ d_ref / (np.linalg.norm(d_est) * np.linalg.norm(d_ref))
+            angle = float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))))
+            baseline = float(np.linalg.norm(d_ref))
+            out.append(PairAgreement(estimate.names[i], estimate.names[j], rot, angle, baseline,
+                                     baseline * float(np.sin(np.radians(angle)))))
+    return out

@@ -87,11 +87,13 @@ class SfmResult:
 
 
 def build_database(database: Path, image_root: Path, groups: Sequence[ImageGroup], mask_root: Path | None = None,
-                   max_features: int = 8192, threads: int = -1) -> None:
-    """Extract SIFT features (one camera per group) and match every pair of images.
+                   pairs: Sequence[tuple[str, str]] | None = None, max_features: int = 8192,
+                   threads: int = -1) -> None:
+    """Extract SIFT features (one camera per group) and match image pairs.
 
-    Exhaustive matching: the image sets here are small (clean plates plus a survey), and wide-baseline
-    production cameras must be tried against everything.
+    Args:
+        pairs: the image-name pairs to match; None matches every pair (the image sets here are small,
+            and wide-baseline production cameras must be tried against everything).
     """
     quiet_colmap(log.isEnabledFor(logging.DEBUG))
     extraction = pycolmap.FeatureExtractionOptions()
@@ -110,7 +112,14 @@ def build_database(database: Path, image_root: Path, groups: Sequence[ImageGroup
                                   extraction_options=extraction, device=pycolmap.Device.cpu)
     matching = pycolmap.FeatureMatchingOptions()
     matching.num_threads = threads
-    pycolmap.match_exhaustive(database, matching_options=matching, device=pycolmap.Device.cpu)
+    if pairs is None:
+        pycolmap.match_exhaustive(database, matching_options=matching, device=pycolmap.Device.cpu)
+        return
+    pair_list = database.with_suffix(".pairs.txt")
+    pair_list.write_text("".join(f"{a} {b}\n" for a, b in pairs))
+    pycolmap.match_image_pairs(database, matching_options=matching,
+                               pairing_options=pycolmap.ImportedPairingOptions(match_list_path=str(pair_list)),
+                               device=pycolmap.Device.cpu)
 
 
 def _database_tables(database: Path) -> tuple[dict[int, str], dict[str, int], dict[tuple[str, str], int]]:

@@ -35,7 +35,8 @@ from reshoot.datasets.footage import open_footage
 from reshoot.geometry.camera import Camera
 from reshoot.geometry.errors import InputError, ReshootError
 from reshoot.geometry.files import atomic_directory, write_json_document
-from reshoot.geometry.world_frame import ScaleHint
+from reshoot.geometry.sfm import ImageGroup, ImageStats, build_database, incremental_sfm, triangulate_with_known_poses
+from reshoot.geometry.world_frame import ScaleHint, estimate_world_frame
 from reshoot.workspace import load_workspace
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,9 @@ class RegistrationOptions:
         calibration_mode: with a calibration file: "auto"/"poses" use its poses (no estimation),
             "intrinsics" uses only its intrinsics as priors, "none" ignores it.
         samples: frames per camera for the clean plate.
+        instants: synchronized frames per camera used besides the plate (unmasked: moving content
+            seen by several cameras at one instant is valid evidence); None = 6 in calibrated mode
+            (more matches to measure the calibration with), else 0.
         max_survey_images: survey photos used at most (evenly spread).
         seed: RANSAC and mapper seed.
     """
@@ -71,12 +75,15 @@ class RegistrationOptions:
     scale: ScaleHint | None = None
     calibration_mode: str = "auto"
     samples: int = 24
+    instants: int | None = None
     max_survey_images: int = 80
     seed: int = 0
 
     def __post_init__(self) -> None:
         if self.calibration_mode not in CALIBRATION_MODES:
             raise InputError(f"calibration mode must be one of {CALIBRATION_MODES}, got {self.calibration_mode!r}.")
+        if self.instants is not None and not 0 <= self.instants <= 50:
+            raise InputError(f"instants must be 0 to 50 frames per camera, got {self.instants}.")
         if self.samples < 3:
             raise InputError(f"samples must be at least 3 frames per camera, got {self.samples}.")
 
@@ -136,6 +143,31 @@ def _survey_images(path: Path, out: Path, limit: int) -> list[str]:
     raise InputError(f"{path}: the survey must be a folder of photos or a video ({', '.join(VIDEO_SUFFIXES)}).")
 
 
+def _merged(stats: list[ImageStats], cross_matches: int) -> ImageStats | None:
+    """One camera's statistics over its images (plate and instants).
+
+    Keypoints: the most of any image; verified matches: `cross_matches` (with other cameras' and the
+    survey's images only: matches between a static camera's own frames say nothing about overlap).
+    """
+    if not stats:
+        return None
+    observations = sum(s.observations for s in stats)
+    errors = sum(s.observations * s.reprojection_error_px for s in stats if s.observations)
+    return ImageStats(max(s.keypoints for s in stats), cross_matches, any(s.registered for s in stats),
+                      observations, errors / observations if observations else float("nan"))
+
+
+def _cross_matches(own: set[str], pairs: dict[tuple[str, str], int]) -> int:
+    """Verified matches between images in `own` and images outside it."""
+    return sum(n for (a, b), n in pairs.items() if (a in own) != (b in own))
+
+
+def _registered(name: str, stats: list[ImageStats], cross_matches: int) -> CameraOutcome:
+    merged = _merged(stats, cross_matches)
+    return CameraOutcome(name, True, keypoints=merged.keypoints, verified_matches=merged.verified_matches,
+                         observations=merged.observations, reprojection_error_px=merged.reprojection_error_px)
+
+
 def _failure(name: str, blank: bool, stats, have_survey: bool) -> CameraOutcome:
     suggestion = ("give its calibration (reshoot init --calibration)" if have_survey else
                   "add a survey pass of the set (reshoot init --survey) or give its calibration (--calibration)")
@@ -162,9 +194,6 @@ def register(workspace: str | Path, options: RegistrationOptions | None = None,
         RegistrationError: fewer than two production cameras could be registered (nothing written).
         InputError: bad workspace, footage, survey or hints.
     """
-    from reshoot.geometry.sfm import ImageGroup, build_database, incremental_sfm, triangulate_with_known_poses
-    from reshoot.geometry.world_frame import estimate_world_frame
-
     options = options or RegistrationOptions()
     report = progress or (lambda what, done, total: None)
     started = time.perf_counter()
@@ -180,37 +209,45 @@ def register(workspace: str | Path, options: RegistrationOptions | None = None,
         images, masks = work / "images", work / "masks"
         plates, blank = {}, set()
         frames = sample_frames(footage.first_frame, footage.num_frames, options.samples)
+        instants = options.instants if options.instants is not None else (6 if use_poses else 0)
+        instant_frames = sample_frames(footage.first_frame, footage.num_frames, instants) if instants else ()
         groups = []
         for i, source in enumerate(footage.sources):
             plate = clean_plate(source, frames)
             plates[source.name] = plate
-            source.close()
             report("clean plates", i + 1, len(footage.sources))
             if plate.is_blank:
                 blank.add(source.name)
+                source.close()
                 continue
+            prior = calibration.select(source.name) if calibration is not None else None
             name = f"cams/{source.name}/plate.png"
             _write_png(images / name, plate.rgb)
             _write_png(masks / f"{name}.png", (plate.moving < 0.25).astype(np.float32))
-            prior = calibration.select(source.name) if calibration is not None else None
             groups.append(ImageGroup(source.name, (name,), prior, masked=True))
+            if instant_frames:
+                names = tuple(f"instants/{source.name}/{f:06d}.png" for f in instant_frames)
+                for f, n in zip(instant_frames, names):
+                    _write_png(images / n, source.read(f))
+                groups.append(ImageGroup(source.name, names, prior))
+            source.close()
         survey_names: list[str] = []
         if survey_path is not None:
             survey_names = [f"survey/{n}" for n in _survey_images(Path(survey_path), images / "survey",
                                                                   options.max_survey_images)]
             groups.append(ImageGroup(SURVEY_GROUP, tuple(survey_names)))
-        if len(groups) - bool(survey_names) < 2:
+        if len({g.name for g in groups}) - bool(survey_names) < 2:
             raise RegistrationError(_too_few_message(footage.camera_names, blank, {}))
 
         report("features and matches", 0, 1)
         database = work / "database.db"
-        build_database(database, images, groups, mask_root=masks)
+        build_database(database, images, groups, mask_root=masks, pairs=_match_pairs(groups))
         report("features and matches", 1, 1)
         report("mapping", 0, 1)
         if use_poses:
             mode = "calibrated"
-            poses = {f"cams/{g.name}/plate.png": (g.intrinsics, g.intrinsics.cam_from_world[0].numpy())
-                     for g in groups}
+            poses = {image: (g.intrinsics, g.intrinsics.cam_from_world[0].numpy())
+                     for g in groups for image in g.images}
             result = triangulate_with_known_poses(database, images, work / "model", poses)
         else:
             mode = "survey" if survey_names else "plates"
@@ -219,21 +256,22 @@ def register(workspace: str | Path, options: RegistrationOptions | None = None,
                                      seed=options.seed)
         report("mapping", 1, 1)
 
-        outcomes = []
+        outcomes, pose_image = [], {}
         for name in footage.camera_names:
-            stats = result.stats.get(f"cams/{name}/plate.png")
-            if stats is not None and stats.registered:
-                outcomes.append(CameraOutcome(name, True, keypoints=stats.keypoints,
-                                              verified_matches=stats.verified_matches,
-                                              observations=stats.observations,
-                                              reprojection_error_px=stats.reprojection_error_px))
+            own = [image for g in groups if g.name == name for image in g.images]
+            stats = [result.stats[i] for i in own if i in result.stats]
+            posed = [i for i in own if i in result.stats and result.stats[i].registered]
+            cross = _cross_matches(set(own), result.pair_matches)
+            if posed:
+                pose_image[name] = posed[0]  # the plate when it registered, else the first instant
+                outcomes.append(_registered(name, stats, cross))
             else:
-                outcomes.append(_failure(name, name in blank, stats, bool(survey_names)))
+                outcomes.append(_failure(name, name in blank, _merged(stats, cross), bool(survey_names)))
         registered = [o.name for o in outcomes if o.registered]
         if len(registered) < 2:
             raise RegistrationError(_too_few_message(footage.camera_names, blank, {o.name: o for o in outcomes}))
 
-        plate_cameras = result.cameras.select([f"cams/{n}/plate.png" for n in registered])
+        plate_cameras = result.cameras.select([pose_image[n] for n in registered])
         production = Camera(tuple(registered), plate_cameras.K, plate_cameras.cam_from_world,
                             plate_cameras.width, plate_cameras.height, plate_cameras.distortion)
         frame = estimate_world_frame(production, result.points_xyz, options.scale, metric=use_poses,
@@ -246,17 +284,72 @@ def register(workspace: str | Path, options: RegistrationOptions | None = None,
             survey_cameras = Camera(tuple(Path(n).stem for n in registered_survey), sc.K, sc.cam_from_world,
                                     sc.width, sc.height, sc.distortion)
         points = frame.apply_to_points(result.points_xyz)
+        check = None
+        if footage.calibration is not None and not use_poses:
+            check = _calibration_check(production, footage.calibration, groups, result.pair_matches)
 
         with atomic_directory(ws / "registration", overwrite=True) as out:
             _write_outputs(out, world_cameras, survey_cameras, points, result, frame, plates, registered)
             summary = RegistrationSummary(ws / "registration", mode, tuple(outcomes), len(points),
                                           frame.scale_source, frame.up_source, time.perf_counter() - started,
                                           tuple(o for o in outcomes if not o.registered))
-            write_json_document(out / "report.json", "registration-report", 1,
-                                _report_body(summary, frame, options, survey_path, len(survey_names),
-                                             len(registered_survey), result))
+            body = _report_body(summary, frame, options, survey_path, len(survey_names), len(registered_survey),
+                                result)
+            if check is not None:
+                body["calibration_check"] = check
+            write_json_document(out / "report.json", "registration-report", 1, body)
     log.info("registered %d of %d cameras (%s) in %.1f s", len(registered), len(outcomes), mode, summary.seconds)
     return summary
+
+
+def _match_pairs(groups: list[ImageGroup]) -> list[tuple[str, str]]:
+    """Which images to match. Plates and survey photos show the static set: every pair. An instant
+    also shows the action, so it is matched with the static images and with the other cameras'
+    frames *of the same instant* only (the action moves between instants)."""
+    static = [i for g in groups for i in g.images if not i.startswith("instants/")]
+    moving = [i for g in groups for i in g.images if i.startswith("instants/")]
+    pairs = [(a, b) for k, a in enumerate(static) for b in static[k + 1:]]
+    pairs += [(a, b) for a in moving for b in static]
+    pairs += [(a, b) for k, a in enumerate(moving) for b in moving[k + 1:]
+              if a.split("/")[1] != b.split("/")[1] and Path(a).name == Path(b).name]
+    return pairs
+
+
+AGREEMENT_DEG = 2.0
+
+
+def _calibration_check(estimate: Camera, calibration: Camera, groups: list[ImageGroup],
+                       pair_matches: dict[tuple[str, str], int]) -> dict:
+    """Estimated relative poses against a calibration's, pair by pair, with why a pair disagrees."""
+    from reshoot.geometry.alignment import relative_pose_agreement
+
+    images = {g.name: set() for g in groups}
+    for g in groups:
+        images[g.name] |= set(g.images)
+    agreements = relative_pose_agreement(estimate, calibration)
+    median_baseline = float(np.median([p.baseline for p in agreements]))
+    pairs = []
+    for p in agreements:
+        shared = sum(n for (x, y), n in pair_matches.items()
+                     if (x in images[p.a] and y in images[p.b]) or (x in images[p.b] and y in images[p.a]))
+        agrees = p.rotation_deg <= AGREEMENT_DEG and p.direction_deg <= AGREEMENT_DEG
+        why = None
+        if shared < 100 and not agrees:
+            why = f"few matches between the two cameras ({shared}): their views barely overlap"
+        elif p.direction_deg > AGREEMENT_DEG:
+            short = "short " if p.baseline < median_baseline else ""
+            why = (f"baseline direction off by {p.direction_deg:.1f} deg over a {short}{p.baseline:.3g} baseline "
+                   f"(median {median_baseline:.3g}): the camera centres disagree by {p.centre_discrepancy:.3g}, "
+                   "in the calibration's units")
+        elif p.rotation_deg > AGREEMENT_DEG:
+            why = (f"relative rotation off by {p.rotation_deg:.1f} deg with {shared} shared matches: recalibrate or "
+                   "check the lens intrinsics")
+        pairs.append({"a": p.a, "b": p.b, "rotation_deg": round(p.rotation_deg, 3),
+                      "direction_deg": round(p.direction_deg, 3), "baseline": round(p.baseline, 4),
+                      "centre_discrepancy": round(p.centre_discrepancy, 4), "shared_matches": shared,
+                      "agrees": agrees, "why": why})
+    return {"tolerance_deg": AGREEMENT_DEG, "pairs": pairs,
+            "failed_pairs": [f"{p['a']}-{p['b']}" for p in pairs if not p["agrees"]]}
 
 
 def _too_few_message(names, blank, outcomes) -> str:
@@ -339,7 +432,8 @@ def _report_body(summary: RegistrationSummary, frame, options: RegistrationOptio
             "scale_source": frame.scale_source, "scale": frame.scale,
             "world_from_sfm": frame.world_from_sfm.tolist(),
         },
-        "options": {"calibration_mode": options.calibration_mode, "samples": options.samples, "seed": options.seed,
+        "options": {"calibration_mode": options.calibration_mode, "samples": options.samples,
+                    "instants": options.instants, "seed": options.seed,
                     "scale_hint": None if options.scale is None else {
                         "known_distance": options.scale.known_distance, "camera_heights": options.scale.camera_heights}},
         "seconds": round(summary.seconds, 2),
