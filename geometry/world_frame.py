@@ -1,8 +1,8 @@
 """The world frame of a registration (DESIGN.md §3): z up (gravity), floor at z = 0, metres when known.
 
-Up comes from the floor: the lowest large plane of the sparse points (open3d RANSAC) whose normal
-agrees with the production cameras' up vectors (cameras on set are levelled, so their image "up"
-points roughly against gravity). Without such a plane, the cameras' mean up vector is used. Scale
+Up comes from the floor: the plane of the sparse points (open3d RANSAC) farthest below the cameras
+among those whose normal agrees with the up direction of the production cameras (cameras on set are
+levelled: their right axes are horizontal). Without such a plane, that camera up direction is used. Scale
 comes from a user hint: a known distance between two camera centres, or known camera heights above
 the floor; else it is arbitrary (recorded as such).
 """
@@ -81,29 +81,66 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return v / np.linalg.norm(v)
 
 
+def _rotation_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The smallest rotation [3, 3] turning unit vector a onto unit vector b."""
+    from scipy.spatial.transform import Rotation
+
+    axis = np.cross(a, b)
+    sin, cos = np.linalg.norm(axis), float(a @ b)
+    if sin < 1e-12:
+        if cos > 0:
+            return np.eye(3)
+        ortho = np.cross(a, [1.0, 0.0, 0.0] if abs(a[0]) < 0.9 else [0.0, 1.0, 0.0])
+        return Rotation.from_rotvec(np.pi * _unit(ortho)).as_matrix()
+    return Rotation.from_rotvec(axis / sin * np.arctan2(sin, cos)).as_matrix()
+
+
 def cameras_up(cameras: Camera) -> np.ndarray:
-    """[3] mean image-up direction (-y camera axis) of the cameras, in their world frame, unit."""
+    """[3] unit up direction from the cameras' orientations.
+
+    Cameras on set are levelled (no roll), so each one's x axis (image right) is horizontal however
+    much it pitches: up is the direction orthogonal to all of them, the eigenvector of the smallest
+    eigenvalue of sum(x x^T), signed to agree with the cameras' image-up vectors. With every camera
+    facing the same way that is ill-posed, and the mean image-up vector is used instead (biased by
+    the cameras' common pitch).
+    """
     rot = cameras.cam_from_world[:, :3, :3].numpy()
-    return _unit(-rot[:, 1, :].sum(axis=0))
+    image_up = _unit(-rot[:, 1, :].sum(axis=0))
+    rights = rot[:, 0, :]
+    values, vectors = np.linalg.eigh(rights.T @ rights)
+    if len(rights) < 2 or values[1] < 0.05 * len(rights):
+        return image_up
+    up = vectors[:, 0]
+    return up if up @ image_up > 0 else -up
+
+
+MIN_FLOOR_POINTS = 30
 
 
 def _find_floor(points: np.ndarray, centres: np.ndarray, up_hint: np.ndarray, seed: int):
-    """(unit normal pointing to the cameras, offset d with n·x + d = 0, inlier mask) or None."""
+    """The floor: (unit normal pointing to the cameras, offset d with n·x + d = 0, inlier mask) or None.
+
+    Planes are peeled off the points by RANSAC (open3d) one after another; the floor is the one
+    farthest below the cameras among those that are roughly horizontal (normal within 30 degrees of
+    the cameras' up), have every camera on one side and enough points. Not the largest: table tops,
+    box lids and spurious planes through props can hold more points than a floor seen at a grazing
+    angle. The chosen plane is refit by least squares to its inliers.
+    """
     import open3d as o3d
 
-    if len(points) < 30:
+    if len(points) < MIN_FLOOR_POINTS:
         return None
     extent = np.percentile(np.linalg.norm(points - np.median(points, axis=0), axis=1), 90)
     threshold = max(extent * 0.006, 1e-9)
     o3d.utility.random.seed(seed)
     remaining = np.arange(len(points))
-    candidates = []
-    for _ in range(5):
-        if len(remaining) < 30:
+    best = None
+    for _ in range(8):
+        if len(remaining) < MIN_FLOOR_POINTS:
             break
         cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points[remaining]))
         plane, inliers = cloud.segment_plane(threshold, 3, 2000)
-        if len(inliers) < 30:
+        if len(inliers) < MIN_FLOOR_POINTS:
             break
         normal, offset = np.asarray(plane[:3]), float(plane[3])
         norm = np.linalg.norm(normal)
@@ -111,19 +148,29 @@ def _find_floor(points: np.ndarray, centres: np.ndarray, up_hint: np.ndarray, se
         side = centres @ normal + offset
         if np.all(side > 0) or np.all(side < 0):
             if side[0] < 0:
-                normal, offset = -normal, -offset
+                normal, offset, side = -normal, -offset, -side
             angle = np.degrees(np.arccos(np.clip(normal @ up_hint, -1, 1)))
-            if angle < HORIZONTAL_TOLERANCE_DEG:
-                mask = np.zeros(len(points), bool)
-                mask[remaining[inliers]] = True
-                candidates.append((normal, offset, mask))
+            if angle < HORIZONTAL_TOLERANCE_DEG and (best is None or side.mean() > best[0]):
+                best = (side.mean(), remaining[inliers])
         remaining = np.delete(remaining, inliers)
-    if not candidates:
+    if best is None:
         return None
-    largest = max(c[2].sum() for c in candidates)
-    big = [c for c in candidates if c[2].sum() >= 0.3 * largest]
-    # The floor is the lowest of the large horizontal planes (table tops and box lids are higher).
-    return max(big, key=lambda c: c[1])  # larger offset = farther below the cameras along the normal
+    return _refit_plane(points, best[1], centres, threshold)
+
+
+def _refit_plane(points: np.ndarray, inliers: np.ndarray, centres: np.ndarray, threshold: float):
+    """Least-squares plane through the inliers (smallest principal axis), its inliers re-collected."""
+    for _ in range(2):
+        sample = points[inliers]
+        centroid = sample.mean(axis=0)
+        normal = np.linalg.svd(sample - centroid, full_matrices=False)[2][-1]
+        if (centres[0] - centroid) @ normal < 0:
+            normal = -normal
+        offset = -float(normal @ centroid)
+        inliers = np.flatnonzero(np.abs(points @ normal + offset) < threshold)
+    mask = np.zeros(len(points), bool)
+    mask[inliers] = True
+    return normal, offset, mask
 
 
 def estimate_world_frame(
@@ -158,14 +205,19 @@ def estimate_world_frame(
         up, up_source, floor_points = up_hint, "camera_up", 0
         heights = points @ up
         origin = np.median(points, axis=0) + (np.percentile(heights, 2) - np.median(points, axis=0) @ up) * up
-    forward = production.cam_from_world[0, 2, :3].numpy()
-    y_axis = forward - (forward @ up) * up
-    if np.linalg.norm(y_axis) < 1e-6:  # the first camera looks straight down
-        y_axis = -production.cam_from_world[0, 1, :3].numpy()
-        y_axis = y_axis - (y_axis @ up) * up
-    y_axis = _unit(y_axis)
-    x_axis = np.cross(y_axis, up)
-    rotation = np.stack([x_axis, y_axis, up])
+    if metric:
+        # A calibration already has a frame someone chose: change it as little as possible (level
+        # it, floor at z = 0) instead of re-orienting it.
+        rotation = _rotation_between(up, np.array([0.0, 0.0, 1.0]))
+        origin = (origin @ up) * up  # the calibration's origin, dropped onto the floor
+    else:
+        forward = production.cam_from_world[0, 2, :3].numpy()
+        y_axis = forward - (forward @ up) * up
+        if np.linalg.norm(y_axis) < 1e-6:  # the first camera looks straight down
+            y_axis = -production.cam_from_world[0, 1, :3].numpy()
+            y_axis = y_axis - (y_axis @ up) * up
+        y_axis = _unit(y_axis)
+        rotation = np.stack([np.cross(y_axis, up), y_axis, up])
     heights = (centres - origin) @ up
 
     scale, source = 1.0, "calibration" if metric else "arbitrary"

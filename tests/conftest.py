@@ -44,3 +44,16 @@ def small_take(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("takes") / "small"
     generate_take(out, SynthConfig(**SMALL_TAKE))
     return out
+
+
+# A take for registration: the default resolution (the bars are set for it), a survey, few frames.
+REGISTRATION_TAKE = dict(cameras=4, frames=12, width=640, height=360, characters=2, props=4, seed=7)
+
+
+@pytest.fixture(scope="session")
+def registration_take(tmp_path_factory) -> Path:
+    from reshoot.datasets.synthetic import SynthConfig, generate_take
+
+    out = tmp_path_factory.mktemp("takes") / "registration"
+    generate_take(out, SynthConfig(**REGISTRATION_TAKE))
+    return out

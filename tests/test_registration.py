@@ -1,0 +1,201 @@
+"""`reshoot register`: cameras in one gravity-aligned frame, measured against ground truth."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import imageio.v2 as imageio_v2
+import numpy as np
+import pytest
+
+from reshoot.geometry.alignment import pose_errors, similarity_transform
+from reshoot.geometry.cameras_io import read_cameras_json, write_cameras_json
+from reshoot.geometry.exports import read_colmap_text, read_nerfstudio_transforms
+from reshoot.registration import RegistrationError, RegistrationOptions, register
+from reshoot.geometry.world_frame import ScaleHint
+from reshoot.workspace import init_workspace
+
+PRODUCTION = ["a_wide", "b_medium", "c_medium", "d_reverse"]
+
+
+def _extent(take: Path) -> float:
+    return float(np.hypot(*json.loads((take / "take.json").read_text())["floor_size"]))
+
+
+def _gt(take: Path):
+    return read_cameras_json(take / "gt" / "cameras.json").cameras
+
+
+@pytest.fixture(scope="module")
+def registered(registration_take: Path, tmp_path_factory):
+    """The take registered through its survey, with the wide camera's height as the scale hint."""
+    ws = tmp_path_factory.mktemp("ws") / "ws"
+    init_workspace(ws, registration_take / "footage", survey=registration_take / "survey")
+    height = float(_gt(registration_take).select("a_wide").centers[0, 2])
+    summary = register(ws, RegistrationOptions(scale=ScaleHint(camera_heights={"a_wide": height})))
+    return ws, summary
+
+
+def test_synthetic_take_meets_the_bars(registered, registration_take: Path):
+    ws, summary = registered
+    assert summary.mode == "survey" and not summary.failed
+    estimate = read_cameras_json(ws / "registration" / "cameras.json").cameras
+    assert list(estimate.names) == PRODUCTION
+    errors = pose_errors(estimate, _gt(registration_take))
+    assert errors.rotation_deg.max() <= 0.2, errors.rotation_deg
+    assert errors.centre_error.max() <= 0.01 * _extent(registration_take), errors.centre_error
+    # With the camera height given, the world is metric: scale within 2 %, up within 1 degree.
+    assert abs(errors.scale - 1.0) <= 0.02, errors.scale
+    truth = _gt(registration_take).select(PRODUCTION)
+    sim = similarity_transform(estimate.centers.numpy(), truth.centers.numpy())
+    rotation = sim[:3, :3] / np.cbrt(np.linalg.det(sim[:3, :3]))
+    assert np.degrees(np.arccos(np.clip(rotation[2, 2], -1, 1))) <= 1.0, "world z is not up"
+    # Floor at z = 0: the cameras' heights above it are the true heights.
+    assert np.allclose(estimate.centers[:, 2].numpy(), truth.centers[:, 2].numpy(), atol=0.03)
+
+
+def test_outputs_are_complete_and_readable(registered):
+    ws, summary = registered
+    out = ws / "registration"
+    report = json.loads((out / "report.json").read_text())
+    assert report["format"] == "reshoot/registration-report"
+    assert report["world_frame"]["scale_source"] == "camera_height"
+    assert report["world_frame"]["up_source"] == "floor_plane"
+    assert all(c["registered"] and c["reprojection_error_px"] < 1.0 for c in report["cameras"])
+    assert report["survey"]["registered"] >= 20
+    import open3d as o3d
+
+    cloud = o3d.io.read_point_cloud(str(out / "points.ply"))
+    assert len(cloud.points) == summary.points > 1000
+    floor_share = np.mean(np.abs(np.asarray(cloud.points)[:, 2]) < 0.03)
+    assert floor_share > 0.3, "the textured floor gives many points at z = 0"
+    cameras = read_cameras_json(out / "cameras.json").cameras
+    for exported in (read_colmap_text(out / "export" / "colmap_text"),
+                     read_nerfstudio_transforms(out / "export" / "transforms.json").cameras):
+        assert np.allclose(exported.cam_from_world.numpy(), cameras.cam_from_world.numpy(), atol=1e-9)
+    import pycolmap
+
+    model = pycolmap.Reconstruction(out / "colmap")
+    assert model.num_reg_images() >= 24 and model.num_points3D() == summary.points
+    assert sorted(p.name for p in (out / "plates").iterdir()) == [f"{n}.png" for n in PRODUCTION]
+    assert read_cameras_json(out / "survey_cameras.json").cameras.names[0] == "000000"
+    assert not [p for p in ws.iterdir() if p.name.startswith(".")], "no temporary folders left behind"
+
+
+def _black_video(path: Path, like: Path) -> None:
+    frames = imageio_v2.mimread(like)
+    writer = imageio_v2.get_writer(path, fps=24, codec="libx264", macro_block_size=2, ffmpeg_log_level="error")
+    for frame in frames:
+        writer.append_data(np.zeros_like(frame))
+    writer.close()
+
+
+def test_a_black_camera_is_named_with_reason_and_the_rest_is_written(registration_take: Path, tmp_path: Path):
+    footage = tmp_path / "footage"
+    shutil.copytree(registration_take / "footage", footage)
+    _black_video(footage / "c_medium.mp4", registration_take / "footage" / "c_medium.mp4")
+    ws = tmp_path / "ws"
+    init_workspace(ws, footage, survey=registration_take / "survey")
+    summary = register(ws)
+    assert [o.name for o in summary.failed] == ["c_medium"]
+    assert "blank or black" in summary.failed[0].reason and summary.failed[0].suggestion
+    report = json.loads((ws / "registration" / "report.json").read_text())
+    entry = next(c for c in report["cameras"] if c["name"] == "c_medium")
+    assert not entry["registered"] and "blank or black" in entry["reason"]
+    assert read_cameras_json(ws / "registration" / "cameras.json").cameras.names == ("a_wide", "b_medium", "d_reverse")
+
+
+def test_fewer_than_two_cameras_is_an_error_and_nothing_is_written(registration_take: Path, tmp_path: Path):
+    footage = tmp_path / "footage"
+    footage.mkdir()
+    shutil.copy(registration_take / "footage" / "a_wide.mp4", footage)
+    _black_video(footage / "b_medium.mp4", registration_take / "footage" / "b_medium.mp4")
+    ws = tmp_path / "ws"
+    init_workspace(ws, footage)
+    with pytest.raises(RegistrationError) as error:
+        register(ws)
+    assert "b_medium: a blank or black video" in str(error.value)
+    assert not (ws / "registration").exists()
+    assert [p.name for p in ws.iterdir()] == ["reshoot.toml"]
+
+
+def test_known_calibration_is_kept_and_checked(registration_take: Path, tmp_path: Path):
+    """Calibrated mode estimates no pose: the ground truth comes back (it is already level, floor at 0)."""
+    truth = _gt(registration_take).select(PRODUCTION)
+    write_cameras_json(tmp_path / "calibration.json", truth)
+    ws = tmp_path / "ws"
+    init_workspace(ws, registration_take / "footage", calibration=tmp_path / "calibration.json")
+    summary = register(ws)
+    assert summary.mode == "calibrated" and summary.scale_source == "calibration"
+    assert all(o.registered and o.reprojection_error_px < 1.0 for o in summary.cameras)
+    estimate = read_cameras_json(ws / "registration" / "cameras.json").cameras
+    assert np.allclose(estimate.centers.numpy(), truth.centers.numpy(), atol=0.02)
+    errors = pose_errors(estimate, truth)
+    assert errors.rotation_deg.max() < 0.2
+
+
+def test_calibration_for_another_resolution_is_refused(registration_take: Path, tmp_path: Path):
+    from reshoot.geometry.camera import Camera
+    from reshoot import InputError
+
+    truth = _gt(registration_take).select(PRODUCTION)
+    doubled = Camera.create(truth.names, truth.K * 2, truth.cam_from_world, truth.width * 2, truth.height * 2)
+    write_cameras_json(tmp_path / "calibration.json", doubled)
+    with pytest.raises(InputError, match="calibrated at 1280x720 but its footage"):
+        init_workspace(tmp_path / "ws", registration_take / "footage", calibration=tmp_path / "calibration.json")
+
+
+@pytest.mark.slow
+def test_fountain_registers_all_eleven(shared_data: Path, tmp_path: Path):
+    from reshoot.datasets.calibration import load_strecha_cameras
+    from reshoot.geometry.camera import Camera
+    from reshoot.geometry.sfm import ImageGroup, build_database, incremental_sfm
+
+    truth, paths = load_strecha_cameras(shared_data / "fountain-P11_1024")
+    images = tmp_path / "images"
+    images.mkdir()
+    for p in paths:
+        shutil.copy(p, images)
+    groups = [ImageGroup(n, (p.name,)) for n, p in zip(truth.names, paths)]
+    build_database(tmp_path / "db.db", images, groups)
+    result = incremental_sfm(tmp_path / "db.db", images, tmp_path / "model")
+    c = result.cameras
+    estimate = Camera(tuple(Path(n).stem for n in c.names), c.K, c.cam_from_world, c.width, c.height, c.distortion)
+    assert sorted(estimate.names) == sorted(truth.names)
+    errors = pose_errors(estimate, truth)
+    centres = truth.centers.numpy()
+    extent = float(np.linalg.norm(centres.max(0) - centres.min(0)))
+    assert errors.rotation_deg.max() <= 0.5, errors.rotation_deg
+    assert errors.centre_error.max() <= 0.02 * extent, errors.centre_error / extent
+
+
+@pytest.fixture(scope="module")
+def caliscope_workspace(shared_data: Path, tmp_path_factory) -> Path:
+    data = shared_data / "caliscope_4cam"
+    ws = tmp_path_factory.mktemp("caliscope") / "ws"
+    init_workspace(ws, data / "calibration" / "extrinsic", calibration=data / "camera_array.toml")
+    return ws
+
+
+@pytest.mark.slow
+def test_caliscope_footage_agrees_with_its_calibration(caliscope_workspace: Path):
+    summary = register(caliscope_workspace, RegistrationOptions(instants=4))
+    assert summary.mode == "calibrated"
+    for outcome in summary.cameras:
+        assert outcome.registered and outcome.reprojection_error_px < 2.0, outcome
+
+
+@pytest.mark.slow
+def test_caliscope_from_intrinsics_only_agrees_or_says_why(caliscope_workspace: Path):
+    summary = register(caliscope_workspace, RegistrationOptions(calibration_mode="intrinsics", instants=6))
+    assert summary.mode == "plates" and not summary.failed
+    check = json.loads((caliscope_workspace / "registration" / "report.json").read_text())["calibration_check"]
+    assert len(check["pairs"]) == 6
+    for pair in check["pairs"]:
+        assert pair["rotation_deg"] <= 2.0, pair
+        assert pair["agrees"] == (pair["direction_deg"] <= 2.0), pair
+        if not pair["agrees"]:
+            assert "baseline direction off" in pair["why"], pair
+    assert check["failed_pairs"] == [f"{p['a']}-{p['b']}" for p in check["pairs"] if not p["agrees"]]
