@@ -16,9 +16,11 @@ DEMO_OUT ?= demo
 
 demo: $(STAMP)
 	$(VENV)/bin/reshoot synth $(DEMO_OUT)/take --overwrite
-	$(VENV)/bin/reshoot init $(DEMO_OUT)/workspace --footage $(DEMO_OUT)/take/footage --force
+	$(VENV)/bin/reshoot init $(DEMO_OUT)/workspace --footage $(DEMO_OUT)/take/footage \
+	  --survey $(DEMO_OUT)/take/survey --force
+	$(VENV)/bin/reshoot register $(DEMO_OUT)/workspace --camera-height 1.6
 	@echo "reshoot demo: synthetic take in $(DEMO_OUT)/take (footage/ as shot, gt/ ground truth),"
-	@echo "              workspace in $(DEMO_OUT)/workspace"
+	@echo "              workspace in $(DEMO_OUT)/workspace, cameras in $(DEMO_OUT)/workspace/registration"
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -162,6 +162,11 @@ class Camera:
             self.width[t], self.height[t], self.distortion[t],
         )
 
+    def renamed(self, names: Sequence[str]) -> "Camera":
+        """The same cameras under new names (same order)."""
+        assert len(names) == len(self), "one name per camera"
+        return Camera(tuple(names), self.K, self.cam_from_world, self.width, self.height, self.distortion)
+
     @staticmethod
     def cat(cameras: Sequence["Camera"]) -> "Camera":
         """Concatenate batches (names must stay unique)."""

@@ -143,6 +143,52 @@ def _survey_images(path: Path, out: Path, limit: int) -> list[str]:
     raise InputError(f"{path}: the survey must be a folder of photos or a video ({', '.join(VIDEO_SUFFIXES)}).")
 
 
+def _prepare_images(footage, calibration: Camera | None, work: Path, samples: int, instants: int,
+                    report: ProgressFn) -> tuple[list[ImageGroup], dict, set[str]]:
+    """Clean plates (with moving-pixel masks) and synchronized instants of every camera, written
+    under `work/images` and `work/masks`. Returns the image groups, the plates and the blank cameras."""
+    frames = sample_frames(footage.first_frame, footage.num_frames, samples)
+    instant_frames = sample_frames(footage.first_frame, footage.num_frames, instants) if instants else ()
+    groups, plates, blank = [], {}, set()
+    for i, source in enumerate(footage.sources):
+        plate = clean_plate(source, frames)
+        plates[source.name] = plate
+        report("clean plates", i + 1, len(footage.sources))
+        if plate.is_blank:
+            blank.add(source.name)
+            source.close()
+            continue
+        prior = calibration.select(source.name) if calibration is not None else None
+        name = f"cams/{source.name}/plate.png"
+        _write_png(work / "images" / name, plate.rgb)
+        _write_png(work / "masks" / f"{name}.png", (plate.moving < 0.25).astype(np.float32))
+        groups.append(ImageGroup(source.name, (name,), prior, masked=True))
+        if instant_frames:
+            names = tuple(f"instants/{source.name}/{f:06d}.png" for f in instant_frames)
+            for f, n in zip(instant_frames, names):
+                _write_png(work / "images" / n, source.read(f))
+            groups.append(ImageGroup(source.name, names, prior))
+        source.close()
+    return groups, plates, blank
+
+
+def _camera_outcomes(names, groups: list[ImageGroup], result, blank: set[str],
+                     have_survey: bool) -> tuple[list[CameraOutcome], dict[str, str]]:
+    """Per production camera: registered or why not, and which of its images gives its pose."""
+    outcomes, pose_image = [], {}
+    for name in names:
+        own = [image for g in groups if g.name == name for image in g.images]
+        stats = [result.stats[i] for i in own if i in result.stats]
+        posed = [i for i in own if i in result.stats and result.stats[i].registered]
+        cross = _cross_matches(set(own), result.pair_matches)
+        if posed:
+            pose_image[name] = posed[0]  # the plate when it registered, else the first instant
+            outcomes.append(_registered(name, stats, cross))
+        else:
+            outcomes.append(_failure(name, name in blank, _merged(stats, cross), have_survey))
+    return outcomes, pose_image
+
+
 def _merged(stats: list[ImageStats], cross_matches: int) -> ImageStats | None:
     """One camera's statistics over its images (plate and instants).
 
@@ -202,38 +248,17 @@ def register(workspace: str | Path, options: RegistrationOptions | None = None,
     footage = open_footage(settings.footage, settings.calibration, settings.offsets or None, settings.fps)
     calibration = footage.calibration if options.calibration_mode != "none" else None
     use_poses = calibration is not None and options.calibration_mode in ("auto", "poses")
+    if use_poses:
+        _check_metres(calibration, settings.calibration)
     survey_path = None if options.no_survey or use_poses else (options.survey or settings.survey)
 
     with tempfile.TemporaryDirectory(prefix=".register-", dir=ws) as tmp:
         work = Path(tmp)
-        images, masks = work / "images", work / "masks"
-        plates, blank = {}, set()
-        frames = sample_frames(footage.first_frame, footage.num_frames, options.samples)
         instants = options.instants if options.instants is not None else (6 if use_poses else 0)
-        instant_frames = sample_frames(footage.first_frame, footage.num_frames, instants) if instants else ()
-        groups = []
-        for i, source in enumerate(footage.sources):
-            plate = clean_plate(source, frames)
-            plates[source.name] = plate
-            report("clean plates", i + 1, len(footage.sources))
-            if plate.is_blank:
-                blank.add(source.name)
-                source.close()
-                continue
-            prior = calibration.select(source.name) if calibration is not None else None
-            name = f"cams/{source.name}/plate.png"
-            _write_png(images / name, plate.rgb)
-            _write_png(masks / f"{name}.png", (plate.moving < 0.25).astype(np.float32))
-            groups.append(ImageGroup(source.name, (name,), prior, masked=True))
-            if instant_frames:
-                names = tuple(f"instants/{source.name}/{f:06d}.png" for f in instant_frames)
-                for f, n in zip(instant_frames, names):
-                    _write_png(images / n, source.read(f))
-                groups.append(ImageGroup(source.name, names, prior))
-            source.close()
+        groups, plates, blank = _prepare_images(footage, calibration, work, options.samples, instants, report)
         survey_names: list[str] = []
         if survey_path is not None:
-            survey_names = [f"survey/{n}" for n in _survey_images(Path(survey_path), images / "survey",
+            survey_names = [f"survey/{n}" for n in _survey_images(Path(survey_path), work / "images" / "survey",
                                                                   options.max_survey_images)]
             groups.append(ImageGroup(SURVEY_GROUP, tuple(survey_names)))
         if len({g.name for g in groups}) - bool(survey_names) < 2:
@@ -241,48 +266,35 @@ def register(workspace: str | Path, options: RegistrationOptions | None = None,
 
         report("features and matches", 0, 1)
         database = work / "database.db"
-        build_database(database, images, groups, mask_root=masks, pairs=_match_pairs(groups))
+        build_database(database, work / "images", groups, mask_root=work / "masks", pairs=_match_pairs(groups))
         report("features and matches", 1, 1)
         report("mapping", 0, 1)
         if use_poses:
             mode = "calibrated"
             poses = {image: (g.intrinsics, g.intrinsics.cam_from_world[0].numpy())
                      for g in groups for image in g.images}
-            result = triangulate_with_known_poses(database, images, work / "model", poses)
+            result = triangulate_with_known_poses(database, work / "images", work / "model", poses)
         else:
             mode = "survey" if survey_names else "plates"
             all_known = not survey_names and all(g.intrinsics is not None for g in groups)
-            result = incremental_sfm(database, images, work / "model", refine_intrinsics=not all_known,
+            result = incremental_sfm(database, work / "images", work / "model", refine_intrinsics=not all_known,
                                      seed=options.seed)
         report("mapping", 1, 1)
 
-        outcomes, pose_image = [], {}
-        for name in footage.camera_names:
-            own = [image for g in groups if g.name == name for image in g.images]
-            stats = [result.stats[i] for i in own if i in result.stats]
-            posed = [i for i in own if i in result.stats and result.stats[i].registered]
-            cross = _cross_matches(set(own), result.pair_matches)
-            if posed:
-                pose_image[name] = posed[0]  # the plate when it registered, else the first instant
-                outcomes.append(_registered(name, stats, cross))
-            else:
-                outcomes.append(_failure(name, name in blank, _merged(stats, cross), bool(survey_names)))
+        outcomes, pose_image = _camera_outcomes(footage.camera_names, groups, result, blank, bool(survey_names))
         registered = [o.name for o in outcomes if o.registered]
         if len(registered) < 2:
             raise RegistrationError(_too_few_message(footage.camera_names, blank, {o.name: o for o in outcomes}))
 
-        plate_cameras = result.cameras.select([pose_image[n] for n in registered])
-        production = Camera(tuple(registered), plate_cameras.K, plate_cameras.cam_from_world,
-                            plate_cameras.width, plate_cameras.height, plate_cameras.distortion)
+        production = result.cameras.select([pose_image[n] for n in registered]).renamed(registered)
         frame = estimate_world_frame(production, result.points_xyz, options.scale, metric=use_poses,
                                      seed=options.seed)
         world_cameras = frame.apply_to_cameras(production)
         survey_cameras = None
         registered_survey = [n for n in survey_names if result.stats.get(n) and result.stats[n].registered]
         if registered_survey:
-            sc = frame.apply_to_cameras(result.cameras.select(registered_survey))
-            survey_cameras = Camera(tuple(Path(n).stem for n in registered_survey), sc.K, sc.cam_from_world,
-                                    sc.width, sc.height, sc.distortion)
+            survey_cameras = frame.apply_to_cameras(result.cameras.select(registered_survey)).renamed(
+                [Path(n).stem for n in registered_survey])
         points = frame.apply_to_points(result.points_xyz)
         check = None
         if footage.calibration is not None and not use_poses:
@@ -300,6 +312,21 @@ def register(workspace: str | Path, options: RegistrationOptions | None = None,
             write_json_document(out / "report.json", "registration-report", 1, body)
     log.info("registered %d of %d cameras (%s) in %.1f s", len(registered), len(outcomes), mode, summary.seconds)
     return summary
+
+
+MAX_SET_SIZE_M = 200.0  # cameras of one take farther apart than this are not in metres
+
+
+def _check_metres(calibration: Camera, path: Path | None) -> None:
+    """A calibration's poses must be in metres; millimetre or centimetre files put cameras far apart."""
+    centres = calibration.centers.numpy()
+    spread = float(np.max(np.linalg.norm(centres[:, None] - centres[None], axis=-1)))
+    if spread > MAX_SET_SIZE_M:
+        raise InputError(
+            f"{path}: the calibrated cameras are up to {spread:.0f} units apart, which is not a film set in "
+            "metres; the translations look like millimetres or centimetres. Convert them to metres "
+            "(divide by 1000 or 100) and run again."
+        )
 
 
 def _match_pairs(groups: list[ImageGroup]) -> list[tuple[str, str]]:

@@ -78,6 +78,10 @@ def test_init_with_a_calibration(capsys, small_take: Path, tmp_path: Path):
         (["synth", "{ws}", "--size", "641x360"], "must be even"),
         (["synth", "{ws}", "--size", "big"], "WIDTHxHEIGHT"),
         (["synth", "{ws}", "--characters", "7"], "characters must be 1 to 3"),
+        (["register", "{ws}", "--known-distance", "a_wide=2"], "CAMERA_A:CAMERA_B=METRES"),
+        (["register", "{ws}", "--camera-height", "a_wide=tall"], "METRES or CAMERA=METRES"),
+        (["register", "{ws}"], "not a reshoot workspace"),
+        (["register", "{ws}", "--calibration-mode", "maybe"], "calibration mode must be one of"),
     ],
 )
 def test_bad_input_is_a_message_and_exit_code_2(capsys, tmp_path: Path, args, message):

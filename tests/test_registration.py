@@ -136,6 +136,21 @@ def test_known_calibration_is_kept_and_checked(registration_take: Path, tmp_path
     assert errors.rotation_deg.max() < 0.2
 
 
+def test_calibration_in_millimetres_is_refused(registration_take: Path, tmp_path: Path):
+    from reshoot import InputError
+    from reshoot.geometry.camera import Camera
+
+    truth = _gt(registration_take).select(PRODUCTION)
+    poses = truth.cam_from_world.clone()
+    poses[:, :3, 3] *= 1000
+    write_cameras_json(tmp_path / "calibration.json", Camera.create(truth.names, truth.K, poses, truth.width, truth.height))
+    ws = tmp_path / "ws"
+    init_workspace(ws, registration_take / "footage", calibration=tmp_path / "calibration.json")
+    with pytest.raises(InputError, match="look like millimetres"):
+        register(ws)
+    assert not (ws / "registration").exists()
+
+
 def test_calibration_for_another_resolution_is_refused(registration_take: Path, tmp_path: Path):
     from reshoot.geometry.camera import Camera
     from reshoot import InputError
@@ -150,7 +165,6 @@ def test_calibration_for_another_resolution_is_refused(registration_take: Path, 
 @pytest.mark.slow
 def test_fountain_registers_all_eleven(shared_data: Path, tmp_path: Path):
     from reshoot.datasets.calibration import load_strecha_cameras
-    from reshoot.geometry.camera import Camera
     from reshoot.geometry.sfm import ImageGroup, build_database, incremental_sfm
 
     truth, paths = load_strecha_cameras(shared_data / "fountain-P11_1024")
@@ -161,8 +175,7 @@ def test_fountain_registers_all_eleven(shared_data: Path, tmp_path: Path):
     groups = [ImageGroup(n, (p.name,)) for n, p in zip(truth.names, paths)]
     build_database(tmp_path / "db.db", images, groups)
     result = incremental_sfm(tmp_path / "db.db", images, tmp_path / "model")
-    c = result.cameras
-    estimate = Camera(tuple(Path(n).stem for n in c.names), c.K, c.cam_from_world, c.width, c.height, c.distortion)
+    estimate = result.cameras.renamed([Path(n).stem for n in result.cameras.names])
     assert sorted(estimate.names) == sorted(truth.names)
     errors = pose_errors(estimate, truth)
     centres = truth.centers.numpy()
