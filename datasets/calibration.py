@@ -19,6 +19,7 @@ import numpy as np
 from reshoot.geometry.camera import Camera
 from reshoot.geometry.cameras_io import read_cameras_json
 from reshoot.geometry.errors import FormatError, InputError
+from reshoot.geometry.files import read_text_document
 
 logger = logging.getLogger(__name__)
 
@@ -131,12 +132,7 @@ def load_caliscope_camera_array(path: str | os.PathLike) -> Camera:
         FormatError: a camera table lacks or garbles a field, or no camera is left.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file. Give caliscope's camera_array.toml.")
-    try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise InputError(f"{path}: not a valid TOML file ({exc}).") from None
+    doc = read_text_document(path, tomllib.loads, "TOML", "caliscope's camera_array.toml")
     tables = doc.get("cameras")
     if not isinstance(tables, dict) or not tables:
         raise FormatError(f"{path}: no [cameras.N] tables; is this caliscope's camera_array.toml?")

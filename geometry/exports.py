@@ -42,7 +42,7 @@ from .camera import Camera
 from .colmap import colmap_camera, intrinsics_from_colmap
 from .conventions import colmap_K_from_opencv, opencv_from_opengl, opencv_K_from_colmap, opengl_from_opencv
 from .errors import FormatError, InputError
-from .files import atomic_directory, write_text_atomic
+from .files import atomic_directory, read_text_document, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -354,12 +354,7 @@ def read_nerfstudio_transforms(path: str | Path) -> NerfstudioTransforms:
             colliding camera names, or a transform that is not rigid.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file (a nerfstudio transforms.json is expected).")
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path}: not valid JSON ({exc}).") from None
+    meta = read_text_document(path, json.loads, "JSON", "a nerfstudio transforms.json")
     if not isinstance(meta, dict) or not isinstance(meta.get("frames"), list) or not meta["frames"]:
         raise FormatError(f'{path}: a nerfstudio transforms.json needs a non-empty "frames" list.')
     model = meta.get("camera_model", "OPENCV")

@@ -13,7 +13,7 @@ import secrets
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from .errors import FormatError, InputError
 
@@ -67,6 +67,26 @@ def write_json_document(path: str | os.PathLike, kind: str, version: int, body: 
     write_text_atomic(path, json.dumps(doc, indent=2) + "\n")
 
 
+def read_text_document(path: str | os.PathLike, parse: Callable[[str], Any], syntax: str, what: str) -> Any:
+    """Read a UTF-8 text file and parse it (e.g. `json.loads`, `tomllib.loads`).
+
+    Args:
+        syntax: "JSON", "TOML", ... for messages.
+        what: what the file should be, for messages ("a nerfstudio transforms.json").
+
+    Raises:
+        InputError: the file is missing.
+        FormatError: it is not UTF-8 or does not parse (JSON and TOML decode errors are ValueErrors).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file ({what} is expected). Check the path.")
+    try:
+        return parse(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise FormatError(f"{path}: not valid {syntax} ({exc}); {what} is expected. Fix or regenerate it.") from None
+
+
 def read_json_document(path: str | os.PathLike, kind: str, max_version: int) -> dict[str, Any]:
     """Read a reshoot JSON document and check its `format` and `version`.
 
@@ -75,12 +95,7 @@ def read_json_document(path: str | os.PathLike, kind: str, max_version: int) -> 
         FormatError: the file is JSON but not a `reshoot/<kind>` document of a version we read.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file. Check the path (a reshoot/{kind} JSON document is expected).")
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path}: not valid JSON ({exc}). Fix or regenerate the file.") from None
+    doc = read_text_document(path, json.loads, "JSON", f"a reshoot/{kind} document")
     if not isinstance(doc, dict) or doc.get("format") != f"reshoot/{kind}":
         found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
         raise FormatError(

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from reshoot.geometry.errors import FormatError, InputError
-from reshoot.geometry.files import write_text_atomic
+from reshoot.geometry.files import read_text_document, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -162,10 +162,7 @@ def load_workspace(root: str | Path) -> WorkspaceSettings:
             f"{root} is not a reshoot workspace (no {WORKSPACE_FILE}). Create one with "
             f"`reshoot init {root} --footage TAKE/footage`."
         )
-    try:
-        doc = tomllib.loads(settings_file.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise FormatError(f"{settings_file}: not valid TOML ({exc}). Fix it or rerun `reshoot init --force`.") from None
+    doc = read_text_document(settings_file, tomllib.loads, "TOML", "reshoot workspace settings")
     if doc.get("format") != FORMAT or doc.get("version") != VERSION:
         raise FormatError(
             f'{settings_file}: expected format = "{FORMAT}" and version = {VERSION}, found '

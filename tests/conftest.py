@@ -37,13 +37,17 @@ def shared_data() -> Path:
 SMALL_TAKE = dict(cameras=4, frames=10, width=224, height=128, characters=2, props=4, seed=3)
 
 
-@pytest.fixture(scope="session")
-def small_take(tmp_path_factory) -> Path:
+def _make_take(tmp_path_factory, name: str, settings: dict) -> Path:
     from reshoot.datasets.synthetic import SynthConfig, generate_take
 
-    out = tmp_path_factory.mktemp("takes") / "small"
-    generate_take(out, SynthConfig(**SMALL_TAKE))
+    out = tmp_path_factory.mktemp("takes") / name
+    generate_take(out, SynthConfig(**settings))
     return out
+
+
+@pytest.fixture(scope="session")
+def small_take(tmp_path_factory) -> Path:
+    return _make_take(tmp_path_factory, "small", SMALL_TAKE)
 
 
 # A take for registration: the default resolution (the bars are set for it), a survey, few frames.
@@ -52,8 +56,4 @@ REGISTRATION_TAKE = dict(cameras=4, frames=12, width=640, height=360, characters
 
 @pytest.fixture(scope="session")
 def registration_take(tmp_path_factory) -> Path:
-    from reshoot.datasets.synthetic import SynthConfig, generate_take
-
-    out = tmp_path_factory.mktemp("takes") / "registration"
-    generate_take(out, SynthConfig(**REGISTRATION_TAKE))
-    return out
+    return _make_take(tmp_path_factory, "registration", REGISTRATION_TAKE)

@@ -67,7 +67,7 @@ def test_caliscope_toml_fields_and_names(tmp_path):
 @pytest.mark.parametrize(
     "text, error, words",
     [
-        ("this is [not toml", InputError, ["not a valid TOML"]),
+        ("this is [not toml", InputError, ["not valid TOML"]),
         ("[other]\nx = 1\n", FormatError, ["[cameras.N]"]),
         (CALISCOPE_ENTRY.format(key=0, cam_id=0, ignore="true", rotation=IDENTITY), FormatError, ["ignore"]),
         (CALISCOPE_ENTRY.format(key=0, cam_id=0, ignore="false", rotation="[1, 2]"), FormatError, ["cam_0", "rotation"]),
