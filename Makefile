@@ -12,9 +12,9 @@ TORCH_CPU ?= torch==2.13.0
 TORCH_CUDA ?= torch
 DEMO_OUT ?= demo
 
-.PHONY: demo test setup
+.PHONY: demo test setup splats-kernel
 
-demo: $(STAMP)
+demo: $(STAMP) splats-kernel
 	$(VENV)/bin/reshoot synth $(DEMO_OUT)/take --overwrite
 	$(VENV)/bin/reshoot init $(DEMO_OUT)/workspace --footage $(DEMO_OUT)/take/footage \
 	  --survey $(DEMO_OUT)/take/survey --force
@@ -22,10 +22,17 @@ demo: $(STAMP)
 	@echo "reshoot demo: synthetic take in $(DEMO_OUT)/take (footage/ as shot, gt/ ground truth),"
 	@echo "              workspace in $(DEMO_OUT)/workspace, cameras in $(DEMO_OUT)/workspace/registration"
 
-test: $(STAMP)
+test: $(STAMP) splats-kernel
 	$(PY) -m pytest -q
 
-setup: $(STAMP)
+setup: $(STAMP) splats-kernel
+
+# The C++/OpenMP CPU rasterizer (geometry/splats/csrc), compiled once (about 30 s) into build/splats_cpu/
+# and again only when its sources, flags or torch change; otherwise this takes a second. A failed build
+# warns and does not stop make: CPU splat rendering then falls back to the pure-torch rasterizer.
+splats-kernel: $(STAMP)
+	@$(PY) -m reshoot.geometry.splats.build || \
+	  echo "reshoot: WARNING: continuing without the C++ CPU rasterizer (slow pure-torch fallback)"
 
 $(STAMP): pyproject.toml scripts/ensure_system_deps.sh
 	@bash scripts/ensure_system_deps.sh

@@ -1,0 +1,1 @@
+"""Gaussian splats: parameters, projection, rasterizer backends (gsplat on CUDA, our CPU kernel)."""
