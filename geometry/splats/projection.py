@@ -14,6 +14,7 @@ import torch
 NEAR_PLANE = 0.01  # metres: Gaussians closer to the camera plane are culled
 EPS_2D = 0.3  # pixels^2 added to every 2D covariance (gsplat's anti-aliasing blur)
 FRUSTUM_MARGIN = 0.3  # as gsplat: clamp the Jacobian's x/z, y/z to 1.3 x the field of view
+SIGMA_EXTENT = 3.33  # as gsplat 1.5: a Gaussian's footprint reaches 3.33 standard deviations
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,8 @@ class Projected:
         means2d: [C, N, 2] pixel coordinates, pixel centres at +0.5 (gsplat convention).
         conics: [C, N, 3] (a, b, c) of the inverse 2D covariance [[a, b], [b, c]], 1/pixels^2.
         depths: [C, N] camera z of the means, metres.
-        radii: [C, N] int32 pixel radius of the 3-sigma square; 0 = culled (behind, off-screen, degenerate).
+        radii: [C, N] int32 pixel half-size of the square that bounds the Gaussian (the larger of
+            gsplat's per-axis 3.33-sigma radii); 0 = culled (behind, off-screen, degenerate).
     """
 
     means2d: torch.Tensor
@@ -87,10 +89,11 @@ def project_gaussians(
 
     means2d = torch.stack([fx * x / z_safe + cx, fy * y / z_safe + cy], -1)
     with torch.no_grad():
-        mid = 0.5 * (a + c)
-        largest = mid + torch.sqrt(torch.clamp_min(mid * mid - det, 0.01))
-        radii = torch.ceil(3.0 * torch.sqrt(largest))
+        # gsplat 1.5: per-axis radii of 3.33 sigma, culled per axis; our tiles use their larger one.
+        radius_x = torch.ceil(SIGMA_EXTENT * torch.sqrt(a))
+        radius_y = torch.ceil(SIGMA_EXTENT * torch.sqrt(c))
         u, v = means2d.unbind(-1)
-        on_screen = (u + radii > 0) & (u - radii < width) & (v + radii > 0) & (v - radii < height)
+        on_screen = (u + radius_x > 0) & (u - radius_x < width) & (v + radius_y > 0) & (v - radius_y < height)
+        radii = torch.maximum(radius_x, radius_y)
         radii = torch.where(valid & on_screen, radii, torch.zeros_like(radii)).to(torch.int32)
     return Projected(means2d, conics, z, radii)
