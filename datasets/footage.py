@@ -136,7 +136,8 @@ def _natural_key(name: str) -> list[Any]:
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
 
 
-def _image_files(folder: Path) -> list[Path]:
+def image_files(folder: Path) -> list[Path]:
+    """The image files of a folder (not hidden ones), in natural name order (frame_2 before frame_10)."""
     files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
     return sorted((p for p in files if not p.name.startswith(".")), key=lambda p: _natural_key(p.name))
 
@@ -329,7 +330,7 @@ def _discover(folder: Path) -> list[tuple[str, Path, SourceKind]]:
             continue
         if entry.is_file() and entry.suffix.lower() in VIDEO_SUFFIXES:
             name, kind = entry.stem, "video"
-        elif entry.is_dir() and _image_files(entry):
+        elif entry.is_dir() and image_files(entry):
             name, kind = entry.name, "images"
         else:
             continue
@@ -384,7 +385,7 @@ def probe_video(name: str, path: Path) -> CameraFootage:
 
 def _probe_images(name: str, folder: Path, fps: float) -> CameraFootage:
     """Size and frame list of an image sequence; every frame must have the same size."""
-    files = _image_files(folder)
+    files = image_files(folder)
     width, height = _image_size(files[0])
     for path in files[1:]:
         size = _image_size(path)

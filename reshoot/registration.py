@@ -26,8 +26,6 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
-
 import numpy as np
 
 from reshoot.background import clean_plate, sample_frames
@@ -35,13 +33,13 @@ from reshoot.datasets.footage import open_footage
 from reshoot.geometry.camera import Camera
 from reshoot.geometry.errors import InputError, ReshootError
 from reshoot.geometry.files import atomic_directory, write_json_document
+from reshoot.geometry.progress import ProgressFn, no_progress
 from reshoot.geometry.sfm import ImageGroup, ImageStats, build_database, incremental_sfm, triangulate_with_known_poses
 from reshoot.geometry.world_frame import ScaleHint, estimate_world_frame
 from reshoot.workspace import load_workspace
 
 log = logging.getLogger(__name__)
 
-ProgressFn = Callable[[str, int, int], None]
 SURVEY_GROUP = "survey"
 MIN_KEYPOINTS = 100
 MIN_OVERLAP_MATCHES = 30
@@ -118,26 +116,23 @@ class RegistrationSummary:
 
 def _survey_images(path: Path, out: Path, limit: int) -> list[str]:
     """Copy (or decode) survey photos into `out`, at most `limit`, evenly spread. Returns their names."""
-    import imageio.v3 as iio
-
-    from reshoot.datasets.footage import IMAGE_SUFFIXES, VIDEO_SUFFIXES, probe_video
+    from reshoot.datasets.footage import VIDEO_SUFFIXES, image_files, probe_video
 
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+        files = image_files(path)
         if not files:
             raise InputError(f"{path}: the survey folder holds no .png/.jpg photos.")
-        picked = [files[i] for i in sorted(set(np.linspace(0, len(files) - 1, min(limit, len(files))).round().astype(int)))]
+        picked = [files[i] for i in sample_frames(0, len(files), limit)]
         out.mkdir(parents=True)
         for p in picked:
             shutil.copyfile(p, out / p.name)
         return [p.name for p in picked]
     if path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES:
         source = probe_video(SURVEY_GROUP, path)
-        out.mkdir(parents=True)
         names = []
         for f in sample_frames(0, source.num_frames, limit):
             names.append(f"{f:06d}.png")
-            iio.imwrite(out / names[-1], (source.read(f) * 255 + 0.5).astype(np.uint8))
+            _write_png(out / names[-1], source.read(f))
         source.close()
         return names
     raise InputError(f"{path}: the survey must be a folder of photos or a video ({', '.join(VIDEO_SUFFIXES)}).")
@@ -241,7 +236,7 @@ def register(workspace: str | Path, options: RegistrationOptions | None = None,
         InputError: bad workspace, footage, survey or hints.
     """
     options = options or RegistrationOptions()
-    report = progress or (lambda what, done, total: None)
+    report = progress or no_progress
     started = time.perf_counter()
     ws = Path(workspace)
     settings = load_workspace(ws)

@@ -212,3 +212,23 @@ def test_caliscope_from_intrinsics_only_agrees_or_says_why(caliscope_workspace: 
         if not pair["agrees"]:
             assert "baseline direction off" in pair["why"], pair
     assert check["failed_pairs"] == [f"{p['a']}-{p['b']}" for p in check["pairs"] if not p["agrees"]]
+
+
+def test_survey_photos_or_video_are_spread_evenly(tmp_path: Path):
+    from reshoot.registration import _survey_images
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(12):
+        imageio_v2.imwrite(photos / f"shot_{i}.png", np.full((16, 24, 3), i * 20, np.uint8))
+    names = _survey_images(photos, tmp_path / "a", limit=4)
+    assert names == ["shot_0.png", "shot_4.png", "shot_7.png", "shot_11.png"]  # natural order, spread
+    video = tmp_path / "walk.mp4"
+    writer = imageio_v2.get_writer(video, fps=24, codec="libx264", macro_block_size=2, ffmpeg_log_level="error")
+    for i in range(10):
+        writer.append_data(np.full((16, 24, 3), i * 25, np.uint8))
+    writer.close()
+    names = _survey_images(video, tmp_path / "b", limit=3)
+    assert names == ["000000.png", "000004.png", "000009.png"]
+    frame = imageio_v2.imread(tmp_path / "b" / "000009.png")
+    assert frame.shape == (16, 24, 3) and abs(int(frame.mean()) - 225) < 6

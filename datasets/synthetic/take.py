@@ -20,7 +20,6 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import imageio.v2 as imageio_v2
 import imageio.v3 as iio
@@ -28,6 +27,7 @@ import numpy as np
 
 from reshoot.geometry.cameras_io import write_cameras_json
 from reshoot.geometry.files import atomic_directory, write_json_document
+from reshoot.geometry.progress import ProgressFn, no_progress
 
 from .config import SynthConfig
 from .render import SetRenderer
@@ -35,8 +35,6 @@ from .scene import FilmSet, build_film_set
 
 log = logging.getLogger(__name__)
 
-ProgressFn = Callable[[str, int, int], None]
-"""progress(what, done, total): called as work advances; the CLI renders it."""
 
 
 @dataclass(frozen=True)
@@ -118,7 +116,7 @@ def generate_take(
     """
     started = time.perf_counter()
     out = Path(out)
-    report = progress or (lambda what, done, total: None)
+    report = progress or no_progress
     with atomic_directory(out, overwrite=overwrite) as tmp:
         report("building the set", 0, 1)
         film_set = build_film_set(config)

@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 
 from ..camera import Camera
+from ..progress import ProgressFn, no_progress
 from .gaussians import Gaussians
 from .render import rasterize
 from .sh import rgb_to_sh_dc
 
-ProgressFn = Callable[[str, int, int], None]
 
 
 @dataclass(frozen=True)
@@ -145,7 +145,7 @@ def train_splats(views: Sequence[TrainingView], init: Gaussians, config: TrainCo
     """
     from gsplat.strategy import DefaultStrategy
 
-    report = progress or (lambda what, done, total: None)
+    report = progress or no_progress
     params = _parameters(init)
     centres = torch.stack([v.camera.centers[0] for v in views]).float()
     scene_scale = float((centres - centres.mean(0)).norm(dim=-1).max().clamp_min(1e-3)) * 1.1
