@@ -212,6 +212,67 @@ def register(
         raise typer.Exit(3)
 
 
+def _frame_span(frames: Optional[str]) -> Optional[tuple]:
+    from reshoot.render import parse_frames
+
+    return None if frames is None else parse_frames(frames)
+
+
+@app.command()
+def reconstruct(
+    workspace: Path = typer.Argument(..., help="The workspace (registered)."),
+    frames: Optional[str] = typer.Option(None, "--frames", help="Take frames A:B (A to B-1) to fit actors for; default all."),
+    camera: List[str] = typer.Option([], "--camera", help="Fit only these production cameras (repeat); default all."),
+    set_iterations: int = typer.Option(2000, "--set-iterations", help="Optimizer steps of the static set."),
+    actor_iterations: int = typer.Option(40, "--actor-iterations", help="Steps per frame for the moving actors."),
+    downscale: int = typer.Option(2, "--downscale", help="Fit images at 1/N resolution."),
+    voxel_size: float = typer.Option(0.04, "--voxel-size", help="Visual-hull voxel edge for the actors (metres)."),
+    no_survey: bool = typer.Option(False, "--no-survey", help="Fit the set to the production cameras only."),
+    seed: int = typer.Option(0, "--seed", help="Seed of every random choice."),
+    backend: str = typer.Option("auto", "--backend", help="Rasterizer: auto (gsplat on CUDA, else cpu), cpu, reference, gsplat."),
+) -> None:
+    """Reconstruct the take as Gaussian splats: the static set, then the moving actors frame by frame.
+
+    Resumes where an interrupted run with the same settings stopped (WS/splats.work/).
+    """
+    from rich.table import Table
+
+    from reshoot.reconstruct import ReconstructOptions, reconstruct as run_reconstruct
+
+    options = ReconstructOptions(downscale=downscale, set_iterations=set_iterations, actor_iterations=actor_iterations,
+                                 voxel_size=voxel_size, frames=_frame_span(frames), cameras=tuple(camera) or None,
+                                 use_survey=not no_survey, seed=seed, backend=backend)
+    with _progress() as progress:
+        summary = run_reconstruct(workspace, options, progress)
+    table = Table(title=f"reconstruction: {summary.set_gaussians} set Gaussians, {len(summary.frames)} frames "
+                        f"in {summary.seconds:.0f} s" + (f" (resumed from {summary.resumed_from})" if summary.resumed_from else ""))
+    for column in ("camera", "set PSNR dB (plate)", "set + actors PSNR dB (frames, mean)"):
+        table.add_column(column)
+    for name, value in summary.set_psnr.items():
+        table.add_row(name, f"{value:.2f}", f"{summary.actor_psnr[name]:.2f}")
+    console.print(table)
+    print(summary.out)
+
+
+@app.command()
+def render(
+    workspace: Path = typer.Argument(..., help="The workspace (reconstructed)."),
+    cameras: Path = typer.Option(..., "--cameras", help="Cameras to render into (reshoot/cameras JSON, world frame of the registration)."),
+    out: Path = typer.Option(..., "--out", help="Output folder: OUT/<camera>/NNNNNN.png, depth/, alpha/."),
+    frames: Optional[str] = typer.Option(None, "--frames", help="Take frames A:B (A to B-1); default every frame."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace camera folders that already exist in OUT."),
+    backend: str = typer.Option("auto", "--backend", help="Rasterizer: auto, cpu, reference, gsplat."),
+) -> None:
+    """Render the reconstruction (set + actors) into any cameras: colour, depth and alpha per frame."""
+    from reshoot.render import render_cameras
+
+    with _progress() as progress:
+        summary = render_cameras(workspace, cameras, out, _frame_span(frames), overwrite, backend, progress)
+    for name, rendered in summary.frames.items():
+        console.print(f"{name}: {len(rendered)} frames")
+    print(out)
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     """Entry point of the `reshoot` executable; `argv` defaults to the process arguments.
 

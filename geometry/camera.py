@@ -187,6 +187,23 @@ class Camera:
             self.height.to(device), f(self.distortion),
         )
 
+    def scaled(self, factor: int) -> "Camera":
+        """The same cameras for images downsampled by an integer `factor` (sizes floored).
+
+        Pixel centres stay pixel centres: a new pixel covers `factor` x `factor` old ones, so
+        c' = (c + 0.5) / factor - 0.5.
+        """
+        K = self.K.clone()
+        K[:, :2, :2] /= factor
+        K[:, :2, 2] = (self.K[:, :2, 2] + 0.5) / factor - 0.5
+        return Camera(self.names, K, self.cam_from_world, self.width // factor, self.height // factor,
+                      self.distortion)
+
+    def pinhole(self) -> "Camera":
+        """The same cameras without lens distortion (what `undistort_image` resamples into)."""
+        return Camera(self.names, self.K, self.cam_from_world, self.width, self.height,
+                      torch.zeros_like(self.distortion))
+
     @property
     def world_from_cam(self) -> torch.Tensor:
         """[V, 4, 4] camera → world."""
@@ -270,3 +287,21 @@ class Camera:
         # More fixed-point iterations than kornia's default 5: strong wide-angle distortion
         # (k1 ≈ -0.33 on the caliscope webcams) needs them to converge at the image corners.
         return undistort_points(pixels, self.K, self.distortion, num_iters=20)
+
+
+def undistort_image(image: torch.Tensor, camera: Camera) -> torch.Tensor:
+    """Resample an image of a distorted camera into `camera.pinhole()` (same K), bilinearly.
+
+    Args:
+        image: [H, W, C] float image of camera 0 of `camera`.
+
+    Returns:
+        [H, W, C]; pixels whose source falls outside the image are 0. Returned as is without distortion.
+    """
+    if not bool(camera.has_distortion[0]):
+        return image
+    from kornia.geometry.calibration import undistort_image as kornia_undistort
+
+    chw = image.permute(2, 0, 1)[None].to(camera.K.dtype)
+    out = kornia_undistort(chw, camera.K[:1], camera.distortion[:1])
+    return out[0].permute(1, 2, 0).to(image.dtype)

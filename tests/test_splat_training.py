@@ -70,3 +70,39 @@ def test_masked_pixels_do_not_count():
         render = rasterize(fitted, cameras).rgb
     magenta = (render[..., 0] > 0.8) & (render[..., 1] < 0.2) & (render[..., 2] > 0.8)
     assert magenta[:, :, :32].float().mean() < 0.01, "the masked actor leaked into the splats"
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def test_a_resumed_fit_ends_exactly_where_an_uninterrupted_one_does(tmp_path):
+    import pytest
+
+    from reshoot.geometry.errors import InputError
+
+    cameras = _cameras(4)
+    truth = _truth(seed=3)
+    with torch.no_grad():
+        images = rasterize(truth, cameras).rgb
+    views = [TrainingView(cameras.select(i), images[i]) for i in range(4)]
+    init = initial_gaussians(truth.means.numpy(), np.full((150, 3), 0.5), sh_degree=1)
+    config = TrainConfig(iterations=120, views_per_step=2, sh_degree=1, sh_degree_interval=60, refine_start=20,
+                         refine_every=20, reset_every=10_000, lr_means=1.6e-3, seed=5)
+    whole = train_splats(views, init, config)
+
+    def stop_at_70(what, done, total):
+        if done == 70:
+            raise _Interrupted
+
+    checkpoint = tmp_path / "fit.safetensors"
+    with pytest.raises(_Interrupted):
+        train_splats(views, init, config, progress=stop_at_70, checkpoint=checkpoint, checkpoint_every=30)
+    assert checkpoint.is_file()
+    resumed = train_splats(views, init, config, checkpoint=checkpoint, checkpoint_every=30)
+    assert len(resumed.gaussians) == len(whole.gaussians) > 150, "densification ran and resumed"
+    for name in ("means", "log_scales", "logit_opacities", "sh"):
+        assert torch.allclose(getattr(resumed.gaussians, name), getattr(whole.gaussians, name), atol=1e-5), name
+    assert [e["step"] for e in resumed.log] == [e["step"] for e in whole.log]
+    with pytest.raises(InputError, match="other training settings"):
+        train_splats(views, init, TrainConfig(iterations=130), checkpoint=checkpoint)

@@ -1,0 +1,171 @@
+"""Stage `reshoot render WS --cameras FILE [--frames A:B] --out DIR`: the reconstruction seen from any cameras.
+
+Cameras come in the project's `cameras.json` format, in the registration's world frame; a camera with
+per-frame poses (`frames`) moves, any other stays put. For each camera and take frame the set and that
+frame's actors are rendered together (pinhole: lens distortion is not applied) and written as
+
+    DIR/<camera>/NNNNNN.png         colour, 8-bit RGB
+    DIR/<camera>/depth/NNNNNN.png   z-depth, 16-bit, millimetres of world units (0 = nothing, clipped at 65.535)
+    DIR/<camera>/alpha/NNNNNN.png   coverage, 8-bit (255 = fully covered)
+
+Each camera's folder is written beside its final place and renamed in when complete.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from reshoot.geometry.camera import Camera
+from reshoot.geometry.cameras_io import read_cameras_json
+from reshoot.geometry.errors import InputError
+from reshoot.geometry.files import atomic_directory
+from reshoot.geometry.progress import ProgressFn, no_progress
+from reshoot.geometry.splats.actors import merge_gaussians
+from reshoot.geometry.splats.gaussians import Gaussians
+from reshoot.geometry.splats.ply import read_splat_ply
+from reshoot.geometry.splats.render import SplatRender, rasterize
+from reshoot.workspace import load_workspace
+
+log = logging.getLogger(__name__)
+
+DEPTH_UNITS_PER_METRE = 1000  # 16-bit depth PNGs hold millimetres
+
+
+@dataclass(frozen=True)
+class SplatScene:
+    """A workspace's reconstruction.
+
+    Attributes:
+        background: the static set.
+        actors: take frame → its actors' .ply (loaded on demand).
+    """
+
+    background: Gaussians
+    actors: dict[int, Path]
+
+    def at(self, frame: int) -> Gaussians:
+        """Set + actors of take frame `frame` (the set alone where the frame has no actors)."""
+        path = self.actors.get(int(frame))
+        if path is None:
+            return self.background
+        actors = read_splat_ply(path)
+        return merge_gaussians([self.background, actors]) if len(actors) else self.background
+
+
+def load_splat_scene(workspace: str | Path) -> SplatScene:
+    """Read `WS/splats/`.
+
+    Raises:
+        InputError: the workspace has not been reconstructed.
+    """
+    folder = Path(workspace) / "splats"
+    if not (folder / "background.ply").is_file():
+        raise InputError(f"{workspace}: no reconstruction yet ({folder / 'background.ply'} is missing). "
+                         f"Run `reshoot reconstruct {workspace}` first.")
+    actors = {int(p.stem): p for p in sorted((folder / "actors").glob("*.ply")) if p.stem.isdigit()}
+    return SplatScene(read_splat_ply(folder / "background.ply"), actors)
+
+
+@dataclass(frozen=True)
+class RenderSummary:
+    """What `render_cameras` wrote: per camera, the take frames rendered; frames that had no actors."""
+
+    frames: dict[str, list[int]]
+    without_actors: list[int]
+
+
+def parse_frames(text: str) -> tuple[int, int]:
+    """`"A:B"` → (A, B): take frames A to B - 1. `"A"` is the one frame A.
+
+    Raises:
+        InputError: not of that form, or B not after A.
+    """
+    parts = text.split(":")
+    try:
+        if len(parts) == 1:
+            start = int(parts[0])
+            return start, start + 1
+        if len(parts) == 2:
+            start, stop = int(parts[0]), int(parts[1])
+            if stop > start:
+                return start, stop
+    except ValueError:
+        pass
+    raise InputError(f"frames {text!r}: give A:B (take frames A to B-1, B after A) or a single frame A.")
+
+
+def render_cameras(workspace: str | Path, cameras_file: str | Path, out: str | Path,
+                   frames: tuple[int, int] | None = None, overwrite: bool = False, backend: str = "auto",
+                   progress: ProgressFn | None = None) -> RenderSummary:
+    """Render the reconstruction into every camera of `cameras_file` and write the passes under `out`.
+
+    Args:
+        frames: (A, B) take frames A to B - 1; None = the whole take.
+        overwrite: replace a camera's existing folder under `out`.
+
+    Raises:
+        InputError: no reconstruction, a bad cameras file, frames outside the take, no frame to render
+            for a moving camera, or an existing camera folder without `overwrite`.
+    """
+    report = progress or no_progress
+    settings = load_workspace(workspace)
+    take = range(settings.first_frame, settings.first_frame + settings.frames)
+    if frames is not None and (frames[0] < take.start or frames[1] > take.stop):
+        raise InputError(f"frames {frames[0]}:{frames[1]} are outside the take (frames {take.start} to {take.stop - 1}).")
+    wanted = list(range(*frames)) if frames is not None else list(take)
+    document = read_cameras_json(cameras_file)
+    scene = load_splat_scene(workspace)
+    out = Path(out)
+    plan = {}
+    for i, name in enumerate(document.cameras.names):
+        path = document.paths.get(name)
+        if path is None:
+            plan[name] = [(f, document.cameras.cam_from_world[i]) for f in wanted]
+            continue
+        poses = {int(f): m for f, m in zip(path.frames.tolist(), path.cam_from_world)}
+        plan[name] = [(f, poses[f]) for f in wanted if f in poses]
+        if not plan[name]:
+            raise InputError(f"{cameras_file}: camera {name} has poses for frames {min(poses)} to {max(poses)}, none "
+                             f"of the frames asked for ({wanted[0]} to {wanted[-1]}).")
+    for name in plan:
+        target = out / name
+        if target.is_dir() and any(target.iterdir()) and not overwrite:
+            raise InputError(f"{target} already exists; pass --overwrite to replace it or choose another --out.")
+    total = sum(len(v) for v in plan.values())
+    done = 0
+    without_actors = sorted({f for v in plan.values() for f, _ in v if f not in scene.actors})
+    if without_actors:
+        log.warning("frames %s have no reconstructed actors; they show the set alone", without_actors)
+    for i, name in enumerate(document.cameras.names):
+        camera = document.cameras.select(i)
+        if bool(camera.has_distortion[0]):
+            log.warning("camera %s has lens distortion; renders are pinhole (undistorted) with its K", name)
+        with atomic_directory(out / name, overwrite=True) as tmp:
+            for frame, cam_from_world in plan[name]:
+                posed = Camera(camera.names, camera.K, cam_from_world[None].to(camera.K.dtype), camera.width,
+                               camera.height, torch.zeros_like(camera.distortion))
+                with torch.no_grad():
+                    render = rasterize(scene.at(frame), posed, backend=backend)
+                write_render_pngs(tmp, frame, render)
+                done += 1
+                report("rendering", done, total)
+    return RenderSummary({n: [f for f, _ in v] for n, v in plan.items()}, without_actors)
+
+
+def write_render_pngs(folder: Path, frame: int, render: SplatRender) -> None:
+    """Write camera 0 of a render as NNNNNN.png, depth/NNNNNN.png (16-bit mm), alpha/NNNNNN.png."""
+    import imageio.v3 as iio
+
+    name = f"{frame:06d}.png"
+    (folder / "depth").mkdir(parents=True, exist_ok=True)
+    (folder / "alpha").mkdir(exist_ok=True)
+    rgb = render.rgb[0].clamp(0, 1).cpu().numpy()
+    iio.imwrite(folder / name, (rgb * 255 + 0.5).astype(np.uint8))
+    depth = np.clip(render.depth[0].cpu().numpy() * DEPTH_UNITS_PER_METRE + 0.5, 0, 65535).astype(np.uint16)
+    iio.imwrite(folder / "depth" / name, depth)
+    iio.imwrite(folder / "alpha" / name, (render.alpha[0].clamp(0, 1).cpu().numpy() * 255 + 0.5).astype(np.uint8))
