@@ -19,8 +19,9 @@ demo: $(STAMP) splats-kernel
 	$(VENV)/bin/reshoot init $(DEMO_OUT)/workspace --footage $(DEMO_OUT)/take/footage \
 	  --survey $(DEMO_OUT)/take/survey --force
 	$(VENV)/bin/reshoot register $(DEMO_OUT)/workspace --camera-height 1.6
+	$(VENV)/bin/reshoot reconstruct $(DEMO_OUT)/workspace
 	@echo "reshoot demo: synthetic take in $(DEMO_OUT)/take (footage/ as shot, gt/ ground truth),"
-	@echo "              workspace in $(DEMO_OUT)/workspace, cameras in $(DEMO_OUT)/workspace/registration"
+	@echo "              workspace in $(DEMO_OUT)/workspace: cameras in registration/, splats in splats/"
 
 test: $(STAMP) splats-kernel
 	$(PY) -m pytest -q

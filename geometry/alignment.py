@@ -27,6 +27,29 @@ def similarity_transform(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     return np.asarray(estimator.compute_transformation(src, dst, pairs))
 
 
+def transform_cameras(cameras: Camera, b_from_a: np.ndarray) -> Camera:
+    """Cameras given in frame A, expressed in frame B.
+
+    Args:
+        b_from_a: [4, 4] similarity, x_b = s R x_a + t (as `similarity_transform` returns).
+
+    Returns:
+        The cameras with cam_from_world mapping B points into camera frames in B's units.
+    """
+    import torch
+
+    m = np.asarray(b_from_a, np.float64)
+    scale = float(np.cbrt(np.linalg.det(m[:3, :3])))
+    rotation = torch.from_numpy(m[:3, :3] / scale)
+    shift = torch.from_numpy(m[:3, 3])
+    old = cameras.cam_from_world.to(torch.float64)
+    new = old.clone()
+    new[:, :3, :3] = old[:, :3, :3] @ rotation.T
+    new[:, :3, 3] = scale * old[:, :3, 3] - new[:, :3, :3] @ shift
+    return Camera(cameras.names, cameras.K, new.to(cameras.cam_from_world.dtype), cameras.width, cameras.height,
+                  cameras.distortion)
+
+
 @dataclass(frozen=True)
 class PoseErrors:
     """Errors of estimated cameras after the best similarity alignment to ground truth.

@@ -24,7 +24,7 @@ class VisualHull:
         centres: [M, 3] world metres, centres of the occupied voxels.
         surface: [M] bool, True for voxels with at least one free 6-neighbour.
         voxel_size: edge length in metres.
-        votes: [M] int64, how many cameras saw each voxel as foreground.
+        votes: [M] int64, how many cameras saw each voxel (unhidden) as foreground.
     """
 
     centres: torch.Tensor
@@ -52,7 +52,7 @@ def carve_visual_hull(
         bounds_min, bounds_max: the grid's world box in metres.
         voxel_size: voxel edge in metres.
         occluder_depth: [V, H, W] z-depth of the static set in metres (0 = unknown), or None.
-        min_votes: a voxel needs foreground in at least this many cameras.
+        min_votes: a voxel needs foreground in at least this many cameras that see it unhidden.
         depth_margin: a voxel counts as hidden by the set when it is this far (metres) behind it.
         chunk: voxels processed at once (memory bound).
 
@@ -86,7 +86,7 @@ def carve_visual_hull(
                 seen = seen & ((set_depth <= 0) | (depth < set_depth + depth_margin))
             is_foreground = foreground[v, w, u]
             free |= seen & ~is_foreground
-            votes += (inside & is_foreground).long()
+            votes += (seen & is_foreground).long()
         keep[index] = ~free & (votes >= min_votes)
         votes_all[index] = votes
     grid = keep.reshape(nx, ny, nz)

@@ -52,6 +52,8 @@ FOREGROUND_DIFFERENCE = 0.04  # a frame differs from its clean plate by more tha
 PLATE_MOVING_SHARE = 0.2  # plate pixels covered by action more often than this are not trusted
 ACTOR_TRAVEL = 0.15  # metres an actor's Gaussian may lie outside the next frame's hull and be kept
 CEILING_MARGIN = 1.3  # the carving box reaches this factor above the highest camera
+MIN_SPARSE_POINTS = 2000  # with fewer registration points the set's initialization is seeded (see _seeded)
+SEED_POINTS = 20000
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,7 @@ class ReconstructSummary:
         frames: take frames with actors.
         actor_psnr: per production camera, mean dB over frames of set + actors vs the frame.
         seconds: wall time of this run (a resumed run counts only its own part).
+        seconds_set, seconds_actors: of which fitting the set and the actors (0 for parts reused).
         resumed_from: "set" or "frame N" when work in progress was reused, else None.
     """
 
@@ -115,6 +118,8 @@ class ReconstructSummary:
     frames: list[int]
     actor_psnr: dict[str, float]
     seconds: float
+    seconds_set: float
+    seconds_actors: float
     resumed_from: str | None = None
     out: Path = field(default=Path("."))
 
@@ -164,7 +169,10 @@ def reconstruct(workspace: str | Path, options: ReconstructOptions | None = None
                             _prepared(plate.moving[..., None], cameras.select(i), options.downscale)[..., 0])
             report("clean plates", i + 1, len(cameras))
 
+        set_started = time.perf_counter()
         background, set_log = _static_set(work, root, settings, cameras, training, plates, options, report)
+        set_seconds = time.perf_counter() - set_started
+        actors_started = time.perf_counter()
         set_scores = _set_scores(background, training, plates, options.backend)
         set_renders = _render_set(background, training, options.backend)
 
@@ -203,6 +211,7 @@ def reconstruct(workspace: str | Path, options: ReconstructOptions | None = None
             actor_log.append(entry)
             previous = fit.gaussians
             report("actors", k + 1, len(frames))
+        actor_seconds = time.perf_counter() - actors_started
     finally:
         footage.close()
 
@@ -219,11 +228,13 @@ def reconstruct(workspace: str | Path, options: ReconstructOptions | None = None
             "options": _jsonable(asdict(options)), "set_training": _jsonable(asdict(set_train_config(options))),
             "cameras": list(cameras.names), "frames": frames, "set_gaussians": len(background),
             "set_psnr_db": set_scores, "actor_psnr_db": actor_psnr, "seconds": round(seconds, 1),
+            "seconds_set": round(set_seconds, 1), "seconds_actors": round(actor_seconds, 1),
             "resolution": {n: [int(training.width[i]), int(training.height[i])] for i, n in enumerate(cameras.names)},
         })
     shutil.rmtree(work, ignore_errors=True)
     resumed_from = f"frame {resumed_frame}" if resumed_frame is not None else ("set" if resumed else None)
-    return ReconstructSummary(len(background), set_scores, frames, actor_psnr, seconds, resumed_from, out)
+    return ReconstructSummary(len(background), set_scores, frames, actor_psnr, seconds, set_seconds, actor_seconds,
+                              resumed_from, out)
 
 
 def _frames(span: tuple[int, int] | None, first: int, count: int) -> list[int]:
@@ -323,7 +334,9 @@ def _static_set(work: Path, root: Path, settings, cameras: Camera, training: Cam
     cloud = o3d.io.read_point_cloud(str(registration / "points.ply"))
     if len(cloud.points) < 4:
         raise InputError(f"{registration / 'points.ply'} holds {len(cloud.points)} points; rerun `reshoot register`.")
-    init = initial_gaussians(np.asarray(cloud.points), np.asarray(cloud.colors), sh_degree=3)
+    points, colors = _seeded(np.asarray(cloud.points), np.asarray(cloud.colors), training, views[:len(cameras)],
+                             options.seed)
+    init = initial_gaussians(points, colors, sh_degree=3)
     result = train_splats(views, init, set_train_config(options), progress=report,
                           log_every=max(options.set_iterations // 20, 1), checkpoint=work / "set_checkpoint.safetensors",
                           checkpoint_every=options.checkpoint_every)
@@ -331,6 +344,28 @@ def _static_set(work: Path, root: Path, settings, cameras: Camera, training: Cam
     log_path.write_text(json.dumps(result.log))
     (work / "set_checkpoint.safetensors").unlink(missing_ok=True)
     return result.gaussians, result.log
+
+
+def _seeded(points: np.ndarray, colors: np.ndarray, training: Camera, plates: list[TrainingView],
+            seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sparse points, plus (when they are few, as with calibrated cameras that see little texture) seeds:
+    half on the floor (z = 0, which the world frame guarantees) and half spread through the box over it,
+    each coloured by the plates it projects into. Seeds in empty space fade and are pruned in training,
+    as in 3DGS's random initialization."""
+    if len(points) >= MIN_SPARSE_POINTS:
+        return points, colors
+    rng = np.random.default_rng(seed)
+    footprint = np.concatenate([points[:, :2], training.centers[:, :2].numpy()])
+    lo, hi = footprint.min(0), footprint.max(0)
+    top = float(training.centers[:, 2].max())
+    n = SEED_POINTS // 2
+    floor = np.column_stack([rng.uniform(lo, hi, (n, 2)), np.zeros(n)])
+    volume = np.column_stack([rng.uniform(lo, hi, (n, 2)), rng.uniform(0, top, n)])
+    seeds = torch.from_numpy(np.concatenate([floor, volume]))
+    masks = [torch.ones(v.image.shape[:2], dtype=torch.bool) for v in plates]
+    seen = (training.project(seeds).depth > 0).any(0)
+    seed_colors = colors_at(seeds[seen].float(), training, [v.image for v in plates], masks)
+    return (np.concatenate([points, seeds[seen].numpy()]), np.concatenate([colors, seed_colors.numpy()]))
 
 
 @torch.no_grad()
@@ -366,13 +401,15 @@ def _foreground(image: torch.Tensor, plate: torch.Tensor) -> torch.Tensor:
 
 
 def _carving_bounds(registration: Path, cameras: Camera) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """The box actors can be in: the set's footprint (sparse points, 2nd-98th percentile) from the floor
-    to a bit above the highest camera."""
+    """The box actors can be in: over the set's footprint (the sparse points' 2nd-98th percentiles joined
+    with the cameras' positions, which surround or face the action) from the floor to a bit above the
+    highest camera."""
     import open3d as o3d
 
     points = np.asarray(o3d.io.read_point_cloud(str(registration / "points.ply")).points)
-    lo = np.percentile(points[:, :2], 2, axis=0)
-    hi = np.percentile(points[:, :2], 98, axis=0)
+    centres = cameras.centers[:, :2].numpy()
+    lo = np.minimum(np.percentile(points[:, :2], 2, axis=0), centres.min(0))
+    hi = np.maximum(np.percentile(points[:, :2], 98, axis=0), centres.max(0))
     top = float(cameras.centers[:, 2].max()) * CEILING_MARGIN
     return (float(lo[0]), float(lo[1]), -0.05), (float(hi[0]), float(hi[1]), max(top, 0.5))
 

@@ -57,3 +57,20 @@ REGISTRATION_TAKE = dict(cameras=4, frames=12, width=640, height=360, characters
 @pytest.fixture(scope="session")
 def registration_take(tmp_path_factory) -> Path:
     return _make_take(tmp_path_factory, "registration", REGISTRATION_TAKE)
+
+
+@pytest.fixture(scope="session")
+def registered_workspace(registration_take: Path, tmp_path_factory):
+    """The registration take registered through its survey, the wide camera's true height as the scale
+    hint: (workspace, RegistrationSummary). Shared; tests that write into a workspace copy it."""
+    from reshoot.geometry.cameras_io import read_cameras_json
+    from reshoot.geometry.world_frame import ScaleHint
+    from reshoot.registration import RegistrationOptions, register
+    from reshoot.workspace import init_workspace
+
+    ws = tmp_path_factory.mktemp("ws") / "ws"
+    init_workspace(ws, registration_take / "footage", survey=registration_take / "survey")
+    truth = read_cameras_json(registration_take / "gt" / "cameras.json").cameras
+    height = float(truth.select("a_wide").centers[0, 2])
+    summary = register(ws, RegistrationOptions(scale=ScaleHint(camera_heights={"a_wide": height})))
+    return ws, summary

@@ -29,13 +29,9 @@ def _gt(take: Path):
 
 
 @pytest.fixture(scope="module")
-def registered(registration_take: Path, tmp_path_factory):
+def registered(registered_workspace):
     """The take registered through its survey, with the wide camera's height as the scale hint."""
-    ws = tmp_path_factory.mktemp("ws") / "ws"
-    init_workspace(ws, registration_take / "footage", survey=registration_take / "survey")
-    height = float(_gt(registration_take).select("a_wide").centers[0, 2])
-    summary = register(ws, RegistrationOptions(scale=ScaleHint(camera_heights={"a_wide": height})))
-    return ws, summary
+    return registered_workspace
 
 
 def test_synthetic_take_meets_the_bars(registered, registration_take: Path):
