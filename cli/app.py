@@ -273,6 +273,26 @@ def render(
     print(out)
 
 
+@app.command()
+def layout(
+    workspace: Path = typer.Argument(..., help="The workspace (registered; reconstructed for the best result)."),
+    voxel_size: float = typer.Option(0.05, "--voxel-size", help="Visual-hull voxel edge (metres)."),
+    downscale: int = typer.Option(2, "--downscale", help="Foreground masks at 1/N resolution."),
+) -> None:
+    """Find every character and prop in 3D, frame by frame: WS/layout.json and WS/layout_plan.png.
+
+    Names given in an existing layout.json (rename "character_1" to "Maya") survive reruns.
+    """
+    from reshoot.layout import LayoutOptions, layout as run_layout
+
+    with _progress() as progress:
+        summary = run_layout(workspace, LayoutOptions(voxel_size=voxel_size, downscale=downscale), progress)
+    console.print(f"characters: {', '.join(summary.characters) or 'none'}; props: {', '.join(summary.props) or 'none'}")
+    for warning in summary.warnings:
+        console.print("[yellow]warning:[/yellow] " + escape(warning))
+    print(summary.layout)
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     """Entry point of the `reshoot` executable; `argv` defaults to the process arguments.
 

@@ -2,7 +2,9 @@
 
 A static camera sees the same set in every frame; the temporal median of frames spread over the take
 removes whatever moves through it. The share of frames that differ from the median marks moving
-pixels, which registration masks out and layout uses as foreground evidence.
+pixels, which registration masks out and layout uses as foreground evidence. A frame's foreground is
+where it differs from the plate (`foreground_mask`), on images undistorted and downsampled alike
+(`prepared_image`).
 """
 
 from __future__ import annotations
@@ -10,9 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from reshoot.datasets.footage import CameraFootage
+from reshoot.geometry.camera import Camera, undistort_image
 
+FOREGROUND_DIFFERENCE = 0.04  # a frame differs from its clean plate by more than this (RGB in [0, 1])
 MOVING_DIFFERENCE = 0.08  # a frame differs from the plate at a pixel by more than this (RGB in [0, 1])
 BLANK_STD = 0.01  # a plate with less contrast than this is a blank or black video
 
@@ -50,3 +55,23 @@ def clean_plate(source: CameraFootage, frames: tuple[int, ...]) -> CleanPlate:
     plate = np.median(stack, axis=0).astype(np.float32) / 255.0
     moving = (np.abs(stack.astype(np.float32) / 255.0 - plate[None]).max(axis=-1) > MOVING_DIFFERENCE).mean(axis=0)
     return CleanPlate(plate, moving.astype(np.float32), tuple(frames))
+
+
+def prepared_image(image: np.ndarray, camera: Camera, downscale: int) -> torch.Tensor:
+    """[H, W, C] array of a (distorted) camera → undistorted, box-downsampled [H/d, W/d, C] tensor."""
+    tensor = undistort_image(torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)), camera)
+    h, w = tensor.shape[0] // downscale * downscale, tensor.shape[1] // downscale * downscale
+    c = tensor.shape[2]
+    return tensor[:h, :w].reshape(h // downscale, downscale, w // downscale, downscale, c).mean((1, 3)).contiguous()
+
+
+def foreground_mask(image: torch.Tensor, plate: torch.Tensor) -> torch.Tensor:
+    """[H, W] bool: pixels that differ from the clean plate, specks removed (3x3 opening), gaps where a
+    costume matches the set behind it closed (7x7 closing) and enclosed holes filled, so that carving
+    does not cut through a body that one camera sees partly as background."""
+    from scipy.ndimage import binary_closing, binary_fill_holes, binary_opening
+
+    mask = ((image - plate).abs().amax(-1) > FOREGROUND_DIFFERENCE).numpy()
+    mask = binary_opening(mask, np.ones((3, 3), bool))
+    mask = binary_closing(mask, np.ones((7, 7), bool), border_value=0)
+    return torch.from_numpy(binary_fill_holes(mask))

@@ -1,4 +1,5 @@
-"""Ground truth (the synthetic generator's, or a held-out real camera) in a workspace's world frame.
+"""Ground truth (the synthetic generator's, or a held-out real camera) in a workspace's world frame,
+and scores of estimates against it.
 
 Registration fixes its own gauge (floor at z = 0, but its own origin, heading and, without a scale
 hint, its own unit), so ground-truth cameras are mapped into it by the similarity that best aligns the
@@ -6,6 +7,8 @@ cameras both know (at least three, by their centres) before anything is rendered
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -31,3 +34,99 @@ def registration_from_truth(truth: Camera, registered: Camera) -> np.ndarray:
 def cameras_in_registration_frame(truth: Camera, registered: Camera) -> Camera:
     """Every camera of `truth`, moved into the frame of `registered` (see `registration_from_truth`)."""
     return transform_cameras(truth, registration_from_truth(truth, registered))
+
+
+@dataclass(frozen=True)
+class LayoutScores:
+    """An estimated layout against the true one (both in the registration's frame).
+
+    Attributes:
+        matches: estimated entity name → true entity name (characters by their paths, props by centre).
+        missing: true entities with no estimate; phantoms: estimated entities with no true one.
+        floor_errors: per matched character, per frame both have: floor distance (metres).
+        prop_centre_errors: per matched prop: distance between box centres (metres).
+        recall: share of (true character, frame) pairs with an estimated character within `radius`.
+        identity_switches: times the estimate nearest a true character changes name between frames
+            where both are found.
+    """
+
+    matches: dict[str, str]
+    missing: list[str]
+    phantoms: list[str]
+    floor_errors: dict[str, list[float]]
+    prop_centre_errors: dict[str, float]
+    recall: float
+    identity_switches: int
+
+
+def _entity_track(entity: dict, transform: np.ndarray | None) -> dict:
+    """frame (None for a prop) → (floor xy [2], box centre [3]) in the registration frame."""
+    out = {}
+    for f in entity["frames"]:
+        lo, hi = np.asarray(f["box_min"], float), np.asarray(f["box_max"], float)
+        centre = (lo + hi) / 2
+        floor = np.asarray(f.get("floor_position", f["position"]), float)
+        if transform is not None:
+            centre = transform[:3, :3] @ centre + transform[:3, 3]
+            floor = transform[:3, :3] @ floor + transform[:3, 3]
+        out[f["frame"]] = (floor[:2], centre)
+    return out
+
+
+def compare_layouts(estimate: list[dict], truth: list[dict], registration_from_truth_: np.ndarray,
+                    radius: float = 0.5) -> LayoutScores:
+    """Match estimated entities to true ones and measure the errors (see LayoutScores).
+
+    Args:
+        estimate, truth: `entities` lists of two `reshoot/layout` documents; the truth in its own frame.
+        registration_from_truth_: [4, 4] similarity taking truth into the estimate's frame.
+        radius: metres within which an estimate counts as finding a true entity.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    matches, floor_errors, prop_errors = {}, {}, {}
+    missing, phantoms = [], []
+    for kind in ("character", "prop"):
+        est = [e for e in estimate if e["kind"] == kind]
+        tru = [e for e in truth if e["kind"] == kind]
+        est_tracks = [_entity_track(e, None) for e in est]
+        tru_tracks = [_entity_track(e, registration_from_truth_) for e in tru]
+        cost = np.full((len(est), len(tru)), 1e6)
+        for i, a in enumerate(est_tracks):
+            for j, b in enumerate(tru_tracks):
+                if kind == "prop":
+                    distance = float(np.linalg.norm(a[None][1][:2] - b[None][1][:2]))
+                else:
+                    shared = [f for f in a if f in b]
+                    distance = float(np.median([np.linalg.norm(a[f][0] - b[f][0]) for f in shared])) if shared else 1e6
+                if distance < radius:
+                    cost[i, j] = distance
+        rows, cols = linear_sum_assignment(cost) if cost.size else ([], [])
+        paired = {(i, j) for i, j in zip(rows, cols) if cost[i, j] < 1e6}
+        for i, j in paired:
+            matches[est[i]["name"]] = tru[j]["name"]
+            if kind == "prop":
+                prop_errors[tru[j]["name"]] = float(np.linalg.norm(est_tracks[i][None][1] - tru_tracks[j][None][1]))
+            else:
+                shared = sorted(f for f in est_tracks[i] if f in tru_tracks[j])
+                floor_errors[tru[j]["name"]] = [float(np.linalg.norm(est_tracks[i][f][0] - tru_tracks[j][f][0])) for f in shared]
+        missing += [tru[j]["name"] for j in range(len(tru)) if j not in {p[1] for p in paired}]
+        phantoms += [est[i]["name"] for i in range(len(est)) if i not in {p[0] for p in paired}]
+    found, total, switches = 0, 0, 0
+    characters = [e for e in estimate if e["kind"] == "character"]
+    tracks = {e["name"]: _entity_track(e, None) for e in characters}
+    for e in truth:
+        if e["kind"] != "character":
+            continue
+        true_track = _entity_track(e, registration_from_truth_)
+        previous = None
+        for frame, (floor, _) in sorted(true_track.items()):
+            total += 1
+            near = [(float(np.linalg.norm(t[frame][0] - floor)), name) for name, t in tracks.items() if frame in t]
+            near = [n for n in near if n[0] < radius]
+            if near:
+                found += 1
+                name = min(near)[1]
+                switches += int(previous is not None and name != previous)
+                previous = name
+    return LayoutScores(matches, missing, phantoms, floor_errors, prop_errors, found / max(total, 1), switches)

@@ -28,9 +28,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from reshoot.background import clean_plate, sample_frames
+from reshoot.background import clean_plate, foreground_mask, prepared_image, sample_frames
 from reshoot.datasets.footage import VIDEO_SUFFIXES, image_files, open_footage, probe_video
-from reshoot.geometry.camera import Camera, undistort_image
+from reshoot.geometry.camera import Camera
 from reshoot.geometry.cameras_io import read_cameras_json
 from reshoot.geometry.carving import carve_visual_hull
 from reshoot.geometry.errors import InputError
@@ -48,7 +48,6 @@ from reshoot.workspace import load_workspace
 
 log = logging.getLogger(__name__)
 
-FOREGROUND_DIFFERENCE = 0.04  # a frame differs from its clean plate by more than this (RGB in [0, 1])
 PLATE_MOVING_SHARE = 0.2  # plate pixels covered by action more often than this are not trusted
 ACTOR_TRAVEL = 0.15  # metres an actor's Gaussian may lie outside the next frame's hull and be kept
 CEILING_MARGIN = 1.3  # the carving box reaches this factor above the highest camera
@@ -165,8 +164,8 @@ def reconstruct(workspace: str | Path, options: ReconstructOptions | None = None
         plates = {}
         for i, name in enumerate(cameras.names):
             plate = clean_plate(footage.source(name), sample_frames(footage.frames.start, len(footage.frames), options.samples))
-            plates[name] = (_prepared(plate.rgb, cameras.select(i), options.downscale),
-                            _prepared(plate.moving[..., None], cameras.select(i), options.downscale)[..., 0])
+            plates[name] = (prepared_image(plate.rgb, cameras.select(i), options.downscale),
+                            prepared_image(plate.moving[..., None], cameras.select(i), options.downscale)[..., 0])
             report("clean plates", i + 1, len(cameras))
 
         set_started = time.perf_counter()
@@ -179,7 +178,7 @@ def reconstruct(workspace: str | Path, options: ReconstructOptions | None = None
         resumed_frame = None
         actor_log = []
         previous = None
-        bounds = _carving_bounds(registration, cameras)
+        bounds = carving_bounds(registration, cameras)
         actors_dir = work / "actors"
         actors_dir.mkdir(exist_ok=True)
         for k, frame in enumerate(frames):
@@ -193,9 +192,9 @@ def reconstruct(workspace: str | Path, options: ReconstructOptions | None = None
                 continue
             views = []
             for i, name in enumerate(cameras.names):
-                image = _prepared(footage.source(name).read(frame), cameras.select(i), options.downscale)
+                image = prepared_image(footage.source(name).read(frame), cameras.select(i), options.downscale)
                 views.append(ActorView(training.select(i), image, *set_renders[i]))
-            foreground = torch.stack([_foreground(v.image, plates[n][0]) for v, n in zip(views, cameras.names)])
+            foreground = torch.stack([foreground_mask(v.image, plates[n][0]) for v, n in zip(views, cameras.names)])
             hull = carve_visual_hull(training, foreground, *bounds, options.voxel_size,
                                      occluder_depth=torch.stack([v.set_depth for v in views]))
             init = _actor_init(previous, hull, training, views, foreground, options.voxel_size,
@@ -275,14 +274,6 @@ def _jsonable(value):
     return json.loads(json.dumps(value, default=str))
 
 
-def _prepared(image: np.ndarray, camera: Camera, downscale: int) -> torch.Tensor:
-    """[H, W, C] array of a (distorted) camera → undistorted, box-downsampled [H/d, W/d, C] tensor."""
-    tensor = undistort_image(torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)), camera)
-    h, w = tensor.shape[0] // downscale * downscale, tensor.shape[1] // downscale * downscale
-    c = tensor.shape[2]
-    return tensor[:h, :w].reshape(h // downscale, downscale, w // downscale, downscale, c).mean((1, 3)).contiguous()
-
-
 def _survey_views(settings, registration: Path, downscale: int) -> list[TrainingView]:
     """The registered survey photos with their cameras (none when the workspace has no survey)."""
     path = registration / "survey_cameras.json"
@@ -308,7 +299,7 @@ def _survey_views(settings, registration: Path, downscale: int) -> list[Training
         else:
             image = video.read(int(name))
         camera = survey.select(i)
-        views.append(TrainingView(camera.scaled(downscale).pinhole(), _prepared(image, camera, downscale)))
+        views.append(TrainingView(camera.scaled(downscale).pinhole(), prepared_image(image, camera, downscale)))
     if not source.is_dir():
         video.close()
     return views
@@ -388,30 +379,20 @@ def _render_set(background: Gaussians, training: Camera, backend: str) -> list[t
     return renders
 
 
-def _foreground(image: torch.Tensor, plate: torch.Tensor) -> torch.Tensor:
-    """[H, W] bool: pixels that differ from the clean plate, specks removed (3x3 opening), gaps where a
-    costume matches the set behind it closed (7x7 closing) and enclosed holes filled, so that carving
-    does not cut through a body that one camera sees partly as background."""
-    from scipy.ndimage import binary_closing, binary_fill_holes, binary_opening
-
-    mask = ((image - plate).abs().amax(-1) > FOREGROUND_DIFFERENCE).numpy()
-    mask = binary_opening(mask, np.ones((3, 3), bool))
-    mask = binary_closing(mask, np.ones((7, 7), bool), border_value=0)
-    return torch.from_numpy(binary_fill_holes(mask))
-
-
-def _carving_bounds(registration: Path, cameras: Camera) -> tuple[tuple[float, ...], tuple[float, ...]]:
+def carving_bounds(registration: Path, cameras: Camera) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """The box actors can be in: over the set's footprint (the sparse points' 2nd-98th percentiles joined
-    with the cameras' positions, which surround or face the action) from the floor to a bit above the
-    highest camera."""
+    with the cameras' positions, which surround or face the action), from the floor (or the lowest
+    points, should the floor estimate sit above some of them) to a bit above the highest camera or
+    point."""
     import open3d as o3d
 
     points = np.asarray(o3d.io.read_point_cloud(str(registration / "points.ply")).points)
-    centres = cameras.centers[:, :2].numpy()
-    lo = np.minimum(np.percentile(points[:, :2], 2, axis=0), centres.min(0))
-    hi = np.maximum(np.percentile(points[:, :2], 98, axis=0), centres.max(0))
-    top = float(cameras.centers[:, 2].max()) * CEILING_MARGIN
-    return (float(lo[0]), float(lo[1]), -0.05), (float(hi[0]), float(hi[1]), max(top, 0.5))
+    centres = cameras.centers.numpy()
+    lo = np.minimum(np.percentile(points, 2, axis=0), centres.min(0))
+    hi = np.maximum(np.percentile(points, 98, axis=0), centres.max(0))
+    bottom = min(-0.05, float(lo[2]))
+    top = max(float(centres[:, 2].max()) * CEILING_MARGIN, float(hi[2]), 0.5)
+    return (float(lo[0]), float(lo[1]), bottom), (float(hi[0]), float(hi[1]), top)
 
 
 def _actor_init(previous: Gaussians | None, hull, training: Camera, views: list[ActorView],

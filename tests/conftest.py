@@ -74,3 +74,37 @@ def registered_workspace(registration_take: Path, tmp_path_factory):
     height = float(truth.select("a_wide").centers[0, 2])
     summary = register(ws, RegistrationOptions(scale=ScaleHint(camera_heights={"a_wide": height})))
     return ws, summary
+
+
+def copy_workspace(ws: Path, take: Path, root: Path) -> Path:
+    """A fresh workspace on `take` (with its survey) holding `ws`'s registration."""
+    import shutil
+
+    from reshoot.workspace import init_workspace
+
+    copy = root / "ws"
+    init_workspace(copy, take / "footage", survey=take / "survey")
+    shutil.copytree(ws / "registration", copy / "registration")
+    return copy
+
+
+def _reconstruct_options():
+    from reshoot.reconstruct import ReconstructOptions
+
+    # Small budgets: tests check the stage's plumbing and that each part does its job, not the bars
+    # (benchmarks/reconstruct_take.py measures those on the default take).
+    return ReconstructOptions(downscale=2, set_iterations=400, first_actor_iterations=60, actor_iterations=20,
+                              frames=(0, 3), checkpoint_every=100)
+
+
+RECONSTRUCT_OPTIONS = _reconstruct_options()
+
+
+@pytest.fixture(scope="session")
+def reconstructed_workspace(registered_workspace, registration_take: Path, tmp_path_factory):
+    """A copy of the registered workspace, reconstructed with RECONSTRUCT_OPTIONS (actors for frames 0-2):
+    (workspace, ReconstructSummary)."""
+    from reshoot.reconstruct import reconstruct
+
+    ws = copy_workspace(registered_workspace[0], registration_take, tmp_path_factory.mktemp("reconstruct"))
+    return ws, reconstruct(ws, RECONSTRUCT_OPTIONS)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -19,24 +18,12 @@ from reshoot.reconstruct import ReconstructOptions, reconstruct
 from reshoot.workspace import init_workspace
 
 PRODUCTION = ["a_wide", "b_medium", "c_medium", "d_reverse"]
-# Small budgets: the test checks the stage's plumbing and that each part does its job, not the bars
-# (those are measured by benchmarks/reconstruct_take.py on the default take).
-OPTIONS = ReconstructOptions(downscale=2, set_iterations=400, first_actor_iterations=60, actor_iterations=20,
-                             frames=(0, 3), checkpoint_every=100)
-
-
-def _copy_workspace(ws: Path, take: Path, root: Path) -> Path:
-    """A fresh workspace on the same take with `ws`'s registration."""
-    copy = root / "ws"
-    init_workspace(copy, take / "footage", survey=take / "survey")
-    shutil.copytree(ws / "registration", copy / "registration")
-    return copy
+from conftest import RECONSTRUCT_OPTIONS as OPTIONS, copy_workspace as _copy_workspace
 
 
 @pytest.fixture(scope="module")
-def reconstructed(registered_workspace, registration_take: Path, tmp_path_factory):
-    ws = _copy_workspace(registered_workspace[0], registration_take, tmp_path_factory.mktemp("reconstruct"))
-    return ws, reconstruct(ws, OPTIONS)
+def reconstructed(reconstructed_workspace):
+    return reconstructed_workspace
 
 
 def test_outputs_are_complete_and_the_actors_improve_the_frames(reconstructed):
@@ -113,7 +100,7 @@ def test_render_writes_every_pass_for_held_out_cameras(reconstructed, registrati
         valid = (alpha > 0.9) & (true_depth > 0)
         assert valid.mean() > 0.4, f"{name}: most of the view is covered"
         relative.append(np.abs(depth[valid] - true_depth[valid]) / true_depth[valid])
-    assert np.median(np.concatenate(relative)) < 0.12, [float(np.median(r)) for r in relative]
+    assert np.median(np.concatenate(relative)) < 0.15, [float(np.median(r)) for r in relative]
     # A second render into the same folder needs --overwrite and leaves the first untouched.
     before = (out / "overhead" / "000001.png").read_bytes()
     with pytest.raises(SystemExit) as refused:

@@ -1,0 +1,520 @@
+"""Stage `reshoot layout WS`: where every character and prop stands, in 3D, frame by frame.
+
+- **Characters**: per frame, each camera's foreground (frame vs clean plate) is carved into a visual
+  hull (`geometry/carving.py`; with a reconstruction, the set's depth keeps a prop from cutting away
+  an actor behind it). The hull's floor footprint splits into blobs; blobs that stand on the floor
+  and are tall enough are candidates. With few cameras a hull has ghosts where silhouettes of
+  different people intersect, so candidates are accepted greedily by how many foreground pixels
+  they explain that no accepted one does yet (a ghost explains none of its own). Detections are
+  linked into tracks by the Hungarian method on predicted floor distance plus colour-histogram
+  distance, tracks survive short gaps, and short-lived tracks are dropped.
+- **Props**: the static reconstruction (`splats/background.ply`, else the registration's points)
+  without the floor and the walls (open3d plane segmentation), clustered with DBSCAN.
+- **Names**: `character_N` / `prop_N` by default; an existing `layout.json` is read first and
+  entities found again keep their id and (possibly user-given) name.
+
+Writes `WS/layout.json` (`reshoot/layout` v1) and `WS/layout_plan.png` (top-down plan).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+from reshoot.background import clean_plate, foreground_mask, prepared_image, sample_frames
+from reshoot.datasets.footage import open_footage
+from reshoot.geometry.camera import Camera
+from reshoot.geometry.cameras_io import read_cameras_json
+from reshoot.geometry.carving import VisualHull, carve_visual_hull
+from reshoot.geometry.errors import InputError
+from reshoot.geometry.files import atomic_path, read_json_document, write_json_document
+from reshoot.geometry.progress import ProgressFn, no_progress
+from reshoot.reconstruct import carving_bounds
+from reshoot.workspace import load_workspace
+
+log = logging.getLogger(__name__)
+
+HISTOGRAM_BINS = 4  # per RGB channel
+FAILED_CAMERA_FOREGROUND = 0.4  # a camera whose median foreground share exceeds this has no usable plate
+
+
+@dataclass(frozen=True)
+class LayoutOptions:
+    """Settings of `reshoot layout`.
+
+    Attributes:
+        downscale: foreground masks at 1/downscale resolution.
+        voxel_size: visual-hull voxel edge (world units, metres when the scale is known).
+        min_height: a character's hull reaches at least this high (metres).
+        max_floor_gap: and starts at most this far above the floor (metres).
+        min_explained: share of a candidate's foreground pixels that no accepted candidate explains yet,
+            below which it is a ghost.
+        gate: metres a character may be from its track's predicted position and still be linked.
+        appearance_weight: metres of cost per unit of colour-histogram distance (Hellinger, 0 to 1).
+        max_gap: frames a track survives unseen.
+        min_track_share: tracks seen in fewer than this share of the frames are dropped.
+        samples: frames per camera for the clean plate.
+    """
+
+    downscale: int = 2
+    voxel_size: float = 0.05
+    min_height: float = 0.8
+    max_floor_gap: float = 0.3
+    min_explained: float = 0.3
+    gate: float = 0.6
+    appearance_weight: float = 0.5
+    max_gap: int = 8
+    min_track_share: float = 0.2
+    samples: int = 24
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One character candidate in one frame.
+
+    Attributes:
+        frame: take frame.
+        floor: [2] x, y of the footprint's centre (metres).
+        box_min, box_max: [3] the hull blob's box (metres).
+        histogram: [bins^3] colour histogram of its pixels in the cameras, summing to 1.
+        cameras: names of the cameras where it shows as foreground.
+        confidence: share of the cameras that see it as foreground, 0 to 1.
+    """
+
+    frame: int
+    floor: np.ndarray
+    box_min: np.ndarray
+    box_max: np.ndarray
+    histogram: np.ndarray
+    cameras: tuple[str, ...]
+    confidence: float
+
+
+@dataclass
+class _Track:
+    detections: dict[int, Detection] = field(default_factory=dict)
+
+    @property
+    def last(self) -> Detection:
+        return self.detections[max(self.detections)]
+
+    def predict(self, frame: int) -> np.ndarray:
+        frames = sorted(self.detections)
+        last = self.detections[frames[-1]]
+        if len(frames) < 2:
+            return last.floor
+        before = self.detections[frames[-2]]
+        velocity = (last.floor - before.floor) / (frames[-1] - frames[-2])
+        return last.floor + velocity * (frame - frames[-1])
+
+    def histogram(self) -> np.ndarray:
+        recent = [self.detections[f].histogram for f in sorted(self.detections)[-5:]]
+        return np.mean(recent, axis=0)
+
+
+@dataclass(frozen=True)
+class LayoutSummary:
+    """What `layout` found: entity names by kind, cameras left out, warnings, the files written."""
+
+    characters: list[str]
+    props: list[str]
+    cameras_left_out: list[str]
+    warnings: list[str]
+    layout: Path
+    plan: Path
+
+
+def layout(workspace: str | Path, options: LayoutOptions | None = None,
+           progress: ProgressFn | None = None) -> LayoutSummary:
+    """Find characters and props, track the characters, write `layout.json` and the plan.
+
+    Raises:
+        InputError: no registration yet, or fewer than two cameras with a usable background model.
+    """
+    options = options or LayoutOptions()
+    report = progress or no_progress
+    root = Path(workspace)
+    settings = load_workspace(root)
+    registration = root / "registration"
+    if not (registration / "cameras.json").is_file():
+        raise InputError(f"{root}: no registration yet. Run `reshoot register {root}` first.")
+    cameras = read_cameras_json(registration / "cameras.json").cameras
+    footage = open_footage(settings.footage, settings.calibration, settings.offsets or None, settings.fps)
+    frames = list(footage.frames)
+    warnings: list[str] = []
+    try:
+        small = cameras.scaled(options.downscale).pinhole()
+        plates = []
+        for i, name in enumerate(cameras.names):
+            plate = clean_plate(footage.source(name), sample_frames(frames[0], len(frames), options.samples))
+            plates.append(prepared_image(plate.rgb, cameras.select(i), options.downscale))
+            report("clean plates", i + 1, len(cameras))
+        images = {}
+        masks = {}
+        for k, frame in enumerate(frames):
+            images[frame] = [prepared_image(footage.source(n).read(frame), cameras.select(i), options.downscale)
+                             for i, n in enumerate(cameras.names)]
+            masks[frame] = torch.stack([foreground_mask(im, p) for im, p in zip(images[frame], plates)])
+            report("foreground", k + 1, len(frames))
+    finally:
+        footage.close()
+
+    shares = torch.stack([masks[f].float().mean((1, 2)) for f in frames]).median(0).values
+    usable = [i for i in range(len(cameras)) if float(shares[i]) <= FAILED_CAMERA_FOREGROUND]
+    left_out = [cameras.names[i] for i in range(len(cameras)) if i not in usable]
+    for name in left_out:
+        warnings.append(f"camera {name}: its background model fails (most of the picture differs from its clean "
+                        "plate: a moving camera or flickering light?); it is left out of the character search.")
+    if len(usable) < 2:
+        raise InputError(f"{root}: only {len(usable)} camera(s) have a usable background model "
+                         f"({left_out} do not); characters need at least two.")
+    small_used = small.select(usable)
+    occluders = _set_depth(root, small_used)
+    if occluders is None:
+        warnings.append("no reconstruction (splats/background.ply): props cannot hide characters from the carving, "
+                        "and props come from the sparse registration points. Run `reshoot reconstruct` first "
+                        "for a better layout.")
+    bounds = carving_bounds(registration, cameras)
+    detections = []
+    for k, frame in enumerate(frames):
+        fg = masks[frame][usable]
+        hull = carve_visual_hull(small_used, fg, *bounds, options.voxel_size, occluder_depth=occluders)
+        detections.append(detect_characters(frame, hull, small_used, fg, [images[frame][i] for i in usable], options))
+        report("characters", k + 1, len(frames))
+    tracks = track_characters(detections, options, len(frames))
+    if not tracks:
+        warnings.append("nothing moves in this take: the layout holds props only.")
+    props = find_props(root, registration)
+    previous = _previous_entities(root / "layout.json")
+    entities = _named_entities(tracks, props, previous)
+    body = {"floor": {"z": 0.0}, "cameras": list(cameras.names), "cameras_left_out": left_out,
+            "frames": [frames[0], frames[-1] + 1], "warnings": warnings, "entities": entities}
+    write_json_document(root / "layout.json", "layout", 1, body)
+    plan = root / "layout_plan.png"
+    draw_plan(plan, entities, cameras, bounds)
+    for w in warnings:
+        log.warning(w)
+    return LayoutSummary([e["name"] for e in entities if e["kind"] == "character"],
+                         [e["name"] for e in entities if e["kind"] == "prop"], left_out, warnings,
+                         root / "layout.json", plan)
+
+
+def _set_depth(root: Path, cameras: Camera) -> torch.Tensor | None:
+    """[V, H, W] z-depth of the reconstructed set in each camera, or None without a reconstruction."""
+    path = root / "splats" / "background.ply"
+    if not path.is_file():
+        return None
+    from reshoot.geometry.splats.ply import read_splat_ply
+    from reshoot.geometry.splats.render import rasterize
+
+    background = read_splat_ply(path)
+    with torch.no_grad():
+        return torch.stack([rasterize(background, cameras.select(i)).depth[0] for i in range(len(cameras))])
+
+
+def detect_characters(frame: int, hull: VisualHull, cameras: Camera, foreground: torch.Tensor,
+                      images: list[torch.Tensor], options: LayoutOptions) -> list[Detection]:
+    """Character candidates of one frame from its visual hull, ghosts removed.
+
+    Args:
+        hull: the frame's hull; cameras: the V cameras of `foreground` [V, H, W] and `images` V × [H, W, 3].
+    """
+    from scipy.ndimage import label
+
+    if len(hull.centres) == 0:
+        return []
+    centres = hull.centres.double().numpy()
+    cells = np.floor(centres[:, :2] / hull.voxel_size).astype(np.int64)
+    origin = cells.min(0)
+    grid = np.zeros(tuple(cells.max(0) - origin + 1), bool)
+    grid[tuple((cells - origin).T)] = True
+    labels, count = label(grid, structure=np.ones((3, 3), bool))
+    blob_of_voxel = labels[tuple((cells - origin).T)]
+    half = hull.voxel_size / 2
+    candidates = []
+    for blob in range(1, count + 1):
+        voxels = centres[blob_of_voxel == blob]
+        lo, hi = voxels.min(0) - half, voxels.max(0) + half
+        if hi[2] < options.min_height or lo[2] > options.max_floor_gap:
+            continue
+        candidates.append((voxels, lo, hi))
+    covered = [_footprint(torch.from_numpy(v), cameras, foreground) for v, _, _ in candidates]
+    explained = torch.zeros_like(foreground)
+    accepted = []
+    for index in sorted(range(len(candidates)), key=lambda i: -int(covered[i].sum())):
+        own = covered[index]
+        fresh = own & ~explained
+        if int(own.sum()) == 0 or int(fresh.sum()) < options.min_explained * int(own.sum()):
+            continue
+        explained |= own
+        voxels, lo, hi = candidates[index]
+        seen = [cameras.names[v] for v in range(len(cameras)) if int(own[v].sum()) > 0]
+        accepted.append(Detection(frame, _floor_point(voxels, options.min_height), lo, hi, _histogram(own, images),
+                                  tuple(seen), len(seen) / len(cameras)))
+    return accepted
+
+
+def _floor_point(voxels: np.ndarray, min_height: float) -> np.ndarray:
+    """[2] where a character stands: the median x, y of its upper body (voxels above `min_height`), which
+    swinging legs and hull fragments at the floor pull around far less than the whole blob's."""
+    upper = voxels[voxels[:, 2] >= min_height]
+    return np.median(upper if len(upper) else voxels, axis=0)[:2]
+
+
+def _footprint(voxels: torch.Tensor, cameras: Camera, foreground: torch.Tensor) -> torch.Tensor:
+    """[V, H, W] bool: foreground pixels the voxels project onto (each voxel's pixel and its 8 neighbours)."""
+    projection = cameras.project(voxels)
+    marks = torch.zeros(foreground.shape, dtype=torch.float32)
+    for v in range(len(cameras)):
+        h, w = foreground.shape[1:]
+        u = projection.pixels[v, :, 0].round().long()
+        r = projection.pixels[v, :, 1].round().long()
+        ok = (projection.depth[v] > 0) & (u >= 0) & (u < w) & (r >= 0) & (r < h)
+        marks[v, r[ok], u[ok]] = 1.0
+    grown = torch.nn.functional.max_pool2d(marks[:, None], 3, 1, 1)[:, 0] > 0
+    return grown & foreground
+
+
+def _histogram(pixels: torch.Tensor, images: list[torch.Tensor]) -> np.ndarray:
+    """Normalized RGB histogram (HISTOGRAM_BINS per channel) of the pixels [V, H, W] of images."""
+    colours = torch.cat([image[mask] for image, mask in zip(images, pixels)]).numpy()
+    bins = np.clip((colours * HISTOGRAM_BINS).astype(np.int64), 0, HISTOGRAM_BINS - 1)
+    index = (bins[:, 0] * HISTOGRAM_BINS + bins[:, 1]) * HISTOGRAM_BINS + bins[:, 2]
+    histogram = np.bincount(index, minlength=HISTOGRAM_BINS**3).astype(np.float64)
+    return histogram / max(histogram.sum(), 1.0)
+
+
+def track_characters(detections: list[list[Detection]], options: LayoutOptions, frame_count: int) -> list[_Track]:
+    """Link per-frame detections into tracks (Hungarian assignment on predicted floor distance plus
+    appearance), keep tracks through gaps of up to `max_gap` frames, drop short-lived ones."""
+    from scipy.optimize import linear_sum_assignment
+
+    active: list[_Track] = []
+    finished: list[_Track] = []
+    for frame_detections in detections:
+        if not frame_detections:
+            continue
+        frame = frame_detections[0].frame
+        still = []
+        for t in active:
+            (still if frame - max(t.detections) <= options.max_gap + 1 else finished).append(t)
+        active = still
+        cost = np.full((len(active), len(frame_detections)), 1e6)
+        for i, t in enumerate(active):
+            predicted, histogram = t.predict(frame), t.histogram()
+            for j, d in enumerate(frame_detections):
+                distance = float(np.linalg.norm(predicted - d.floor))
+                if distance <= options.gate:
+                    hellinger = math.sqrt(max(0.0, 1.0 - float(np.sqrt(histogram * d.histogram).sum())))
+                    cost[i, j] = distance + options.appearance_weight * hellinger
+        rows, cols = linear_sum_assignment(cost) if len(active) else (np.array([], int), np.array([], int))
+        matched = set()
+        for i, j in zip(rows, cols):
+            if cost[i, j] < 1e6:
+                active[i].detections[frame] = frame_detections[j]
+                matched.add(j)
+        for j, d in enumerate(frame_detections):
+            if j not in matched:
+                active.append(_Track({frame: d}))
+    tracks = finished + active
+    keep = [t for t in tracks if len(t.detections) >= options.min_track_share * frame_count]
+    return sorted(keep, key=lambda t: (min(t.detections), float(t.detections[min(t.detections)].floor[0])))
+
+
+@dataclass(frozen=True)
+class Prop:
+    """A static object standing in the set: its box (metres) and how many points support it."""
+
+    box_min: np.ndarray
+    box_max: np.ndarray
+    support: int
+
+
+def find_props(root: Path, registration: Path, min_height: float = 0.15, min_points: int = 30) -> list[Prop]:
+    """Props: the set's points minus the floor and the walls, clustered (open3d DBSCAN)."""
+    import open3d as o3d
+
+    points = _set_points(root, registration)
+    points = points[(points[:, 2] > 0.04)]
+    cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points))
+    for _ in range(4):  # walls: large vertical planes
+        if len(cloud.points) < 100:
+            break
+        plane, inliers = cloud.segment_plane(distance_threshold=0.04, ransac_n=3, num_iterations=500)
+        if abs(plane[2]) > 0.2 or len(inliers) < 0.1 * len(cloud.points):
+            break
+        cloud = cloud.select_by_index(inliers, invert=True)
+    labels = np.asarray(cloud.cluster_dbscan(eps=0.1, min_points=8))
+    kept = np.asarray(cloud.points)
+    props = []
+    for cluster in range(labels.max() + 1 if len(labels) else 0):
+        members = kept[labels == cluster]
+        if len(members) < min_points:
+            continue
+        lo, hi = np.percentile(members, 2, axis=0), np.percentile(members, 98, axis=0)
+        lo[2] = 0.0  # props stand on the floor
+        if hi[2] - lo[2] < min_height:
+            continue
+        props.append(Prop(lo, hi, len(members)))
+    return sorted(_merged(props), key=lambda p: (float(p.box_min[0]), float(p.box_min[1])))
+
+
+def _merged(props: list[Prop], gap: float = 0.1) -> list[Prop]:
+    """Clusters whose floor boxes overlap or nearly touch (within `gap` metres) are one prop seen in
+    pieces (a table's top and its foot, a cabinet's sides)."""
+    props = list(props)
+    merged = True
+    while merged:
+        merged = False
+        for i in range(len(props)):
+            for j in range(i + 1, len(props)):
+                a, b = props[i], props[j]
+                apart = np.maximum(a.box_min[:2] - b.box_max[:2], b.box_min[:2] - a.box_max[:2]).max()
+                if apart < gap:
+                    props[i] = Prop(np.minimum(a.box_min, b.box_min), np.maximum(a.box_max, b.box_max),
+                                    a.support + b.support)
+                    del props[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    return props
+
+
+def _set_points(root: Path, registration: Path) -> np.ndarray:
+    """[N, 3] the static set: opaque, small splats of the reconstruction, else the sparse points."""
+    path = root / "splats" / "background.ply"
+    if path.is_file():
+        from reshoot.geometry.splats.ply import read_splat_ply
+
+        g = read_splat_ply(path)
+        keep = (g.opacities > 0.5) & (g.scales.amax(-1) < 0.05)
+        return g.means[keep].double().numpy()
+    import open3d as o3d
+
+    return np.asarray(o3d.io.read_point_cloud(str(registration / "points.ply")).points)
+
+
+def _previous_entities(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    try:
+        return list(read_json_document(path, "layout", 1).get("entities", []))
+    except InputError:
+        return []
+
+
+def _named_entities(tracks: list[_Track], props: list[Prop], previous: list[dict]) -> list[dict]:
+    """Entities in the layout format; ones found again (same kind, within 0.5 m on the floor) keep their
+    previous id and name, the rest get new ids and default names."""
+    def mean_floor(entity: dict) -> np.ndarray:
+        return np.mean([np.asarray(f["position"][:2]) for f in entity["frames"]], axis=0)
+
+    used_ids = {e["id"] for e in previous}
+    next_id = max(used_ids, default=-1) + 1
+    taken: set[int] = set()
+    entities = []
+
+    def identity(kind: str, floor: np.ndarray) -> tuple[int, str | None]:
+        nonlocal next_id
+        best = None
+        for e in previous:
+            if e["kind"] != kind or e["id"] in taken:
+                continue
+            distance = float(np.linalg.norm(mean_floor(e) - floor))
+            if distance < 0.5 and (best is None or distance < best[0]):
+                best = (distance, e)
+        if best is not None:
+            taken.add(best[1]["id"])
+            return best[1]["id"], best[1]["name"]
+        next_id += 1
+        return next_id - 1, None
+
+    counters = {"character": 0, "prop": 0}
+
+    def default_name(kind: str) -> str:
+        names = {e["name"] for e in previous} | {e["name"] for e in entities}
+        while True:
+            counters[kind] += 1
+            name = f"{kind}_{counters[kind]}"
+            if name not in names:
+                return name
+
+    for t in tracks:
+        frames = [_frame_entry(d) for _, d in sorted(t.detections.items())]
+        entity_id, name = identity("character", np.mean([d.floor for d in t.detections.values()], axis=0))
+        entities.append({"id": entity_id, "name": name, "kind": "character", "frames": frames})
+    for p in props:
+        centre = (p.box_min + p.box_max) / 2
+        entity_id, name = identity("prop", centre[:2])
+        entities.append({"id": entity_id, "name": name, "kind": "prop", "frames": [{
+            "frame": None, "position": _rounded(centre), "floor_position": _rounded([centre[0], centre[1], 0.0]),
+            "box_min": _rounded(p.box_min), "box_max": _rounded(p.box_max),
+            "confidence": round(min(1.0, p.support / 200), 3)}]})
+    for e in entities:
+        if e["name"] is None:
+            e["name"] = default_name(e["kind"])
+    return sorted(entities, key=lambda e: e["id"])
+
+
+def _rounded(values) -> list[float]:
+    return [round(float(v), 4) for v in values]
+
+
+def _frame_entry(d: Detection) -> dict:
+    centre = (d.box_min + d.box_max) / 2
+    return {"frame": d.frame, "position": _rounded(centre), "floor_position": _rounded([d.floor[0], d.floor[1], 0.0]),
+            "box_min": _rounded(d.box_min), "box_max": _rounded(d.box_max), "confidence": round(d.confidence, 3),
+            "cameras": list(d.cameras)}
+
+
+def draw_plan(path: Path, entities: list[dict], cameras: Camera, bounds) -> None:
+    """Top-down plan (matplotlib): the floor box, camera frusta, props, character paths with a tick
+    every 12 frames."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Polygon, Rectangle
+
+    figure, axes = plt.subplots(figsize=(8, 8), dpi=100)
+    (x0, y0, _), (x1, y1, _) = bounds
+    axes.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=True, color="0.93", zorder=0))
+    for i, name in enumerate(cameras.names):
+        camera = cameras.select(i)
+        centre = camera.centers[0].numpy()
+        corners = torch.tensor([[0.0, camera.height[0] / 2], [float(camera.width[0] - 1), camera.height[0] / 2]])
+        rays = camera.pixel_directions(corners[None].double())[0].numpy()
+        reach = 0.6 * math.hypot(x1 - x0, y1 - y0) / 4
+        tips = [centre[:2] + reach * r[:2] / max(np.linalg.norm(r[:2]), 1e-9) for r in rays]
+        axes.add_patch(Polygon([centre[:2], *tips], closed=True, alpha=0.25, color="tab:blue"))
+        axes.annotate(name, centre[:2], fontsize=8, color="tab:blue")
+    for e in entities:
+        if e["kind"] == "prop":
+            f = e["frames"][0]
+            axes.add_patch(Rectangle(f["box_min"][:2], f["box_max"][0] - f["box_min"][0], f["box_max"][1] - f["box_min"][1],
+                                     fill=False, color="tab:brown", lw=1.5))
+            axes.annotate(e["name"], f["box_max"][:2], fontsize=8, color="tab:brown")
+        else:
+            path_xy = np.array([f["floor_position"][:2] for f in e["frames"]])
+            line, = axes.plot(path_xy[:, 0], path_xy[:, 1], lw=1.5)
+            ticks = [f for f in e["frames"] if f["frame"] % 12 == 0]
+            axes.scatter([f["floor_position"][0] for f in ticks], [f["floor_position"][1] for f in ticks],
+                         s=12, color=line.get_color())
+            for f in ticks:
+                axes.annotate(str(f["frame"]), f["floor_position"][:2], fontsize=6, color=line.get_color())
+            axes.annotate(e["name"], path_xy[0], fontsize=9, color=line.get_color(), weight="bold")
+    axes.set_aspect("equal")
+    axes.autoscale()
+    axes.set_xlabel("x (m)")
+    axes.set_ylabel("y (m)")
+    axes.set_title("layout: top-down plan (floor z = 0)")
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png")
+    plt.close(figure)
