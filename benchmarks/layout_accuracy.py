@@ -1,0 +1,57 @@
+"""Run `reshoot layout` on a registered (and ideally reconstructed) synthetic workspace and score it
+against the generator's ground truth (moved into the registration's frame).
+
+    make demo
+    .venv/bin/python benchmarks/layout_accuracy.py --workspace demo/workspace --take demo/take
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workspace", type=Path, default=Path("demo/workspace"))
+    parser.add_argument("--take", type=Path, default=Path("demo/take"))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/layout_accuracy.json"))
+    args = parser.parse_args()
+
+    from reshoot.geometry.cameras_io import read_cameras_json
+    from reshoot.ground_truth import compare_layouts, registration_from_truth
+    from reshoot.layout import layout
+
+    started = time.perf_counter()
+    summary = layout(args.workspace)
+    seconds = time.perf_counter() - started
+    estimate = json.loads((args.workspace / "layout.json").read_text())["entities"]
+    truth = json.loads((args.take / "gt" / "entities.json").read_text())["entities"]
+    transform = registration_from_truth(read_cameras_json(args.take / "gt" / "cameras.json").cameras,
+                                        read_cameras_json(args.workspace / "registration" / "cameras.json").cameras)
+    scores = compare_layouts(estimate, truth, transform)
+    floor = {name: {"median": float(np.median(e)), "p95": float(np.percentile(e, 95)), "frames": len(e)}
+             for name, e in scores.floor_errors.items()}
+    everything = np.concatenate(list(scores.floor_errors.values())) if scores.floor_errors else np.array([np.nan])
+    out = {"benchmark": "layout_accuracy", "workspace": str(args.workspace), "seconds": seconds,
+           "characters_found": summary.characters, "props_found": summary.props, "matches": scores.matches,
+           "missing": scores.missing, "phantoms": scores.phantoms, "character_floor_error_m": floor,
+           "character_floor_error_all_m": {"median": float(np.median(everything)), "p95": float(np.percentile(everything, 95))},
+           "prop_centre_error_m": scores.prop_centre_errors, "character_recall_per_frame": scores.recall,
+           "identity_switches": scores.identity_switches, "warnings": summary.warnings, "cpus": os.cpu_count()}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=2) + "\n")
+    print(f"layout in {seconds:.0f} s: matched {scores.matches}; missing {scores.missing}; phantoms {scores.phantoms}")
+    for name, f in floor.items():
+        print(f"  {name}: floor error median {f['median'] * 100:.1f} cm, 95th percentile {f['p95'] * 100:.1f} cm over {f['frames']} frames")
+    print(f"  props: centre errors {({k: round(v * 100, 1) for k, v in scores.prop_centre_errors.items()})} cm")
+    print(f"  recall per frame {scores.recall:.1%}, identity switches {scores.identity_switches} -> {args.out}")
+
+
+if __name__ == "__main__":
+    main()
