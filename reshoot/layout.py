@@ -100,10 +100,6 @@ class Detection:
 class _Track:
     detections: dict[int, Detection] = field(default_factory=dict)
 
-    @property
-    def last(self) -> Detection:
-        return self.detections[max(self.detections)]
-
     def predict(self, frame: int) -> np.ndarray:
         frames = sorted(self.detections)
         last = self.detections[frames[-1]]

@@ -22,7 +22,7 @@ import json
 import logging
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -110,6 +110,7 @@ class ReconstructSummary:
         seconds: wall time of this run (a resumed run counts only its own part).
         seconds_set, seconds_actors: of which fitting the set and the actors (0 for parts reused).
         resumed_from: "set" or "frame N" when work in progress was reused, else None.
+        out: the splats folder written.
     """
 
     set_gaussians: int
@@ -119,8 +120,8 @@ class ReconstructSummary:
     seconds: float
     seconds_set: float
     seconds_actors: float
-    resumed_from: str | None = None
-    out: Path = field(default=Path("."))
+    resumed_from: str | None
+    out: Path
 
 
 def set_train_config(options: ReconstructOptions) -> TrainConfig:

@@ -14,7 +14,6 @@ from reshoot.geometry.alignment import pose_errors, similarity_transform
 from reshoot.geometry.cameras_io import read_cameras_json, write_cameras_json
 from reshoot.geometry.exports import read_colmap_text, read_nerfstudio_transforms
 from reshoot.registration import RegistrationError, RegistrationOptions, register
-from reshoot.geometry.world_frame import ScaleHint
 from reshoot.workspace import init_workspace
 
 PRODUCTION = ["a_wide", "b_medium", "c_medium", "d_reverse"]
