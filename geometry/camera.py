@@ -61,6 +61,23 @@ class Projection:
     depth: torch.Tensor
 
 
+@dataclass(frozen=True)
+class PixelHits:
+    """The pixel each point lands on in each camera.
+
+    Attributes:
+        rows, cols: [V, N] int64 nearest pixel (row y, column x), clamped into the image so that they
+            can index it directly; meaningful only where `inside`.
+        inside: [V, N] bool, in front of the camera and within its image.
+        depth: [V, N] the points' z-depth in each camera (world units).
+    """
+
+    rows: torch.Tensor
+    cols: torch.Tensor
+    inside: torch.Tensor
+    depth: torch.Tensor
+
+
 @dataclass(frozen=True, eq=False)
 class Camera:
     """A batch of V cameras.
@@ -240,6 +257,20 @@ class Camera:
         if bool(self.has_distortion.any()):
             pixels = self._distort(pixels)
         return Projection(pixels, depth)
+
+    def pixel_hits(self, points_world: torch.Tensor) -> PixelHits:
+        """The nearest pixel of every point in every camera (see `project`).
+
+        Args:
+            points_world: [N, 3] or [V, N, 3], world units.
+        """
+        projection = self.project(points_world)
+        cols = projection.pixels[..., 0].round().long()
+        rows = projection.pixels[..., 1].round().long()
+        width, height = self.width[:, None], self.height[:, None]
+        inside = (projection.depth > 0) & (cols >= 0) & (cols < width) & (rows >= 0) & (rows < height)
+        return PixelHits(torch.minimum(rows.clamp_min(0), height - 1), torch.minimum(cols.clamp_min(0), width - 1),
+                         inside, projection.depth)
 
     def pixel_directions(self, pixels: torch.Tensor) -> torch.Tensor:
         """Viewing rays of pixels, in world coordinates, scaled to unit z-depth.

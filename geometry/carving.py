@@ -66,25 +66,20 @@ def carve_visual_hull(
     total = nx * ny * nz
     keep = torch.zeros(total, dtype=torch.bool)
     votes_all = torch.zeros(total, dtype=torch.int64)
-    heights, widths = cameras.height.tolist(), cameras.width.tolist()
     for start in range(0, total, chunk):
         index = torch.arange(start, min(start + chunk, total))
         ijk = torch.stack([index // (ny * nz), (index // nz) % ny, index % nz], -1)
         centres = lo + (ijk.double() + 0.5) * voxel_size
-        projection = cameras.project(centres)
+        hits = cameras.pixel_hits(centres)
         free = torch.zeros(len(index), dtype=torch.bool)
         votes = torch.zeros(len(index), dtype=torch.int64)
         for v in range(len(cameras)):
-            u = projection.pixels[v, :, 0].round().long()
-            w = projection.pixels[v, :, 1].round().long()
-            depth = projection.depth[v]
-            inside = (depth > 0) & (u >= 0) & (u < widths[v]) & (w >= 0) & (w < heights[v])
-            u, w = u.clamp(0, widths[v] - 1), w.clamp(0, heights[v] - 1)
-            seen = inside
+            rows, cols = hits.rows[v], hits.cols[v]
+            seen = hits.inside[v]
             if occluder_depth is not None:
-                set_depth = occluder_depth[v, w, u].double()
-                seen = seen & ((set_depth <= 0) | (depth < set_depth + depth_margin))
-            is_foreground = foreground[v, w, u]
+                set_depth = occluder_depth[v, rows, cols].double()
+                seen = seen & ((set_depth <= 0) | (hits.depth[v] < set_depth + depth_margin))
+            is_foreground = foreground[v, rows, cols]
             free |= seen & ~is_foreground
             votes += (seen & is_foreground).long()
         keep[index] = ~free & (votes >= min_votes)

@@ -265,14 +265,11 @@ def _floor_point(voxels: np.ndarray, min_height: float) -> np.ndarray:
 
 def _footprint(voxels: torch.Tensor, cameras: Camera, foreground: torch.Tensor) -> torch.Tensor:
     """[V, H, W] bool: foreground pixels the voxels project onto (each voxel's pixel and its 8 neighbours)."""
-    projection = cameras.project(voxels)
+    hits = cameras.pixel_hits(voxels)
     marks = torch.zeros(foreground.shape, dtype=torch.float32)
     for v in range(len(cameras)):
-        h, w = foreground.shape[1:]
-        u = projection.pixels[v, :, 0].round().long()
-        r = projection.pixels[v, :, 1].round().long()
-        ok = (projection.depth[v] > 0) & (u >= 0) & (u < w) & (r >= 0) & (r < h)
-        marks[v, r[ok], u[ok]] = 1.0
+        inside = hits.inside[v]
+        marks[v, hits.rows[v][inside], hits.cols[v][inside]] = 1.0
     grown = torch.nn.functional.max_pool2d(marks[:, None], 3, 1, 1)[:, 0] > 0
     return grown & foreground
 

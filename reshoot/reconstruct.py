@@ -173,8 +173,9 @@ def reconstruct(workspace: str | Path, options: ReconstructOptions | None = None
         background, set_log = _static_set(work, root, settings, cameras, training, plates, options, report)
         set_seconds = time.perf_counter() - set_started
         actors_started = time.perf_counter()
-        set_scores = _set_scores(background, training, plates, options.backend)
         set_renders = _render_set(background, training, options.backend)
+        set_scores = {name: round(psnr(set_renders[i][0], plates[name][0], (plates[name][1] < PLATE_MOVING_SHARE).float()), 3)
+                      for i, name in enumerate(training.names)}
 
         resumed_frame = None
         actor_log = []
@@ -358,16 +359,6 @@ def _seeded(points: np.ndarray, colors: np.ndarray, training: Camera, plates: li
     seen = (training.project(seeds).depth > 0).any(0)
     seed_colors = colors_at(seeds[seen].float(), training, [v.image for v in plates], masks)
     return (np.concatenate([points, seeds[seen].numpy()]), np.concatenate([colors, seed_colors.numpy()]))
-
-
-@torch.no_grad()
-def _set_scores(background: Gaussians, training: Camera, plates: dict, backend: str) -> dict[str, float]:
-    scores = {}
-    for i, name in enumerate(training.names):
-        rgb, moving = plates[name]
-        render = rasterize(background, training.select(i), backend=backend).rgb[0]
-        scores[name] = round(psnr(render, rgb, (moving < PLATE_MOVING_SHARE).float()), 3)
-    return scores
 
 
 @torch.no_grad()

@@ -210,17 +210,13 @@ def colors_at(points: torch.Tensor, cameras: Camera, images: Sequence[torch.Tens
     Returns:
         [N, 3] in [0, 1] (grey where no camera's mask holds).
     """
-    projection = cameras.project(points)
+    hits = cameras.pixel_hits(points)
     total = torch.zeros(len(points), 3)
     count = torch.zeros(len(points), 1)
     for v, (image, mask) in enumerate(zip(images, masks)):
-        h, w = mask.shape
-        u = projection.pixels[v, :, 0].round().long()
-        r = projection.pixels[v, :, 1].round().long()
-        ok = (projection.depth[v] > 0) & (u >= 0) & (u < w) & (r >= 0) & (r < h)
-        u, r = u.clamp(0, w - 1), r.clamp(0, h - 1)
-        ok &= mask[r, u]
-        total += image[r, u] * ok[:, None]
+        rows, cols = hits.rows[v], hits.cols[v]
+        ok = hits.inside[v] & mask[rows, cols]
+        total += image[rows, cols] * ok[:, None]
         count += ok[:, None].float()
     return torch.where(count > 0, total / count.clamp_min(1), torch.full_like(total, 0.5))
 
