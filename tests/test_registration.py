@@ -202,11 +202,18 @@ def test_caliscope_from_intrinsics_only_agrees_or_says_why(caliscope_workspace: 
     assert summary.mode == "plates" and not summary.failed
     check = json.loads((caliscope_workspace / "registration" / "report.json").read_text())["calibration_check"]
     assert len(check["pairs"]) == 6
+    tolerance = check["tolerance_deg"]
     for pair in check["pairs"]:
-        assert pair["rotation_deg"] <= 2.5, pair  # runs vary (multi-threaded pycolmap); 2.04 seen
-        assert pair["agrees"] == (pair["direction_deg"] <= 2.0), pair
-        if not pair["agrees"]:
+        assert pair["rotation_deg"] <= 3.0, pair  # 2.04 here, 2.42 on the CI machine: BLAS differs across CPUs
+        assert pair["agrees"] == (pair["rotation_deg"] <= tolerance and pair["direction_deg"] <= tolerance), pair
+        if pair["agrees"]:
+            assert pair["why"] is None, pair
+        elif pair["shared_matches"] < 100:
+            assert "few matches" in pair["why"], pair
+        elif pair["direction_deg"] > tolerance:
             assert "baseline direction off" in pair["why"], pair
+        else:
+            assert "relative rotation off" in pair["why"], pair
     assert check["failed_pairs"] == [f"{p['a']}-{p['b']}" for p in check["pairs"] if not p["agrees"]]
 
 
