@@ -16,6 +16,36 @@ from pathlib import Path
 import numpy as np
 
 
+def _segment_hits_box(a: np.ndarray, b: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> bool:
+    """Whether the floor segment a → b [2] passes through the floor box lo..hi [2] (slab test)."""
+    direction = b - a
+    t0, t1 = 0.0, 1.0
+    for k in range(2):
+        if abs(direction[k]) < 1e-12:
+            if not lo[k] <= a[k] <= hi[k]:
+                return False
+            continue
+        near, far = sorted(((lo[k] - a[k]) / direction[k], (hi[k] - a[k]) / direction[k]))
+        t0, t1 = max(t0, near), min(t1, far)
+    return t0 <= t1
+
+
+def hidden_behind_props(truth: list[dict], cameras) -> dict[str, int]:
+    """Per true character: frames where a prop stands between it and at least one production camera
+    (ground truth, floor plane), i.e. how much the take tests tracking behind props."""
+    props = [(np.asarray(e["frames"][0]["box_min"])[:2], np.asarray(e["frames"][0]["box_max"])[:2])
+             for e in truth if e["kind"] == "prop"]
+    centres = cameras.centers.numpy()[:, :2]
+    out = {}
+    for e in truth:
+        if e["kind"] != "character":
+            continue
+        out[e["name"]] = sum(
+            any(_segment_hits_box(c, np.asarray(f["position"][:2]), lo, hi) for c in centres for lo, hi in props)
+            for f in e["frames"])
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workspace", type=Path, default=Path("demo/workspace"))
@@ -35,6 +65,8 @@ def main() -> None:
     transform = registration_from_truth(read_cameras_json(args.take / "gt" / "cameras.json").cameras,
                                         read_cameras_json(args.workspace / "registration" / "cameras.json").cameras)
     scores = compare_layouts(estimate, truth, transform)
+    production = read_cameras_json(args.workspace / "registration" / "cameras.json").cameras.names
+    hidden = hidden_behind_props(truth, read_cameras_json(args.take / "gt" / "cameras.json").cameras.select(production))
     floor = {name: {"median": float(np.median(e)), "p95": float(np.percentile(e, 95)), "frames": len(e)}
              for name, e in scores.floor_errors.items()}
     everything = np.concatenate(list(scores.floor_errors.values())) if scores.floor_errors else np.array([np.nan])
@@ -43,13 +75,15 @@ def main() -> None:
            "missing": scores.missing, "phantoms": scores.phantoms, "character_floor_error_m": floor,
            "character_floor_error_all_m": {"median": float(np.median(everything)), "p95": float(np.percentile(everything, 95))},
            "prop_centre_error_m": scores.prop_centre_errors, "character_recall_per_frame": scores.recall,
-           "identity_switches": scores.identity_switches, "warnings": summary.warnings, "cpus": os.cpu_count()}
+           "identity_switches": scores.identity_switches, "frames_behind_a_prop": hidden, "warnings": summary.warnings,
+           "cpus": os.cpu_count()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2) + "\n")
     print(f"layout in {seconds:.0f} s: matched {scores.matches}; missing {scores.missing}; phantoms {scores.phantoms}")
     for name, f in floor.items():
         print(f"  {name}: floor error median {f['median'] * 100:.1f} cm, 95th percentile {f['p95'] * 100:.1f} cm over {f['frames']} frames")
     print(f"  props: centre errors {({k: round(v * 100, 1) for k, v in scores.prop_centre_errors.items()})} cm")
+    print(f"  frames where a prop stands between a character and a camera (ground truth): {hidden}")
     print(f"  recall per frame {scores.recall:.1%}, identity switches {scores.identity_switches} -> {args.out}")
 
 

@@ -88,14 +88,17 @@ class SfmResult:
 
 def build_database(database: Path, image_root: Path, groups: Sequence[ImageGroup], mask_root: Path | None = None,
                    pairs: Sequence[tuple[str, str]] | None = None, max_features: int = 8192,
-                   threads: int = -1) -> None:
+                   threads: int = -1, seed: int = 0) -> None:
     """Extract SIFT features (one camera per group) and match image pairs.
 
     Args:
         pairs: the image-name pairs to match; None matches every pair (the image sets here are small,
             and wide-baseline production cameras must be tried against everything).
+        seed: seed of the two-view RANSAC (COLMAP's default, -1, seeds it from the clock, and the pairs
+            it verifies then differ from run to run).
     """
     quiet_colmap(log.isEnabledFor(logging.DEBUG))
+    pycolmap.set_random_seed(seed)
     extraction = pycolmap.FeatureExtractionOptions()
     extraction.num_threads = threads
     extraction.sift.max_num_features = max_features
@@ -112,14 +115,17 @@ def build_database(database: Path, image_root: Path, groups: Sequence[ImageGroup
                                   extraction_options=extraction, device=pycolmap.Device.cpu)
     matching = pycolmap.FeatureMatchingOptions()
     matching.num_threads = threads
+    verification = pycolmap.TwoViewGeometryOptions()
+    verification.ransac.random_seed = seed
     if pairs is None:
-        pycolmap.match_exhaustive(database, matching_options=matching, device=pycolmap.Device.cpu)
+        pycolmap.match_exhaustive(database, matching_options=matching, verification_options=verification,
+                                  device=pycolmap.Device.cpu)
         return
     pair_list = database.with_suffix(".pairs.txt")
     pair_list.write_text("".join(f"{a} {b}\n" for a, b in pairs))
     pycolmap.match_image_pairs(database, matching_options=matching,
                                pairing_options=pycolmap.ImportedPairingOptions(match_list_path=str(pair_list)),
-                               device=pycolmap.Device.cpu)
+                               verification_options=verification, device=pycolmap.Device.cpu)
 
 
 def _database_tables(database: Path) -> tuple[dict[int, str], dict[str, int], dict[tuple[str, str], int]]:

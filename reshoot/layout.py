@@ -3,11 +3,15 @@
 - **Characters**: per frame, each camera's foreground (frame vs clean plate) is carved into a visual
   hull (`geometry/carving.py`; with a reconstruction, the set's depth keeps a prop from cutting away
   an actor behind it). The hull's floor footprint splits into blobs; blobs that stand on the floor
-  and are tall enough are candidates. With few cameras a hull has ghosts where silhouettes of
-  different people intersect, so candidates are accepted greedily by how many foreground pixels
-  they explain that no accepted one does yet (a ghost explains none of its own). Detections are
-  linked into tracks by the Hungarian method on predicted floor distance plus colour-histogram
-  distance, tracks survive short gaps, and short-lived tracks are dropped.
+  and are tall enough are candidates, and a blob holding the predicted positions of two tracked
+  characters (people touching as they cross) is split between them. With few cameras a hull has
+  ghosts where silhouettes of different people intersect, so candidates are accepted greedily by how
+  many foreground pixels they explain that no accepted one does yet (a ghost explains none of its
+  own). Where a character stands comes from its silhouettes (the rays through their centres, seen from
+  above, meet on its vertical axis), else from its hull. Detections are linked online into tracks by
+  the Hungarian method on predicted floor distance plus colour-histogram distance; tracks survive
+  short gaps, and short-lived tracks are dropped. Where registration found no floor, characters are
+  found by size alone.
 - **Props**: the static reconstruction (`splats/background.ply`, else the registration's points)
   without the floor and the walls (open3d plane segmentation), clustered with DBSCAN.
 - **Names**: `character_N` / `prop_N` by default; an existing `layout.json` is read first and
@@ -20,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +45,7 @@ from reshoot.workspace import load_workspace
 log = logging.getLogger(__name__)
 
 HISTOGRAM_BINS = 4  # per RGB channel
+BORDER_MARGIN_PX = 4  # a silhouette this close to the image border may be cut by it
 FAILED_CAMERA_FOREGROUND = 0.4  # a camera whose median foreground share exceeds this has no usable plate
 
 
@@ -53,6 +58,7 @@ class LayoutOptions:
         voxel_size: visual-hull voxel edge (world units, metres when the scale is known).
         min_height: a character's hull reaches at least this high (metres).
         max_floor_gap: and starts at most this far above the floor (metres).
+        min_extent: and is at least this tall (metres; all that is asked where registration found no floor).
         min_explained: share of a candidate's foreground pixels that no accepted candidate explains yet,
             below which it is a ghost.
         gate: metres a character may be from its track's predicted position and still be linked.
@@ -66,6 +72,7 @@ class LayoutOptions:
     voxel_size: float = 0.05
     min_height: float = 0.8
     max_floor_gap: float = 0.3
+    min_extent: float = 0.3
     min_explained: float = 0.3
     gate: float = 0.6
     appearance_weight: float = 0.5
@@ -101,17 +108,67 @@ class _Track:
     detections: dict[int, Detection] = field(default_factory=dict)
 
     def predict(self, frame: int) -> np.ndarray:
-        frames = sorted(self.detections)
+        """[2] floor x, y expected at `frame`: constant velocity over the last few detections (one step's
+        velocity is mostly voxel quantization)."""
+        frames = sorted(self.detections)[-5:]
         last = self.detections[frames[-1]]
         if len(frames) < 2:
             return last.floor
-        before = self.detections[frames[-2]]
-        velocity = (last.floor - before.floor) / (frames[-1] - frames[-2])
+        first = self.detections[frames[0]]
+        velocity = (last.floor - first.floor) / (frames[-1] - frames[0])
         return last.floor + velocity * (frame - frames[-1])
 
     def histogram(self) -> np.ndarray:
         recent = [self.detections[f].histogram for f in sorted(self.detections)[-5:]]
         return np.mean(recent, axis=0)
+
+
+class CharacterTracker:
+    """Links per-frame detections into tracks online: Hungarian assignment on the distance to each
+    track's predicted floor position plus colour-histogram distance; a track survives `max_gap` unseen
+    frames. Its predictions also tell `detect_characters` when one hull blob holds several people."""
+
+    def __init__(self, options: LayoutOptions):
+        self.options = options
+        self.active: list[_Track] = []
+        self.finished: list[_Track] = []
+
+    def expected(self, frame: int, min_detections: int = 3) -> list[np.ndarray]:
+        """Predicted floor positions [2] at `frame` of the established tracks still alive."""
+        return [t.predict(frame) for t in self.active
+                if len(t.detections) >= min_detections and frame - max(t.detections) <= self.options.max_gap + 1]
+
+    def update(self, frame: int, detections: list[Detection]) -> None:
+        """Assign the detections of `frame` (frames must come in increasing order)."""
+        from scipy.optimize import linear_sum_assignment
+
+        if not detections:
+            return
+        still = []
+        for t in self.active:
+            (still if frame - max(t.detections) <= self.options.max_gap + 1 else self.finished).append(t)
+        self.active = still
+        cost = np.full((len(self.active), len(detections)), 1e6)
+        for i, t in enumerate(self.active):
+            predicted, histogram = t.predict(frame), t.histogram()
+            for j, d in enumerate(detections):
+                distance = float(np.linalg.norm(predicted - d.floor))
+                if distance <= self.options.gate:
+                    hellinger = math.sqrt(max(0.0, 1.0 - float(np.sqrt(histogram * d.histogram).sum())))
+                    cost[i, j] = distance + self.options.appearance_weight * hellinger
+        matched = set()
+        if len(self.active):
+            for i, j in zip(*linear_sum_assignment(cost)):
+                if cost[i, j] < 1e6:
+                    self.active[i].detections[frame] = detections[j]
+                    matched.add(j)
+        self.active += [_Track({frame: d}) for j, d in enumerate(detections) if j not in matched]
+
+    def tracks(self, frame_count: int) -> list[_Track]:
+        """Tracks seen in at least `min_track_share` of the frames, in order of first appearance."""
+        keep = [t for t in self.finished + self.active
+                if len(t.detections) >= self.options.min_track_share * frame_count]
+        return sorted(keep, key=lambda t: (min(t.detections), float(t.detections[min(t.detections)].floor[0])))
 
 
 @dataclass(frozen=True)
@@ -177,13 +234,21 @@ def layout(workspace: str | Path, options: LayoutOptions | None = None,
                         "and props come from the sparse registration points. Run `reshoot reconstruct` first "
                         "for a better layout.")
     bounds = carving_bounds(registration, cameras)
-    detections = []
+    if not _floor_found(registration):
+        warnings.append("registration found no floor (see registration/report.json): heights are not above a floor, "
+                        "so characters are found by size alone and floor positions are only x, y.")
+        options = replace(options, min_height=-math.inf, max_floor_gap=math.inf)
+        low = min(bounds[0][2], float(cameras.centers[:, 2].min()) - 1.5)  # a body reaching below the cameras
+        high = max(bounds[1][2], float(cameras.centers[:, 2].max()) + 1.0)  # or above them
+        bounds = ((bounds[0][0], bounds[0][1], low), (bounds[1][0], bounds[1][1], high))
+    tracker = CharacterTracker(options)
     for k, frame in enumerate(frames):
         fg = masks[frame][usable]
         hull = carve_visual_hull(small_used, fg, *bounds, options.voxel_size, occluder_depth=occluders)
-        detections.append(detect_characters(frame, hull, small_used, fg, [images[frame][i] for i in usable], options))
+        tracker.update(frame, detect_characters(frame, hull, small_used, fg, [images[frame][i] for i in usable],
+                                                options, tracker.expected(frame), occluders))
         report("characters", k + 1, len(frames))
-    tracks = track_characters(detections, options, len(frames))
+    tracks = tracker.tracks(len(frames))
     if not tracks:
         warnings.append("nothing moves in this take: the layout holds props only.")
     props = find_props(root, registration)
@@ -201,6 +266,14 @@ def layout(workspace: str | Path, options: LayoutOptions | None = None,
                          root / "layout.json", plan)
 
 
+def _floor_found(registration: Path) -> bool:
+    """Whether registration put z = 0 on a floor it found (rather than guessing up from the cameras)."""
+    report = registration / "report.json"
+    if not report.is_file():
+        return True
+    return int(read_json_document(report, "registration-report", 1).get("world_frame", {}).get("floor_points", 1)) > 0
+
+
 def _set_depth(root: Path, cameras: Camera) -> torch.Tensor | None:
     """[V, H, W] z-depth of the reconstructed set in each camera, or None without a reconstruction."""
     path = root / "splats" / "background.ply"
@@ -215,11 +288,15 @@ def _set_depth(root: Path, cameras: Camera) -> torch.Tensor | None:
 
 
 def detect_characters(frame: int, hull: VisualHull, cameras: Camera, foreground: torch.Tensor,
-                      images: list[torch.Tensor], options: LayoutOptions) -> list[Detection]:
+                      images: list[torch.Tensor], options: LayoutOptions,
+                      expected: list[np.ndarray] = (), occluder_depth: torch.Tensor | None = None) -> list[Detection]:
     """Character candidates of one frame from its visual hull, ghosts removed.
 
     Args:
         hull: the frame's hull; cameras: the V cameras of `foreground` [V, H, W] and `images` V × [H, W, 3].
+        expected: floor positions [2] where tracked characters should be; a blob that holds two or more
+            of them (people touching as they cross) is split between them.
+        occluder_depth: [V, H, W] z-depth of the static set in the cameras, or None.
     """
     from scipy.ndimage import label
 
@@ -235,11 +312,11 @@ def detect_characters(frame: int, hull: VisualHull, cameras: Camera, foreground:
     half = hull.voxel_size / 2
     candidates = []
     for blob in range(1, count + 1):
-        voxels = centres[blob_of_voxel == blob]
-        lo, hi = voxels.min(0) - half, voxels.max(0) + half
-        if hi[2] < options.min_height or lo[2] > options.max_floor_gap:
-            continue
-        candidates.append((voxels, lo, hi))
+        for voxels in _split_blob(centres[blob_of_voxel == blob], expected, hull.voxel_size, options.min_height):
+            lo, hi = voxels.min(0) - half, voxels.max(0) + half
+            if hi[2] < options.min_height or lo[2] > options.max_floor_gap or hi[2] - lo[2] < options.min_extent:
+                continue
+            candidates.append((voxels, lo, hi))
     covered = [_footprint(torch.from_numpy(v), cameras, foreground) for v, _, _ in candidates]
     explained = torch.zeros_like(foreground)
     accepted = []
@@ -249,11 +326,94 @@ def detect_characters(frame: int, hull: VisualHull, cameras: Camera, foreground:
         if int(own.sum()) == 0 or int(fresh.sum()) < options.min_explained * int(own.sum()):
             continue
         explained |= own
+        accepted.append(index)
+    detections = []
+    for index in accepted:
         voxels, lo, hi = candidates[index]
+        own = covered[index]
+        others = torch.zeros_like(own)
+        for other in accepted:
+            if other != index:
+                others |= covered[other]
+        floor = _triangulated_floor(voxels, own, others, cameras, occluder_depth)
+        if floor is None:
+            floor = _floor_point(voxels, options.min_height)
         seen = [cameras.names[v] for v in range(len(cameras)) if int(own[v].sum()) > 0]
-        accepted.append(Detection(frame, _floor_point(voxels, options.min_height), lo, hi, _histogram(own, images),
-                                  tuple(seen), len(seen) / len(cameras)))
-    return accepted
+        detections.append(Detection(frame, floor, lo, hi, _histogram(own, images), tuple(seen), len(seen) / len(cameras)))
+    return detections
+
+
+def _triangulated_floor(voxels: np.ndarray, own: torch.Tensor, others: torch.Tensor, cameras: Camera,
+                        occluder_depth: torch.Tensor | None, max_residual: float = 0.1) -> np.ndarray | None:
+    """[2] where a character stands, from its silhouettes: a body is about symmetric about its vertical
+    axis, so the ray through the median pixel of its silhouette in each view passes close to that axis;
+    seen from above, each view gives a line and the axis is where the lines meet (least squares, the
+    worst view dropped while it misses by more than `max_residual` metres).
+
+    The hull's own centre is pulled along the directions that few cameras constrain; the silhouettes are
+    not. A view is not used where the silhouette touches the image border, overlaps another character's,
+    or where the set hides part of the hull (its silhouette is cut). None when fewer than two views remain
+    or they look from about the same direction.
+
+    Args:
+        voxels: [N, 3] the character's hull voxels; own, others: [V, H, W] its foreground pixels and the
+        other characters'; occluder_depth: [V, H, W] z-depth of the set, or None.
+    """
+    hits = cameras.pixel_hits(torch.from_numpy(voxels))
+    lines = []  # (unit normal n [2], offset n · c) of each view's line on the floor plane
+    for v in range(len(cameras)):
+        rows, cols = torch.nonzero(own[v], as_tuple=True)
+        if len(rows) < 30:
+            continue
+        height, width = own.shape[1:]
+        margin = BORDER_MARGIN_PX
+        if (int(rows.min()) < margin or int(cols.min()) < margin or int(rows.max()) >= height - margin
+                or int(cols.max()) >= width - margin):
+            continue  # cut by the image border (the foreground mask's opening erodes it by a few pixels)
+        if int((own[v] & others[v]).sum()) > 0.25 * len(rows):
+            continue
+        if occluder_depth is not None:
+            behind = hits.depth[v] > occluder_depth[v, hits.rows[v], hits.cols[v]] + 0.05
+            if float(behind.float().mean()) > 0.15:
+                continue
+        pixel = torch.stack([cols.double().median(), rows.double().median()])
+        direction = cameras.select(v).pixel_directions(pixel[None, None])[0, 0, :2].numpy()
+        if np.linalg.norm(direction) < 1e-6:
+            continue
+        normal = np.array([-direction[1], direction[0]]) / np.linalg.norm(direction)
+        lines.append((normal, float(normal @ cameras.centers[v, :2].numpy())))
+    while len(lines) >= 2:
+        normals = np.stack([n for n, _ in lines])
+        offsets = np.array([o for _, o in lines])
+        normal_matrix = normals.T @ normals
+        if np.linalg.eigvalsh(normal_matrix)[0] < math.sin(math.radians(15)) ** 2:
+            return None  # the lines are about parallel: the point along them is not determined
+        point = np.linalg.solve(normal_matrix, normals.T @ offsets)
+        residuals = np.abs(normals @ point - offsets)
+        if residuals.max() <= max_residual:
+            return point
+        del lines[int(np.argmax(residuals))]
+    return None
+
+
+def _split_blob(voxels: np.ndarray, expected: list[np.ndarray], voxel_size: float,
+                min_height: float) -> list[np.ndarray]:
+    """The voxels [N, 3] of one hull blob, split between the expected character positions [2] that fall
+    on it (within two voxels of one of its voxels), by k-means on the floor plane started there; the
+    whole blob when fewer than two do."""
+    flat = voxels[:, :2]
+    on_blob = [p for p in expected if float(np.min(np.linalg.norm(flat - p, axis=1))) <= 2 * voxel_size]
+    if len(on_blob) < 2:
+        return [voxels]
+    centres = np.stack(on_blob)
+    for _ in range(10):
+        owner = np.argmin(np.linalg.norm(flat[:, None] - centres[None], axis=2), axis=1)
+        moved = np.stack([_floor_point(voxels[owner == k], min_height) if np.any(owner == k) else centres[k]
+                          for k in range(len(centres))])
+        if np.allclose(moved, centres):
+            break
+        centres = moved
+    return [voxels[owner == k] for k in range(len(centres)) if np.any(owner == k)]
 
 
 def _floor_point(voxels: np.ndarray, min_height: float) -> np.ndarray:
@@ -284,40 +444,12 @@ def _histogram(pixels: torch.Tensor, images: list[torch.Tensor]) -> np.ndarray:
 
 
 def track_characters(detections: list[list[Detection]], options: LayoutOptions, frame_count: int) -> list[_Track]:
-    """Link per-frame detections into tracks (Hungarian assignment on predicted floor distance plus
-    appearance), keep tracks through gaps of up to `max_gap` frames, drop short-lived ones."""
-    from scipy.optimize import linear_sum_assignment
-
-    active: list[_Track] = []
-    finished: list[_Track] = []
+    """Tracks from every frame's detections at once (see `CharacterTracker`)."""
+    tracker = CharacterTracker(options)
     for frame_detections in detections:
-        if not frame_detections:
-            continue
-        frame = frame_detections[0].frame
-        still = []
-        for t in active:
-            (still if frame - max(t.detections) <= options.max_gap + 1 else finished).append(t)
-        active = still
-        cost = np.full((len(active), len(frame_detections)), 1e6)
-        for i, t in enumerate(active):
-            predicted, histogram = t.predict(frame), t.histogram()
-            for j, d in enumerate(frame_detections):
-                distance = float(np.linalg.norm(predicted - d.floor))
-                if distance <= options.gate:
-                    hellinger = math.sqrt(max(0.0, 1.0 - float(np.sqrt(histogram * d.histogram).sum())))
-                    cost[i, j] = distance + options.appearance_weight * hellinger
-        rows, cols = linear_sum_assignment(cost) if len(active) else (np.array([], int), np.array([], int))
-        matched = set()
-        for i, j in zip(rows, cols):
-            if cost[i, j] < 1e6:
-                active[i].detections[frame] = frame_detections[j]
-                matched.add(j)
-        for j, d in enumerate(frame_detections):
-            if j not in matched:
-                active.append(_Track({frame: d}))
-    tracks = finished + active
-    keep = [t for t in tracks if len(t.detections) >= options.min_track_share * frame_count]
-    return sorted(keep, key=lambda t: (min(t.detections), float(t.detections[min(t.detections)].floor[0])))
+        if frame_detections:
+            tracker.update(frame_detections[0].frame, frame_detections)
+    return tracker.tracks(frame_count)
 
 
 @dataclass(frozen=True)
@@ -329,8 +461,9 @@ class Prop:
     support: int
 
 
-def find_props(root: Path, registration: Path, min_height: float = 0.15, min_points: int = 30) -> list[Prop]:
-    """Props: the set's points minus the floor and the walls, clustered (open3d DBSCAN)."""
+def find_props(root: Path, registration: Path, min_height: float = 0.15, min_points: int = 50) -> list[Prop]:
+    """Props: the set's points minus the floor and the walls, clustered (open3d DBSCAN); clusters that
+    nearly touch are merged, and a prop needs `min_points` points and `min_height` metres."""
     import open3d as o3d
 
     points = _set_points(root, registration)
@@ -345,17 +478,14 @@ def find_props(root: Path, registration: Path, min_height: float = 0.15, min_poi
         cloud = cloud.select_by_index(inliers, invert=True)
     labels = np.asarray(cloud.cluster_dbscan(eps=0.1, min_points=8))
     kept = np.asarray(cloud.points)
-    props = []
+    pieces = []
     for cluster in range(labels.max() + 1 if len(labels) else 0):
         members = kept[labels == cluster]
-        if len(members) < min_points:
-            continue
         lo, hi = np.percentile(members, 2, axis=0), np.percentile(members, 98, axis=0)
         lo[2] = 0.0  # props stand on the floor
-        if hi[2] - lo[2] < min_height:
-            continue
-        props.append(Prop(lo, hi, len(members)))
-    return sorted(_merged(props), key=lambda p: (float(p.box_min[0]), float(p.box_min[1])))
+        pieces.append(Prop(lo, hi, len(members)))
+    props = [p for p in _merged(pieces) if p.support >= min_points and p.box_max[2] >= min_height]
+    return sorted(props, key=lambda p: (float(p.box_min[0]), float(p.box_min[1])))
 
 
 def _merged(props: list[Prop], gap: float = 0.1) -> list[Prop]:
@@ -387,7 +517,7 @@ def _set_points(root: Path, registration: Path) -> np.ndarray:
         from reshoot.geometry.splats.ply import read_splat_ply
 
         g = read_splat_ply(path)
-        keep = (g.opacities > 0.5) & (g.scales.amax(-1) < 0.05)
+        keep = (g.opacities > 0.5) & (g.scales.amax(-1) < 0.2)  # larger ones fill walls, floor and the void
         return g.means[keep].double().numpy()
     import open3d as o3d
 

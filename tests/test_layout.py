@@ -49,6 +49,20 @@ def test_two_people_are_found_and_their_ghosts_rejected():
     found = detect_characters(0, hull, cameras, masks, images, LayoutOptions())
     assert len(found) == 2, [d.floor for d in found]
     for x, y in people:
+        assert min(float(np.hypot(*(d.floor - (x, y)))) for d in found) < 0.03
+
+
+def test_a_blob_of_two_touching_people_is_split_between_their_tracks():
+    cameras = _cameras()
+    people = [(-0.22, 0.05), (0.2, -0.05)]  # 0.4 m wide each: their hulls touch
+    masks = _people_masks(cameras, people)
+    hull = carve_visual_hull(cameras, masks, (-2.5, -2.5, -0.05), (2.5, 2.5, 2.2), 0.05)
+    images = [torch.rand(SIZE[1], SIZE[0], 3, generator=torch.Generator().manual_seed(v)) for v in range(4)]
+    assert len(detect_characters(0, hull, cameras, masks, images, LayoutOptions())) == 1
+    predicted = [np.array([-0.3, 0.0]), np.array([0.3, 0.0])]  # where their tracks expect them, roughly
+    found = detect_characters(0, hull, cameras, masks, images, LayoutOptions(), predicted)
+    assert len(found) == 2, [d.floor for d in found]
+    for x, y in people:
         assert min(float(np.hypot(*(d.floor - (x, y)))) for d in found) < 0.08
 
 
@@ -105,11 +119,11 @@ def test_characters_are_found_where_the_ground_truth_has_them(laid_out, registra
     scores = compare_layouts(doc["entities"], truth, transform)
     characters = [e["name"] for e in truth if e["kind"] == "character"]
     assert all(c in scores.matches.values() for c in characters), scores
-    # Loose bounds: a 400-step reconstruction of a 12-frame take, from a registration that varies a little
-    # between runs; the bars (no phantom, 5 cm median, 95 % recall) are not met yet.
-    assert len([p for p in scores.phantoms if p.startswith("character")]) <= 1, scores
+    assert not [p for p in scores.phantoms if p.startswith("character")] and scores.identity_switches == 0, scores
+    # Loose position bounds: a 400-step reconstruction of a 12-frame take in which one character is cut by
+    # the image border and overlaps the other in two views (19 cm median here; 7 cm on the demo take).
     errors = np.concatenate([scores.floor_errors[c] for c in characters])
-    assert np.median(errors) < 0.35 and scores.recall > 0.7, (np.median(errors), scores.recall)
+    assert np.median(errors) < 0.35 and scores.recall > 0.85, (np.median(errors), scores.recall)
 
 
 def test_renames_survive_a_rerun(laid_out):
