@@ -14,8 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from reshoot.datasets.footage import CameraFootage
+from reshoot.datasets.footage import CameraFootage, Footage
 from reshoot.geometry.camera import Camera, undistort_image
+from reshoot.geometry.progress import ProgressFn, no_progress
 
 FOREGROUND_DIFFERENCE = 0.04  # a frame differs from its clean plate by more than this (RGB in [0, 1])
 MOVING_DIFFERENCE = 0.08  # a frame differs from the plate at a pixel by more than this (RGB in [0, 1])
@@ -63,6 +64,22 @@ def prepared_image(image: np.ndarray, camera: Camera, downscale: int) -> torch.T
     h, w = tensor.shape[0] // downscale * downscale, tensor.shape[1] // downscale * downscale
     c = tensor.shape[2]
     return tensor[:h, :w].reshape(h // downscale, downscale, w // downscale, downscale, c).mean((1, 3)).contiguous()
+
+
+def prepared_plates(footage: Footage, cameras: Camera, downscale: int, samples: int,
+                    progress: ProgressFn | None = None) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Per camera name: its clean plate over `samples` frames of the take as (rgb [H/d, W/d, 3], moving
+    share [H/d, W/d]), undistorted and downsampled like the frames (`prepared_image`)."""
+    report = progress or no_progress
+    frames = sample_frames(footage.frames.start, len(footage.frames), samples)
+    plates = {}
+    for i, name in enumerate(cameras.names):
+        plate = clean_plate(footage.source(name), frames)
+        camera = cameras.select(i)
+        plates[name] = (prepared_image(plate.rgb, camera, downscale),
+                        prepared_image(plate.moving[..., None], camera, downscale)[..., 0])
+        report("clean plates", i + 1, len(cameras))
+    return plates
 
 
 def foreground_mask(image: torch.Tensor, plate: torch.Tensor) -> torch.Tensor:

@@ -22,7 +22,6 @@ Writes `WS/layout.json` (`reshoot/layout` v1) and `WS/layout_plan.png` (top-down
 
 from __future__ import annotations
 
-import logging
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -30,8 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-
-from reshoot.background import clean_plate, foreground_mask, prepared_image, sample_frames
+from reshoot.background import foreground_mask, prepared_image, prepared_plates
 from reshoot.datasets.footage import open_footage
 from reshoot.geometry.camera import Camera
 from reshoot.geometry.cameras_io import read_cameras_json
@@ -39,10 +37,8 @@ from reshoot.geometry.carving import VisualHull, carve_visual_hull
 from reshoot.geometry.errors import InputError
 from reshoot.geometry.files import atomic_path, read_json_document, write_json_document
 from reshoot.geometry.progress import ProgressFn, no_progress
-from reshoot.reconstruct import carving_bounds
+from reshoot.reconstruct import carving_bounds, render_set
 from reshoot.workspace import load_workspace
-
-log = logging.getLogger(__name__)
 
 HISTOGRAM_BINS = 4  # per RGB channel
 BORDER_MARGIN_PX = 4  # a silhouette this close to the image border may be cut by it
@@ -203,17 +199,13 @@ def layout(workspace: str | Path, options: LayoutOptions | None = None,
     warnings: list[str] = []
     try:
         small = cameras.scaled(options.downscale).pinhole()
-        plates = []
-        for i, name in enumerate(cameras.names):
-            plate = clean_plate(footage.source(name), sample_frames(frames[0], len(frames), options.samples))
-            plates.append(prepared_image(plate.rgb, cameras.select(i), options.downscale))
-            report("clean plates", i + 1, len(cameras))
+        plates = prepared_plates(footage, cameras, options.downscale, options.samples, report)
         images = {}
         masks = {}
         for k, frame in enumerate(frames):
             images[frame] = [prepared_image(footage.source(n).read(frame), cameras.select(i), options.downscale)
                              for i, n in enumerate(cameras.names)]
-            masks[frame] = torch.stack([foreground_mask(im, p) for im, p in zip(images[frame], plates)])
+            masks[frame] = torch.stack([foreground_mask(im, plates[n][0]) for im, n in zip(images[frame], cameras.names)])
             report("foreground", k + 1, len(frames))
     finally:
         footage.close()
@@ -259,8 +251,6 @@ def layout(workspace: str | Path, options: LayoutOptions | None = None,
     write_json_document(root / "layout.json", "layout", 1, body)
     plan = root / "layout_plan.png"
     draw_plan(plan, entities, cameras, bounds)
-    for w in warnings:
-        log.warning(w)
     return LayoutSummary([e["name"] for e in entities if e["kind"] == "character"],
                          [e["name"] for e in entities if e["kind"] == "prop"], left_out, warnings,
                          root / "layout.json", plan)
@@ -280,11 +270,8 @@ def _set_depth(root: Path, cameras: Camera) -> torch.Tensor | None:
     if not path.is_file():
         return None
     from reshoot.geometry.splats.ply import read_splat_ply
-    from reshoot.geometry.splats.render import rasterize
 
-    background = read_splat_ply(path)
-    with torch.no_grad():
-        return torch.stack([rasterize(background, cameras.select(i)).depth[0] for i in range(len(cameras))])
+    return torch.stack([depth for _, depth, _ in render_set(read_splat_ply(path), cameras)])
 
 
 def detect_characters(frame: int, hull: VisualHull, cameras: Camera, foreground: torch.Tensor,
@@ -351,28 +338,28 @@ def _triangulated_floor(voxels: np.ndarray, own: torch.Tensor, others: torch.Ten
     worst view dropped while it misses by more than `max_residual` metres).
 
     The hull's own centre is pulled along the directions that few cameras constrain; the silhouettes are
-    not. A view is not used where the silhouette touches the image border, overlaps another character's,
-    or where the set hides part of the hull (its silhouette is cut). None when fewer than two views remain
-    or they look from about the same direction.
+    not. A view is not used where the silhouette comes within BORDER_MARGIN_PX of the image border,
+    overlaps another character's, or where the set hides part of the hull (its silhouette is cut). None
+    when fewer than two views remain or they look from about the same direction.
 
     Args:
         voxels: [N, 3] the character's hull voxels; own, others: [V, H, W] its foreground pixels and the
         other characters'; occluder_depth: [V, H, W] z-depth of the set, or None.
     """
-    hits = cameras.pixel_hits(torch.from_numpy(voxels))
+    hits = cameras.pixel_hits(torch.from_numpy(voxels)) if occluder_depth is not None else None
+    height, width = own.shape[1:]
+    margin = BORDER_MARGIN_PX
     lines = []  # (unit normal n [2], offset n · c) of each view's line on the floor plane
     for v in range(len(cameras)):
         rows, cols = torch.nonzero(own[v], as_tuple=True)
         if len(rows) < 30:
             continue
-        height, width = own.shape[1:]
-        margin = BORDER_MARGIN_PX
         if (int(rows.min()) < margin or int(cols.min()) < margin or int(rows.max()) >= height - margin
                 or int(cols.max()) >= width - margin):
             continue  # cut by the image border (the foreground mask's opening erodes it by a few pixels)
         if int((own[v] & others[v]).sum()) > 0.25 * len(rows):
             continue
-        if occluder_depth is not None:
+        if hits is not None:
             behind = hits.depth[v] > occluder_depth[v, hits.rows[v], hits.cols[v]] + 0.05
             if float(behind.float().mean()) > 0.15:
                 continue

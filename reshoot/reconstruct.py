@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from reshoot.background import clean_plate, foreground_mask, prepared_image, sample_frames
+from reshoot.background import foreground_mask, prepared_image, prepared_plates
 from reshoot.datasets.footage import VIDEO_SUFFIXES, image_files, open_footage, probe_video
 from reshoot.geometry.camera import Camera
 from reshoot.geometry.cameras_io import read_cameras_json
@@ -162,18 +162,13 @@ def reconstruct(workspace: str | Path, options: ReconstructOptions | None = None
     footage = open_footage(settings.footage, settings.calibration, settings.offsets or None, settings.fps)
     try:
         training = cameras.scaled(options.downscale).pinhole()
-        plates = {}
-        for i, name in enumerate(cameras.names):
-            plate = clean_plate(footage.source(name), sample_frames(footage.frames.start, len(footage.frames), options.samples))
-            plates[name] = (prepared_image(plate.rgb, cameras.select(i), options.downscale),
-                            prepared_image(plate.moving[..., None], cameras.select(i), options.downscale)[..., 0])
-            report("clean plates", i + 1, len(cameras))
+        plates = prepared_plates(footage, cameras, options.downscale, options.samples, report)
 
         set_started = time.perf_counter()
         background, set_log = _static_set(work, root, settings, cameras, training, plates, options, report)
         set_seconds = time.perf_counter() - set_started
         actors_started = time.perf_counter()
-        set_renders = _render_set(background, training, options.backend)
+        set_renders = render_set(background, training, options.backend)
         set_scores = {name: round(psnr(set_renders[i][0], plates[name][0], (plates[name][1] < PLATE_MOVING_SHARE).float()), 3)
                       for i, name in enumerate(training.names)}
 
@@ -362,7 +357,7 @@ def _seeded(points: np.ndarray, colors: np.ndarray, training: Camera, plates: li
 
 
 @torch.no_grad()
-def _render_set(background: Gaussians, training: Camera, backend: str) -> list[tuple[torch.Tensor, ...]]:
+def render_set(background: Gaussians, training: Camera, backend: str = "auto") -> list[tuple[torch.Tensor, ...]]:
     """Per camera: (rgb [H, W, 3], depth [H, W], alpha [H, W]) of the frozen set."""
     renders = []
     for i in range(len(training)):

@@ -26,6 +26,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
 import numpy as np
 
 from reshoot.background import clean_plate, sample_frames
