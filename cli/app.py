@@ -293,6 +293,125 @@ def layout(
     print(summary.layout)
 
 
+def _shot_report(result, rendered) -> None:
+    path = result.path
+    console.print(f"shot {result.name}: revision {result.revision.revision}, frames {int(path.frames[0])} to "
+                  f"{int(path.frames[-1])}, {path.width}x{path.height}, focal {path.K[0, 0]:.0f} px"
+                  + (f"; pulled back x{path.widened_by:.2f} to keep everyone asked for in frame" if path.widened_by > 1 else ""))
+    if rendered is not None:
+        console.print(f"conditioning: {len(rendered.frames)} frames" + (
+            f" ({len(rendered.without_actors)} without reconstructed actors: the set alone)" if rendered.without_actors else ""))
+    print(result.folder / "shot.json")
+
+
+def _condition(workspace: Path, name: str, render: bool, backend: str):
+    """Render the conditioning when asked and the workspace is reconstructed; None otherwise."""
+    from reshoot.conditioning import render_conditioning
+
+    if not render:
+        return None
+    if not (workspace / "splats" / "background.ply").is_file():
+        console.print("[yellow]warning:[/yellow] no reconstruction yet: conditioning not rendered "
+                      f"(run `reshoot reconstruct {escape(str(workspace))}`, then `reshoot condition`).")
+        return None
+    with _progress() as progress:
+        return render_conditioning(workspace, name, backend, progress)
+
+
+@app.command()
+def shoot(
+    workspace: Path = typer.Argument(..., help="The workspace (registered and laid out)."),
+    description: Optional[str] = typer.Argument(None, help='The shot in the shot language, e.g. "overhead wide, slow push in on character_1" (docs/shots.md).'),
+    name: Optional[str] = typer.Option(None, "--name", help="Name of the shot (default: from the description)."),
+    cameras: Optional[Path] = typer.Option(None, "--cameras", help="Explicit camera (reshoot/cameras JSON, one camera; per-frame poses are keys)."),
+    frames: Optional[str] = typer.Option(None, "--frames", help="Take frames A:B (A to B-1); default the whole take."),
+    size: Optional[str] = typer.Option(None, "--size", help="Resolution WIDTHxHEIGHT; default the first camera's."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing shot of that name and its history."),
+    render: bool = typer.Option(True, "--render/--no-render", help="Render the conditioning passes (needs the reconstruction)."),
+    backend: str = typer.Option("auto", "--backend", help="Rasterizer: auto, cpu, reference, gsplat."),
+) -> None:
+    """Design a shot (WS/shots/NAME/shot.json, a camera per frame) and render its conditioning."""
+    from reshoot.shots import shoot as run_shoot
+
+    result = run_shoot(workspace, description, name, cameras, _frame_span(frames), _parse_size(size) if size else None,
+                       overwrite)
+    _shot_report(result, _condition(workspace, result.name, render, backend))
+
+
+@app.command()
+def revise(
+    workspace: Path = typer.Argument(..., help="The workspace."),
+    shot: str = typer.Argument(..., help="The shot to change."),
+    description: str = typer.Argument(..., help='What to change, e.g. "higher, and keep character_2 in frame".'),
+    from_revision: Optional[int] = typer.Option(None, "--from", help="Branch from this revision instead of the newest."),
+    frames: Optional[str] = typer.Option(None, "--frames", help="New take frames A:B."),
+    size: Optional[str] = typer.Option(None, "--size", help="New resolution WIDTHxHEIGHT."),
+    render: bool = typer.Option(True, "--render/--no-render", help="Render the conditioning passes again."),
+    backend: str = typer.Option("auto", "--backend", help="Rasterizer: auto, cpu, reference, gsplat."),
+) -> None:
+    """Change a shot relative to its current state; the revision is appended to its history.jsonl."""
+    from reshoot.shots import revise as run_revise
+
+    result = run_revise(workspace, shot, description, from_revision, _frame_span(frames),
+                        _parse_size(size) if size else None)
+    _shot_report(result, _condition(workspace, shot, render, backend))
+
+
+@app.command()
+def shots(workspace: Path = typer.Argument(..., help="The workspace.")) -> None:
+    """List the shots of a workspace and their revisions."""
+    from rich.table import Table
+
+    from reshoot.shots import list_shots
+
+    listing = list_shots(workspace)
+    if not listing:
+        console.print(f"no shots yet; make one with `reshoot shoot {escape(str(workspace))} \"overhead wide\"`.")
+        return
+    table = Table(title=f"shots of {workspace}")
+    for column in ("shot", "frames", "revision", "parent", "description"):
+        table.add_column(column)
+    for shot in listing:
+        for r in shot.history:
+            current = " (current)" if r.revision == shot.revision else ""
+            table.add_row(shot.name if r.revision == 0 else "", f"{shot.frames[0]}:{shot.frames[1]}" if r.revision == 0 else "",
+                          f"{r.revision}{current}", "" if r.parent is None else str(r.parent), escape(r.description))
+    console.print(table)
+
+
+@app.command()
+def condition(
+    workspace: Path = typer.Argument(..., help="The workspace (reconstructed, laid out)."),
+    shot: str = typer.Argument(..., help="The shot."),
+    backend: str = typer.Option("auto", "--backend", help="Rasterizer: auto, cpu, reference, gsplat."),
+) -> None:
+    """Render a shot's conditioning passes again (rgb, depth, alpha, entity ids, preview.mp4)."""
+    from reshoot.conditioning import render_conditioning
+
+    with _progress() as progress:
+        summary = render_conditioning(workspace, shot, backend, progress)
+    console.print(f"{len(summary.frames)} frames")
+    print(summary.folder)
+
+
+@app.command()
+def export(
+    workspace: Path = typer.Argument(..., help="The workspace."),
+    shot: Optional[str] = typer.Argument(None, help="The shot; without it, the registered cameras."),
+    format: List[str] = typer.Option([], "--format", help="json, chan, colmap, nerfstudio, usd (repeat); default all."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output folder; default WS/shots/SHOT/export or WS/export."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the output folder if it exists."),
+) -> None:
+    """Export a shot's camera (or the registered cameras) for Nuke, USD, COLMAP, nerfstudio and JSON."""
+    from reshoot.export import FORMATS, export_cameras
+
+    summary = export_cameras(workspace, shot, tuple(format) or FORMATS, out, overwrite)
+    for path in summary.files:
+        console.print(str(path))
+    print(summary.folder)
+
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     """Entry point of the `reshoot` executable; `argv` defaults to the process arguments.
 

@@ -1,4 +1,4 @@
-"""Camera exports for other tools: COLMAP text models and nerfstudio `transforms.json`.
+"""Camera exports for other tools: COLMAP text models, nerfstudio `transforms.json`, Nuke `.chan`, USD.
 
 Each writer has a reader, and each pair has a round-trip test (DESIGN.md §3: conversions to other
 conventions live in `geometry` and are tested both ways). The convention changes:
@@ -32,8 +32,9 @@ from __future__ import annotations
 import json
 import logging
 import math
+import warnings
 from pathlib import Path
-from typing import Any, Mapping, NamedTuple
+from typing import Any, Mapping, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -42,7 +43,7 @@ from .camera import Camera
 from .colmap import colmap_camera, intrinsics_from_colmap
 from .conventions import colmap_K_from_opencv, opencv_from_opengl, opencv_K_from_colmap, opengl_from_opencv
 from .errors import FormatError, InputError
-from .files import atomic_directory, read_text_document, write_text_atomic
+from .files import atomic_directory, atomic_path, read_text_document, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -394,3 +395,185 @@ def read_nerfstudio_transforms(path: str | Path) -> NerfstudioTransforms:
     except InputError as exc:  # a transform that is not a rotation + translation: name the file
         raise FormatError(f"{path}: {exc}") from None
     return NerfstudioTransforms(cameras, image_paths)
+
+
+# ------------------------------------------------------------------------------------------------
+# Nuke .chan
+#
+# One line per frame: `frame tx ty tz rx ry rz vfov` (Nuke's "import chan file" on a Camera node):
+# translation in Nuke's world, which is y-up (x, y, z)_nuke = (x, z, -y)_reshoot; rotation in degrees,
+# Nuke's default order ZXY (Z applied first: R = Ry Rx Rz) of the camera-to-world in OpenGL camera axes
+# (Nuke cameras look down -z); vfov the vertical field of view in degrees. The filmback is not in a
+# .chan: Nuke turns vfov into a focal length with the Camera node's vertical aperture, so set its
+# horizontal aperture to vertical aperture × width / height (18.672 × 640 / 360 = 33.195 mm for a
+# 640×360 shot with Nuke's default vertical aperture) for the horizontal view to match. Square pixels
+# and a centred principal point are assumed; the USD export carries both exactly.
+
+NUKE_FROM_WORLD = torch.tensor([[1.0, 0, 0, 0], [0, 0, 1, 0], [0, -1, 0, 0], [0, 0, 0, 1]], dtype=torch.float64)
+
+
+def write_nuke_chan(path: str | Path, frames: Sequence[int], cam_from_world: torch.Tensor, K: torch.Tensor,
+                    height: int) -> None:
+    """Write a camera path as a Nuke .chan (format above), atomically.
+
+    Args:
+        frames: [T] frame numbers.
+        cam_from_world: [T, 4, 4] reshoot poses (OpenCV axes, z-up world).
+        K: [3, 3] intrinsics; only fy goes in (as the vertical field of view).
+        height: image height in pixels.
+    """
+    from scipy.spatial.transform import Rotation
+
+    frames = [int(f) for f in frames]
+    poses = cam_from_world.detach().cpu().to(torch.float64)
+    if poses.shape != (len(frames), 4, 4):
+        raise InputError(f"write_nuke_chan: {len(frames)} frames but poses of shape {tuple(poses.shape)}.")
+    world = NUKE_FROM_WORLD @ opengl_from_opencv(poses)
+    with warnings.catch_warnings():  # straight-down cameras sit in ZXY's gimbal lock; any solution is exact
+        warnings.simplefilter("ignore", UserWarning)
+        zxy = Rotation.from_matrix(world[:, :3, :3].numpy()).as_euler("zxy", degrees=True)
+    vfov = math.degrees(2 * math.atan(height / 2 / float(K[1, 1])))
+    lines = [
+        " ".join([str(f)] + [f"{v:.10f}" for v in (*world[i, :3, 3].tolist(), zxy[i, 1], zxy[i, 2], zxy[i, 0], vfov)])
+        for i, f in enumerate(frames)
+    ]
+    write_text_atomic(path, "\n".join(lines) + "\n")
+
+
+def read_nuke_chan(path: str | Path) -> tuple[list[int], torch.Tensor, float]:
+    """Read a .chan written by `write_nuke_chan` (or Nuke): frames, cam_from_world [T, 4, 4], vfov (degrees).
+
+    Raises:
+        FormatError: a line without 7 or 8 numbers; InputError: the file is missing.
+    """
+    from scipy.spatial.transform import Rotation
+
+    def parse(text: str) -> list[list[float]]:
+        rows = [line.split() for line in text.splitlines() if line.strip()]
+        if not rows or any(len(r) not in (7, 8) for r in rows):
+            raise ValueError("each line needs frame tx ty tz rx ry rz [vfov]")
+        return [[float(v) for v in r] for r in rows]
+
+    rows = np.array(read_text_document(path, parse, ".chan", "a Nuke .chan file"))
+    world = torch.eye(4, dtype=torch.float64).repeat(len(rows), 1, 1)
+    rotation = Rotation.from_euler("zxy", np.stack([rows[:, 6], rows[:, 4], rows[:, 5]], axis=1), degrees=True)
+    world[:, :3, :3] = torch.from_numpy(rotation.as_matrix())
+    world[:, :3, 3] = torch.from_numpy(rows[:, 1:4])
+    cam_from_world = opencv_from_opengl(torch.linalg.inv(NUKE_FROM_WORLD) @ world)
+    vfov = float(rows[0, 7]) if rows.shape[1] == 8 else float("nan")
+    return [int(f) for f in rows[:, 0]], cam_from_world, vfov
+
+
+# ------------------------------------------------------------------------------------------------
+# USD (usd-core)
+#
+# A UsdGeom.Camera per camera under /cameras, in a z-up stage with metersPerUnit = 1 (our world as is).
+# USD cameras look down -z with +y up (OpenGL axes); the xform is camera-to-world, time-sampled per
+# frame for moving cameras. Lens: the horizontal aperture is the 36 mm full-frame width, focalLength =
+# fx × 36 / width, verticalAperture = focalLength × height / fy (so fx ≠ fy survives), and the
+# principal point goes into the aperture offsets: (cx - (width - 1) / 2) × 36 / width horizontally,
+# -(cy - (height - 1) / 2) × verticalAperture / height vertically (USD's y is up). The image size is
+# kept as custom attributes reshoot:width / reshoot:height.
+
+USD_APERTURE_MM = 36.0
+
+
+def write_usd_cameras(path: str | Path, cameras: Camera, paths: Mapping[str, Any] | None = None,
+                      fps: float = 24.0) -> None:
+    """Write cameras (and per-frame paths: name → object with `frames` [T] and `cam_from_world` [T, 4, 4])
+    as a .usda stage, atomically.
+
+    Raises:
+        InputError: skew, or a camera name that is not a valid USD prim name.
+    """
+    from pxr import Gf, Sdf, Usd, UsdGeom
+
+    _check_plain_pinhole(cameras, "USD")
+    paths = dict(paths or {})
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        stage = Usd.Stage.CreateInMemory()
+        UsdGeom.SetStageUpAxis(stage, UsdGeom.Tokens.z)
+        UsdGeom.SetStageMetersPerUnit(stage, 1.0)
+        stage.SetTimeCodesPerSecond(fps)
+        stage.SetFramesPerSecond(fps)
+        UsdGeom.Scope.Define(stage, "/cameras")
+        all_frames = [int(f) for p in paths.values() for f in p.frames.tolist()]
+        if all_frames:
+            stage.SetStartTimeCode(min(all_frames))
+            stage.SetEndTimeCode(max(all_frames))
+        for i, name in enumerate(cameras.names):
+            if not Sdf.Path.IsValidIdentifier(name):
+                raise InputError(f"camera name {name!r} is not a valid USD prim name (letters, digits, _; not "
+                                 "starting with a digit); rename it before exporting to USD.")
+            camera = UsdGeom.Camera.Define(stage, f"/cameras/{name}")
+            K = cameras.K[i].detach().cpu().double()
+            width, height = int(cameras.width[i]), int(cameras.height[i])
+            focal = float(K[0, 0]) * USD_APERTURE_MM / width
+            vertical = focal * height / float(K[1, 1])
+            camera.CreateFocalLengthAttr(focal)
+            camera.CreateHorizontalApertureAttr(USD_APERTURE_MM)
+            camera.CreateVerticalApertureAttr(vertical)
+            camera.CreateHorizontalApertureOffsetAttr((float(K[0, 2]) - (width - 1) / 2) * USD_APERTURE_MM / width)
+            camera.CreateVerticalApertureOffsetAttr(-(float(K[1, 2]) - (height - 1) / 2) * vertical / height)
+            prim = camera.GetPrim()
+            prim.CreateAttribute("reshoot:width", Sdf.ValueTypeNames.Int).Set(width)
+            prim.CreateAttribute("reshoot:height", Sdf.ValueTypeNames.Int).Set(height)
+            transform = camera.AddTransformOp(UsdGeom.XformOp.PrecisionDouble)
+            moving = paths.get(name)
+            if moving is None:
+                poses, times = cameras.cam_from_world[i][None], [Usd.TimeCode.Default()]
+            else:
+                poses, times = moving.cam_from_world, [Usd.TimeCode(int(f)) for f in moving.frames.tolist()]
+            world = opengl_from_opencv(poses.detach().cpu().to(torch.float64))
+            for m, time in zip(world, times):
+                transform.Set(Gf.Matrix4d(m.T.tolist()), time)  # Gf matrices act on row vectors
+        stage.GetRootLayer().Export(str(tmp))
+
+
+def read_usd_cameras(path: str | Path) -> tuple[Camera, dict[str, tuple[list[int], torch.Tensor]]]:
+    """Read the cameras of a stage written by `write_usd_cameras`.
+
+    Returns:
+        cameras (pose at the first sample for moving ones) and, for time-sampled cameras, name →
+        (frames, cam_from_world [T, 4, 4]).
+
+    Raises:
+        InputError: the file is missing or holds no camera; FormatError: a camera without reshoot:width.
+    """
+    from pxr import Usd, UsdGeom
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path} does not exist.")
+    stage = Usd.Stage.Open(str(path))
+    names, Ks, poses, widths, heights, moving = [], [], [], [], [], {}
+    for prim in stage.Traverse():
+        if not prim.IsA(UsdGeom.Camera):
+            continue
+        camera = UsdGeom.Camera(prim)
+        width, height = prim.GetAttribute("reshoot:width").Get(), prim.GetAttribute("reshoot:height").Get()
+        if width is None or height is None:
+            raise FormatError(f"{path}: camera {prim.GetPath()} has no reshoot:width / reshoot:height.")
+        focal = camera.GetFocalLengthAttr().Get()
+        horizontal, vertical = camera.GetHorizontalApertureAttr().Get(), camera.GetVerticalApertureAttr().Get()
+        fx, fy = focal * width / horizontal, focal * height / vertical
+        cx = camera.GetHorizontalApertureOffsetAttr().Get() * width / horizontal + (width - 1) / 2
+        cy = -camera.GetVerticalApertureOffsetAttr().Get() * height / vertical + (height - 1) / 2
+        xformable = UsdGeom.Xformable(prim)
+        times = xformable.GetTimeSamples()
+        samples = [xformable.GetLocalTransformation(Usd.TimeCode(t)) for t in times] or \
+            [xformable.GetLocalTransformation(Usd.TimeCode.Default())]
+        world = torch.tensor([[list(row) for row in m] for m in samples], dtype=torch.float64).transpose(1, 2)
+        cam_from_world = opencv_from_opengl(world)
+        name = prim.GetName()
+        if times:
+            moving[name] = ([int(round(t)) for t in times], cam_from_world)
+        names.append(name)
+        Ks.append([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
+        poses.append(cam_from_world[0])
+        widths.append(int(width))
+        heights.append(int(height))
+    if not names:
+        raise InputError(f"{path} holds no UsdGeom.Camera.")
+    return Camera.create(names, torch.tensor(Ks, dtype=torch.float64), torch.stack(poses), widths, heights), moving

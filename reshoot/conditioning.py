@@ -1,0 +1,200 @@
+"""Conditioning renders of a shot: the reconstruction (set + that frame's actors) seen by the shot camera.
+
+```
+WS/shots/<name>/conditioning/
+  rgb/NNNNNN.exr        colour, float32 R G B in [0, 1] (EXR channel "RGB")
+  depth/NNNNNN.exr      z-depth, float32 metres (EXR channel "Z"); 0 where nothing was rendered
+  alpha/NNNNNN.png      coverage, 16-bit (65535 = fully covered)
+  entity/NNNNNN.png     entity id + 1, 16-bit (0 = no entity); ids are layout.json's
+  preview.mp4           the plain colour render (H.264, the take's fps)
+  conditioning.json     reshoot/conditioning: shot, revision, frames, entities {id: name}, frames without actors
+```
+Entity ids come from the layout: a set Gaussian inside a prop's box is that prop's, an actor Gaussian
+inside a character's box at that frame is that character's (boxes padded as below). The ids are
+rendered as one-hot features composited like colour; a pixel takes the entity with the largest
+weight when that weight is at least `ENTITY_WEIGHT`, else none (-1). The folder is written beside its
+place and renamed in when complete.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from reshoot.geometry.camera import Camera
+from reshoot.geometry.cameras_io import read_cameras_json
+from reshoot.geometry.errors import InputError
+from reshoot.geometry.files import atomic_directory, read_json_document, write_json_document
+from reshoot.geometry.progress import ProgressFn, no_progress
+from reshoot.geometry.splats.actors import merge_gaussians
+from reshoot.geometry.splats.gaussians import Gaussians
+from reshoot.geometry.splats.ply import read_splat_ply
+from reshoot.geometry.splats.render import rasterize
+from reshoot.render import load_splat_scene
+from reshoot.shot_design import EntityTrack
+from reshoot.shots import scene_facts, shot_folder
+
+KIND = "conditioning"
+VERSION = 1
+PROP_PAD_M = 0.05
+CHARACTER_PAD_M = 0.15
+ENTITY_WEIGHT = 0.5
+
+
+@dataclass(frozen=True)
+class ConditioningFrame:
+    """One frame of conditioning.
+
+    Attributes:
+        rgb: [H, W, 3] float32 in [0, 1].
+        depth: [H, W] float32 z-depth in metres, 0 where nothing was rendered.
+        alpha: [H, W] float32 coverage in [0, 1].
+        entity_ids: [H, W] int32 layout entity id, -1 for none.
+    """
+
+    rgb: np.ndarray
+    depth: np.ndarray
+    alpha: np.ndarray
+    entity_ids: np.ndarray
+
+
+@dataclass(frozen=True)
+class ConditioningSummary:
+    folder: Path
+    frames: list[int]
+    without_actors: list[int]
+
+
+def write_exr(path: Path, channel: str, pixels: np.ndarray) -> None:
+    """One float32 channel ([H, W]) or an "RGB" channel ([H, W, 3]) as a ZIP-compressed EXR."""
+    import OpenEXR
+
+    header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
+    with OpenEXR.File(header, {channel: np.ascontiguousarray(pixels, dtype=np.float32)}) as exr:
+        exr.write(str(path))
+
+
+def read_exr(path: Path, channel: str) -> np.ndarray:
+    """The named channel of an EXR written by `write_exr`."""
+    import OpenEXR
+
+    with OpenEXR.File(str(path)) as exr:
+        channels = exr.channels()
+        if channel not in channels:
+            raise InputError(f"{path}: no EXR channel {channel!r} (has {sorted(channels)}).")
+        return np.array(channels[channel].pixels, dtype=np.float32)
+
+
+def _in_boxes(means: torch.Tensor, boxes: list[np.ndarray], pad: float) -> torch.Tensor:
+    """[N] index of the first box (of [2, 3] min/max) holding each mean, -1 for none."""
+    out = torch.full((len(means),), -1, dtype=torch.int64)
+    for i, box in enumerate(boxes):
+        lo = torch.as_tensor(box[0] - pad, dtype=means.dtype)
+        hi = torch.as_tensor(box[1] + pad, dtype=means.dtype)
+        inside = ((means >= lo) & (means <= hi)).all(dim=1) & (out < 0)
+        out[inside] = i
+    return out
+
+
+def entity_one_hots(background: Gaussians, actors: Gaussians | None, entities: list[EntityTrack],
+                    frame_index: int) -> torch.Tensor:
+    """[N_set + N_actors, E] one-hot entity features in the order of `merge_gaussians([set, actors])`.
+
+    Set Gaussians may belong to props, actor Gaussians to characters (their box at `frame_index`, an
+    index into the take).
+    """
+    props = [i for i, e in enumerate(entities) if e.kind == "prop"]
+    characters = [i for i, e in enumerate(entities) if e.kind == "character"]
+    parts = []
+    for gaussians, members, pad in ((background, props, PROP_PAD_M), (actors, characters, CHARACTER_PAD_M)):
+        if gaussians is None:
+            continue
+        hits = _in_boxes(gaussians.means, [entities[i].boxes[frame_index] for i in members], pad)
+        one_hot = torch.zeros(len(gaussians), len(entities), dtype=gaussians.means.dtype)
+        rows = torch.nonzero(hits >= 0).squeeze(1)
+        one_hot[rows, torch.as_tensor(members, dtype=torch.int64)[hits[rows]]] = 1.0
+        parts.append(one_hot)
+    return torch.cat(parts)
+
+
+def render_conditioning(workspace: str | Path, name: str, backend: str = "auto",
+                        progress: ProgressFn | None = None) -> ConditioningSummary:
+    """Render every frame of shot `name` into `WS/shots/<name>/conditioning/` (see the module docstring).
+
+    Raises:
+        InputError: the shot or the reconstruction is missing.
+    """
+    import imageio.v3 as iio
+
+    report = progress or no_progress
+    root = Path(workspace)
+    folder = shot_folder(root, name)
+    if not (folder / "shot.json").is_file():
+        raise InputError(f"shot {name!r} does not exist ({folder / 'shot.json'} is missing); make it with "
+                         f"`reshoot shoot {root} ...`.")
+    document = read_cameras_json(folder / "shot.json")
+    camera = document.cameras.select(0)
+    path = document.paths[name]
+    facts = scene_facts(root)
+    scene = load_splat_scene(root)
+    entities = list(facts.entities.values())
+    frames = [int(f) for f in path.frames]
+    without_actors = [f for f in frames if f not in scene.actors]
+    previews = []
+    with atomic_directory(folder / "conditioning", overwrite=True) as tmp:
+        for sub in ("rgb", "depth", "alpha", "entity"):
+            (tmp / sub).mkdir()
+        for i, frame in enumerate(frames):
+            actors = read_splat_ply(scene.actors[frame]) if frame in scene.actors else None
+            if actors is not None and len(actors) == 0:
+                actors = None
+            gaussians = merge_gaussians([scene.background, actors]) if actors is not None else scene.background
+            features = entity_one_hots(scene.background, actors, entities, frame - facts.first_frame) if entities else None
+            posed = Camera(camera.names, camera.K, path.cam_from_world[i][None].to(camera.K.dtype),
+                                     camera.width, camera.height, torch.zeros_like(camera.distortion))
+            with torch.no_grad():
+                render = rasterize(gaussians, posed, features=features, backend=backend)
+            ids = np.full(render.alpha.shape[1:], -1, dtype=np.int32)
+            if features is not None:
+                weight, best = render.features[0].max(dim=-1)
+                chosen = np.array([e.entity_id for e in entities], dtype=np.int32)[best.numpy()]
+                ids = np.where(weight.numpy() >= ENTITY_WEIGHT, chosen, -1).astype(np.int32)
+            rgb = render.rgb[0].clamp(0, 1).numpy()
+            stem = f"{frame:06d}"
+            write_exr(tmp / "rgb" / f"{stem}.exr", "RGB", rgb)
+            write_exr(tmp / "depth" / f"{stem}.exr", "Z", render.depth[0].numpy())
+            iio.imwrite(tmp / "alpha" / f"{stem}.png", (render.alpha[0].clamp(0, 1).numpy() * 65535 + 0.5).astype(np.uint16))
+            iio.imwrite(tmp / "entity" / f"{stem}.png", (ids + 1).astype(np.uint16))
+            previews.append((rgb * 255 + 0.5).astype(np.uint8))
+            report("conditioning", i + 1, len(frames))
+        iio.imwrite(tmp / "preview.mp4", np.stack(previews), fps=facts.fps, codec="libx264", macro_block_size=2)
+        write_json_document(tmp / "conditioning.json", KIND, VERSION, {
+            "shot": name, "revision": document.extra.get("shot", {}).get("revision"), "frames": frames,
+            "entities": {str(e.entity_id): e.name for e in entities}, "frames_without_actors": without_actors,
+        })
+    return ConditioningSummary(folder / "conditioning", frames, without_actors)
+
+
+def read_conditioning_frame(folder: str | Path, frame: int) -> ConditioningFrame:
+    """One frame of a conditioning folder (WS/shots/<name>/conditioning).
+
+    Raises:
+        InputError: the folder or frame is missing.
+    """
+    import imageio.v3 as iio
+
+    folder = Path(folder)
+    document = read_json_document(folder / "conditioning.json", KIND, VERSION)
+    if frame not in document["frames"]:
+        raise InputError(f"{folder}: frame {frame} was not rendered (frames {document['frames'][0]} to "
+                         f"{document['frames'][-1]}).")
+    stem = f"{frame:06d}"
+    return ConditioningFrame(
+        rgb=read_exr(folder / "rgb" / f"{stem}.exr", "RGB"),
+        depth=read_exr(folder / "depth" / f"{stem}.exr", "Z"),
+        alpha=iio.imread(folder / "alpha" / f"{stem}.png").astype(np.float32) / 65535,
+        entity_ids=iio.imread(folder / "entity" / f"{stem}.png").astype(np.int32) - 1,
+    )

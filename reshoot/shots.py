@@ -1,0 +1,311 @@
+"""Stages `reshoot shoot`, `reshoot revise` and `reshoot shots`: shots in a workspace and their history.
+
+```
+WS/shots/<name>/shot.json        the shot: reshoot/cameras with one camera and a pose per frame, plus
+                                 "shot": {revision, description, spec, widened_by, layout_sha1}
+WS/shots/<name>/history.jsonl    one line per revision: {revision, parent, description, spec, layout_sha1}
+WS/shots/<name>/keyframes.json   for explicit shots: the cameras file as given (copied)
+```
+Revision 0 is the `shoot`; each `revise` appends revision N + 1, made by applying its words to the
+spec of its parent (the newest revision, or `--from N`). Replaying the history (`replay_history`)
+applies every line's words to its parent again and must give the recorded specs and, with the same
+layout, the same cameras.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from reshoot.geometry.camera import Camera
+from reshoot.geometry.cameras_io import CameraPath, CamerasDocument, read_cameras_json, write_cameras_json
+from reshoot.geometry.errors import FormatError, InputError
+from reshoot.geometry.files import read_json_document, write_text_atomic
+from reshoot.shot_design import EntityTrack, SceneFacts, ShotPath, design_shot
+from reshoot.shot_language import Vocabulary, apply_description, default_spec, load_vocabulary
+from reshoot.shot_spec import ShotSpec
+from reshoot.workspace import load_workspace
+
+SHOT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+KEYFRAMES_FILE = "keyframes.json"
+
+
+@dataclass(frozen=True)
+class Revision:
+    """One line of history.jsonl."""
+
+    revision: int
+    parent: int | None
+    description: str
+    spec: ShotSpec
+    layout_sha1: str | None
+
+    def to_json(self) -> dict:
+        return {"revision": self.revision, "parent": self.parent, "description": self.description,
+                "spec": self.spec.to_json(), "layout_sha1": self.layout_sha1}
+
+
+@dataclass(frozen=True)
+class ShotResult:
+    """What shoot / revise wrote."""
+
+    name: str
+    folder: Path
+    revision: Revision
+    path: ShotPath
+
+
+def shot_folder(workspace: str | Path, name: str) -> Path:
+    """WS/shots/NAME (checks the name)."""
+    if not isinstance(name, str) or not SHOT_NAME.match(name):
+        raise InputError(f"shot name {name!r}: use letters, digits, _ and - (up to 64, starting with a letter or digit).")
+    return Path(workspace) / "shots" / name
+
+
+def scene_facts(workspace: str | Path) -> SceneFacts:
+    """The take, the registered cameras and the layout's entities of a workspace.
+
+    Raises:
+        InputError: not registered or not laid out yet.
+    """
+    root = Path(workspace)
+    settings = load_workspace(root)
+    cameras_file = root / "registration" / "cameras.json"
+    if not cameras_file.is_file():
+        raise InputError(f"{root}: not registered yet ({cameras_file} is missing). Run `reshoot register {root}`.")
+    layout_file = root / "layout.json"
+    if not layout_file.is_file():
+        raise InputError(f"{root}: no layout yet ({layout_file} is missing). Run `reshoot layout {root}` so that "
+                         "shots know where everyone is.")
+    document = read_json_document(layout_file, "layout", 1)
+    take = range(settings.first_frame, settings.first_frame + settings.frames)
+    entities = {}
+    for e in document.get("entities", []):
+        entities[e["name"]] = EntityTrack(e["name"], e["kind"], int(e["id"]), _boxes_per_frame(e, take, layout_file))
+    cameras = read_cameras_json(cameras_file).cameras
+    return SceneFacts(settings.first_frame, settings.frames, settings.fps, cameras, entities)
+
+
+def _boxes_per_frame(entity: dict, take: range, where: Path) -> np.ndarray:
+    """[T, 2, 3] the entity's box per take frame; gaps take the nearest frame's box."""
+    try:
+        entries = [(f["frame"], np.asarray(f["box_min"], float), np.asarray(f["box_max"], float))
+                   for f in entity["frames"]]
+    except (KeyError, TypeError, ValueError):
+        raise FormatError(f"{where}: entity {entity.get('name')!r} has frames without box_min / box_max.") from None
+    if not entries:
+        raise FormatError(f"{where}: entity {entity.get('name')!r} has no frames.")
+    if entries[0][0] is None:  # a prop: one box for the whole take
+        box = np.stack([entries[0][1], entries[0][2]])
+        return np.broadcast_to(box, (len(take), 2, 3)).copy()
+    known = np.array([f for f, _, _ in entries])
+    boxes = np.stack([np.stack([lo, hi]) for _, lo, hi in entries])
+    nearest = np.abs(np.arange(take.start, take.stop)[:, None] - known[None]).argmin(axis=1)
+    return boxes[nearest]
+
+
+def layout_sha1(workspace: str | Path) -> str | None:
+    path = Path(workspace) / "layout.json"
+    return hashlib.sha1(path.read_bytes()).hexdigest() if path.is_file() else None
+
+
+def read_history(folder: Path) -> list[Revision]:
+    """Every revision of the shot in `folder`, in order.
+
+    Raises:
+        InputError: the shot does not exist; FormatError: a malformed line.
+    """
+    path = folder / "history.jsonl"
+    if not path.is_file():
+        raise InputError(f"shot {folder.name!r} does not exist in {folder.parent} (no {path.name}); list shots with "
+                         f"`reshoot shots {folder.parent.parent}` or make it with `reshoot shoot`.")
+    out = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+            out.append(Revision(int(data["revision"]), data["parent"], str(data["description"]),
+                                ShotSpec.from_json(data["spec"], f"{path}:{number}"), data.get("layout_sha1")))
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+            raise FormatError(f"{path}:{number}: not a history line ({{revision, parent, description, spec}}).") from None
+    return out
+
+
+def _names(facts: SceneFacts) -> tuple[list[str], list[str]]:
+    return list(facts.entities), list(facts.cameras.names)
+
+
+def _keyframes(folder: Path, spec: ShotSpec) -> CamerasDocument | None:
+    return read_cameras_json(folder / spec.keyframes) if spec.explicit else None
+
+
+def _write_shot(folder: Path, name: str, revision: Revision, path: ShotPath, history: list[Revision],
+                fps: float) -> None:
+    camera = Camera.create([name], torch.as_tensor(path.K)[None], torch.as_tensor(path.cam_from_world[:1]),
+                           [path.width], [path.height])
+    extra = {"fps": fps, "shot": {"revision": revision.revision, "description": revision.description,
+                                  "spec": revision.spec.to_json(), "widened_by": round(path.widened_by, 6),
+                                  "layout_sha1": revision.layout_sha1}}
+    write_cameras_json(folder / "shot.json", camera,
+                       paths={name: CameraPath(torch.as_tensor(path.frames), torch.as_tensor(path.cam_from_world))},
+                       attributes={name: {"role": "shot"}}, extra=extra)
+    write_text_atomic(folder / "history.jsonl", "".join(json.dumps(r.to_json()) + "\n" for r in history))
+
+
+def shoot(workspace: str | Path, description: str | None = None, name: str | None = None,
+          cameras_file: str | Path | None = None, frames: tuple[int, int] | None = None,
+          resolution: tuple[int, int] | None = None, overwrite: bool = False) -> ShotResult:
+    """Design a new shot from a description, or follow explicit cameras (`cameras_file`), and write it.
+
+    Args:
+        description: the shot in the shot language (docs/shots.md); with `cameras_file`, optional
+            words applied on top (e.g. "50mm").
+        name: the shot's name; default made from the description.
+        cameras_file: explicit cameras (reshoot/cameras, registration's world frame), one camera; with
+            per-frame poses they are keys, interpolated smoothly.
+        frames: (A, B) take frames A to B - 1; default the whole take (explicit: the keyed range).
+        overwrite: replace an existing shot of that name (its history too).
+
+    Raises:
+        InputError: no description and no cameras, a bad name or description, an existing shot without
+            `overwrite`, a cameras file with other than one camera.
+    """
+    root = Path(workspace)
+    if description is None and cameras_file is None:
+        raise InputError("describe the shot (e.g. \"overhead wide\") or give explicit cameras with --cameras FILE.")
+    if name is None:
+        if cameras_file is not None:
+            raise InputError("a shot from --cameras needs a name: pass --name NAME.")
+        name = "_".join(re.findall(r"[a-z0-9]+", description.lower())[:4]) or "shot"
+    folder = shot_folder(root, name)
+    if folder.exists() and not overwrite:
+        raise InputError(f"shot {name!r} already exists ({folder}); change it with `reshoot revise {root} {name} ...`, "
+                         "pick another --name, or pass --overwrite to start it again.")
+    facts = scene_facts(root)
+    vocabulary = load_vocabulary(root)
+    spec = default_spec(vocabulary)
+    keyframes = None
+    if cameras_file is not None:
+        keyframes = read_cameras_json(cameras_file)
+        if len(keyframes.cameras) != 1:
+            raise InputError(f"{cameras_file} holds {len(keyframes.cameras)} cameras ({', '.join(keyframes.cameras.names)}); "
+                             "a shot follows exactly one. Put the shot's camera alone in a file.")
+        spec = ShotSpec(angle="explicit", elevation_deg=None, keyframes=KEYFRAMES_FILE)
+    spec = _with_frames(spec, frames, resolution)
+    text = description or ""
+    if description is not None and description.strip():
+        spec = apply_description(spec, description, vocabulary, *_names(facts))
+    path = design_shot(spec, facts, keyframes)  # validate everything before anything is written
+    revision = Revision(0, None, text, spec, layout_sha1(root))
+    staging = folder.with_name(f".{name}.staging")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        if cameras_file is not None:
+            shutil.copyfile(cameras_file, staging / KEYFRAMES_FILE)
+        _write_shot(staging, name, revision, path, [revision], facts.fps)
+        if folder.exists():
+            shutil.rmtree(folder)
+        staging.rename(folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return ShotResult(name, folder, revision, path)
+
+
+def _with_frames(spec: ShotSpec, frames, resolution) -> ShotSpec:
+    import dataclasses
+
+    if resolution is not None and (len(resolution) != 2 or min(resolution) < 16):
+        raise InputError(f"resolution {resolution}: give WIDTHxHEIGHT of at least 16 pixels each.")
+    return dataclasses.replace(spec, frames=tuple(frames) if frames else spec.frames,
+                               resolution=tuple(resolution) if resolution else spec.resolution)
+
+
+def revise(workspace: str | Path, name: str, description: str, from_revision: int | None = None,
+           frames: tuple[int, int] | None = None, resolution: tuple[int, int] | None = None) -> ShotResult:
+    """Change a shot relative to its newest revision (or to revision `from_revision`: a branch).
+
+    Raises:
+        InputError: the shot does not exist, `from_revision` is not in its history, bad words.
+    """
+    root = Path(workspace)
+    folder = shot_folder(root, name)
+    history = read_history(folder)
+    by_number = {r.revision: r for r in history}
+    parent = history[-1] if from_revision is None else by_number.get(from_revision)
+    if parent is None:
+        raise InputError(f"shot {name!r} has revisions {sorted(by_number)}; --from {from_revision} is not one of them.")
+    facts = scene_facts(root)
+    vocabulary = load_vocabulary(root)
+    spec = apply_description(_with_frames(parent.spec, frames, resolution), description, vocabulary, *_names(facts))
+    path = design_shot(spec, facts, _keyframes(folder, spec))
+    revision = Revision(max(by_number) + 1, parent.revision, description, spec, layout_sha1(root))
+    _write_shot(folder, name, revision, path, history + [revision], facts.fps)
+    return ShotResult(name, folder, revision, path)
+
+
+def replay_history(workspace: str | Path, name: str, vocabulary: Vocabulary | None = None) -> list[ShotPath]:
+    """Re-make every revision from its parent's spec and its words; the paths, in history order.
+
+    Raises:
+        InputError: a revision does not reproduce its recorded spec (the vocabulary or the layout's names
+            changed since), or its parent is missing.
+    """
+    root = Path(workspace)
+    folder = shot_folder(root, name)
+    history = read_history(folder)
+    facts = scene_facts(root)
+    vocabulary = vocabulary or load_vocabulary(root)
+    made: dict[int, ShotSpec] = {}
+    paths = []
+    for r in history:
+        if r.parent is None:
+            start = ShotSpec(angle="explicit", elevation_deg=None, keyframes=r.spec.keyframes) if r.spec.explicit \
+                else default_spec(vocabulary)
+            start = _with_frames(start, r.spec.frames, r.spec.resolution)
+        elif r.parent in made:
+            start = _with_frames(made[r.parent], r.spec.frames, r.spec.resolution)
+        else:
+            raise InputError(f"{folder / 'history.jsonl'}: revision {r.revision} branches from {r.parent}, which is "
+                             "not before it.")
+        spec = apply_description(start, r.description, vocabulary, *_names(facts)) if r.description.strip() else start
+        if spec != r.spec:
+            raise InputError(f"shot {name!r} revision {r.revision} ({r.description!r}) no longer gives its recorded "
+                             "shot: the vocabulary or the layout's names changed since.")
+        made[r.revision] = spec
+        paths.append(design_shot(spec, facts, _keyframes(folder, spec)))
+    return paths
+
+
+@dataclass(frozen=True)
+class ShotListing:
+    """A shot of the workspace: its name, newest revision and history."""
+
+    name: str
+    frames: tuple[int, int]
+    revision: int
+    history: list[Revision]
+
+
+def list_shots(workspace: str | Path) -> list[ShotListing]:
+    """Every shot of the workspace, by name."""
+    root = Path(workspace)
+    load_workspace(root)
+    out = []
+    for folder in sorted((root / "shots").glob("*/")) if (root / "shots").is_dir() else []:
+        if not (folder / "history.jsonl").is_file() or folder.name.startswith("."):
+            continue
+        history = read_history(folder)
+        document = read_cameras_json(folder / "shot.json")
+        path = document.paths[folder.name].frames
+        out.append(ShotListing(folder.name, (int(path[0]), int(path[-1]) + 1),
+                               int(document.extra["shot"]["revision"]), history))
+    return out
