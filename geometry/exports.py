@@ -471,9 +471,10 @@ def read_nuke_chan(path: str | Path) -> tuple[list[int], torch.Tensor, float]:
 # USD cameras look down -z with +y up (OpenGL axes); the xform is camera-to-world, time-sampled per
 # frame for moving cameras. Lens: the horizontal aperture is the 36 mm full-frame width, focalLength =
 # fx × 36 / width, verticalAperture = focalLength × height / fy (so fx ≠ fy survives), and the
-# principal point goes into the aperture offsets: (cx - (width - 1) / 2) × 36 / width horizontally,
-# -(cy - (height - 1) / 2) × verticalAperture / height vertically (USD's y is up). The image size is
-# kept as custom attributes reshoot:width / reshoot:height.
+# principal point goes into the aperture offsets, which move the film window (so the image centre
+# moves the other way): -(cx - (width - 1) / 2) × 36 / width horizontally and
+# (cy - (height - 1) / 2) × verticalAperture / height vertically (checked against pxr's Gf.Camera
+# frustum in the tests). The image size is kept as custom attributes reshoot:width / reshoot:height.
 
 USD_APERTURE_MM = 36.0
 
@@ -514,8 +515,8 @@ def write_usd_cameras(path: str | Path, cameras: Camera, paths: Mapping[str, Any
             camera.CreateFocalLengthAttr(focal)
             camera.CreateHorizontalApertureAttr(USD_APERTURE_MM)
             camera.CreateVerticalApertureAttr(vertical)
-            camera.CreateHorizontalApertureOffsetAttr((float(K[0, 2]) - (width - 1) / 2) * USD_APERTURE_MM / width)
-            camera.CreateVerticalApertureOffsetAttr(-(float(K[1, 2]) - (height - 1) / 2) * vertical / height)
+            camera.CreateHorizontalApertureOffsetAttr(-(float(K[0, 2]) - (width - 1) / 2) * USD_APERTURE_MM / width)
+            camera.CreateVerticalApertureOffsetAttr((float(K[1, 2]) - (height - 1) / 2) * vertical / height)
             prim = camera.GetPrim()
             prim.CreateAttribute("reshoot:width", Sdf.ValueTypeNames.Int).Set(width)
             prim.CreateAttribute("reshoot:height", Sdf.ValueTypeNames.Int).Set(height)
@@ -558,8 +559,8 @@ def read_usd_cameras(path: str | Path) -> tuple[Camera, dict[str, tuple[list[int
         focal = camera.GetFocalLengthAttr().Get()
         horizontal, vertical = camera.GetHorizontalApertureAttr().Get(), camera.GetVerticalApertureAttr().Get()
         fx, fy = focal * width / horizontal, focal * height / vertical
-        cx = camera.GetHorizontalApertureOffsetAttr().Get() * width / horizontal + (width - 1) / 2
-        cy = -camera.GetVerticalApertureOffsetAttr().Get() * height / vertical + (height - 1) / 2
+        cx = -camera.GetHorizontalApertureOffsetAttr().Get() * width / horizontal + (width - 1) / 2
+        cy = camera.GetVerticalApertureOffsetAttr().Get() * height / vertical + (height - 1) / 2
         xformable = UsdGeom.Xformable(prim)
         times = xformable.GetTimeSamples()
         samples = [xformable.GetLocalTransformation(Usd.TimeCode(t)) for t in times] or \

@@ -108,3 +108,17 @@ def reconstructed_workspace(registered_workspace, registration_take: Path, tmp_p
 
     ws = copy_workspace(registered_workspace[0], registration_take, tmp_path_factory.mktemp("reconstruct"))
     return ws, reconstruct(ws, RECONSTRUCT_OPTIONS)
+
+
+@pytest.fixture(scope="session")
+def laid_out_workspace(reconstructed_workspace, tmp_path_factory) -> Path:
+    """A copy of the reconstructed workspace with its layout (for shots, conditioning and exports)."""
+    import shutil
+
+    from reshoot.layout import layout
+
+    ws = tmp_path_factory.mktemp("shots") / "ws"
+    shutil.copytree(reconstructed_workspace[0], ws, symlinks=True)
+    (ws / "layout.json").unlink(missing_ok=True)  # another test may have renamed entities in the source
+    layout(ws)
+    return ws

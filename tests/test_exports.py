@@ -287,3 +287,69 @@ def test_nerfstudio_missing_file_and_refusals(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"missing \['cam_3'\]"):
         write_nerfstudio_transforms(tmp_path / "t.json", cameras, {n: "x.png" for n in cameras.names[:3]})
     assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------------------------------------
+# Nuke .chan and USD
+
+
+def _moving_path(T: int = 7, seed: int = 1) -> tuple[list[int], torch.Tensor]:
+    """A camera circling and rising, with one straight-down pose (ZXY's gimbal lock) in the middle."""
+    from reshoot.geometry.conventions import look_at, look_down
+
+    poses = [look_at([4 * np.cos(a), 4 * np.sin(a), 1 + 0.3 * i], [0, 0, 1]) for i, a in enumerate(np.linspace(0, 2, T))]
+    poses[T // 2] = look_down([0.3, -0.2, 7.0], image_up=[np.cos(seed), np.sin(seed), 0])
+    return list(range(100, 100 + T)), torch.stack(poses)
+
+
+def test_nuke_chan_round_trips_poses_to_1e6_and_gives_the_vertical_field_of_view(tmp_path: Path):
+    from reshoot.geometry.exports import read_nuke_chan, write_nuke_chan
+
+    frames, poses = _moving_path()
+    K = torch.tensor([[700.0, 0, 319.5], [0, 700.0, 179.5], [0, 0, 1]], dtype=F64)
+    write_nuke_chan(tmp_path / "shot.chan", frames, poses, K, 360)
+    read_frames, read_poses, vfov = read_nuke_chan(tmp_path / "shot.chan")
+    assert read_frames == frames
+    assert (read_poses - poses).abs().max() < 1e-6
+    assert vfov == pytest.approx(np.degrees(2 * np.arctan(180 / 700)), abs=1e-8)
+    # Nuke's world is y-up: a camera 1.3 m above our floor has translate.y = 1.3.
+    first = [float(v) for v in (tmp_path / "shot.chan").read_text().splitlines()[0].split()]
+    centre = torch.linalg.inv(poses[0])[:3, 3]
+    assert first[1:4] == pytest.approx([float(centre[0]), float(centre[2]), -float(centre[1])], abs=1e-9)
+    (tmp_path / "bad.chan").write_text("1 2 3\n")
+    with pytest.raises(InputError, match="frame tx ty tz rx ry rz"):
+        read_nuke_chan(tmp_path / "bad.chan")
+
+
+def test_usd_camera_round_trips_and_projects_like_pxr(tmp_path: Path):
+    from pxr import Gf, Usd, UsdGeom
+
+    from reshoot.geometry.cameras_io import CameraPath
+    from reshoot.geometry.exports import read_usd_cameras, write_usd_cameras
+
+    frames, poses = _moving_path()
+    K = torch.tensor([[[640.0, 0, 300.2], [0, 652.0, 190.7], [0, 0, 1]], [[500.0, 0, 319.5], [0, 500, 239.5], [0, 0, 1]]],
+                     dtype=F64)
+    cameras = Camera.create(["shot", "witness"], K, poses[:2], [640, 640], [360, 480])
+    write_usd_cameras(tmp_path / "cams.usda", cameras, {"shot": CameraPath(torch.tensor(frames), poses)}, fps=25)
+    read, moving = read_usd_cameras(tmp_path / "cams.usda")
+    assert list(read.names) == ["shot", "witness"]
+    assert moving["shot"][0] == frames and (moving["shot"][1] - poses).abs().max() < 1e-6
+    assert "witness" not in moving and (read.cam_from_world[1] - poses[1]).abs().max() < 1e-6
+    assert (read.K - K).abs().max() < 1e-3  # USD lens attributes are float32
+
+    # Reference: pxr's own camera model projects world points where our K and pose do.
+    stage = Usd.Stage.Open(str(tmp_path / "cams.usda"))
+    assert UsdGeom.GetStageUpAxis(stage) == UsdGeom.Tokens.z
+    usd_camera = UsdGeom.Camera(stage.GetPrimAtPath("/cameras/shot"))
+    points = torch.tensor([[0.3, -0.2, 1.1], [-0.5, 0.4, 0.2], [0.1, 0.1, 1.8]], dtype=F64)
+    for i in (0, 3, 6):
+        gf = usd_camera.GetCamera(Usd.TimeCode(frames[i]))
+        frustum = gf.frustum
+        to_ndc = frustum.ComputeViewMatrix() * frustum.ComputeProjectionMatrix()
+        ours = Camera.create(["c"], K[:1], poses[i:i + 1], [640], [360]).project(points.to(F64))
+        for p, uv in zip(points.tolist(), ours.pixels[0].tolist()):
+            ndc = to_ndc.Transform(Gf.Vec3d(*p))
+            u = (ndc[0] + 1) / 2 * 640 - 0.5
+            v = (1 - ndc[1]) / 2 * 360 - 0.5
+            assert (u, v) == pytest.approx(tuple(uv), abs=2e-3)
