@@ -20,8 +20,12 @@ demo: $(STAMP) splats-kernel
 	  --survey $(DEMO_OUT)/take/survey --force
 	$(VENV)/bin/reshoot register $(DEMO_OUT)/workspace --camera-height 1.6
 	$(VENV)/bin/reshoot reconstruct $(DEMO_OUT)/workspace
+	$(VENV)/bin/reshoot layout $(DEMO_OUT)/workspace
+	$(VENV)/bin/reshoot shoot $(DEMO_OUT)/workspace "overhead wide" --name overhead --overwrite
+	$(VENV)/bin/reshoot export $(DEMO_OUT)/workspace overhead --overwrite
 	@echo "reshoot demo: synthetic take in $(DEMO_OUT)/take (footage/ as shot, gt/ ground truth),"
-	@echo "              workspace in $(DEMO_OUT)/workspace: cameras in registration/, splats in splats/"
+	@echo "              workspace in $(DEMO_OUT)/workspace: cameras in registration/, splats in splats/,"
+	@echo "              layout.json + layout_plan.png, the overhead shot in shots/overhead/ (conditioning/preview.mp4)"
 
 test: $(STAMP) splats-kernel
 	$(PY) -m pytest -q

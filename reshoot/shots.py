@@ -14,6 +14,7 @@ layout, the same cameras.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -221,8 +222,7 @@ def shoot(workspace: str | Path, description: str | None = None, name: str | Non
 
 
 def _with_frames(spec: ShotSpec, frames, resolution) -> ShotSpec:
-    import dataclasses
-
+    """`spec` with new frames and resolution where given."""
     if resolution is not None and (len(resolution) != 2 or min(resolution) < 16):
         raise InputError(f"resolution {resolution}: give WIDTHxHEIGHT of at least 16 pixels each.")
     return dataclasses.replace(spec, frames=tuple(frames) if frames else spec.frames,
