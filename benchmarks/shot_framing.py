@@ -1,0 +1,86 @@
+"""Design shots on a laid-out synthetic workspace and check them against the generator's ground truth:
+per shot, the share of frames in which every true character's and prop's box (moved into the
+registration's frame) projects entirely inside the image, the largest tilt from straight down (for the
+overhead), and the time to design the shot.
+
+    make demo
+    .venv/bin/python benchmarks/shot_framing.py --workspace demo/workspace --take demo/take
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+SHOTS = {
+    "overhead": "overhead wide",
+    "overhead_push": "overhead wide, slow push in on character_1, keep character_2 in frame",
+    "high_orbit": "high wide, orbit left",
+    "low_follow": "low angle wide, follow character_1",
+}
+
+
+def frames_in_frame(path, truth: list[dict], transform: np.ndarray, names: list[str] | None = None) -> np.ndarray:
+    """[T] whether every corner of the named true entities' boxes (all when None) projects inside the image."""
+    inside = []
+    for i, frame in enumerate(path.frames):
+        corners = []
+        for e in truth:
+            if names is not None and e["name"] not in names:
+                continue
+            entry = next((f for f in e["frames"] if f["frame"] in (None, int(frame))), None)
+            if entry is None:
+                continue
+            lo, hi = np.asarray(entry["box_min"]), np.asarray(entry["box_max"])
+            corners += [[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])]
+        world = np.asarray(corners) @ transform[:3, :3].T + transform[:3, 3]
+        cam = world @ path.cam_from_world[i, :3, :3].T + path.cam_from_world[i, :3, 3]
+        u = path.K[0, 0] * cam[:, 0] / cam[:, 2] + path.K[0, 2]
+        v = path.K[1, 1] * cam[:, 1] / cam[:, 2] + path.K[1, 2]
+        inside.append(bool((cam[:, 2] > 0).all() and (u > -0.5).all() and (u < path.width - 0.5).all()
+                           and (v > -0.5).all() and (v < path.height - 0.5).all()))
+    return np.asarray(inside)
+
+
+def main() -> None:
+    from reshoot.geometry.cameras_io import read_cameras_json
+    from reshoot.ground_truth import registration_from_truth
+    from reshoot.shot_design import design_shot
+    from reshoot.shot_language import apply_description, default_spec, load_vocabulary
+    from reshoot.shots import scene_facts
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workspace", type=Path, required=True, help="a registered, laid-out workspace")
+    parser.add_argument("--take", type=Path, required=True, help="the synthetic take (with gt/)")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "shot_framing.json")
+    args = parser.parse_args()
+
+    facts = scene_facts(args.workspace)
+    vocabulary = load_vocabulary(args.workspace)
+    truth = json.loads((args.take / "gt" / "entities.json").read_text())["entities"]
+    transform = registration_from_truth(read_cameras_json(args.take / "gt" / "cameras.json").cameras, facts.cameras)
+    results = {}
+    print(f"{'shot':<15} {'every GT box in frame':>22} {'kept GT boxes in frame':>23} {'max tilt from down':>19} {'design s':>9}")
+    for name, description in SHOTS.items():
+        spec = apply_description(default_spec(vocabulary), description, vocabulary, facts.entities, facts.cameras.names)
+        start = time.perf_counter()
+        path = design_shot(spec, facts)
+        seconds = time.perf_counter() - start
+        everyone = frames_in_frame(path, truth, transform)
+        kept = frames_in_frame(path, truth, transform, list(spec.keep)) if spec.keep else everyone
+        tilt = float(np.degrees(np.arccos(np.clip(-path.cam_from_world[:, 2, 2], -1, 1))).max())
+        results[name] = {"description": description, "every_box_in_frame_share": float(everyone.mean()),
+                         "kept_boxes_in_frame_share": float(kept.mean()), "max_tilt_from_down_deg": tilt,
+                         "widened_by": path.widened_by, "design_seconds": seconds, "frames": len(path.frames)}
+        print(f"{name:<15} {everyone.mean():>21.1%} {kept.mean():>22.1%} {tilt:>18.3f}° {seconds:>9.2f}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"workspace": str(args.workspace), "shots": results}, indent=2) + "\n")
+    print(args.out)
+
+
+if __name__ == "__main__":
+    main()
