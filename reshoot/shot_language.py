@@ -278,12 +278,10 @@ def _adjust(spec: ShotSpec, entry: dict[str, Any]) -> ShotSpec:
             changes["truck_m"] = spec.truck_m - step * (1 if float(entry["heading_deg"]) > 0 else -1)
         return dataclasses.replace(spec, **changes)
     if vertical:
-        if spec.elevation_deg is None:  # a fixed-height camera
-            height = spec.height_m if spec.height_m is not None else None
-            if height is None:  # matched: the height is the camera's; keep it as an offset
-                changes["raise_m"] = spec.raise_m + float(entry["height_m"])
-            else:
-                changes["height_m"] = max(_MIN_HEIGHT_M, height + float(entry["height_m"]))
+        if spec.elevation_deg is None and spec.height_m is None:  # matched: the camera's height, offset
+            changes["raise_m"] = spec.raise_m + float(entry["height_m"])
+        elif spec.elevation_deg is None:  # a fixed-height camera
+            changes["height_m"] = max(_MIN_HEIGHT_M, spec.height_m + float(entry["height_m"]))
         elif spec.elevation_deg >= 90.0:  # overhead stays straight down and rises or sinks
             changes["distance_scale"] = spec.distance_scale * float(entry["distance_scale"])
         else:

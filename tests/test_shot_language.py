@@ -85,6 +85,8 @@ def test_words_do_what_they_say():
     assert follow.follow and follow.target == "character_2" and follow.height_m == 0.4 and follow.lens_mm == 85.0
     matched = apply_description(start, "match a_wide", v, ENTITIES, CAMERAS)
     assert matched.match_camera == "a_wide" and matched.angle == "match"
+    assert apply_description(matched, "higher", v).raise_m == pytest.approx(0.5)  # the matched height, raised
+    assert apply_description(follow, "lower, lower", v).height_m == pytest.approx(0.1)  # never below 10 cm
 
 
 def test_unknown_words_and_empty_descriptions_are_refused_with_what_is_understood():
