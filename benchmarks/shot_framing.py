@@ -24,31 +24,9 @@ SHOTS = {
 }
 
 
-def frames_in_frame(path, truth: list[dict], transform: np.ndarray, names: list[str] | None = None) -> np.ndarray:
-    """[T] whether every corner of the named true entities' boxes (all when None) projects inside the image."""
-    inside = []
-    for i, frame in enumerate(path.frames):
-        corners = []
-        for e in truth:
-            if names is not None and e["name"] not in names:
-                continue
-            entry = next((f for f in e["frames"] if f["frame"] in (None, int(frame))), None)
-            if entry is None:
-                continue
-            lo, hi = np.asarray(entry["box_min"]), np.asarray(entry["box_max"])
-            corners += [[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])]
-        world = np.asarray(corners) @ transform[:3, :3].T + transform[:3, 3]
-        cam = world @ path.cam_from_world[i, :3, :3].T + path.cam_from_world[i, :3, 3]
-        u = path.K[0, 0] * cam[:, 0] / cam[:, 2] + path.K[0, 2]
-        v = path.K[1, 1] * cam[:, 1] / cam[:, 2] + path.K[1, 2]
-        inside.append(bool((cam[:, 2] > 0).all() and (u > -0.5).all() and (u < path.width - 0.5).all()
-                           and (v > -0.5).all() and (v < path.height - 0.5).all()))
-    return np.asarray(inside)
-
-
 def main() -> None:
     from reshoot.geometry.cameras_io import read_cameras_json
-    from reshoot.ground_truth import registration_from_truth
+    from reshoot.ground_truth import registration_from_truth, true_boxes_in_frame
     from reshoot.shot_design import design_shot
     from reshoot.shot_language import apply_description, default_spec, load_vocabulary
     from reshoot.shots import scene_facts
@@ -70,8 +48,8 @@ def main() -> None:
         start = time.perf_counter()
         path = design_shot(spec, facts)
         seconds = time.perf_counter() - start
-        everyone = frames_in_frame(path, truth, transform)
-        kept = frames_in_frame(path, truth, transform, list(spec.keep)) if spec.keep else everyone
+        everyone = true_boxes_in_frame(path, truth, transform)
+        kept = true_boxes_in_frame(path, truth, transform, list(spec.keep)) if spec.keep else everyone
         tilt = float(np.degrees(np.arccos(np.clip(-path.cam_from_world[:, 2, 2], -1, 1))).max())
         results[name] = {"description": description, "every_box_in_frame_share": float(everyone.mean()),
                          "kept_boxes_in_frame_share": float(kept.mean()), "max_tilt_from_down_deg": tilt,

@@ -18,20 +18,19 @@ place and renamed in when complete.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from reshoot.geometry.camera import Camera
 from reshoot.geometry.cameras_io import read_cameras_json
 from reshoot.geometry.errors import InputError
 from reshoot.geometry.files import atomic_directory, read_json_document, write_json_document
 from reshoot.geometry.progress import ProgressFn, no_progress
 from reshoot.geometry.splats.actors import merge_gaussians
 from reshoot.geometry.splats.gaussians import Gaussians
-from reshoot.geometry.splats.ply import read_splat_ply
 from reshoot.geometry.splats.render import rasterize
 from reshoot.render import load_splat_scene
 from reshoot.shot_design import EntityTrack
@@ -144,17 +143,15 @@ def render_conditioning(workspace: str | Path, name: str, backend: str = "auto",
     frames = [int(f) for f in path.frames]
     without_actors = [f for f in frames if f not in scene.actors]
     previews = []
+    pinhole = camera.pinhole()
     with atomic_directory(folder / "conditioning", overwrite=True) as tmp:
         for sub in ("rgb", "depth", "alpha", "entity"):
             (tmp / sub).mkdir()
         for i, frame in enumerate(frames):
-            actors = read_splat_ply(scene.actors[frame]) if frame in scene.actors else None
-            if actors is not None and len(actors) == 0:
-                actors = None
+            actors = scene.actors_at(frame)
             gaussians = merge_gaussians([scene.background, actors]) if actors is not None else scene.background
             features = entity_one_hots(scene.background, actors, entities, frame - facts.first_frame) if entities else None
-            posed = Camera(camera.names, camera.K, path.cam_from_world[i][None].to(camera.K.dtype),
-                                     camera.width, camera.height, torch.zeros_like(camera.distortion))
+            posed = dataclasses.replace(pinhole, cam_from_world=path.cam_from_world[i][None].to(camera.K.dtype))
             with torch.no_grad():
                 render = rasterize(gaussians, posed, features=features, backend=backend)
             ids = np.full(render.alpha.shape[1:], -1, dtype=np.int32)

@@ -15,6 +15,7 @@ import numpy as np
 from reshoot.geometry.alignment import similarity_transform, transform_cameras
 from reshoot.geometry.camera import Camera
 from reshoot.geometry.errors import InputError
+from reshoot.shot_design import ShotPath
 
 
 def registration_from_truth(truth: Camera, registered: Camera) -> np.ndarray:
@@ -130,3 +131,36 @@ def compare_layouts(estimate: list[dict], truth: list[dict], registration_from_t
                 switches += int(previous is not None and name != previous)
                 previous = name
     return LayoutScores(matches, missing, phantoms, floor_errors, prop_errors, found / max(total, 1), switches)
+
+
+def true_boxes_in_frame(path: ShotPath, truth: list[dict], registration_from_truth_: np.ndarray,
+                        names: list[str] | None = None) -> np.ndarray:
+    """[T] per shot frame: does every corner of the true entities' boxes project inside the image?
+
+    Args:
+        path: the shot's cameras (registration frame).
+        truth: ground-truth entities (layout format, the generator's frame).
+        registration_from_truth_: [4, 4] similarity into the registration's frame.
+        names: only these entities; None = all of them.
+
+    Raises:
+        InputError: a true entity has no box for a frame of the shot.
+    """
+    inside = []
+    for i, frame in enumerate(path.frames):
+        corners = []
+        for e in truth:
+            if names is not None and e["name"] not in names:
+                continue
+            entry = next((f for f in e["frames"] if f["frame"] in (None, int(frame))), None)
+            if entry is None:
+                raise InputError(f"ground-truth entity {e['name']!r} has no box for frame {int(frame)}.")
+            lo, hi = np.asarray(entry["box_min"]), np.asarray(entry["box_max"])
+            corners += [[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])]
+        world = np.asarray(corners).reshape(-1, 3) @ registration_from_truth_[:3, :3].T + registration_from_truth_[:3, 3]
+        cam = world @ path.cam_from_world[i, :3, :3].T + path.cam_from_world[i, :3, 3]
+        u = path.K[0, 0] * cam[:, 0] / cam[:, 2] + path.K[0, 2]
+        v = path.K[1, 1] * cam[:, 1] / cam[:, 2] + path.K[1, 2]
+        inside.append(bool((cam[:, 2] > 0).all() and (u > -0.5).all() and (u < path.width - 0.5).all()
+                           and (v > -0.5).all() and (v < path.height - 0.5).all()))
+    return np.asarray(inside)

@@ -13,6 +13,7 @@ Each camera's folder is written beside its final place and renamed in when compl
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from reshoot.geometry.camera import Camera
 from reshoot.geometry.cameras_io import read_cameras_json
 from reshoot.geometry.errors import InputError
 from reshoot.geometry.files import atomic_directory
@@ -48,13 +48,18 @@ class SplatScene:
     background: Gaussians
     actors: dict[int, Path]
 
-    def at(self, frame: int) -> Gaussians:
-        """Set + actors of take frame `frame` (the set alone where the frame has no actors)."""
+    def actors_at(self, frame: int) -> Gaussians | None:
+        """The actors of take frame `frame`, or None where the frame has none."""
         path = self.actors.get(int(frame))
         if path is None:
-            return self.background
+            return None
         actors = read_splat_ply(path)
-        return merge_gaussians([self.background, actors]) if len(actors) else self.background
+        return actors if len(actors) else None
+
+    def at(self, frame: int) -> Gaussians:
+        """Set + actors of take frame `frame` (the set alone where the frame has no actors)."""
+        actors = self.actors_at(frame)
+        return merge_gaussians([self.background, actors]) if actors is not None else self.background
 
 
 def load_splat_scene(workspace: str | Path) -> SplatScene:
@@ -145,10 +150,10 @@ def render_cameras(workspace: str | Path, cameras_file: str | Path, out: str | P
         camera = document.cameras.select(i)
         if bool(camera.has_distortion[0]):
             log.warning("camera %s has lens distortion; renders are pinhole (undistorted) with its K", name)
+        pinhole = camera.pinhole()
         with atomic_directory(out / name, overwrite=True) as tmp:
             for frame, cam_from_world in plan[name]:
-                posed = Camera(camera.names, camera.K, cam_from_world[None].to(camera.K.dtype), camera.width,
-                               camera.height, torch.zeros_like(camera.distortion))
+                posed = dataclasses.replace(pinhole, cam_from_world=cam_from_world[None].to(camera.K.dtype))
                 with torch.no_grad():
                     render = rasterize(scene.at(frame), posed, backend=backend)
                 write_render_pngs(tmp, frame, render)

@@ -91,13 +91,6 @@ class ShotPath:
     cam_from_world: np.ndarray
     widened_by: float = 1.0
 
-    def cameras(self, name: str) -> Camera:
-        """[T] cameras, one per frame, named NAME_NNNNNN."""
-        T = len(self.frames)
-        return Camera.create([f"{name}_{int(f):06d}" for f in self.frames],
-                             torch.as_tensor(np.broadcast_to(self.K, (T, 3, 3)).copy()),
-                             torch.as_tensor(self.cam_from_world), [self.width] * T, [self.height] * T)
-
 
 def ease(s: np.ndarray) -> np.ndarray:
     """Quintic smootherstep on [0, 1]: 0 → 0, 1 → 1, first and second derivatives 0 at both ends."""

@@ -28,7 +28,7 @@ import torch
 from reshoot.geometry.camera import Camera
 from reshoot.geometry.cameras_io import CameraPath, CamerasDocument, read_cameras_json, write_cameras_json
 from reshoot.geometry.errors import FormatError, InputError
-from reshoot.geometry.files import read_json_document, write_text_atomic
+from reshoot.geometry.files import atomic_directory, read_json_document, write_text_atomic
 from reshoot.shot_design import EntityTrack, SceneFacts, ShotPath, design_shot
 from reshoot.shot_language import Vocabulary, apply_description, default_spec, load_vocabulary
 from reshoot.shot_spec import ShotSpec
@@ -192,33 +192,30 @@ def shoot(workspace: str | Path, description: str | None = None, name: str | Non
                          "pick another --name, or pass --overwrite to start it again.")
     facts = scene_facts(root)
     vocabulary = load_vocabulary(root)
-    spec = default_spec(vocabulary)
     keyframes = None
     if cameras_file is not None:
         keyframes = read_cameras_json(cameras_file)
         if len(keyframes.cameras) != 1:
             raise InputError(f"{cameras_file} holds {len(keyframes.cameras)} cameras ({', '.join(keyframes.cameras.names)}); "
                              "a shot follows exactly one. Put the shot's camera alone in a file.")
-        spec = ShotSpec(angle="explicit", elevation_deg=None, keyframes=KEYFRAMES_FILE)
-    spec = _with_frames(spec, frames, resolution)
+    spec = _with_frames(_first_spec(vocabulary, explicit=cameras_file is not None), frames, resolution)
     text = description or ""
     if description is not None and description.strip():
         spec = apply_description(spec, description, vocabulary, *_names(facts))
     path = design_shot(spec, facts, keyframes)  # validate everything before anything is written
     revision = Revision(0, None, text, spec, layout_sha1(root))
-    staging = folder.with_name(f".{name}.staging")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    try:
+    with atomic_directory(folder, overwrite=True) as staging:  # existence was checked against `overwrite` above
         if cameras_file is not None:
             shutil.copyfile(cameras_file, staging / KEYFRAMES_FILE)
         _write_shot(staging, name, revision, path, [revision], facts.fps)
-        if folder.exists():
-            shutil.rmtree(folder)
-        staging.rename(folder)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return ShotResult(name, folder, revision, path)
+
+
+def _first_spec(vocabulary: Vocabulary, explicit: bool) -> ShotSpec:
+    """What revision 0's words apply to: the default shot, or an explicit shot following keyframes.json."""
+    if explicit:
+        return ShotSpec(angle="explicit", elevation_deg=None, keyframes=KEYFRAMES_FILE)
+    return default_spec(vocabulary)
 
 
 def _with_frames(spec: ShotSpec, frames, resolution) -> ShotSpec:
@@ -268,9 +265,7 @@ def replay_history(workspace: str | Path, name: str, vocabulary: Vocabulary | No
     paths = []
     for r in history:
         if r.parent is None:
-            start = ShotSpec(angle="explicit", elevation_deg=None, keyframes=r.spec.keyframes) if r.spec.explicit \
-                else default_spec(vocabulary)
-            start = _with_frames(start, r.spec.frames, r.spec.resolution)
+            start = _with_frames(_first_spec(vocabulary, r.spec.explicit), r.spec.frames, r.spec.resolution)
         elif r.parent in made:
             start = _with_frames(made[r.parent], r.spec.frames, r.spec.resolution)
         else:

@@ -3,6 +3,7 @@ ground truth, revisions and their replay, explicit cameras, conditioning renders
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -12,11 +13,10 @@ import pytest
 import torch
 
 from reshoot import ReshootError
-from reshoot.geometry.camera import Camera
 from reshoot.geometry.cameras_io import CameraPath, read_cameras_json, write_cameras_json
 from reshoot.geometry.conventions import look_at
 from reshoot.geometry.splats.render import rasterize
-from reshoot.ground_truth import registration_from_truth
+from reshoot.ground_truth import registration_from_truth, true_boxes_in_frame
 from reshoot.render import load_splat_scene
 from reshoot.shots import list_shots, read_history, replay_history, revise, shoot
 
@@ -35,19 +35,7 @@ def test_auto_framed_overhead_keeps_every_true_entity_in_frame_and_looks_straigh
     truth_cameras = read_cameras_json(registration_take / "gt" / "cameras.json").cameras
     transform = registration_from_truth(truth_cameras, read_cameras_json(ws / "registration" / "cameras.json").cameras)
     entities = json.loads((registration_take / "gt" / "entities.json").read_text())["entities"]
-    inside = []
-    for i, frame in enumerate(path.frames):
-        corners = []
-        for e in entities:
-            entry = next(f for f in e["frames"] if f["frame"] in (None, int(frame)))
-            lo, hi = np.asarray(entry["box_min"]), np.asarray(entry["box_max"])
-            corners += [[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])]
-        world = np.asarray(corners) @ transform[:3, :3].T + transform[:3, 3]
-        cam = world @ path.cam_from_world[i, :3, :3].T + path.cam_from_world[i, :3, 3]
-        u = path.K[0, 0] * cam[:, 0] / cam[:, 2] + path.K[0, 2]
-        v = path.K[1, 1] * cam[:, 1] / cam[:, 2] + path.K[1, 2]
-        inside.append(bool((cam[:, 2] > 0).all() and (u > -0.5).all() and (u < path.width - 0.5).all()
-                           and (v > -0.5).all() and (v < path.height - 0.5).all()))
+    inside = true_boxes_in_frame(path, entities, transform)
     assert all(inside), f"{np.mean(inside):.0%} of frames keep every true box in frame"
     tilt = np.degrees(np.arccos(np.clip(-path.cam_from_world[:, 2, 2], -1, 1)))
     assert tilt.max() <= 2.0
@@ -129,8 +117,7 @@ def test_conditioning_passes_match_the_render_and_name_the_entities(ws: Path):
     # The files hold the render exactly (EXR float32, 16-bit alpha).
     shot = read_cameras_json(ws / "shots" / "top" / "shot.json")
     camera = shot.cameras.select(0)
-    posed = Camera(camera.names, camera.K, shot.paths["top"].cam_from_world[1:2].to(camera.K.dtype), camera.width,
-                   camera.height, torch.zeros_like(camera.distortion))
+    posed = dataclasses.replace(camera.pinhole(), cam_from_world=shot.paths["top"].cam_from_world[1:2].to(camera.K.dtype))
     with torch.no_grad():
         direct = rasterize(load_splat_scene(ws).at(1), posed, backend="cpu")
     assert np.abs(frame.depth - direct.depth[0].numpy()).max() < 1e-5
