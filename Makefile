@@ -23,9 +23,11 @@ demo: $(STAMP) splats-kernel
 	$(VENV)/bin/reshoot layout $(DEMO_OUT)/workspace
 	$(VENV)/bin/reshoot shoot $(DEMO_OUT)/workspace "overhead wide" --name overhead --overwrite
 	$(VENV)/bin/reshoot export $(DEMO_OUT)/workspace overhead --overwrite
+	$(VENV)/bin/reshoot synthesize $(DEMO_OUT)/workspace overhead
 	@echo "reshoot demo: synthetic take in $(DEMO_OUT)/take (footage/ as shot, gt/ ground truth),"
 	@echo "              workspace in $(DEMO_OUT)/workspace: cameras in registration/, splats in splats/,"
-	@echo "              layout.json + layout_plan.png, the overhead shot in shots/overhead/ (conditioning/preview.mp4)"
+	@echo "              layout.json + layout_plan.png, the overhead shot in shots/overhead/ (conditioning/preview.mp4,"
+	@echo "              frames/ and overhead.mp4 made by the tiny video model in model/weights/tiny)"
 
 test: $(STAMP) splats-kernel
 	$(PY) -m pytest -q

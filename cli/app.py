@@ -54,10 +54,11 @@ def _progress() -> Iterator:
     with Progress(*columns, console=console, transient=False) as bar:
         tasks: dict[str, int] = {}
 
-        def update(what: str, done: int, total: int) -> None:
+        def update(what: str, done: int, total: int, **info: float) -> None:
             if what not in tasks:
                 tasks[what] = bar.add_task(what, total=total)
-            bar.update(tasks[what], completed=done, total=total)
+            shown = " ".join(f"{key} {value:.4g}" for key, value in info.items())
+            bar.update(tasks[what], completed=done, total=total, description=f"{what} {shown}".strip())
 
         yield update
 
@@ -392,6 +393,60 @@ def condition(
         summary = render_conditioning(workspace, shot, backend, progress)
     console.print(f"{len(summary.frames)} frames")
     print(summary.folder)
+
+
+@app.command()
+def train(
+    out: Optional[Path] = typer.Option(None, "--out", help="Checkpoint folder, resumed when it holds one [default: "
+                                       "checkpoints/tiny; with --adapt WS/model/adapted]."),
+    size: str = typer.Option("tiny", "--size", help="Model size: tiny (CPU), small, base (GPU)."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Optimizer steps in total [default: 2500; with "
+                                        "--adapt 300]."),
+    scenes: int = typer.Option(8, "--scenes", help="Synthetic episode scenes (reconstructed once, cached)."),
+    cache: Path = typer.Option(Path(".cache/episodes"), "--cache", help="Folder of cached episode scenes."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate [default: 1.5e-3; with --adapt 2e-4]."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the weights and of the episode draws."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    adapt: Optional[Path] = typer.Option(None, "--adapt", help="Adapt to this workspace's take instead: leave one "
+                                         "production camera out, reconstruct from the rest, learn to predict it."),
+    held_out: Optional[str] = typer.Option(None, "--held-out", help="With --adapt: the camera to leave out "
+                                           "(default: the last production camera)."),
+    start_from: Optional[Path] = typer.Option(None, "--from", help="With --adapt: the checkpoint to start from "
+                                              "(default: the repository's tiny model)."),
+    restart: bool = typer.Option(False, "--restart", help="Start over even if OUT holds a checkpoint."),
+) -> None:
+    """Train the unified video model on synthetic episodes, or adapt it to one take (--adapt WS)."""
+    from reshoot.model_training import AdaptOptions, SyntheticOptions, adapt_model, train_synthetic
+
+    given = {k: v for k, v in (("steps", steps), ("lr", lr)) if v is not None}
+    with _progress() as progress:
+        if adapt is None:
+            summary = train_synthetic(SyntheticOptions(out=out or Path("checkpoints/tiny"), size=size, scenes=scenes, cache=cache, seed=seed,
+                                                       device=device, restart=restart, **given), progress)
+        else:
+            summary = adapt_model(adapt, AdaptOptions(out=out,
+                                                      held_out=held_out, start_from=start_from, seed=seed,
+                                                      device=device, restart=restart, **given), progress)
+    console.print(f"steps {summary.steps} (resumed at {summary.resumed_from}); loss {summary.first_loss:.4f} → "
+                  f"{summary.last_loss:.4f} in {summary.seconds:.0f} s")
+    print(summary.out)
+
+
+@app.command()
+def synthesize(
+    workspace: Path = typer.Argument(..., help="The workspace."),
+    shot: str = typer.Argument(..., help="The shot (with its conditioning rendered)."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Model checkpoint folder; default the "
+                                              "repository's tiny model."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+) -> None:
+    """Make a shot's frames with the unified video model: shots/SHOT/frames/ and shots/SHOT/SHOT.mp4."""
+    from reshoot.synthesis import synthesize as run
+
+    with _progress() as progress:
+        summary = run(workspace, shot, checkpoint, device, progress)
+    console.print(f"{len(summary.frames)} frames, model {summary.seconds_per_frame:.2f} s per frame")
+    print(summary.video)
 
 
 @app.command()

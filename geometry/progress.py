@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Callable
 
-ProgressFn = Callable[[str, int, int], None]
-"""progress(what, done, total): called as work advances; the CLI renders it with rich."""
+ProgressFn = Callable[..., None]
+"""progress(what, done, total, **info): called as work advances; the CLI renders it with rich.
+`info` holds optional numbers to show beside the bar (e.g. `loss=0.031`)."""
 
 
-def no_progress(what: str, done: int, total: int) -> None:
+def no_progress(what: str, done: int, total: int, **info: float) -> None:
     """The default reporter: reports nothing."""

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from reshoot.geometry.camera import Camera
 from reshoot.geometry.cameras_io import read_cameras_json
 from reshoot.geometry.errors import InputError
 from reshoot.geometry.files import atomic_directory, read_json_document, write_json_document
@@ -32,9 +33,9 @@ from reshoot.geometry.progress import ProgressFn, no_progress
 from reshoot.geometry.splats.actors import merge_gaussians
 from reshoot.geometry.splats.gaussians import Gaussians
 from reshoot.geometry.splats.render import rasterize
-from reshoot.render import load_splat_scene
+from reshoot.render import SplatScene, load_splat_scene
 from reshoot.shot_design import EntityTrack
-from reshoot.shots import scene_facts, shot_folder
+from reshoot.shots import existing_shot, scene_facts
 
 KIND = "conditioning"
 VERSION = 1
@@ -119,6 +120,32 @@ def entity_one_hots(background: Gaussians, actors: Gaussians | None, entities: l
     return torch.cat(parts)
 
 
+def render_conditioning_frame(scene: SplatScene, entities: list[EntityTrack], frame_index: int, frame: int,
+                              camera: Camera, backend: str = "auto") -> ConditioningFrame:
+    """The conditioning passes of one take frame seen by one posed pinhole camera.
+
+    Args:
+        scene: the reconstruction.
+        entities: the layout's entities (empty: every pixel gets id -1).
+        frame_index: `frame` as an index into the take (frame - first frame).
+        frame: the take frame number (selects the actors).
+        camera: one pinhole camera (V = 1).
+        backend: rasterizer backend.
+    """
+    actors = scene.actors_at(frame)
+    gaussians = merge_gaussians([scene.background, actors]) if actors is not None else scene.background
+    features = entity_one_hots(scene.background, actors, entities, frame_index) if entities else None
+    with torch.no_grad():
+        render = rasterize(gaussians, camera, features=features, backend=backend)
+    ids = np.full(render.alpha.shape[1:], -1, dtype=np.int32)
+    if features is not None:
+        weight, best = render.features[0].max(dim=-1)
+        chosen = np.array([e.entity_id for e in entities], dtype=np.int32)[best.numpy()]
+        ids = np.where(weight.numpy() >= ENTITY_WEIGHT, chosen, -1).astype(np.int32)
+    return ConditioningFrame(rgb=render.rgb[0].clamp(0, 1).numpy(), depth=render.depth[0].numpy(),
+                             alpha=render.alpha[0].clamp(0, 1).numpy(), entity_ids=ids)
+
+
 def render_conditioning(workspace: str | Path, name: str, backend: str = "auto",
                         progress: ProgressFn | None = None) -> ConditioningSummary:
     """Render every frame of shot `name` into `WS/shots/<name>/conditioning/` (see the module docstring).
@@ -130,10 +157,7 @@ def render_conditioning(workspace: str | Path, name: str, backend: str = "auto",
 
     report = progress or no_progress
     root = Path(workspace)
-    folder = shot_folder(root, name)
-    if not (folder / "shot.json").is_file():
-        raise InputError(f"shot {name!r} does not exist ({folder / 'shot.json'} is missing); make it with "
-                         f"`reshoot shoot {root} ...`.")
+    folder = existing_shot(root, name)
     document = read_cameras_json(folder / "shot.json")
     camera = document.cameras.select(0)
     path = document.paths[name]
@@ -148,24 +172,14 @@ def render_conditioning(workspace: str | Path, name: str, backend: str = "auto",
         for sub in ("rgb", "depth", "alpha", "entity"):
             (tmp / sub).mkdir()
         for i, frame in enumerate(frames):
-            actors = scene.actors_at(frame)
-            gaussians = merge_gaussians([scene.background, actors]) if actors is not None else scene.background
-            features = entity_one_hots(scene.background, actors, entities, frame - facts.first_frame) if entities else None
             posed = dataclasses.replace(pinhole, cam_from_world=path.cam_from_world[i][None].to(camera.K.dtype))
-            with torch.no_grad():
-                render = rasterize(gaussians, posed, features=features, backend=backend)
-            ids = np.full(render.alpha.shape[1:], -1, dtype=np.int32)
-            if features is not None:
-                weight, best = render.features[0].max(dim=-1)
-                chosen = np.array([e.entity_id for e in entities], dtype=np.int32)[best.numpy()]
-                ids = np.where(weight.numpy() >= ENTITY_WEIGHT, chosen, -1).astype(np.int32)
-            rgb = render.rgb[0].clamp(0, 1).numpy()
+            passes = render_conditioning_frame(scene, entities, frame - facts.first_frame, frame, posed, backend)
             stem = f"{frame:06d}"
-            write_exr(tmp / "rgb" / f"{stem}.exr", "RGB", rgb)
-            write_exr(tmp / "depth" / f"{stem}.exr", "Z", render.depth[0].numpy())
-            iio.imwrite(tmp / "alpha" / f"{stem}.png", (render.alpha[0].clamp(0, 1).numpy() * 65535 + 0.5).astype(np.uint16))
-            iio.imwrite(tmp / "entity" / f"{stem}.png", (ids + 1).astype(np.uint16))
-            previews.append((rgb * 255 + 0.5).astype(np.uint8))
+            write_exr(tmp / "rgb" / f"{stem}.exr", "RGB", passes.rgb)
+            write_exr(tmp / "depth" / f"{stem}.exr", "Z", passes.depth)
+            iio.imwrite(tmp / "alpha" / f"{stem}.png", (passes.alpha * 65535 + 0.5).astype(np.uint16))
+            iio.imwrite(tmp / "entity" / f"{stem}.png", (passes.entity_ids + 1).astype(np.uint16))
+            previews.append((passes.rgb * 255 + 0.5).astype(np.uint8))
             report("conditioning", i + 1, len(frames))
         iio.imwrite(tmp / "preview.mp4", np.stack(previews), fps=facts.fps, codec="libx264", macro_block_size=2)
         write_json_document(tmp / "conditioning.json", KIND, VERSION, {

@@ -70,6 +70,19 @@ def shot_folder(workspace: str | Path, name: str) -> Path:
     return Path(workspace) / "shots" / name
 
 
+def existing_shot(workspace: str | Path, name: str) -> Path:
+    """The folder of shot `name`, which must exist.
+
+    Raises:
+        InputError: the shot has no shot.json.
+    """
+    folder = shot_folder(workspace, name)
+    if not (folder / "shot.json").is_file():
+        raise InputError(f"shot {name!r} does not exist ({folder / 'shot.json'} is missing); make it with "
+                         f"`reshoot shoot {workspace} ...`.")
+    return folder
+
+
 def scene_facts(workspace: str | Path) -> SceneFacts:
     """The take, the registered cameras and the layout's entities of a workspace.
 

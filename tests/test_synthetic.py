@@ -203,3 +203,16 @@ def test_lens_distortion_is_rendered_and_recorded(tmp_path: Path):
     assert bool(doc.cameras.has_distortion[:2].all()) and not bool(doc.cameras.has_distortion[2:].any())
     raw = json.loads((tmp_path / "t" / "gt" / "cameras.json").read_text())
     assert len(raw["cameras"][0]["distortion"]) == 5
+
+
+def test_extra_views_add_ground_truth_cameras_and_change_nothing_else():
+    from reshoot.datasets.synthetic.scene import build_film_set
+
+    plain = build_film_set(SynthConfig(frames=2, width=64, height=36, seed=3, survey_frames=0))
+    extra = build_film_set(SynthConfig(frames=2, width=64, height=36, seed=3, survey_frames=0, extra_views=3))
+    assert extra.cameras.names == plain.cameras.names + ("view_1", "view_2", "view_3")
+    assert all(extra.roles[n] == "ground_truth" for n in ("view_1", "view_2", "view_3"))
+    assert torch.equal(extra.cameras.cam_from_world[: len(plain.cameras)], plain.cameras.cam_from_world)
+    views = extra.cameras.select(["view_1", "view_2", "view_3"])
+    assert bool((views.centers[:, 2] > 2.5).all())  # high cameras
+    assert [e.name for e in extra.entities] == [e.name for e in plain.entities]

@@ -26,6 +26,9 @@ class SynthConfig:
         texels_per_m: texture resolution of set surfaces.
         video_crf: H.264 constant rate factor of the footage (lower = better; 17 is visually lossless).
         survey_frames: photos of a survey walk around the empty set (0 = no survey).
+        extra_views: more ground-truth-only cameras (`view_1`, ...) at random high positions looking at
+            the action, drawn from their own random stream (the rest of the take does not change);
+            training episodes for the video model use them as targets.
     """
 
     cameras: int = 4
@@ -41,6 +44,7 @@ class SynthConfig:
     texels_per_m: float = 110.0
     video_crf: int = 17
     survey_frames: int = 24
+    extra_views: int = 0
 
     def __post_init__(self) -> None:
         checks = [
@@ -57,6 +61,7 @@ class SynthConfig:
             (self.texels_per_m > 0, "texels_per_m must be positive"),
             (self.survey_frames == 0 or 8 <= self.survey_frames <= 500,
              f"survey_frames must be 0 (no survey) or 8 to 500, got {self.survey_frames}"),
+            (0 <= self.extra_views <= 64, f"extra_views must be 0 to 64, got {self.extra_views}"),
         ]
         for ok, message in checks:
             if not ok:

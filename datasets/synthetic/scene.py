@@ -375,7 +375,6 @@ def _build_character(rng, entity: int, name: str, walk: Walk, frames: int, tpm: 
 # Cameras
 
 PRODUCTION_LAYOUT = ("a_wide", "b_medium", "c_medium", "d_reverse", "e_medium", "f_medium", "g_medium", "h_medium")
-GROUND_TRUTH_CAMERAS = ("overhead", "high_angle")
 
 
 def _production_eye_and_lens(rng, name: str, sx: float, sy: float) -> tuple[np.ndarray, float]:
@@ -428,9 +427,27 @@ def _build_cameras(rng, config: SynthConfig, floor_size: tuple[float, float]) ->
     poses.append(look_at(eye, action_centre).numpy())
     dists.append([0.0] * 5)
 
+    extra = np.random.default_rng([config.seed, 2])
+    for k in range(config.extra_views):
+        names.append(f"view_{k + 1}")
+        eye, target, focal_mm = _extra_view(extra, sx, sy, action_centre)
+        Ks.append(intrinsics(focal_px_from_mm(focal_mm, w)))
+        poses.append((look_down(eye) if np.linalg.norm(eye[:2] - target[:2]) < 0.3 else look_at(eye, target)).numpy())
+        dists.append([0.0] * 5)
+
     cameras = Camera.create(names, np.stack(Ks), np.stack(poses), [w] * len(names), [h] * len(names), dists)
-    roles = {n: ("ground_truth" if n in GROUND_TRUTH_CAMERAS else "production") for n in names}
+    roles = {n: ("production" if n in PRODUCTION_LAYOUT else "ground_truth") for n in names}
     return cameras, roles
+
+
+def _extra_view(rng, sx: float, sy: float, action_centre: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """A random high camera inside the room looking at the action: (eye [3], target [3], focal in mm)."""
+    target = action_centre + np.array([rng.uniform(-0.8, 0.8), rng.uniform(-0.6, 0.6), rng.uniform(-0.6, 0.2)])
+    azimuth, reach = rng.uniform(0, 2 * np.pi), rng.uniform(0.0, 3.0)
+    eye = np.array([target[0] + reach * np.cos(azimuth), target[1] + reach * np.sin(azimuth), rng.uniform(2.6, 5.5)])
+    eye[0] = np.clip(eye[0], -sx / 2 + 0.3, sx / 2 - 0.3)
+    eye[1] = np.clip(eye[1], -sy / 2 + 0.3, sy / 2 - 0.3)
+    return eye, target, float(rng.uniform(14, 30))
 
 
 def _build_survey(rng, config: SynthConfig) -> Camera | None:

@@ -1,0 +1,177 @@
+"""`reshoot synthesize WS SHOT`: the unified video model turns a shot's conditioning into its frames.
+
+Reads `shots/SHOT/shot.json` and `shots/SHOT/conditioning/` (made by `reshoot shoot` or
+`reshoot condition`) and the production cameras' footage; writes
+    shots/SHOT/frames/NNNNNN.png      one 8-bit PNG per shot frame (take frame numbers)
+    shots/SHOT/SHOT.mp4               the same frames as H.264 at the take's fps
+    shots/SHOT/synthesis.json         checkpoint, its config, shot revision, timings
+each written beside its final place and renamed into it, so a failed run loses nothing.
+Frames are made in overlapping windows of the model's `window` frames, blended; source views are
+every production camera at each window's middle frame.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+import reshoot.model as model_package
+from reshoot.conditioning import read_conditioning_frame
+from reshoot.datasets.footage import open_footage
+from reshoot.geometry.camera import Camera
+from reshoot.geometry.cameras_io import read_cameras_json
+from reshoot.geometry.errors import InputError
+from reshoot.geometry.files import atomic_directory, atomic_path, read_json_document, write_json_document
+from reshoot.geometry.progress import ProgressFn, no_progress
+from reshoot.model.checkpoint import WEIGHTS_FILE, from_pretrained
+from reshoot.model.inference import (blend_weights, correction, plan_windows, resize_passes, upsampled,
+                                     working_size)
+from reshoot.model.inputs import make_window, posed_frames, resized_camera
+from reshoot.model.network import UnifiedVideoModel
+from reshoot.model.training import resolve_device
+from reshoot.shots import existing_shot
+from reshoot.workspace import load_workspace
+
+DEFAULT_CHECKPOINT = Path(model_package.__file__).resolve().parent / "weights" / "tiny"
+"""The tiny model trained by the repository's own command (docs/model.md), shipped with the package."""
+
+
+@dataclass(frozen=True)
+class SynthesisSummary:
+    """What `synthesize` wrote: the frames folder, the video, frame numbers, seconds per frame of the model."""
+
+    frames_folder: Path
+    video: Path
+    frames: list[int]
+    seconds_per_frame: float
+
+
+def _sha1(path: Path) -> str:
+    digest = hashlib.sha1()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def synthesize_frames(model: UnifiedVideoModel, cameras: Camera, frames: list[int], rgb: torch.Tensor,
+                      depth: torch.Tensor, alpha: torch.Tensor, entity_ids: torch.Tensor, sources: Camera,
+                      source_frames: Callable[[int], tuple[torch.Tensor, int]],
+                      progress: ProgressFn | None = None) -> tuple[torch.Tensor, float]:
+    """The model's frames of a shot, window by window (overlaps blended), at the render's full size.
+
+    The model reads each window at its working size; its correction is upsampled and added to the
+    full-resolution render, so what the reconstruction got right keeps its detail.
+
+    Args:
+        model: the unified model.
+        cameras: T pinhole cameras, one posed camera per shot frame, of the render's size.
+        frames: [T] take frame numbers.
+        rgb, depth, alpha, entity_ids: the conditioning passes, [T, H, W, 3] / [T, H, W] (depth in world units).
+        sources: V production cameras.
+        source_frames: take frame → ([V, h, w, 3] float frames of the sources in [0, 1], the frame they show).
+        progress: callback.
+
+    Returns:
+        ([T, H, W, 3] frames in [0, 1], seconds spent in the model).
+    """
+    report = progress or no_progress
+    config = model.config
+    height, width = rgb.shape[1:3]
+    work_w, work_h = working_size(width, height, config.working_pixels)
+    work_cameras = resized_camera(cameras, work_w, work_h)
+    small = resize_passes(rgb, depth, alpha, entity_ids, (work_w, work_h))
+    total = torch.zeros(rgb.shape, dtype=torch.float64)
+    weights = torch.zeros(len(frames), dtype=torch.float64)
+    model_seconds = 0.0
+    windows = plan_windows(len(frames), config.window, config.overlap)
+    for k, indices in enumerate(windows):
+        source_rgb, shown = source_frames(frames[indices[len(indices) // 2]])
+        window = make_window(work_cameras.select(indices), *(p[indices] for p in small),
+                             torch.tensor([frames[i] for i in indices], dtype=torch.float64), sources, source_rgb,
+                             torch.full((len(sources),), float(shown), dtype=torch.float64), config.source_scale)
+        started = time.perf_counter()
+        fix = correction(model, window)
+        model_seconds += time.perf_counter() - started
+        out = (rgb[indices] + upsampled(fix, width, height)).clamp(0, 1)
+        w = torch.from_numpy(blend_weights(len(indices)))
+        total[indices] += w[:, None, None, None] * out
+        weights[indices] += w
+        report("synthesizing", k + 1, len(windows))
+    return (total / weights[:, None, None, None]).float(), model_seconds
+
+
+def synthesize(workspace: str | Path, name: str, checkpoint: str | Path | None = None, device: str = "auto",
+               progress: ProgressFn | None = None) -> SynthesisSummary:
+    """Write the frames of shot `name` made by the model in `checkpoint` (the repository's tiny one by default).
+
+    Raises:
+        InputError: the shot, its conditioning or the checkpoint is missing, or the conditioning is of an
+            older revision of the shot than shot.json.
+    """
+    import imageio.v3 as iio
+
+    report = progress or no_progress
+    root = Path(workspace)
+    folder = existing_shot(root, name)
+    conditioning = folder / "conditioning"
+    if not (conditioning / "conditioning.json").is_file():
+        raise InputError(f"shot {name!r} has no conditioning renders yet; run `reshoot condition {root} {name}`.")
+    document = read_cameras_json(folder / "shot.json")
+    revision = document.extra.get("shot", {}).get("revision")
+    rendered = read_json_document(conditioning / "conditioning.json", "conditioning", 1).get("revision")
+    if rendered != revision:
+        raise InputError(f"the conditioning of shot {name!r} is of revision {rendered}, the shot is at revision "
+                         f"{revision}; run `reshoot condition {root} {name}` first.")
+    checkpoint = Path(checkpoint) if checkpoint is not None else DEFAULT_CHECKPOINT
+    if not (checkpoint / WEIGHTS_FILE if checkpoint.is_dir() else checkpoint).is_file():
+        raise InputError(f"{checkpoint}: no model checkpoint there. Train one with `reshoot train` or pass "
+                         f"--checkpoint DIR.")
+    model = from_pretrained(checkpoint, resolve_device(device))
+    config = model.config
+    camera = document.cameras.select(0).pinhole()
+    path = document.paths[name]
+    frames = [int(f) for f in path.frames]
+    width, height = int(camera.width[0]), int(camera.height[0])
+
+    settings = load_workspace(root)
+    registered = read_cameras_json(root / "registration" / "cameras.json")
+    production = [n for n in registered.cameras.names
+                  if registered.attributes.get(n, {}).get("role", "production") == "production"]
+    passes = [read_conditioning_frame(conditioning, f) for f in frames]
+    posed = posed_frames(camera, path.cam_from_world)
+    with open_footage(settings.footage, settings.calibration, settings.offsets or None, settings.fps) as footage:
+        take = footage.frames
+
+        def source_frames(frame: int) -> tuple[torch.Tensor, int]:
+            nearest = min(max(frame, take.start), take.stop - 1)
+            return torch.from_numpy(np.stack([footage.source(n).read(nearest) for n in production])), nearest
+
+        frames_out, model_seconds = synthesize_frames(
+            model, posed, frames, torch.from_numpy(np.stack([p.rgb for p in passes])),
+            torch.from_numpy(np.stack([p.depth for p in passes])), torch.from_numpy(np.stack([p.alpha for p in passes])),
+            torch.from_numpy(np.stack([p.entity_ids for p in passes])), registered.cameras.select(production),
+            source_frames, report)
+    work_w, work_h = working_size(width, height, config.working_pixels)
+    result = (frames_out.numpy() * 255 + 0.5).astype(np.uint8)
+
+    with atomic_directory(folder / "frames", overwrite=True) as tmp:
+        for frame, image in zip(frames, result):
+            iio.imwrite(tmp / f"{frame:06d}.png", image)
+    video = folder / f"{name}.mp4"
+    with atomic_path(video) as tmp:
+        iio.imwrite(tmp, result, extension=".mp4", fps=settings.fps, codec="libx264", macro_block_size=2)
+    write_json_document(folder / "synthesis.json", "synthesis", 1, {
+        "shot": name, "revision": revision, "frames": frames,
+        "checkpoint": str(checkpoint), "weights_sha1": _sha1(checkpoint / WEIGHTS_FILE if checkpoint.is_dir()
+                                                             else checkpoint),
+        "config": config.to_dict(), "device": str(next(model.parameters()).device),
+        "working_size": [work_w, work_h], "model_seconds_per_frame": round(model_seconds / max(len(frames), 1), 4),
+    })
+    return SynthesisSummary(folder / "frames", video, frames, model_seconds / max(len(frames), 1))

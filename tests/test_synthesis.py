@@ -1,0 +1,134 @@
+"""`reshoot synthesize` on a laid-out workspace, and the guards of `reshoot train`."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import torch
+from reshoot.conditioning import read_conditioning_frame, render_conditioning
+from reshoot.geometry.errors import InputError
+from reshoot.model.checkpoint import save_checkpoint
+from reshoot.model.config import CONFIGS
+from reshoot.model.network import UnifiedVideoModel
+from reshoot.shots import revise, shoot
+from reshoot.synthesis import synthesize
+
+# Windows of 3 with 1 overlap over 5 frames: two windows that share a frame.
+CONFIG = dataclasses.replace(CONFIGS["tiny"], dim=32, depth=1, heads=2, window=3, overlap=1, head_features=4,
+                             refine_channels=8, working_pixels=160 * 90)
+
+
+@pytest.fixture(scope="module")
+def shot_ws(laid_out_workspace: Path, tmp_path_factory) -> Path:
+    """A copy of the laid-out workspace with shot `top` (frames 0-4, 320×180) and its conditioning."""
+    ws = tmp_path_factory.mktemp("synth_ws") / "ws"
+    shutil.copytree(laid_out_workspace, ws, symlinks=True, ignore=shutil.ignore_patterns("shots"))
+    shoot(ws, "overhead wide", name="top", frames=(0, 5), resolution=(320, 180))
+    render_conditioning(ws, "top")
+    return ws
+
+
+def _checkpoint(folder: Path, perturb: bool) -> Path:
+    torch.manual_seed(0)
+    model = UnifiedVideoModel(CONFIG)
+    if perturb:
+        with torch.no_grad():
+            model.refine[2].bias.fill_(0.2)  # brighten everything: a correction we can see in the frames
+    save_checkpoint(model, folder)
+    return folder
+
+
+def test_untrained_model_writes_every_frame_equal_to_the_render(shot_ws: Path, tmp_path: Path):
+    summary = synthesize(shot_ws, "top", _checkpoint(tmp_path / "zero", perturb=False), device="cpu")
+    assert summary.frames == [0, 1, 2, 3, 4]
+    files = sorted(p.name for p in summary.frames_folder.glob("*.png"))
+    assert files == [f"{f:06d}.png" for f in range(5)]
+    for frame in summary.frames:
+        image = iio.imread(summary.frames_folder / f"{frame:06d}.png")
+        assert image.shape == (180, 320, 3) and image.dtype == np.uint8
+        render = read_conditioning_frame(shot_ws / "shots" / "top" / "conditioning", frame).rgb
+        # a zero correction, upsampled from the working size and blended over windows, is still zero
+        assert np.abs(image / 255.0 - render).max() <= 0.5 / 255 + 1e-6
+    frames = list(iio.imiter(summary.video))
+    assert len(frames) == 5 and frames[0].shape == (180, 320, 3)
+    record = json.loads((shot_ws / "shots" / "top" / "synthesis.json").read_text())
+    assert record["format"] == "reshoot/synthesis" and record["working_size"] == [160, 90]
+
+
+def test_the_model_s_correction_reaches_every_frame(shot_ws: Path, tmp_path: Path):
+    summary = synthesize(shot_ws, "top", _checkpoint(tmp_path / "bright", perturb=True), device="cpu")
+    for frame in summary.frames:
+        image = iio.imread(summary.frames_folder / f"{frame:06d}.png") / 255.0
+        render = read_conditioning_frame(shot_ws / "shots" / "top" / "conditioning", frame).rgb
+        brightened = np.clip(render + 0.2, 0, 1)
+        assert np.abs(image - brightened).mean() < 0.01
+
+
+def test_stale_conditioning_and_missing_checkpoint_are_refused(shot_ws: Path, tmp_path: Path):
+    ws = tmp_path / "ws"
+    shutil.copytree(shot_ws, ws, symlinks=True)
+    synthesize(ws, "top", _checkpoint(tmp_path / "zero", perturb=False))
+    before = {p.name: p.read_bytes() for p in (ws / "shots" / "top" / "frames").iterdir()}
+    with pytest.raises(InputError, match="no model checkpoint"):
+        synthesize(ws, "top", tmp_path / "none")
+    revise(ws, "top", "lower")
+    with pytest.raises(InputError, match="revision"):
+        synthesize(ws, "top", tmp_path / "zero")
+    after = {p.name: p.read_bytes() for p in (ws / "shots" / "top" / "frames").iterdir()}
+    assert after == before  # a refused run leaves the frames already written alone
+
+
+def test_adaptation_refuses_sensitive_footage(registration_take: Path, tmp_path: Path):
+    from reshoot.model_training import AdaptOptions, adapt_model
+    from reshoot.workspace import init_workspace
+
+    ws = tmp_path / "private"
+    init_workspace(ws, registration_take / "footage", sensitive=True)
+    with pytest.raises(InputError, match="--sensitive"):
+        adapt_model(ws, AdaptOptions())
+    assert not (ws / "model").exists()
+
+
+def test_cli_synthesize(shot_ws: Path, tmp_path: Path, capsys):
+    from reshoot.cli.app import main
+
+    def run(*args):
+        with pytest.raises(SystemExit) as exit_:
+            main(list(args))
+        return exit_.value.code
+
+    ckpt = _checkpoint(tmp_path / "cli", perturb=False)
+    assert run("synthesize", str(shot_ws), "top", "--checkpoint", str(ckpt), "--device", "cpu") == 0
+    assert (shot_ws / "shots" / "top" / "top.mp4").is_file()
+    assert run("synthesize", str(shot_ws), "nope", "--checkpoint", str(ckpt)) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_adaptation_leaves_a_camera_out_and_fine_tunes(shot_ws: Path, tmp_path: Path):
+    from reshoot.model.checkpoint import read_checkpoint_config
+    from reshoot.model_data import load_scene
+    from reshoot.model_training import AdaptOptions, adapt_model
+    from reshoot.reconstruct import ReconstructOptions
+
+    ws = tmp_path / "ws"
+    shutil.copytree(shot_ws, ws, symlinks=True, ignore=shutil.ignore_patterns("shots"))
+    budget = ReconstructOptions(set_iterations=40, first_actor_iterations=8, actor_iterations=4, frames=(0, 2),
+                                checkpoint_every=40)
+    summary = adapt_model(ws, AdaptOptions(held_out="d_reverse", start_from=_checkpoint(tmp_path / "start", False),
+                                           steps=3, reconstruct=budget, device="cpu"))
+    assert summary.steps == 3 and np.isfinite(summary.last_loss)
+    scene = load_scene(ws / "model" / "adapt_d_reverse")
+    assert scene.targets.names == ("d_reverse",) and "d_reverse" not in scene.sources.names
+    assert scene.truth.shape[2:4] == (90, 160)  # the held-out camera at the model's working size
+    reconstructed = json.loads((ws / "model" / "adapt_d_reverse" / "ws" / "splats" / "reconstruction.json").read_text())
+    assert reconstructed["cameras"] == ["a_wide", "b_medium", "c_medium"]
+    _, training = read_checkpoint_config(ws / "model" / "adapted")
+    assert training["data"] == {"kind": "adaptation", "workspace": str(ws), "held_out": "d_reverse"}
+    with pytest.raises(InputError, match="not a production camera"):
+        adapt_model(ws, AdaptOptions(held_out="nobody"))
