@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -268,7 +267,3 @@ def build_pool(cache: str | Path, seeds: list[int], settings: EpisodeSettings, w
         report("episode scenes", i + 1, len(seeds))
     return EpisodePool(scenes, window, source_scale)
 
-
-def remove_scene(cache: str | Path, seed: int) -> None:
-    """Drop a cached scene (e.g. made with other settings)."""
-    shutil.rmtree(Path(cache) / f"scene_{seed:06d}", ignore_errors=True)
