@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from kornia.metrics import ssim
 
 HERE = Path(__file__).resolve().parent
@@ -59,7 +58,7 @@ def main() -> None:
     from reshoot.layout import layout
     from reshoot.model.checkpoint import from_pretrained
     from reshoot.model.inference import working_size
-    from reshoot.model.inputs import posed_frames, resized_camera
+    from reshoot.model.inputs import area_resized, posed_frames, resized_camera
     from reshoot.model_data import footage_frames, render_targets
     from reshoot.model_training import AdaptOptions, adapt_model
     from reshoot.reconstruct import ReconstructOptions, reconstruct
@@ -104,7 +103,7 @@ def main() -> None:
     with open_footage(videos, args.data / "camera_array.toml") as take:
         truth = torch.stack([undistort_image(torch.from_numpy(take.source(args.held_out).read(f)), held)
                              for f in frames])
-    truth = F.interpolate(truth.permute(0, 3, 1, 2), size=(work_h, work_w), mode="area").permute(0, 2, 3, 1)
+    truth = area_resized(truth, (work_w, work_h))
     sources = registered.select(kept)
     source_rgb = torch.from_numpy(footage_frames(ws, kept, frames, (work_w, work_h))).float() / 255
     cams = posed_frames(target, count=len(frames))

@@ -54,6 +54,10 @@ class CamerasDocument:
     attributes: dict[str, dict[str, Any]] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def names_with_role(self, role: str, default: str | None = None) -> list[str]:
+        """Names of the cameras whose "role" is `role`, in file order (a camera without one counts as `default`)."""
+        return [n for n in self.cameras.names if self.attributes.get(n, {}).get("role", default) == role]
+
 
 def _matrix_list(m: torch.Tensor) -> list[list[float]]:
     return [[float(x) for x in row] for row in m.tolist()]

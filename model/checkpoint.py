@@ -50,7 +50,9 @@ def save_checkpoint(model: UnifiedVideoModel, folder: str | Path, training: dict
     return folder / WEIGHTS_FILE
 
 
-def _locate(path: Path) -> tuple[Path, Path]:
+def checkpoint_files(path: str | Path) -> tuple[Path, Path]:
+    """(weights file, config file) of a checkpoint given as its folder or its weights file."""
+    path = Path(path)
     if path.is_dir():
         return path / WEIGHTS_FILE, path / CONFIG_FILE
     return path, path.with_name(CONFIG_FILE)
@@ -58,7 +60,7 @@ def _locate(path: Path) -> tuple[Path, Path]:
 
 def read_checkpoint_config(path: str | Path) -> tuple[ModelConfig, dict]:
     """The config and training record of a checkpoint (folder or its weights file)."""
-    weights, config_path = _locate(Path(path))
+    weights, config_path = checkpoint_files(path)
     if not config_path.is_file():
         raise CheckpointError(f"{config_path}: missing; a checkpoint is a folder with {WEIGHTS_FILE} and "
                               f"{CONFIG_FILE} (made by `reshoot train`).")
@@ -75,7 +77,7 @@ def from_pretrained(path: str | Path, device: str | torch.device = "cpu") -> Uni
         CheckpointError: a file is missing or unreadable, the weights were saved with another config
             than `config.json` says, or their tensors do not fit the config's architecture.
     """
-    weights_path, config_path = _locate(Path(path))
+    weights_path, config_path = checkpoint_files(path)
     config, _ = read_checkpoint_config(path)
     if not weights_path.is_file():
         raise CheckpointError(f"{weights_path}: missing. Train one with `reshoot train` or point to a checkpoint "

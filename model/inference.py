@@ -6,7 +6,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .inputs import ShotWindow
+from .inputs import ShotWindow, area_resized
 from .network import UnifiedVideoModel
 
 
@@ -45,10 +45,9 @@ def resize_passes(rgb: torch.Tensor, depth: torch.Tensor, alpha: torch.Tensor, e
     w, h = size
     if (rgb.shape[2], rgb.shape[1]) == (w, h):
         return rgb, depth, alpha, entity_ids
-    area = lambda x: F.interpolate(x, size=(h, w), mode="area")  # noqa: E731
     nearest = lambda x: F.interpolate(x, size=(h, w), mode="nearest-exact")  # noqa: E731
-    return (area(rgb.permute(0, 3, 1, 2)).permute(0, 2, 3, 1), nearest(depth[:, None])[:, 0],
-            area(alpha[:, None])[:, 0], nearest(entity_ids[:, None].double())[:, 0].long())
+    return (area_resized(rgb, size), nearest(depth[:, None])[:, 0], area_resized(alpha[..., None], size)[..., 0],
+            nearest(entity_ids[:, None].double())[:, 0].long())
 
 
 @torch.no_grad()

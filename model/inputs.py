@@ -126,6 +126,12 @@ def posed_frames(camera: Camera, cam_from_world: torch.Tensor | None = None, cou
                                height=one.height.expand(t).clone(), distortion=one.distortion.expand(t, -1).clone())
 
 
+def area_resized(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Channel-last images [N, H, W, C] averaged over areas to size (w, h): [N, h, w, C] float."""
+    w, h = size
+    return F.interpolate(images.float().permute(0, 3, 1, 2), size=(h, w), mode="area").permute(0, 2, 3, 1)
+
+
 def source_size(target_width: int, target_height: int, source_width: int, source_height: int,
                 source_scale: float) -> tuple[int, int]:
     """Size (w, h) of source frames in the model: source_scale² of the target's pixel count, source aspect."""
@@ -161,7 +167,7 @@ def make_window(target_cameras: Camera, render_rgb: torch.Tensor, render_depth: 
     frame = rig_frame(source_cameras)
     sw, sh = source_size(width, height, int(source_cameras.width[0]), int(source_cameras.height[0]), source_scale)
     small_sources = resized_camera(source_cameras, sw, sh)
-    sources = F.interpolate(source_rgb.permute(0, 3, 1, 2).float(), size=(sh, sw), mode="area")
+    sources = area_resized(source_rgb, (sw, sh)).permute(0, 3, 1, 2)
     centre = target_frames.double().mean()
     return ShotWindow(
         render_rgb=render_rgb.permute(0, 3, 1, 2).float()[None],

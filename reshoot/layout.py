@@ -30,7 +30,6 @@ import numpy as np
 import torch
 
 from reshoot.background import foreground_mask, prepared_image, prepared_plates
-from reshoot.datasets.footage import open_footage
 from reshoot.geometry.camera import Camera
 from reshoot.geometry.cameras_io import read_cameras_json
 from reshoot.geometry.carving import VisualHull, carve_visual_hull
@@ -194,7 +193,7 @@ def layout(workspace: str | Path, options: LayoutOptions | None = None,
     if not (registration / "cameras.json").is_file():
         raise InputError(f"{root}: no registration yet. Run `reshoot register {root}` first.")
     cameras = read_cameras_json(registration / "cameras.json").cameras
-    footage = open_footage(settings.footage, settings.calibration, settings.offsets or None, settings.fps)
+    footage = settings.open_footage()
     frames = list(footage.frames)
     warnings: list[str] = []
     try:

@@ -28,7 +28,6 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from reshoot.conditioning import render_conditioning_frame
-from reshoot.datasets.footage import open_footage
 from reshoot.geometry.camera import Camera
 from reshoot.geometry.cameras_io import read_cameras_json, write_cameras_json
 from reshoot.geometry.errors import InputError
@@ -37,7 +36,7 @@ from reshoot.geometry.progress import ProgressFn, no_progress
 from reshoot.ground_truth import cameras_in_registration_frame
 from reshoot.layout import LayoutOptions, layout
 from reshoot.geometry.world_frame import ScaleHint
-from reshoot.model.inputs import ShotWindow, make_window, posed_frames, resized_camera
+from reshoot.model.inputs import ShotWindow, area_resized, make_window, posed_frames, resized_camera
 from reshoot.reconstruct import ReconstructOptions, reconstruct
 from reshoot.registration import RegistrationOptions, register
 from reshoot.render import load_splat_scene
@@ -142,12 +141,10 @@ def render_targets(ws: Path, targets: Camera, frames: list[int], backend: str = 
 def footage_frames(ws: Path, names: list[str], frames: list[int], size: tuple[int, int] | None = None) -> np.ndarray:
     """[F, V, H, W, 3] uint8 frames of the named production cameras, area-resized to size (w, h) if given."""
     settings = load_workspace(ws)
-    with open_footage(settings.footage, settings.calibration, settings.offsets or None, settings.fps) as footage:
+    with settings.open_footage() as footage:
         images = torch.from_numpy(np.stack([np.stack([footage.source(n).read(f) for n in names]) for f in frames]))
     if size is not None:
-        f, v, h, w, _ = images.shape
-        images = F.interpolate(images.reshape(f * v, h, w, 3).permute(0, 3, 1, 2), size=(size[1], size[0]),
-                               mode="area").permute(0, 2, 3, 1).reshape(f, v, size[1], size[0], 3)
+        images = area_resized(images.flatten(0, 1), size).reshape(len(frames), len(names), size[1], size[0], 3)
     return (images * 255 + 0.5).clamp(0, 255).to(torch.uint8).numpy()
 
 
@@ -179,8 +176,7 @@ def build_scene(cache: str | Path, seed: int, settings: EpisodeSettings, backend
         arrays = render_targets(ws, targets, frames, backend, progress)
         true_frames = torch.from_numpy(np.stack([np.stack([iio.imread(take / "gt" / "frames" / n / f"{f:06d}.png")[..., :3]
                                                            for f in frames]) for n in targets.names])).float()
-        true_frames = F.interpolate(true_frames.flatten(0, 1).permute(0, 3, 1, 2), size=(size[1], size[0]), mode="area")
-        true_frames = true_frames.permute(0, 2, 3, 1).reshape(len(targets), len(frames), size[1], size[0], 3)
+        true_frames = area_resized(true_frames.flatten(0, 1), size).reshape(len(targets), len(frames), size[1], size[0], 3)
         true_ids = torch.from_numpy(np.stack([np.load(take / "gt" / "maps" / f"{n}.npz")["entity_ids"][frames]
                                               for n in targets.names])).float()
         true_ids = F.interpolate(true_ids, size=(size[1], size[0]), mode="nearest-exact").int()
@@ -215,11 +211,9 @@ def load_scene(folder: str | Path) -> EpisodeScene:
         raise InputError(f"{folder}: not an episode scene ({EPISODE_FILE} missing); make it with `reshoot train`.")
     tensors = load_file(str(folder / EPISODE_FILE))
     document = read_cameras_json(folder / CAMERAS_FILE)
-    roles = document.attributes
     cameras = document.cameras
-    sources = [n for n in cameras.names if roles[n]["role"] == "source"]
-    targets = [n for n in cameras.names if roles[n]["role"] == "target"]
-    return EpisodeScene(sources=cameras.select(sources), targets=cameras.select(targets), **tensors)
+    return EpisodeScene(sources=cameras.select(document.names_with_role("source")),
+                        targets=cameras.select(document.names_with_role("target")), **tensors)
 
 
 class EpisodePool:

@@ -25,7 +25,7 @@ from reshoot.geometry.progress import ProgressFn, no_progress
 from reshoot.model.checkpoint import read_checkpoint_config
 from reshoot.model.config import config_named
 from reshoot.model.inference import working_size
-from reshoot.model.inputs import resized_camera
+from reshoot.model.inputs import area_resized, resized_camera
 from reshoot.model.training import TrainOptions, TrainSummary, train_model
 from reshoot.model_data import (CAMERAS_FILE, EPISODE_FILE, TRAINING_SEEDS, EpisodePool, EpisodeSettings, build_pool,
                                 footage_frames, load_scene, render_targets)
@@ -112,8 +112,7 @@ def adaptation_scene(workspace: str | Path, held_out: str, working_pixels: int,
         return folder
     settings = load_workspace(root)
     registered = read_cameras_json(root / "registration" / "cameras.json")
-    production = [n for n in registered.cameras.names
-                  if registered.attributes.get(n, {}).get("role", "production") == "production"]
+    production = registered.names_with_role("production", default="production")
     others = [n for n in production if n != held_out]
     target = registered.cameras.select(held_out)
     width, height = int(target.width[0]), int(target.height[0])
@@ -136,7 +135,7 @@ def adaptation_scene(workspace: str | Path, held_out: str, working_pixels: int,
     arrays = {k: torch.from_numpy(v[0]) for k, v in render_targets(sub, rendered, frames, progress=report).items()}
     real = footage_frames(root, [held_out], frames)[:, 0]
     truth = torch.stack([undistort_image(torch.from_numpy(f).float() / 255, target) for f in real])
-    truth = torch.nn.functional.interpolate(truth.permute(0, 3, 1, 2), size=(work_h, work_w), mode="area")
+    truth = area_resized(truth, (work_w, work_h))
     sources = resized_camera(registered.cameras.select(others), work_w, work_h)
     # cameras first, the episode file last: its presence marks the scene complete
     write_cameras_json(folder / CAMERAS_FILE, Camera.cat([sources, rendered]),
@@ -145,7 +144,7 @@ def adaptation_scene(workspace: str | Path, held_out: str, working_pixels: int,
                "source_rgb": torch.from_numpy(footage_frames(root, others, frames, (work_w, work_h))),
                "render_rgb": arrays["render_rgb"][None].half(), "render_depth": arrays["render_depth"][None].half(),
                "render_alpha": arrays["render_alpha"][None].half(), "entity_ids": arrays["entity_ids"][None].int(),
-               "truth": (truth.permute(0, 2, 3, 1)[None] * 255 + 0.5).clamp(0, 255).to(torch.uint8)}
+               "truth": (truth[None] * 255 + 0.5).clamp(0, 255).to(torch.uint8)}
     with atomic_path(folder / EPISODE_FILE) as tmp:
         save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp))
     return folder
@@ -164,8 +163,7 @@ def adapt_model(workspace: str | Path, options: AdaptOptions, progress: Progress
         raise InputError(f"{root}: initialized with --sensitive, so its footage may never be used to train models. "
                          f"Synthesize with a model trained elsewhere (`reshoot synthesize` without adaptation).")
     registered = read_cameras_json(root / "registration" / "cameras.json")
-    production = [n for n in registered.cameras.names
-                  if registered.attributes.get(n, {}).get("role", "production") == "production"]
+    production = registered.names_with_role("production", default="production")
     held_out = options.held_out or production[-1]
     if held_out not in production:
         raise InputError(f"--held-out {held_out!r} is not a production camera of {root} ({production}).")

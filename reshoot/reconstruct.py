@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from reshoot.background import foreground_mask, prepared_image, prepared_plates
-from reshoot.datasets.footage import VIDEO_SUFFIXES, image_files, open_footage, probe_video
+from reshoot.datasets.footage import VIDEO_SUFFIXES, image_files, probe_video
 from reshoot.geometry.camera import Camera
 from reshoot.geometry.cameras_io import read_cameras_json
 from reshoot.geometry.carving import carve_visual_hull
@@ -159,7 +159,7 @@ def reconstruct(workspace: str | Path, options: ReconstructOptions | None = None
 
     work = root / "splats.work"
     resumed = _prepare_work_dir(work, options, registration)
-    footage = open_footage(settings.footage, settings.calibration, settings.offsets or None, settings.fps)
+    footage = settings.open_footage()
     try:
         training = cameras.scaled(options.downscale).pinhole()
         plates = prepared_plates(footage, cameras, options.downscale, options.samples, report)

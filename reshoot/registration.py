@@ -30,7 +30,6 @@ from pathlib import Path
 import numpy as np
 
 from reshoot.background import clean_plate, sample_frames
-from reshoot.datasets.footage import open_footage
 from reshoot.geometry.camera import Camera
 from reshoot.geometry.errors import InputError, ReshootError
 from reshoot.geometry.files import atomic_directory, write_json_document
@@ -241,7 +240,7 @@ def register(workspace: str | Path, options: RegistrationOptions | None = None,
     started = time.perf_counter()
     ws = Path(workspace)
     settings = load_workspace(ws)
-    footage = open_footage(settings.footage, settings.calibration, settings.offsets or None, settings.fps)
+    footage = settings.open_footage()
     calibration = footage.calibration if options.calibration_mode != "none" else None
     use_poses = calibration is not None and options.calibration_mode in ("auto", "poses")
     if use_poses:

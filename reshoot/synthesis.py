@@ -23,13 +23,12 @@ import torch
 
 import reshoot.model as model_package
 from reshoot.conditioning import read_conditioning_frame
-from reshoot.datasets.footage import open_footage
 from reshoot.geometry.camera import Camera
 from reshoot.geometry.cameras_io import read_cameras_json
 from reshoot.geometry.errors import InputError
 from reshoot.geometry.files import atomic_directory, atomic_path, read_json_document, write_json_document
 from reshoot.geometry.progress import ProgressFn, no_progress
-from reshoot.model.checkpoint import WEIGHTS_FILE, from_pretrained
+from reshoot.model.checkpoint import checkpoint_files, from_pretrained
 from reshoot.model.inference import (blend_weights, correction, plan_windows, resize_passes, upsampled,
                                      working_size)
 from reshoot.model.inputs import make_window, posed_frames, resized_camera
@@ -50,14 +49,6 @@ class SynthesisSummary:
     video: Path
     frames: list[int]
     seconds_per_frame: float
-
-
-def _sha1(path: Path) -> str:
-    digest = hashlib.sha1()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def synthesize_frames(model: UnifiedVideoModel, cameras: Camera, frames: list[int], rgb: torch.Tensor,
@@ -130,10 +121,13 @@ def synthesize(workspace: str | Path, name: str, checkpoint: str | Path | None =
         raise InputError(f"the conditioning of shot {name!r} is of revision {rendered}, the shot is at revision "
                          f"{revision}; run `reshoot condition {root} {name}` first.")
     checkpoint = Path(checkpoint) if checkpoint is not None else DEFAULT_CHECKPOINT
-    if not (checkpoint / WEIGHTS_FILE if checkpoint.is_dir() else checkpoint).is_file():
+    weights, _ = checkpoint_files(checkpoint)
+    if not weights.is_file():
         raise InputError(f"{checkpoint}: no model checkpoint there. Train one with `reshoot train` or pass "
                          f"--checkpoint DIR.")
     model = from_pretrained(checkpoint, resolve_device(device))
+    with open(weights, "rb") as handle:
+        weights_sha1 = hashlib.file_digest(handle, "sha1").hexdigest()
     config = model.config
     camera = document.cameras.select(0).pinhole()
     path = document.paths[name]
@@ -142,11 +136,10 @@ def synthesize(workspace: str | Path, name: str, checkpoint: str | Path | None =
 
     settings = load_workspace(root)
     registered = read_cameras_json(root / "registration" / "cameras.json")
-    production = [n for n in registered.cameras.names
-                  if registered.attributes.get(n, {}).get("role", "production") == "production"]
+    production = registered.names_with_role("production", default="production")
     passes = [read_conditioning_frame(conditioning, f) for f in frames]
     posed = posed_frames(camera, path.cam_from_world)
-    with open_footage(settings.footage, settings.calibration, settings.offsets or None, settings.fps) as footage:
+    with settings.open_footage() as footage:
         take = footage.frames
 
         def source_frames(frame: int) -> tuple[torch.Tensor, int]:
@@ -169,8 +162,7 @@ def synthesize(workspace: str | Path, name: str, checkpoint: str | Path | None =
         iio.imwrite(tmp, result, extension=".mp4", fps=settings.fps, codec="libx264", macro_block_size=2)
     write_json_document(folder / "synthesis.json", "synthesis", 1, {
         "shot": name, "revision": revision, "frames": frames,
-        "checkpoint": str(checkpoint), "weights_sha1": _sha1(checkpoint / WEIGHTS_FILE if checkpoint.is_dir()
-                                                             else checkpoint),
+        "checkpoint": str(checkpoint), "weights_sha1": weights_sha1,
         "config": config.to_dict(), "device": str(next(model.parameters()).device),
         "working_size": [work_w, work_h], "model_seconds_per_frame": round(model_seconds / max(len(frames), 1), 4),
     })

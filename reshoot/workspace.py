@@ -75,6 +75,13 @@ class WorkspaceSettings:
     scale: dict[str, Any] = field(default_factory=lambda: {"source": "arbitrary"})
     survey: Path | None = None
 
+    def open_footage(self):
+        """The take's footage on the workspace's frame clock (its calibration, offsets and fps); a `Footage`,
+        to be closed (it is a context manager)."""
+        from reshoot.datasets.footage import open_footage
+
+        return open_footage(self.footage, self.calibration, self.offsets or None, self.fps)
+
 
 def _relative(path: Path, root: Path) -> str:
     """`path` relative to `root` when they share a file system tree, so a moved project still works."""
