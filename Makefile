@@ -12,7 +12,7 @@ TORCH_CPU ?= torch==2.13.0
 TORCH_CUDA ?= torch
 DEMO_OUT ?= demo
 
-.PHONY: demo test setup splats-kernel
+.PHONY: demo test setup splats-kernel browser
 
 demo: $(STAMP) splats-kernel
 	$(VENV)/bin/reshoot synth $(DEMO_OUT)/take --overwrite
@@ -24,15 +24,25 @@ demo: $(STAMP) splats-kernel
 	$(VENV)/bin/reshoot shoot $(DEMO_OUT)/workspace "overhead wide" --name overhead --overwrite
 	$(VENV)/bin/reshoot export $(DEMO_OUT)/workspace overhead --overwrite
 	$(VENV)/bin/reshoot synthesize $(DEMO_OUT)/workspace overhead
+	$(VENV)/bin/reshoot check $(DEMO_OUT)/workspace overhead || \
+	  echo "reshoot demo: the check flags problems in the overhead shot (exit 1); see the report"
+	$(VENV)/bin/reshoot report $(DEMO_OUT)/workspace
 	@echo "reshoot demo: synthetic take in $(DEMO_OUT)/take (footage/ as shot, gt/ ground truth),"
 	@echo "              workspace in $(DEMO_OUT)/workspace: cameras in registration/, splats in splats/,"
 	@echo "              layout.json + layout_plan.png, the overhead shot in shots/overhead/ (conditioning/preview.mp4,"
-	@echo "              frames/ and overhead.mp4 made by the tiny video model in model/weights/tiny)"
+	@echo "              frames/ and overhead.mp4 made by the tiny video model in model/weights/tiny),"
+	@echo "              its check.json, and the continuity report in $(DEMO_OUT)/workspace/report/index.html"
 
-test: $(STAMP) splats-kernel
+test: $(STAMP) splats-kernel browser
 	$(PY) -m pytest -q
 
 setup: $(STAMP) splats-kernel
+
+# Debian's chromium, for the test that opens `reshoot report`'s page headless. Without apt (or root) the
+# test says so and skips; nothing else needs a browser.
+browser:
+	@command -v chromium >/dev/null 2>&1 || bash scripts/ensure_system_deps.sh --browser || \
+	  echo "reshoot: WARNING: chromium is missing; the report's browser test will skip"
 
 # The C++/OpenMP CPU rasterizer (geometry/splats/csrc), compiled once (about 30 s) into build/splats_cpu/
 # and again only when its sources, flags or torch change; otherwise this takes a second. A failed build

@@ -27,8 +27,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from kornia.metrics import ssim
 
+from reshoot.image_metrics import mean_ssim as ssim_all
+from reshoot.image_metrics import psnr
 from reshoot.model.checkpoint import from_pretrained
 from reshoot.model.inputs import posed_frames
 from reshoot.model_data import EpisodeSettings, build_scene, load_scene
@@ -36,18 +37,6 @@ from reshoot.synthesis import synthesize_frames
 
 BENCHMARK_SEED = 5000
 HELD_OUT = ("overhead", "high_angle")
-
-
-def psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
-    err = (a - b) ** 2
-    mse = float(err[mask].mean() if mask is not None else err.mean())
-    return float(10 * np.log10(1.0 / max(mse, 1e-12)))
-
-
-def ssim_all(a: np.ndarray, b: np.ndarray) -> float:
-    ta = torch.from_numpy(a).permute(0, 3, 1, 2).float()
-    tb = torch.from_numpy(b).permute(0, 3, 1, 2).float()
-    return float(ssim(ta, tb, window_size=11).mean())
 
 
 def inpainted(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:

@@ -25,16 +25,11 @@ import numpy as np
 import torch
 
 
-def _ssim_map(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    from kornia.metrics import ssim
-
-    ta, tb = (torch.from_numpy(x).permute(2, 0, 1)[None].float() for x in (a, b))
-    return ssim(ta, tb, 11)[0].mean(0).numpy()
-
-
 def _scores(render: np.ndarray, truth: np.ndarray, alpha: np.ndarray) -> dict:
     error = ((render - truth) ** 2).mean(-1)
-    ssim = _ssim_map(render, truth)
+    from reshoot.image_metrics import ssim_map
+
+    ssim = ssim_map(render, truth)
     covered = alpha >= 0.9
     out = {"psnr_all": float(-10 * np.log10(error.mean())), "ssim_all": float(ssim.mean()),
            "covered_share": float(covered.mean())}

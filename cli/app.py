@@ -450,6 +450,52 @@ def synthesize(
 
 
 @app.command()
+def check(
+    workspace: Path = typer.Argument(..., help="The workspace."),
+    shot: str = typer.Argument(..., help="The shot (with its frames made by `reshoot synthesize`)."),
+    json_output: bool = typer.Option(False, "--json", help="Print check.json to stdout instead of a summary."),
+    threshold: List[str] = typer.Option([], "--threshold", help="Override a threshold, NAME=VALUE (repeat); "
+                                        "names and defaults in docs/checks.md."),
+    truth: Optional[Path] = typer.Option(None, "--truth", help="Folder of the shot's true frames (NNNNNN.png, "
+                                         "optional entity/NNNNNN.png) for ground-truth scores."),
+    frames: Optional[str] = typer.Option(None, "--frames", help="Check take frames A:B only (B exclusive)."),
+    backend: str = typer.Option("auto", "--backend", help="Rasterizer for the geometry: auto, cpu, reference, gsplat."),
+) -> None:
+    """Check a shot's frames against the footage and the layout; write shots/SHOT/check.json.
+
+    Exits 1 when the shot fails (so farm jobs and scripts can stop on it), 0 on pass or warn."""
+    from reshoot.check import CheckThresholds, check_shot, check_verdict_exit_code
+
+    limits = CheckThresholds().with_overrides(threshold)
+    with _progress() as progress:
+        summary = check_shot(workspace, shot, limits, truth, _frame_span(frames), backend, progress)
+    if json_output:
+        print(summary.path.read_text())  # check.json as written, with its format and version
+    else:
+        colour = {"pass": "green", "warn": "yellow", "fail": "red"}[summary.verdict]
+        console.print(f"shot {escape(shot)}: [{colour}]{summary.verdict}[/{colour}]")
+        for problem in summary.problems:
+            console.print("  " + escape(problem))
+        print(summary.path)
+    raise typer.Exit(check_verdict_exit_code(summary.verdict))
+
+
+@app.command()
+def report(
+    workspace: Path = typer.Argument(..., help="The workspace."),
+    out: Optional[Path] = typer.Option(None, "--out", help="The HTML file; default WS/report/index.html."),
+) -> None:
+    """Write the continuity report: one self-contained HTML page (plan, errors over time, side by side, verdicts)."""
+    from reshoot.report import write_report
+
+    with _progress() as progress:
+        summary = write_report(workspace, out, progress)
+    if summary.unchecked:
+        console.print(f"[yellow]not checked yet:[/yellow] {escape(', '.join(summary.unchecked))}")
+    print(summary.path)
+
+
+@app.command()
 def export(
     workspace: Path = typer.Argument(..., help="The workspace."),
     shot: Optional[str] = typer.Argument(None, help="The shot; without it, the registered cameras."),

@@ -8,7 +8,10 @@ cameras both know (at least three, by their centres) before anything is rendered
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -164,3 +167,42 @@ def true_boxes_in_frame(path: ShotPath, truth: list[dict], registration_from_tru
         inside.append(bool((cam[:, 2] > 0).all() and (u > -0.5).all() and (u < path.width - 0.5).all()
                            and (v > -0.5).all() and (v < path.height - 0.5).all()))
     return np.asarray(inside)
+
+
+def ground_truth_shot(workspace: str | Path, take: str | Path, camera: str, name: str,
+                      overwrite: bool = False) -> Path:
+    """Make shot `name` the synthetic take's ground-truth camera `camera` (moved into the registration's
+    frame) and write its true frames beside it, for `reshoot check --truth`.
+
+    Writes `shots/NAME/` (as `reshoot shoot --cameras` does) and `shots/NAME/truth/NNNNNN.png` plus
+    `truth/entity/NNNNNN.png` (16-bit generator entity id + 1) for every frame of the take.
+
+    Raises:
+        InputError: the take has no ground truth for `camera`.
+    """
+    import imageio.v3 as iio
+
+    from reshoot.geometry.cameras_io import read_cameras_json, write_cameras_json
+    from reshoot.geometry.files import atomic_directory
+    from reshoot.shots import shoot
+
+    root, gt = Path(workspace), Path(take) / "gt"
+    truth = read_cameras_json(gt / "cameras.json").cameras
+    frames_folder, maps = gt / "frames" / camera, gt / "maps" / f"{camera}.npz"
+    if camera not in truth.names or not frames_folder.is_dir() or not maps.is_file():
+        raise InputError(f"{take}: no ground truth for camera {camera!r} (need gt/cameras.json, {frames_folder} "
+                         f"and {maps}).")
+    registered = read_cameras_json(root / "registration" / "cameras.json").cameras
+    moved = cameras_in_registration_frame(truth, registered).select([camera])
+    with tempfile.TemporaryDirectory() as tmp:
+        cameras_file = Path(tmp) / "camera.json"
+        write_cameras_json(cameras_file, moved)
+        result = shoot(root, None, name, cameras_file, overwrite=overwrite)
+    labels = np.load(maps)
+    with atomic_directory(result.folder / "truth", overwrite=True) as out:
+        (out / "entity").mkdir()
+        for frame, ids in zip(labels["frames"], labels["entity_ids"]):
+            stem = f"{int(frame):06d}.png"
+            shutil.copyfile(frames_folder / stem, out / stem)
+            iio.imwrite(out / "entity" / stem, (ids + 1).astype(np.uint16))
+    return result.folder

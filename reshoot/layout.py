@@ -584,8 +584,25 @@ def _frame_entry(d: Detection) -> dict:
 
 
 def draw_plan(path: Path, entities: list[dict], cameras: Camera, bounds) -> None:
-    """Top-down plan (matplotlib): the floor box, camera frusta, props, character paths with a tick
-    every 12 frames."""
+    """Write the top-down plan (`plan_figure`) as a PNG."""
+    import matplotlib.pyplot as plt
+
+    figure = plan_figure(entities, cameras, bounds)
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png")
+    plt.close(figure)
+
+
+def plan_figure(entities: list[dict], cameras: Camera, bounds, shot_centres: dict[str, np.ndarray] | None = None):
+    """Top-down plan (matplotlib figure): the floor box, camera frusta, props, character paths with a
+    tick every 12 frames, and optionally shot camera paths.
+
+    Args:
+        entities: layout.json's entities.
+        cameras: the registered cameras (frusta).
+        bounds: ((x0, y0, z0), (x1, y1, z1)) floor extent, world metres.
+        shot_centres: shot name → [T, 3] camera centres per frame (drawn as dashed paths).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -619,11 +636,13 @@ def draw_plan(path: Path, entities: list[dict], cameras: Camera, bounds) -> None
             for f in ticks:
                 axes.annotate(str(f["frame"]), f["floor_position"][:2], fontsize=6, color=line.get_color())
             axes.annotate(e["name"], path_xy[0], fontsize=9, color=line.get_color(), weight="bold")
+    for name, centres in (shot_centres or {}).items():
+        axes.plot(centres[:, 0], centres[:, 1], ls="--", lw=1.2, color="tab:red")
+        axes.scatter(centres[:1, 0], centres[:1, 1], marker="s", s=20, color="tab:red")
+        axes.annotate(f"shot {name}", centres[0, :2], fontsize=8, color="tab:red")
     axes.set_aspect("equal")
     axes.autoscale()
     axes.set_xlabel("x (m)")
     axes.set_ylabel("y (m)")
     axes.set_title("layout: top-down plan (floor z = 0)")
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png")
-    plt.close(figure)
+    return figure

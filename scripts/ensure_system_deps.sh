@@ -3,6 +3,17 @@
 # libusb-1.0-0). Installs it with apt where it is missing and we may; otherwise says what to do.
 set -euo pipefail
 
+if [ "${1:-}" = "--browser" ]; then  # Debian's chromium, for the report's headless browser test
+  command -v chromium >/dev/null 2>&1 && exit 0
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "reshoot: installing Debian's chromium (for the report's browser test)"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    command -v chromium >/dev/null 2>&1 && exit 0
+  fi
+  exit 1
+fi
+
 have_libusb() { ldconfig -p 2>/dev/null | grep -q 'libusb-1\.0\.so\.0'; }
 
 if have_libusb; then

@@ -1,0 +1,187 @@
+"""What the real cameras saw, carried into a shot camera with the reconstruction's geometry.
+
+For one take frame, every pixel of the shot camera is lifted to the world with the reconstruction's
+z-depth (set + that frame's actors, rendered into the shot camera), projected into each production
+camera, and kept where that camera saw the same surface (its own rendered depth agrees). The colour
+comes from the camera's real, undistorted footage, never from a render: this is the reference the
+consistency checks grade a shot's output pixels against. Only geometry is taken from the
+reconstruction; colour only from the footage.
+
+Each surface point is also labelled with the layout entity whose (padded) box holds it, so that the
+checks know which reference pixels show which character or prop.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from reshoot.geometry.camera import Camera, undistort_image
+from reshoot.geometry.splats.gaussians import Gaussians
+from reshoot.geometry.splats.render import rasterize
+from reshoot.shot_design import EntityTrack
+
+COVERED_ALPHA = 0.5
+"""A pixel whose rendered coverage is below this has no surface (no depth) to reason with."""
+DEPTH_AGREEMENT = 0.05
+"""A production camera saw a surface point when its own rendered depth there is within this fraction
+of the point's depth in that camera (splat depth is blurred at edges, hence relative, not exact)."""
+GRAZING_COS = 0.25
+"""A camera must see a surface at more than about 15° from edge-on (|cos(normal, ray)| above this):
+edge-on views smear a face's colour from its neighbours and pass depth tests they should fail."""
+ENTITY_PAD_M = {"prop": 0.05, "character": 0.05}
+"""Layout boxes are padded by this much (metres) before labelling points, as conditioning does."""
+FLOOR_CLEARANCE_M = 0.1
+"""Points lower than this above the floor (z = 0) are floor, whichever box they are in."""
+
+
+@dataclass(frozen=True)
+class ShotFrameReference:
+    """The sources carried into one shot frame.
+
+    Attributes:
+        points: [H, W, 3] float32 world points of the shot's pixels (metres; meaningful where `surface`).
+        depth: [H, W] float32 z-depth in the shot camera, 0 where there is no surface.
+        surface: [H, W] bool, the reconstruction covers the pixel (alpha ≥ COVERED_ALPHA).
+        colour: [H, W, 3] float32 in [0, 1], the chosen source's footage colour (0 where unseen).
+        seen: [H, W] bool, some production camera saw the surface.
+        source: [H, W] int16 index of the production camera the colour came from, -1 where unseen.
+        entity: [H, W] int32 layout entity id of the surface point, -1 for none (set, walls, floor).
+    """
+
+    points: np.ndarray
+    depth: np.ndarray
+    surface: np.ndarray
+    colour: np.ndarray
+    seen: np.ndarray
+    source: np.ndarray
+    entity: np.ndarray
+
+
+def render_depth(gaussians: Gaussians, cameras: Camera, backend: str = "auto") -> tuple[torch.Tensor, torch.Tensor]:
+    """Z-depth and coverage of the splats in pinhole cameras, rendered in groups of equal image size.
+
+    Returns:
+        (V depths [H_v, W_v] in metres, V alphas [H_v, W_v] in [0, 1]), lists in camera order.
+    """
+    depths, alphas = [None] * len(cameras), [None] * len(cameras)
+    sizes = sorted({(int(w), int(h)) for w, h in zip(cameras.width, cameras.height)})
+    for size in sizes:
+        group = [i for i in range(len(cameras)) if (int(cameras.width[i]), int(cameras.height[i])) == size]
+        with torch.no_grad():
+            out = rasterize(gaussians, cameras.select(group).pinhole().to(torch.float32), backend=backend)
+        for k, i in enumerate(group):
+            depths[i], alphas[i] = out.depth[k], out.alpha[k]
+    return depths, alphas
+
+
+def entity_labels(points: torch.Tensor, entities: list[EntityTrack], frame_index: int) -> torch.Tensor:
+    """The layout entity holding each point (its padded box at that frame), nearest box centre winning.
+
+    Args:
+        points: [N, 3] world metres.
+        entities: the layout's entities.
+        frame_index: take frame − first frame.
+
+    Returns:
+        [N] int32 entity id, -1 for none.
+    """
+    labels = torch.full((len(points),), -1, dtype=torch.int32)
+    best = torch.full((len(points),), float("inf"), dtype=points.dtype)
+    for entity in entities:
+        box = torch.from_numpy(entity.boxes[min(frame_index, len(entity.boxes) - 1)]).to(points.dtype)
+        pad = ENTITY_PAD_M.get(entity.kind, 0.05)
+        inside = ((points >= box[0] - pad) & (points <= box[1] + pad)).all(dim=-1)
+        distance = (points - box.mean(dim=0)).norm(dim=-1)
+        take = inside & (distance < best)
+        labels[take] = entity.entity_id
+        best[take] = distance[take]
+    return labels
+
+
+def surface_normals(points: torch.Tensor) -> torch.Tensor:
+    """Unit normals of a grid of surface points from central differences (sign arbitrary).
+
+    Args:
+        points: [H, W, 3] world points of an image's pixels.
+
+    Returns:
+        [H, W, 3]; zero at the image border.
+    """
+    normals = torch.zeros_like(points)
+    dx = points[1:-1, 2:] - points[1:-1, :-2]
+    dy = points[2:, 1:-1] - points[:-2, 1:-1]
+    normals[1:-1, 1:-1] = F.normalize(torch.cross(dx, dy, dim=-1), dim=-1)
+    return normals
+
+
+def shot_frame_reference(gaussians: Gaussians, shot: Camera, sources: Camera, source_images: list[np.ndarray],
+                         entities: list[EntityTrack], frame_index: int, backend: str = "auto") -> ShotFrameReference:
+    """Carry the production cameras' footage of one frame into one shot camera.
+
+    Args:
+        gaussians: the reconstruction at that frame (set + actors), world metres.
+        shot: one pinhole shot camera posed for that frame.
+        sources: V production cameras (distortion allowed: their images are undistorted here).
+        source_images: V footage frames, [H_v, W_v, 3] float in [0, 1], as filmed (distorted).
+        entities: the layout's entities (for the labels).
+        frame_index: take frame − first frame.
+        backend: rasterizer backend for the depth renders.
+    """
+    width, height = int(shot.width[0]), int(shot.height[0])
+    shot = shot.to(torch.float64)
+    shot_depth, shot_alpha = render_depth(gaussians, shot, backend)
+    depth = shot_depth[0].double()
+    surface = shot_alpha[0] >= COVERED_ALPHA
+    ys, xs = torch.meshgrid(torch.arange(height, dtype=torch.float64), torch.arange(width, dtype=torch.float64),
+                            indexing="ij")
+    pixels = torch.stack([xs, ys], dim=-1).reshape(1, -1, 2)
+    points = shot.unproject(pixels, depth.reshape(1, -1))[0]  # [H*W, 3]
+    source_depths, source_alphas = render_depth(gaussians, sources, backend)
+    pinholes = sources.pinhole().to(torch.float64)
+    shot_ray = F.normalize(points - shot.centers[0], dim=-1)
+    normals = surface_normals(points.reshape(height, width, 3)).reshape(-1, 3)
+    colour = torch.zeros(height * width, 3, dtype=torch.float32)
+    chosen = torch.full((height * width,), -1, dtype=torch.int16)
+    best_cos = torch.full((height * width,), -2.0, dtype=torch.float64)
+    flat_surface = surface.reshape(-1)
+    for v in range(len(sources)):
+        camera = pinholes.select(v)
+        w, h = int(camera.width[0]), int(camera.height[0])
+        projection = camera.project(points)
+        uv, z = projection.pixels[0], projection.depth[0]
+        grid = torch.stack([uv[:, 0] / (w - 1) * 2 - 1, uv[:, 1] / (h - 1) * 2 - 1], dim=-1).float()[None, None]
+        their_depth = F.grid_sample(source_depths[v][None, None].float(), grid, mode="nearest", align_corners=True)
+        their_alpha = F.grid_sample(source_alphas[v][None, None].float(), grid, mode="nearest", align_corners=True)
+        their_depth, their_alpha = their_depth.reshape(-1).double(), their_alpha.reshape(-1)
+        inside = (z > 0) & (uv[:, 0] >= 0) & (uv[:, 0] <= w - 1) & (uv[:, 1] >= 0) & (uv[:, 1] <= h - 1)
+        visible = (flat_surface & inside & (their_alpha >= COVERED_ALPHA)
+                   & ((their_depth - z).abs() <= DEPTH_AGREEMENT * z))
+        their_ray = F.normalize(points - camera.centers[0], dim=-1)
+        facing = (normals * their_ray).sum(dim=-1).abs() >= GRAZING_COS
+        cos = (shot_ray * their_ray).sum(dim=-1)
+        take = visible & facing & (cos > best_cos)
+        if not bool(take.any()):
+            continue
+        image = undistort_image(torch.from_numpy(np.asarray(source_images[v], np.float32)), sources.select(v))
+        sampled = F.grid_sample(image.permute(2, 0, 1)[None].float(), grid, mode="bilinear", align_corners=True)
+        sampled = sampled[0, :, 0].T  # [H*W, 3]
+        colour[take] = sampled[take]
+        chosen[take] = v
+        best_cos[take] = cos[take]
+    labels = entity_labels(points, entities, frame_index)
+    labels[~flat_surface | (points[:, 2] < FLOOR_CLEARANCE_M)] = -1
+    shape = (height, width)
+    return ShotFrameReference(
+        points=points.float().reshape(*shape, 3).numpy(), depth=torch.where(surface, depth, 0).float().numpy(),
+        surface=surface.numpy(), colour=colour.reshape(*shape, 3).numpy(), seen=(chosen >= 0).reshape(shape).numpy(),
+        source=chosen.reshape(shape).numpy(), entity=labels.reshape(shape).numpy())
+
+
+def posed(camera: Camera, cam_from_world: torch.Tensor) -> Camera:
+    """`camera` (one pinhole) with the pose `cam_from_world` ([4, 4])."""
+    return dataclasses.replace(camera, cam_from_world=cam_from_world[None].to(camera.K.dtype))

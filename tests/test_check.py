@@ -1,0 +1,271 @@
+"""`reshoot check` and `reshoot report`: every metric reacts to a deliberate corruption of a good output.
+
+The good output is the ground truth itself: the synthetic take's true high-angle camera, moved into the
+registration's frame, with its true frames as the shot's frames. Corruptions: a character shifted by
+N pixels, a prop deleted, the frame mirrored, flicker; each must move its metric by the right amount.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from reshoot.check import CheckThresholds, check_shot
+from reshoot.geometry.errors import InputError
+
+FRAMES = (0, 3)  # the frames the test reconstruction has actors for
+SHIFT_PX = 8
+
+
+def _read(path: Path) -> np.ndarray:
+    import imageio.v3 as iio
+
+    return iio.imread(path)[..., :3].astype(np.float32) / 255
+
+
+def _write(path: Path, image: np.ndarray) -> None:
+    import imageio.v3 as iio
+
+    iio.imwrite(path, (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8))
+
+
+@pytest.fixture(scope="module")
+def truth_shot(laid_out_workspace, registration_take, tmp_path_factory):
+    """(workspace copy, shot name, clean check): the true high-angle camera as a shot, its true frames as output."""
+    from reshoot.ground_truth import ground_truth_shot
+
+    ws = tmp_path_factory.mktemp("check") / "ws"
+    shutil.copytree(laid_out_workspace, ws, symlinks=True)  # same depth: its relative footage path holds
+    folder = ground_truth_shot(ws, registration_take, "high_angle", "truth")
+    shutil.copytree(folder / "truth", folder / "frames", ignore=shutil.ignore_patterns("entity"))
+    clean = check_shot(ws, "truth", frames=FRAMES, truth=folder / "truth")
+    return ws, "truth", clean
+
+
+def _corrupt(ws: Path, name: str, change) -> Path:
+    """A copy of shot `name` whose frames are `change(frame number, image)`; returns the new shot's name."""
+    target = ws / "shots" / f"{name}_bad"
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(ws / "shots" / name, target, ignore=shutil.ignore_patterns("check*"))
+    document = json.loads((target / "shot.json").read_text())
+    document["cameras"][0]["name"] = target.name
+    (target / "shot.json").write_text(json.dumps(document))
+    for png in sorted((target / "frames").glob("*.png")):
+        if int(png.stem) in range(*FRAMES):
+            _write(png, change(int(png.stem), _read(png)))
+    return target
+
+
+def _entity(check: dict, name: str) -> dict:
+    return next(e for e in check["entities"] if e["name"] == name)
+
+
+def _found(check: dict, kind: str) -> list[dict]:
+    return [e for e in check["entities"] if e["kind"] == kind and e["frames_found"] == len(check["frames"])]
+
+
+def _best_found(check: dict) -> dict:
+    """The entity found in every frame with the largest template (the most reliable to corrupt)."""
+    found = _found(check, "character") + _found(check, "prop")
+    return max(found, key=lambda e: min(row["template_pixels"] for row in e["frames"]))
+
+
+def _entity_mask(ws: Path, shot: str, entity_id: int, frame: int) -> np.ndarray:
+    """Where the geometry puts an entity in a shot frame (the reference's labels, dilated a little)."""
+    from reshoot.geometry.cameras_io import read_cameras_json
+    from reshoot.render import load_splat_scene
+    from reshoot.reprojection import posed, shot_frame_reference
+    from reshoot.shots import scene_facts
+    from reshoot.workspace import load_workspace
+
+    facts = scene_facts(ws)
+    document = read_cameras_json(ws / "shots" / shot / "shot.json")
+    registered = read_cameras_json(ws / "registration" / "cameras.json")
+    names = registered.names_with_role("production", default="production")
+    with load_workspace(ws).open_footage() as footage:
+        images = [footage.source(n).read(frame) for n in names]
+    camera = posed(document.cameras.select(0).pinhole(), document.paths[shot].cam_from_world[frame - facts.first_frame])
+    reference = shot_frame_reference(load_splat_scene(ws).at(frame), camera, registered.cameras.select(names), images,
+                                     list(facts.entities.values()), frame - facts.first_frame)
+    return cv2.dilate((reference.entity == entity_id).astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
+
+
+def _inpainted(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    filled = cv2.inpaint((image * 255 + 0.5).astype(np.uint8), mask.astype(np.uint8), 5, cv2.INPAINT_TELEA)
+    return filled.astype(np.float32) / 255
+
+
+def test_clean_output_passes(truth_shot):
+    ws, name, clean = truth_shot
+    check = clean.document
+    assert check["frames"] == list(range(*FRAMES))
+    found = _found(check, "character") + _found(check, "prop")
+    assert found, "the true frames must show some entity where the geometry puts it"
+    for entity in found:
+        assert entity["placement_error_px"] <= CheckThresholds().placement_warn_px, entity
+        assert entity["placement_error_m"] is not None
+        assert len(entity["frames"]) == len(check["frames"])
+    assert check["mirrored_frames"] == []
+    assert check["temporal"]["verdict"] == "pass"
+    assert check["cross_view"]["verdict"] != "fail"
+    for rule in check["continuity"]["axis_of_action"] + check["continuity"]["screen_direction"]:
+        assert rule["flipped_frames"] == []
+    truth = check["ground_truth"]
+    assert truth["regions"]["all"]["psnr"] > 60 and truth["regions"]["all"]["flip"] < 1e-3
+    assert (ws / "shots" / name / "check.json").is_file()
+    assert sorted((ws / "shots" / name / "check").glob("*_error.png"))
+
+
+def test_shifted_character_placement_error_is_the_shift(truth_shot):
+    ws, name, clean = truth_shot
+    entity = _best_found(clean.document)
+    masks = {f: _entity_mask(ws, name, entity["id"], f) for f in range(*FRAMES)}
+
+    def shift(frame: int, image: np.ndarray) -> np.ndarray:
+        mask = masks[frame]
+        out = _inpainted(image, mask)
+        moved = np.roll(image, SHIFT_PX, axis=1)
+        moved_mask = np.roll(mask, SHIFT_PX, axis=1)
+        out[moved_mask] = moved[moved_mask]
+        return out
+
+    bad = _corrupt(ws, name, shift)
+    check = check_shot(ws, bad.name, frames=FRAMES).document
+    shifted = _entity(check, entity["name"])
+    assert shifted["placement_error_px"] == pytest.approx(SHIFT_PX, abs=2.0)
+    for before, after in zip(entity["frames"], shifted["frames"]):
+        assert after["found"]
+        assert after["offset_px"][0] - before["offset_px"][0] == pytest.approx(SHIFT_PX, abs=1.5)
+        assert after["offset_px"][1] == pytest.approx(before["offset_px"][1], abs=1.5)
+    assert shifted["placement_error_m"] > 0
+
+
+def test_deleted_entity_is_flagged_missing(truth_shot):
+    ws, name, clean = truth_shot
+    entity = _best_found(clean.document)
+    masks = {f: cv2.dilate(_entity_mask(ws, name, entity["id"], f).astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+             for f in range(*FRAMES)}
+    bad = _corrupt(ws, name, lambda frame, image: _inpainted(image, masks[frame]))
+    check = check_shot(ws, bad.name, frames=FRAMES).document
+    deleted = _entity(check, entity["name"])
+    assert deleted["verdict"] == "fail" and check["verdict"] == "fail"
+    # Gone from its place in every frame: not found at all, or only a look-alike further than the fail limit.
+    limit = CheckThresholds().placement_fail_px
+    for row in deleted["frames"]:
+        assert not row["found"] or row["placement_error_px"] > limit, row
+    if entity["kind"] == "prop":
+        prop = next(p for p in check["continuity"]["props"] if p["entity"] == entity["name"])
+        assert sorted(prop["missing_frames"] + prop["moved_frames"]) == check["frames"]
+        assert prop["verdict"] == "fail"
+
+
+def test_mirrored_frames_are_flagged(truth_shot):
+    ws, name, clean = truth_shot
+    bad = _corrupt(ws, name, lambda frame, image: image[:, ::-1].copy())
+    check = check_shot(ws, bad.name, frames=FRAMES).document
+    assert check["mirrored_frames"] == check["frames"]
+    continuity = check["continuity"]
+    flipped = [r for r in continuity["axis_of_action"] + continuity["screen_direction"] if r["flipped_frames"]]
+    decidable = [r for r in continuity["axis_of_action"] + continuity["screen_direction"] if r["decidable_frames"]]
+    assert len(flipped) == len(decidable)
+    if decidable:
+        assert continuity["verdict"] == "fail"
+
+
+def test_flicker_lowers_stability(truth_shot):
+    ws, name, clean = truth_shot
+    bad = _corrupt(ws, name, lambda frame, image: np.clip(image * (1.12 if frame % 2 else 0.88), 0, 1))
+    check = check_shot(ws, bad.name, frames=FRAMES).document
+    assert check["temporal"]["mean_change"] > 10 * max(clean.document["temporal"]["mean_change"], 1e-3)
+    assert check["temporal"]["verdict"] == "fail"
+
+
+def test_thresholds_are_configurable_and_validated():
+    limits = CheckThresholds().with_overrides(["placement_fail_px=20", "direction-span=6"])
+    assert limits.placement_fail_px == 20.0 and limits.direction_span == 6
+    with pytest.raises(InputError, match="NAME=VALUE"):
+        CheckThresholds().with_overrides(["no_such_threshold=1"])
+    with pytest.raises(InputError, match="not a number"):
+        CheckThresholds().with_overrides(["found_score=high"])
+
+
+def test_check_without_frames_says_to_synthesize(truth_shot):
+    ws, name, _ = truth_shot
+    from reshoot.shots import shoot
+
+    shoot(ws, "overhead wide", "unsynthesized", frames=FRAMES, overwrite=True)
+    with pytest.raises(InputError, match="reshoot synthesize"):
+        check_shot(ws, "unsynthesized")
+
+
+def test_cli_check_exit_status_and_json(truth_shot):
+    from reshoot.cli.app import app
+    from typer.testing import CliRunner
+
+    ws, name, clean = truth_shot
+    runner = CliRunner()
+    result = runner.invoke(app, ["check", str(ws), name, "--frames", "0:3", "--json"])
+    document = json.loads(result.stdout[result.stdout.index("{"):])
+    assert document["format"] == "reshoot/check" and document["verdict"] == clean.verdict
+    assert result.exit_code == (1 if clean.verdict == "fail" else 0)
+    # A threshold nothing can meet fails the shot, and the exit status says so.
+    strict = runner.invoke(app, ["check", str(ws), name, "--frames", "0:3", "--threshold", "agreement_fail=1.01"])
+    assert strict.exit_code == 1, strict.output
+    bad = runner.invoke(app, ["check", str(ws), name, "--threshold", "nonsense"])
+    assert bad.exit_code != 0 and isinstance(bad.exception, InputError) and "NAME=VALUE" in str(bad.exception)
+
+
+def test_report_opens_in_headless_chromium(truth_shot, tmp_path):
+    from reshoot.report import write_report
+
+    ws, name, _ = truth_shot
+    summary = write_report(ws)
+    page = summary.path.read_text()
+    assert name in summary.shots
+    assert "http://" not in page and "https://" not in page  # nothing to fetch: self-contained
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("Debian's chromium is not installed (make test installs it)")
+    probe = tmp_path / "probe.html"
+    probe.write_text(page.replace("</body>", """<script>
+window.addEventListener('load', () => {
+  const figures = [...document.querySelectorAll('figure[data-figure]')];
+  const loaded = figures.filter(f => { const i = f.querySelector('img'); return i && i.complete && i.naturalWidth > 0; });
+  document.title = 'figures ' + loaded.length + '/' + figures.length + ' ' +
+    [...new Set(loaded.map(f => f.dataset.figure))].sort().join(',');
+});
+</script></body>"""))
+    result = subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
+         "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()],
+        capture_output=True, text=True, timeout=120)
+    title = result.stdout.split("<title>")[1].split("</title>")[0]
+    count, kinds = title.split()[1], title.split()[2]
+    loaded, total = (int(v) for v in count.split("/"))
+    assert loaded == total and total >= 4, title
+    assert set(kinds.split(",")) >= {"plan", "entity-error", "series", "side-by-side"}, title
+
+
+def test_image_metrics_react_to_differences():
+    from reshoot.image_metrics import flip_map, mask_iou, mean_ssim, psnr
+
+    rng = np.random.default_rng(0)
+    image = rng.random((48, 64, 3)).astype(np.float32)
+    noisy = np.clip(image + 0.1 * np.sign(rng.standard_normal(image.shape)), 0, 1).astype(np.float32)
+    mse = float(((image - noisy) ** 2).mean())
+    assert psnr(noisy, image) == pytest.approx(10 * np.log10(1 / mse), rel=1e-6)
+    left = np.zeros((48, 64), bool)
+    left[:, :32] = True
+    assert np.isnan(psnr(noisy, image, np.zeros_like(left)))
+    assert mean_ssim(image, image) == pytest.approx(1.0, abs=1e-5) and mean_ssim(noisy, image) < 0.95
+    assert float(flip_map(image, image).max()) == pytest.approx(0.0, abs=1e-6)
+    assert float(flip_map(noisy, image).mean()) > 0.05
+    right = np.roll(left, 16, axis=1)
+    assert mask_iou(left, right) == pytest.approx(16 * 48 / (48 * 48))
