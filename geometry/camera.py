@@ -216,6 +216,11 @@ class Camera:
         return Camera(self.names, K, self.cam_from_world, self.width // factor, self.height // factor,
                       self.distortion)
 
+    def with_pose(self, cam_from_world: torch.Tensor) -> "Camera":
+        """Camera 0 of these cameras placed at `cam_from_world` ([4, 4], OpenCV axes), in K's dtype."""
+        return Camera(self.names[:1], self.K[:1], cam_from_world[None].to(self.K.dtype), self.width[:1],
+                      self.height[:1], self.distortion[:1])
+
     def pinhole(self) -> "Camera":
         """The same cameras without lens distortion (what `undistort_image` resamples into)."""
         return Camera(self.names, self.K, self.cam_from_world, self.width, self.height,

@@ -37,7 +37,7 @@ from reshoot.geometry.files import atomic_directory, read_json_document, write_j
 from reshoot.geometry.progress import ProgressFn, no_progress
 from reshoot.placement import smoothed
 from reshoot.render import load_splat_scene
-from reshoot.reprojection import ShotFrameReference, posed, shot_frame_reference
+from reshoot.reprojection import ShotFrameReference, shot_frame_reference
 from reshoot.shots import existing_shot, scene_facts
 from reshoot.workspace import load_workspace
 
@@ -121,6 +121,15 @@ class CheckSummary:
 def worst(verdicts) -> str:
     """The worst of pass / warn / fail ("pass" for none)."""
     return max(verdicts, key=VERDICTS.index, default="pass")
+
+
+def graded(value: float | None, warn: float, fail: float, higher_is_worse: bool = True) -> str:
+    """pass / warn / fail of a measurement against its warn and fail thresholds ("pass" for None)."""
+    if value is None:
+        return "pass"
+    if not higher_is_worse:
+        value, warn, fail = -value, -warn, -fail
+    return "fail" if value > fail else "warn" if value > warn else "pass"
 
 
 def _read_frame(path: Path) -> np.ndarray:
@@ -216,7 +225,7 @@ def check_shot(workspace: str | Path, name: str, thresholds: CheckThresholds | N
             index = frame - facts.first_frame
             shown = min(max(frame, footage.frames.start), footage.frames.stop - 1)
             images = [footage.source(n).read(shown) for n in production]
-            shot_camera = posed(camera, path.cam_from_world[i])
+            shot_camera = camera.with_pose(path.cam_from_world[i])
             reference = shot_frame_reference(scene.at(frame), shot_camera, sources, images, entities, index, backend)
             agreement = cross_view_agreement(output, reference, production, limits.agreement_error)
             located = locate_entities(smoothed(output), smoothed(reference.colour, reference.seen), reference,
@@ -224,7 +233,7 @@ def check_shot(workspace: str | Path, name: str, thresholds: CheckThresholds | N
             change = None
             if previous is not None and previous[0] == frame - 1:
                 change = static_change(previous[1], previous[2], previous[3], output, reference, character_ids)
-            positions = {e.entity_id: _layout_position(e, index) for e in entities}
+            positions = {e.entity_id: e.box_at(index).mean(axis=0) for e in entities}
             per_frame.append(_FrameResult(frame, agreement, located, change, positions,
                                           {e.entity_id: frame in layout_frames.get(e.entity_id, {frame}) for e in entities}))
             if k in samples:
@@ -234,8 +243,7 @@ def check_shot(workspace: str | Path, name: str, thresholds: CheckThresholds | N
             previous = (frame, output, reference, shot_camera)
             report("checking", k + 1, len(chosen))
 
-    body = _assemble(name, document, per_frame, entities, limits, camera, sources, production, focal, width,
-                     character_ids)
+    body = _assemble(name, document, per_frame, entities, limits, sources, production, focal, character_ids)
     if truth_folder is not None:
         body["ground_truth"] = _truth_summary(truth_folder, truth_rows, entities)
     body["seconds"] = round(time.perf_counter() - started, 2)
@@ -270,12 +278,7 @@ def _layout_frames(root: Path) -> dict[int, set[int]]:
     return out
 
 
-def _layout_position(entity, index: int) -> np.ndarray:
-    box = entity.boxes[min(index, len(entity.boxes) - 1)]
-    return box.mean(axis=0)
-
-
-def _observed(located, mirrored: bool, limits: CheckThresholds, width: int) -> float | None:
+def _observed(located, mirrored: bool, limits: CheckThresholds) -> float | None:
     """Screen x where the entity was found (mirror-corrected to the frame as shown), or None."""
     direct, flipped = located
     hit = flipped if mirrored else direct
@@ -284,8 +287,7 @@ def _observed(located, mirrored: bool, limits: CheckThresholds, width: int) -> f
     return hit.expected_px[0] + hit.offset_px[0]
 
 
-def _assemble(name, document, per_frame, entities, limits, camera, sources, production, focal, width,
-              character_ids) -> dict:
+def _assemble(name, document, per_frame, entities, limits, sources, production, focal, character_ids) -> dict:
     frames = [r.frame for r in per_frame]
     mirrored = []
     for r in per_frame:
@@ -296,7 +298,7 @@ def _assemble(name, document, per_frame, entities, limits, camera, sources, prod
     entity_items = [_entity_item(e, per_frame, limits, focal) for e in entities]
     cross_view = _cross_view_item(per_frame, limits, production)
     temporal = _temporal_item(per_frame, limits)
-    continuity = _continuity_item(per_frame, entities, character_ids, mirrored, limits, camera, sources, width)
+    continuity = _continuity_item(per_frame, entities, character_ids, mirrored, limits, sources)
     verdict = worst([e["verdict"] for e in entity_items] + [cross_view["verdict"], temporal["verdict"],
                                                               continuity["verdict"]])
     shot = document.extra.get("shot", {})
@@ -330,25 +332,20 @@ def _entity_item(entity, per_frame, limits: CheckThresholds, focal: float) -> di
     missing_share = (len(measured) - len(found)) / len(measured) if measured else None
     median_px = _median(errors)
     reasons = []
-    verdict = "pass"
     if not measured:
         reasons.append("no camera saw it where the shot sees it: not measured")
-    if missing_share is not None and missing_share > limits.missing_fail_share:
-        verdict = worst([verdict, "fail"])
+    missing_verdict = graded(missing_share, limits.missing_warn_share, limits.missing_fail_share)
+    if missing_verdict != "pass":
         reasons.append(f"not found in {len(measured) - len(found)} of {len(measured)} frames")
-    elif missing_share is not None and missing_share > limits.missing_warn_share:
-        verdict = worst([verdict, "warn"])
-        reasons.append(f"not found in {len(measured) - len(found)} of {len(measured)} frames")
-    if median_px is not None:
-        if median_px > limits.placement_fail_px:
-            verdict = worst([verdict, "fail"])
-            reasons.append(f"median placement error {median_px:.1f} px > {limits.placement_fail_px}")
-        elif median_px > limits.placement_warn_px:
-            verdict = worst([verdict, "warn"])
-            reasons.append(f"median placement error {median_px:.1f} px > {limits.placement_warn_px}")
-        if found and within / len(found) < limits.within_tolerance_warn:
-            verdict = worst([verdict, "warn"])
-            reasons.append(f"within {limits.placement_tolerance_px} px in {within} of {len(found)} frames")
+    placement_verdict = graded(median_px, limits.placement_warn_px, limits.placement_fail_px)
+    if placement_verdict != "pass":
+        limit = limits.placement_fail_px if placement_verdict == "fail" else limits.placement_warn_px
+        reasons.append(f"median placement error {median_px:.1f} px > {limit}")
+    tolerance_verdict = "pass"
+    if found and within / len(found) < limits.within_tolerance_warn:
+        tolerance_verdict = "warn"
+        reasons.append(f"within {limits.placement_tolerance_px} px in {within} of {len(found)} frames")
+    verdict = worst([missing_verdict, placement_verdict, tolerance_verdict])
     return {
         "id": entity.entity_id, "name": entity.name, "kind": entity.kind, "verdict": verdict, "reasons": reasons,
         "placement_error_px": median_px, "placement_error_m": _median(row["placement_error_m"] for row in found),
@@ -373,13 +370,8 @@ def _cross_view_item(per_frame, limits: CheckThresholds, production: list[str]) 
         count = sum(p[0] for p in pairs)
         if count:
             per_camera[name] = {"pixels": count, "mean_error": round(sum(p[0] * p[1] for p in pairs) / count, 4)}
-    verdict = "pass"
-    if agreement is None:
-        verdict = "warn"
-    elif agreement < limits.agreement_fail:
-        verdict = "fail"
-    elif agreement < limits.agreement_warn:
-        verdict = "warn"
+    verdict = "warn" if agreement is None else graded(agreement, limits.agreement_warn, limits.agreement_fail,
+                                                       higher_is_worse=False)
     return {
         "verdict": verdict, "agreement": _round(agreement, 4), "mean_error": _round(mean_error, 4),
         "seen_share": _round(float(weights.mean()), 4), "per_camera": per_camera,
@@ -393,13 +385,8 @@ def _temporal_item(per_frame, limits: CheckThresholds) -> dict:
     pairs = [(r.frame, r.change) for r in per_frame if r.change is not None and math.isfinite(r.change[0])]
     changes = [c[0] for _, c in pairs]
     mean = float(np.mean(changes)) if changes else None
-    verdict = "pass"
-    if mean is not None and mean > limits.stability_fail:
-        verdict = "fail"
-    elif mean is not None and mean > limits.stability_warn:
-        verdict = "warn"
     return {
-        "verdict": verdict, "mean_change": _round(mean, 5), "max_change": _round(max(changes), 5) if changes else None,
+        "verdict": graded(mean, limits.stability_warn, limits.stability_fail), "mean_change": _round(mean, 5), "max_change": _round(max(changes), 5) if changes else None,
         "series": {"frame": [f for f, _ in pairs], "change": [_round(c[0], 5) for _, c in pairs],
                    "pixels": [c[1] for _, c in pairs]},
     }
@@ -411,14 +398,13 @@ def _rule_verdict(flipped: int, decidable: int, limits: CheckThresholds) -> str:
     return "warn" if flipped else "pass"
 
 
-def _continuity_item(per_frame, entities, character_ids, mirrored, limits: CheckThresholds, camera, sources,
-                     width: int) -> dict:
+def _continuity_item(per_frame, entities, character_ids, mirrored, limits: CheckThresholds, sources) -> dict:
     by_id = {e.entity_id: e for e in entities}
     characters = sorted(character_ids)
     frames = [r.frame for r in per_frame]
 
     def observed_x(k: int, entity_id: int) -> float | None:
-        return _observed(per_frame[k].located[entity_id], mirrored[k], limits, width)
+        return _observed(per_frame[k].located[entity_id], mirrored[k], limits)
 
     axis = []
     for a_index, a in enumerate(characters):
@@ -474,12 +460,8 @@ def _continuity_item(per_frame, entities, character_ids, mirrored, limits: Check
                 missing.append(r.frame)
             elif direct.error_px > limits.placement_fail_px:
                 moved.append(r.frame)
-        verdict = "pass"
-        for bad in (missing, moved):
-            if measured and len(bad) / measured > limits.missing_fail_share:
-                verdict = worst([verdict, "fail"])
-            elif measured and len(bad) / measured > limits.missing_warn_share:
-                verdict = worst([verdict, "warn"])
+        verdict = worst(graded(len(bad) / measured if measured else None, limits.missing_warn_share,
+                               limits.missing_fail_share) for bad in (missing, moved))
         props.append({"entity": e.name, "frames_measured": measured, "missing_frames": missing,
                       "moved_frames": moved, "verdict": verdict})
 

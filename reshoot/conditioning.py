@@ -18,7 +18,6 @@ place and renamed in when complete.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -172,8 +171,8 @@ def render_conditioning(workspace: str | Path, name: str, backend: str = "auto",
         for sub in ("rgb", "depth", "alpha", "entity"):
             (tmp / sub).mkdir()
         for i, frame in enumerate(frames):
-            posed = dataclasses.replace(pinhole, cam_from_world=path.cam_from_world[i][None].to(camera.K.dtype))
-            passes = render_conditioning_frame(scene, entities, frame - facts.first_frame, frame, posed, backend)
+            passes = render_conditioning_frame(scene, entities, frame - facts.first_frame, frame,
+                                               pinhole.with_pose(path.cam_from_world[i]), backend)
             stem = f"{frame:06d}"
             write_exr(tmp / "rgb" / f"{stem}.exr", "RGB", passes.rgb)
             write_exr(tmp / "depth" / f"{stem}.exr", "Z", passes.depth)

@@ -12,11 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from reshoot.geometry.camera import Camera
 from reshoot.placement import EntityLocation, locate_entity
-from reshoot.reprojection import ShotFrameReference
+from reshoot.reprojection import ShotFrameReference, points_in_camera
 
 
 @dataclass(frozen=True)
@@ -83,26 +82,18 @@ def static_change(previous_output: np.ndarray, previous: ShotFrameReference, pre
     Returns:
         (mean |difference| over the channels and the static pixels, number of such pixels).
     """
-    height, width = reference.surface.shape
     characters = np.array(sorted(character_ids), dtype=np.int32)
     static_now = reference.surface & ~np.isin(reference.entity, characters)
-    points = torch.from_numpy(reference.points.reshape(-1, 3)).double()
-    projection = previous_camera.to(torch.float64).project(points)
-    uv, z = projection.pixels[0], projection.depth[0]
-    grid = torch.stack([uv[:, 0] / (width - 1) * 2 - 1, uv[:, 1] / (height - 1) * 2 - 1], dim=-1).float()[None, None]
+    then = points_in_camera(previous_camera, torch.from_numpy(reference.points.reshape(-1, 3)))
 
     def sample(image: np.ndarray, mode: str) -> np.ndarray:
-        tensor = torch.from_numpy(np.ascontiguousarray(image, np.float32))
-        tensor = tensor[None, None] if tensor.dim() == 2 else tensor.permute(2, 0, 1)[None]
-        return F.grid_sample(tensor, grid, mode=mode, align_corners=True)[0, :, 0].T.numpy()
+        return then.sample(torch.from_numpy(np.ascontiguousarray(image, np.float32)), mode).numpy()
 
-    then_depth = sample(previous.depth, "nearest")[:, 0]
-    then_entity = sample(previous.entity.astype(np.float32), "nearest")[:, 0].round().astype(np.int32)
+    then_depth = sample(previous.depth, "nearest")
+    then_entity = sample(previous.entity.astype(np.float32), "nearest").round().astype(np.int32)
     then_colour = sample(previous_output, "bilinear")
-    z = z.numpy()
-    inside = (z > 0) & (uv[:, 0].numpy() >= 0) & (uv[:, 0].numpy() <= width - 1) \
-        & (uv[:, 1].numpy() >= 0) & (uv[:, 1].numpy() <= height - 1)
-    same_surface = inside & (then_depth > 0) & (np.abs(then_depth - z) <= 0.02 * np.maximum(z, 1e-6))
+    z = then.depth.numpy()
+    same_surface = then.inside.numpy() & (then_depth > 0) & (np.abs(then_depth - z) <= 0.02 * np.maximum(z, 1e-6))
     valid = static_now.reshape(-1) & same_surface & ~np.isin(then_entity, characters)
     if not valid.any():
         return float("nan"), 0

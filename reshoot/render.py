@@ -13,7 +13,6 @@ Each camera's folder is written beside its final place and renamed in when compl
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,9 +152,8 @@ def render_cameras(workspace: str | Path, cameras_file: str | Path, out: str | P
         pinhole = camera.pinhole()
         with atomic_directory(out / name, overwrite=True) as tmp:
             for frame, cam_from_world in plan[name]:
-                posed = dataclasses.replace(pinhole, cam_from_world=cam_from_world[None].to(camera.K.dtype))
                 with torch.no_grad():
-                    render = rasterize(scene.at(frame), posed, backend=backend)
+                    render = rasterize(scene.at(frame), pinhole.with_pose(cam_from_world), backend=backend)
                 write_render_pngs(tmp, frame, render)
                 done += 1
                 report("rendering", done, total)

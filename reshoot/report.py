@@ -43,9 +43,7 @@ def _png(image: np.ndarray) -> str:
     """A data: URI of an 8-bit PNG of an [H, W, 3] float image in [0, 1] or uint8."""
     import imageio.v3 as iio
 
-    if image.dtype != np.uint8:
-        image = (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)
-    return "data:image/png;base64," + base64.b64encode(iio.imwrite("<bytes>", image, extension=".png")).decode()
+    return "data:image/png;base64," + base64.b64encode(iio.imwrite("<bytes>", _to_uint8(image), extension=".png")).decode()
 
 
 def _figure_png(figure) -> str:
@@ -168,7 +166,7 @@ def _side_by_side(folder: Path, footage, production: list[str]) -> list[str]:
         shown = min(max(frame, footage.frames.start), footage.frames.stop - 1)
         originals = [_thumbnail(footage.source(n).read(shown)) for n in production]
         tiles = [_thumbnail(iio.imread(p)[..., :3]) for p in (output, reference, path)]
-        row_top = np.concatenate([(_to_uint8(t)) for t in originals], axis=1)
+        row_top = np.concatenate([_to_uint8(t) for t in originals], axis=1)
         row_bottom = np.concatenate([_to_uint8(t) for t in tiles], axis=1)
         width = max(row_top.shape[1], row_bottom.shape[1])
         grid = np.concatenate([np.pad(r, ((0, 4), (0, width - r.shape[1]), (0, 0)), constant_values=255)

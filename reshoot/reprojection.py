@@ -13,7 +13,6 @@ checks know which reference pixels show which character or prop.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,6 +61,37 @@ class ShotFrameReference:
     entity: np.ndarray
 
 
+@dataclass(frozen=True)
+class PointsInCamera:
+    """Where N world points land in one pinhole camera, ready to read that camera's images there.
+
+    Attributes:
+        depth: [N] float64 z-depth in the camera (world units).
+        inside: [N] bool, in front of the camera and within its image (continuous pixel bounds).
+        grid: [1, 1, N, 2] float32 `grid_sample` coordinates of the points (align_corners=True).
+    """
+
+    depth: torch.Tensor
+    inside: torch.Tensor
+    grid: torch.Tensor
+
+    def sample(self, image: torch.Tensor, mode: str) -> torch.Tensor:
+        """The image at the points: [H, W] → [N], [H, W, C] → [N, C] (float32; mode "nearest" or "bilinear")."""
+        planes = image[None, None] if image.dim() == 2 else image.permute(2, 0, 1)[None]
+        values = F.grid_sample(planes.float(), self.grid, mode=mode, align_corners=True)[0, :, 0].T
+        return values[:, 0] if image.dim() == 2 else values
+
+
+def points_in_camera(camera: Camera, points: torch.Tensor) -> PointsInCamera:
+    """Project world points ([N, 3]) into one pinhole camera (see PointsInCamera)."""
+    width, height = int(camera.width[0]), int(camera.height[0])
+    projection = camera.to(torch.float64).project(points.double())
+    uv, z = projection.pixels[0], projection.depth[0]
+    inside = (z > 0) & (uv[:, 0] >= 0) & (uv[:, 0] <= width - 1) & (uv[:, 1] >= 0) & (uv[:, 1] <= height - 1)
+    grid = torch.stack([uv[:, 0] / (width - 1) * 2 - 1, uv[:, 1] / (height - 1) * 2 - 1], dim=-1)
+    return PointsInCamera(z, inside, grid.float()[None, None])
+
+
 def render_depth(gaussians: Gaussians, cameras: Camera, backend: str = "auto") -> tuple[torch.Tensor, torch.Tensor]:
     """Z-depth and coverage of the splats in pinhole cameras, rendered in groups of equal image size.
 
@@ -93,7 +123,7 @@ def entity_labels(points: torch.Tensor, entities: list[EntityTrack], frame_index
     labels = torch.full((len(points),), -1, dtype=torch.int32)
     best = torch.full((len(points),), float("inf"), dtype=points.dtype)
     for entity in entities:
-        box = torch.from_numpy(entity.boxes[min(frame_index, len(entity.boxes) - 1)]).to(points.dtype)
+        box = torch.from_numpy(entity.box_at(frame_index)).to(points.dtype)
         pad = ENTITY_PAD_M.get(entity.kind, 0.05)
         inside = ((points >= box[0] - pad) & (points <= box[1] + pad)).all(dim=-1)
         distance = (points - box.mean(dim=0)).norm(dim=-1)
@@ -151,16 +181,11 @@ def shot_frame_reference(gaussians: Gaussians, shot: Camera, sources: Camera, so
     flat_surface = surface.reshape(-1)
     for v in range(len(sources)):
         camera = pinholes.select(v)
-        w, h = int(camera.width[0]), int(camera.height[0])
-        projection = camera.project(points)
-        uv, z = projection.pixels[0], projection.depth[0]
-        grid = torch.stack([uv[:, 0] / (w - 1) * 2 - 1, uv[:, 1] / (h - 1) * 2 - 1], dim=-1).float()[None, None]
-        their_depth = F.grid_sample(source_depths[v][None, None].float(), grid, mode="nearest", align_corners=True)
-        their_alpha = F.grid_sample(source_alphas[v][None, None].float(), grid, mode="nearest", align_corners=True)
-        their_depth, their_alpha = their_depth.reshape(-1).double(), their_alpha.reshape(-1)
-        inside = (z > 0) & (uv[:, 0] >= 0) & (uv[:, 0] <= w - 1) & (uv[:, 1] >= 0) & (uv[:, 1] <= h - 1)
-        visible = (flat_surface & inside & (their_alpha >= COVERED_ALPHA)
-                   & ((their_depth - z).abs() <= DEPTH_AGREEMENT * z))
+        seen_by = points_in_camera(camera, points)
+        their_depth = seen_by.sample(source_depths[v], "nearest").double()
+        their_alpha = seen_by.sample(source_alphas[v], "nearest")
+        visible = (flat_surface & seen_by.inside & (their_alpha >= COVERED_ALPHA)
+                   & ((their_depth - seen_by.depth).abs() <= DEPTH_AGREEMENT * seen_by.depth))
         their_ray = F.normalize(points - camera.centers[0], dim=-1)
         facing = (normals * their_ray).sum(dim=-1).abs() >= GRAZING_COS
         cos = (shot_ray * their_ray).sum(dim=-1)
@@ -168,9 +193,7 @@ def shot_frame_reference(gaussians: Gaussians, shot: Camera, sources: Camera, so
         if not bool(take.any()):
             continue
         image = undistort_image(torch.from_numpy(np.asarray(source_images[v], np.float32)), sources.select(v))
-        sampled = F.grid_sample(image.permute(2, 0, 1)[None].float(), grid, mode="bilinear", align_corners=True)
-        sampled = sampled[0, :, 0].T  # [H*W, 3]
-        colour[take] = sampled[take]
+        colour[take] = seen_by.sample(image, "bilinear")[take]
         chosen[take] = v
         best_cos[take] = cos[take]
     labels = entity_labels(points, entities, frame_index)
@@ -180,8 +203,3 @@ def shot_frame_reference(gaussians: Gaussians, shot: Camera, sources: Camera, so
         points=points.float().reshape(*shape, 3).numpy(), depth=torch.where(surface, depth, 0).float().numpy(),
         surface=surface.numpy(), colour=colour.reshape(*shape, 3).numpy(), seen=(chosen >= 0).reshape(shape).numpy(),
         source=chosen.reshape(shape).numpy(), entity=labels.reshape(shape).numpy())
-
-
-def posed(camera: Camera, cam_from_world: torch.Tensor) -> Camera:
-    """`camera` (one pinhole) with the pose `cam_from_world` ([4, 4])."""
-    return dataclasses.replace(camera, cam_from_world=cam_from_world[None].to(camera.K.dtype))

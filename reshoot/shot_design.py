@@ -50,6 +50,10 @@ class EntityTrack:
     entity_id: int
     boxes: np.ndarray
 
+    def box_at(self, frame_index: int) -> np.ndarray:
+        """[2, 3] box min and max at take frame index `frame_index` (the last box past the end)."""
+        return self.boxes[min(frame_index, len(self.boxes) - 1)]
+
 
 @dataclass(frozen=True)
 class SceneFacts:

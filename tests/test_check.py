@@ -80,7 +80,7 @@ def _entity_mask(ws: Path, shot: str, entity_id: int, frame: int) -> np.ndarray:
     """Where the geometry puts an entity in a shot frame (the reference's labels, dilated a little)."""
     from reshoot.geometry.cameras_io import read_cameras_json
     from reshoot.render import load_splat_scene
-    from reshoot.reprojection import posed, shot_frame_reference
+    from reshoot.reprojection import shot_frame_reference
     from reshoot.shots import scene_facts
     from reshoot.workspace import load_workspace
 
@@ -90,7 +90,7 @@ def _entity_mask(ws: Path, shot: str, entity_id: int, frame: int) -> np.ndarray:
     names = registered.names_with_role("production", default="production")
     with load_workspace(ws).open_footage() as footage:
         images = [footage.source(n).read(frame) for n in names]
-    camera = posed(document.cameras.select(0).pinhole(), document.paths[shot].cam_from_world[frame - facts.first_frame])
+    camera = document.cameras.select(0).pinhole().with_pose(document.paths[shot].cam_from_world[frame - facts.first_frame])
     reference = shot_frame_reference(load_splat_scene(ws).at(frame), camera, registered.cameras.select(names), images,
                                      list(facts.entities.values()), frame - facts.first_frame)
     return cv2.dilate((reference.entity == entity_id).astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
