@@ -267,14 +267,14 @@ class _FrameResult:
 
 
 def _layout_frames(root: Path) -> dict[int, set[int]]:
-    """Entity id → the take frames where the layout found it (props: every frame)."""
+    """Entity id → the take frames where the layout found it, not interpolated (props: every frame)."""
     document = read_json_document(root / "layout.json", "layout", 1)
     out = {}
     for entity in document.get("entities", []):
-        numbers = [f.get("frame") for f in entity.get("frames", [])]
-        if any(n is None for n in numbers):
+        entries = [f for f in entity.get("frames", []) if not f.get("interpolated", False)]
+        if any(f.get("frame") is None for f in entries):
             continue
-        out[int(entity["id"])] = {int(n) for n in numbers}
+        out[int(entity["id"])] = {int(f["frame"]) for f in entries}
     return out
 
 

@@ -7,10 +7,13 @@
   characters (people touching as they cross) is split between them. With few cameras a hull has
   ghosts where silhouettes of different people intersect, so candidates are accepted greedily by how
   many foreground pixels they explain that no accepted one does yet (a ghost explains none of its
-  own). Where a character stands comes from its silhouettes (the rays through their centres, seen from
-  above, meet on its vertical axis), else from its hull. Detections are linked online into tracks by
-  the Hungarian method on predicted floor distance plus colour-histogram distance; tracks survive
-  short gaps, and short-lived tracks are dropped. Where registration found no floor, characters are
+  own). Each foreground pixel goes to the nearest character whose hull covers it. Where a character
+  stands comes from its head: in each view the middle of the head's outline gives a line on the floor
+  towards its vertical axis, and the lines meet there (weighted, outliers dropped); else from its
+  hull. Detections are linked online into tracks by the Hungarian method on the distance to each
+  track's robust straight-line prediction plus colour-histogram distance. Finished tracks have
+  broken tracks stitched, misplaced detections moved onto their neighbours' line and brief gaps
+  filled (marked `interpolated`); short-lived tracks are dropped. Where registration found no floor, characters are
   found by size alone.
 - **Props**: the static reconstruction (`splats/background.ply`, else the registration's points)
   without the floor and the walls (open3d plane segmentation), clustered with DBSCAN.
@@ -40,8 +43,18 @@ from reshoot.reconstruct import carving_bounds, render_set
 from reshoot.workspace import load_workspace
 
 HISTOGRAM_BINS = 4  # per RGB channel
+PREDICTION_WINDOW = 8  # detections a track's predicted position is fitted to
 BORDER_MARGIN_PX = 4  # a silhouette this close to the image border may be cut by it
 FAILED_CAMERA_FOREGROUND = 0.4  # a camera whose median foreground share exceeds this has no usable plate
+HEAD_HEIGHT_M = 0.18  # the top of a standing body this tall is its head (a head is about 0.23 m)
+MIN_HEAD_ROWS = 4  # head rows with clean outlines a view needs to place a character
+MAX_BODY_GAP_M = 0.2  # a wider gap within a row separates the head from something else
+HULL_GATE_M = 0.15  # a body's axis passes this close to its hull's voxels
+OUTLIER_FLOOR_M = 0.02  # head lines missing their meeting point by less than this are never dropped
+ONE_LINE_MOVE_M = 0.3  # a lone head line moves the hull's position across it by at most this
+OUTLIER_WINDOW = 6  # frames either side that judge a track's detection
+OUTLIER_MIN_M = 0.08  # a detection this close to its neighbours' line is never an outlier
+STITCH_M = 1.0  # a track that ends this close to where another starts (within max_gap frames) is joined to it
 
 
 @dataclass(frozen=True)
@@ -87,6 +100,7 @@ class Detection:
         histogram: [bins^3] colour histogram of its pixels in the cameras, summing to 1.
         cameras: names of the cameras where it shows as foreground.
         confidence: share of the cameras that see it as foreground, 0 to 1.
+        interpolated: not detected in this frame: placed on the track's line through a brief gap.
     """
 
     frame: int
@@ -96,6 +110,7 @@ class Detection:
     histogram: np.ndarray
     cameras: tuple[str, ...]
     confidence: float
+    interpolated: bool = False
 
 
 @dataclass
@@ -103,15 +118,13 @@ class _Track:
     detections: dict[int, Detection] = field(default_factory=dict)
 
     def predict(self, frame: int) -> np.ndarray:
-        """[2] floor x, y expected at `frame`: constant velocity over the last few detections (one step's
-        velocity is mostly voxel quantization)."""
-        frames = sorted(self.detections)[-5:]
-        last = self.detections[frames[-1]]
-        if len(frames) < 2:
-            return last.floor
-        first = self.detections[frames[0]]
-        velocity = (last.floor - first.floor) / (frames[-1] - frames[0])
-        return last.floor + velocity * (frame - frames[-1])
+        """[2] floor x, y expected at `frame`: a straight, constant-speed line through the last
+        PREDICTION_WINDOW detections, fitted robustly (Theil-Sen: the median of the pairwise velocities, then
+        the median offset), so that one misplaced detection does not throw the prediction off."""
+        frames = sorted(self.detections)[-PREDICTION_WINDOW:]
+        offset, velocity = _theil_sen(np.array(frames, dtype=np.float64),
+                                      np.stack([self.detections[f].floor for f in frames]))
+        return offset + velocity * frame
 
     def histogram(self) -> np.ndarray:
         recent = [self.detections[f].histogram for f in sorted(self.detections)[-5:]]
@@ -161,9 +174,93 @@ class CharacterTracker:
 
     def tracks(self, frame_count: int) -> list[_Track]:
         """Tracks seen in at least `min_track_share` of the frames, in order of first appearance."""
-        keep = [t for t in self.finished + self.active
+        keep = [_Track(_gaps_filled(_outliers_replaced(t.detections), self.options.max_gap))
+                for t in _stitched(self.finished + self.active, self.options)
                 if len(t.detections) >= self.options.min_track_share * frame_count]
         return sorted(keep, key=lambda t: (min(t.detections), float(t.detections[min(t.detections)].floor[0])))
+
+
+def _stitched(tracks: list[_Track], options: LayoutOptions) -> list[_Track]:
+    """Tracks with the broken ones joined: where one track ends and another starts within `max_gap`
+    frames and STITCH_M metres of it (a character whose detections jumped past the tracker's gate), they
+    are joined; the pair with the shortest gap first, then the lowest distance plus appearance cost."""
+    tracks = [_Track(dict(t.detections)) for t in tracks]
+    while True:
+        best = None
+        for i, a in enumerate(tracks):
+            end = max(a.detections)
+            for j, b in enumerate(tracks):
+                start = min(b.detections)
+                if i == j or not 0 < start - end <= options.max_gap + 1:
+                    continue
+                distance = float(np.linalg.norm(b.detections[start].floor - a.detections[end].floor))
+                hellinger = math.sqrt(max(0.0, 1.0 - float(np.sqrt(a.histogram() * b.detections[start].histogram).sum())))
+                cost = (start - end, distance + options.appearance_weight * hellinger)
+                if distance <= STITCH_M and (best is None or cost < best[0]):
+                    best = (cost, i, j)
+        if best is None:
+            return tracks
+        _, i, j = best
+        tracks[i].detections.update(tracks[j].detections)
+        del tracks[j]
+
+
+def _theil_sen(times: np.ndarray, floors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Robust straight line through floor positions [N, 2] at times [N]: (offset [2], velocity [2]) with
+    floor(t) = offset + velocity * t; the median of the pairwise velocities, then the median offset."""
+    if len(times) < 2:
+        return floors[0], np.zeros(2)
+    first, second = np.triu_indices(len(times), k=1)
+    velocity = np.median((floors[second] - floors[first]) / (times[second] - times[first])[:, None], axis=0)
+    return np.median(floors - velocity * times[:, None], axis=0), velocity
+
+
+def _gaps_filled(detections: dict[int, Detection], max_gap: int) -> dict[int, Detection]:
+    """A track's detections with the frames of each gap of up to `max_gap` frames (a brief occlusion)
+    filled: placed on the straight line (`_theil_sen`) through the detections within OUTLIER_WINDOW frames,
+    box and colours from the nearest detection, no cameras, a quarter of its confidence, `interpolated`."""
+    frames = np.array(sorted(detections), dtype=np.float64)
+    floors = np.stack([detections[int(f)].floor for f in frames])
+    out = dict(detections)
+    for before, after in zip(frames[:-1], frames[1:]):
+        if after - before <= 1 or after - before > max_gap + 1:
+            continue
+        for frame in range(int(before) + 1, int(after)):
+            near = np.abs(frames - frame) <= OUTLIER_WINDOW
+            offset, velocity = _theil_sen(frames[near], floors[near])
+            closest = detections[int(frames[np.argmin(np.abs(frames - frame))])]
+            floor = offset + velocity * frame
+            shift = np.append(floor - closest.floor, 0.0)
+            out[frame] = replace(closest, frame=frame, floor=floor, box_min=closest.box_min + shift,
+                                 box_max=closest.box_max + shift, cameras=(), confidence=closest.confidence / 4,
+                                 interpolated=True)
+    return out
+
+
+def _outliers_replaced(detections: dict[int, Detection]) -> dict[int, Detection]:
+    """A track's detections with the misplaced ones moved onto their neighbours' line.
+
+    A detection is misplaced where it lies more than OUTLIER_MIN_M and 4 robust standard deviations from
+    the straight line (`_theil_sen`) through the detections within OUTLIER_WINDOW frames of it (at least
+    4 of them): a ghost or another character taken for this one (mostly while characters cross). Its
+    position and box move onto the line and its confidence halves; every other detection is kept as
+    measured."""
+    frames = np.array(sorted(detections), dtype=np.float64)
+    floors = np.stack([detections[int(f)].floor for f in frames])
+    out = dict(detections)
+    for i, frame in enumerate(frames):
+        near = (np.abs(frames - frame) <= OUTLIER_WINDOW) & (frames != frame)
+        if near.sum() < 4:
+            continue
+        offset, velocity = _theil_sen(frames[near], floors[near])
+        spread = 1.4826 * np.median(np.linalg.norm(floors[near] - offset - velocity * frames[near, None], axis=1))
+        expected = offset + velocity * frame
+        if np.linalg.norm(floors[i] - expected) > max(OUTLIER_MIN_M, 4 * spread):
+            d = detections[int(frame)]
+            shift = np.append(expected - d.floor, 0.0)
+            out[int(frame)] = replace(d, floor=expected, box_min=d.box_min + shift, box_max=d.box_max + shift,
+                                      confidence=d.confidence / 2)
+    return out
 
 
 @dataclass(frozen=True)
@@ -313,73 +410,177 @@ def detect_characters(frame: int, hull: VisualHull, cameras: Camera, foreground:
             continue
         explained |= own
         accepted.append(index)
+    owner = _foreground_owner([candidates[i][0] for i in accepted], cameras, foreground, hull.voxel_size)
     detections = []
-    for index in accepted:
+    for k, index in enumerate(accepted):
         voxels, lo, hi = candidates[index]
-        own = covered[index]
-        others = torch.zeros_like(own)
-        for other in accepted:
-            if other != index:
-                others |= covered[other]
-        floor = _triangulated_floor(voxels, own, others, cameras, occluder_depth)
-        if floor is None:
-            floor = _floor_point(voxels, options.min_height)
-        seen = [cameras.names[v] for v in range(len(cameras)) if int(own[v].sum()) > 0]
-        detections.append(Detection(frame, floor, lo, hi, _histogram(own, images), tuple(seen), len(seen) / len(cameras)))
+        hull_floor = _floor_point(voxels, options.min_height)
+        floor = _silhouette_floor(owner, k, foreground, voxels, cameras, occluder_depth, hull_floor)
+        seen = [cameras.names[v] for v in range(len(cameras)) if int(covered[index][v].sum()) > 0]
+        detections.append(Detection(frame, floor, lo, hi, _histogram(covered[index], images), tuple(seen),
+                                    len(seen) / len(cameras)))
     return detections
 
 
-def _triangulated_floor(voxels: np.ndarray, own: torch.Tensor, others: torch.Tensor, cameras: Camera,
-                        occluder_depth: torch.Tensor | None, max_residual: float = 0.1) -> np.ndarray | None:
-    """[2] where a character stands, from its silhouettes: a body is about symmetric about its vertical
-    axis, so the ray through the median pixel of its silhouette in each view passes close to that axis;
-    seen from above, each view gives a line and the axis is where the lines meet (least squares, the
-    worst view dropped while it misses by more than `max_residual` metres).
+def _foreground_owner(characters: list[np.ndarray], cameras: Camera, foreground: torch.Tensor,
+                      voxel_size: float) -> torch.Tensor:
+    """[V, H, W] int64: which character (index into `characters`, each [N, 3] hull voxels) each foreground
+    pixel shows: the nearest one whose voxels cover it (each voxel drawn as a square of its projected
+    size); -1 for background and for foreground no character covers."""
+    if not characters:
+        return torch.full(foreground.shape, -1, dtype=torch.int64)
+    depth = torch.full((len(characters), *foreground.shape), math.inf)
+    for k, voxels in enumerate(characters):
+        hits = cameras.pixel_hits(torch.from_numpy(voxels))
+        for v in range(len(cameras)):
+            inside = hits.inside[v]
+            if not bool(inside.any()):
+                continue
+            index = hits.rows[v][inside] * foreground.shape[2] + hits.cols[v][inside]
+            near = float(hits.depth[v][inside].quantile(0.1))
+            reach = min(15, math.ceil(0.5 * voxel_size * float(cameras.K[v, 0, 0]) / near))
+            drawn = depth[k, v].view(-1).scatter_reduce(0, index, hits.depth[v][inside].float(), "amin")
+            depth[k, v] = -torch.nn.functional.max_pool2d(-drawn.view(1, *foreground.shape[1:]), 2 * reach + 1, 1, reach)[0]
+    nearest, owner = depth.min(0)
+    return torch.where(foreground & torch.isfinite(nearest), owner, -1)
 
-    The hull's own centre is pulled along the directions that few cameras constrain; the silhouettes are
-    not. A view is not used where the silhouette comes within BORDER_MARGIN_PX of the image border,
-    overlaps another character's, or where the set hides part of the hull (its silhouette is cut). None
-    when fewer than two views remain or they look from about the same direction.
+
+def _silhouette_floor(owner: torch.Tensor, index: int, foreground: torch.Tensor, voxels: np.ndarray, cameras: Camera,
+                      occluder_depth: torch.Tensor | None, hull_floor: np.ndarray) -> np.ndarray:
+    """[2] where a character stands: where the lines towards its head (`_axis_azimuth`) from the
+    cameras meet on the floor plane.
+
+    Each view's line has an uncertainty (metres across it) from how much its head rows disagree. Lines
+    passing more than HULL_GATE_M from every voxel of the hull are not used, nor is a meeting point that
+    far from them; the rest are intersected by weighted least squares, dropping the worst line while
+    one misses by more than 3 of its standard deviations and OUTLIER_FLOOR_M. With one line the hull's
+    position is moved onto it (when that moves it by at most ONE_LINE_MOVE_M); with none, or lines from
+    about one direction, the hull's position is kept.
 
     Args:
-        voxels: [N, 3] the character's hull voxels; own, others: [V, H, W] its foreground pixels and the
-        other characters'; occluder_depth: [V, H, W] z-depth of the set, or None.
+        owner: [V, H, W] `_foreground_owner`; index: this character's index in it.
+        foreground: [V, H, W] bool.
+        voxels: [N, 3] its hull voxels; occluder_depth: [V, H, W] z-depth of the set, or None.
+        hull_floor: [2] its position from the hull (the fallback).
     """
-    hits = cameras.pixel_hits(torch.from_numpy(voxels)) if occluder_depth is not None else None
-    height, width = own.shape[1:]
-    margin = BORDER_MARGIN_PX
-    lines = []  # (unit normal n [2], offset n · c) of each view's line on the floor plane
+    lines = []  # (unit normal n [2], offset n · c, standard deviation in metres) per view
+    distance = cameras.project(torch.from_numpy(voxels)).depth.median(1).values
+    footprint = voxels[:, :2]
     for v in range(len(cameras)):
-        rows, cols = torch.nonzero(own[v], as_tuple=True)
-        if len(rows) < 30:
+        pixels_per_metre = float(cameras.K[v, 0, 0]) / float(distance[v])
+        silhouette = _silhouette(owner[v], index, foreground[v], pixels_per_metre)
+        found = _axis_azimuth(silhouette, foreground[v], cameras.select(v), pixels_per_metre,
+                              None if occluder_depth is None else occluder_depth[v] < float(distance[v]) - 0.1)
+        if found is None:
             continue
-        if (int(rows.min()) < margin or int(cols.min()) < margin or int(rows.max()) >= height - margin
-                or int(cols.max()) >= width - margin):
-            continue  # cut by the image border (the foreground mask's opening erodes it by a few pixels)
-        if int((own[v] & others[v]).sum()) > 0.25 * len(rows):
-            continue
-        if hits is not None:
-            behind = hits.depth[v] > occluder_depth[v, hits.rows[v], hits.cols[v]] + 0.05
-            if float(behind.float().mean()) > 0.15:
-                continue
-        pixel = torch.stack([cols.double().median(), rows.double().median()])
-        direction = cameras.select(v).pixel_directions(pixel[None, None])[0, 0, :2].numpy()
-        if np.linalg.norm(direction) < 1e-6:
-            continue
-        normal = np.array([-direction[1], direction[0]]) / np.linalg.norm(direction)
-        lines.append((normal, float(normal @ cameras.centers[v, :2].numpy())))
+        azimuth, spread = found
+        centre = cameras.centers[v, :2].double().numpy()
+        normal = np.array([-math.sin(azimuth), math.cos(azimuth)])
+        if np.abs((footprint - centre) @ normal).min() <= HULL_GATE_M:
+            lines.append((normal, float(normal @ centre), spread * float(np.linalg.norm(hull_floor - centre))))
     while len(lines) >= 2:
-        normals = np.stack([n for n, _ in lines])
-        offsets = np.array([o for _, o in lines])
-        normal_matrix = normals.T @ normals
-        if np.linalg.eigvalsh(normal_matrix)[0] < math.sin(math.radians(15)) ** 2:
-            return None  # the lines are about parallel: the point along them is not determined
-        point = np.linalg.solve(normal_matrix, normals.T @ offsets)
+        normals = np.stack([n for n, _, _ in lines])
+        offsets = np.array([o for _, o, _ in lines])
+        weights = np.array([1.0 / s**2 for _, _, s in lines])
+        normal_matrix = (normals * weights[:, None]).T @ normals
+        unit_matrix = normals.T @ normals
+        if np.linalg.eigvalsh(unit_matrix)[0] < math.sin(math.radians(15)) ** 2:
+            break  # about parallel: the point along them is not determined
+        point = np.linalg.solve(normal_matrix, (normals * weights[:, None]).T @ offsets)
         residuals = np.abs(normals @ point - offsets)
-        if residuals.max() <= max_residual:
-            return point
-        del lines[int(np.argmax(residuals))]
-    return None
+        scaled = residuals * np.sqrt(weights)
+        worst = int(np.argmax(scaled))
+        if scaled[worst] <= 3.0 or residuals[worst] <= OUTLIER_FLOOR_M:
+            if np.linalg.norm(footprint - point, axis=1).min() <= HULL_GATE_M:
+                return point
+            break  # the lines meet away from this hull: they belong to other characters
+        del lines[worst]
+    if len(lines) == 1:
+        normal, offset, _ = lines[0]
+        miss = normal @ hull_floor - offset
+        if abs(miss) <= ONE_LINE_MOVE_M:
+            return hull_floor - miss * normal
+    return hull_floor
+
+
+def _silhouette(owner: torch.Tensor, index: int, foreground: torch.Tensor, pixels_per_metre: float,
+                reach_m: float = 0.3) -> torch.Tensor:
+    """[H, W] bool: one character's silhouette in one view: the connected foreground region holding most
+    of the pixels `owner` [H, W] gives it, not counting pixels of other characters, within `reach_m`
+    of its own columns. Foreground no hull covers (the carving trims thin parts such as hair) joins the
+    character it touches."""
+    from scipy.ndimage import label
+
+    own = owner == index
+    if not bool(own.any()):
+        return own
+    columns = torch.nonzero(own.any(0)).flatten()
+    reach = round(reach_m * pixels_per_metre)
+    window = torch.zeros_like(own)
+    window[:, max(int(columns[0]) - reach, 0):int(columns[-1]) + reach + 1] = True
+    candidate = foreground & ((owner == index) | (owner < 0)) & window
+    regions, _ = label(candidate.numpy())
+    regions = torch.from_numpy(regions)
+    main = int(torch.bincount(regions[own & candidate]).argmax())
+    return regions == main
+
+
+def _axis_azimuth(silhouette: torch.Tensor, foreground: torch.Tensor, camera: Camera, pixels_per_metre: float,
+                  set_in_front: torch.Tensor | None) -> tuple[float, float] | None:
+    """Azimuth (radians, world x towards y) of a character's vertical axis seen by one camera, from its
+    head: the median over the head's rows of the middle of the silhouette's edge azimuths.
+
+    The head is the part of a body that stays on its axis (swinging arms and legs, seen obliquely, move
+    the middle of a row off it; see docs/benchmarks.md#layout). The head's rows are the silhouette's top
+    HEAD_HEIGHT_M. They count only where the top is a real outline (background above it, away from the image border)
+    and each row's two edges are too: one run of the character's pixels (gaps up to MAX_BODY_GAP_M),
+    next to background, away from the border and not where the set stands in front of the character.
+    Returns the azimuth and its standard error (radians; from the spread of the rows, at least a quarter
+    pixel), or None with fewer than MIN_HEAD_ROWS such rows.
+
+    Args:
+        silhouette: [H, W] bool, the character's (`_silhouette`); foreground: [H, W] bool.
+        set_in_front: [H, W] bool where the set is nearer than the character, or None.
+        pixels_per_metre: image scale at the character's distance.
+    """
+    width = silhouette.shape[1]
+    rows = torch.nonzero(silhouette.any(1)).flatten()
+    if len(rows) < MIN_HEAD_ROWS or int(rows[0]) < BORDER_MARGIN_PX:
+        return None
+    occluding = foreground if set_in_front is None else foreground | set_in_front
+    top = int(rows[0])
+    if bool((occluding[max(top - 2, 0):top] & silhouette[top]).any()):
+        return None  # something stands in front of the top of the head
+    rows = rows[rows < top + HEAD_HEIGHT_M * pixels_per_metre]
+    columns = torch.arange(width)
+    left = torch.where(silhouette[rows], columns, width).amin(1)
+    right = torch.where(silhouette[rows], columns, -1).amax(1)
+    gap = max(1, round(MAX_BODY_GAP_M * pixels_per_metre))
+    closed = -torch.nn.functional.max_pool1d(  # closing: gaps up to `gap` pixels filled
+        -torch.nn.functional.max_pool1d(silhouette[rows].float()[:, None], 2 * gap + 1, 1, gap), 2 * gap + 1, 1, gap)[:, 0] > 0
+    runs = (closed[:, 1:] & ~closed[:, :-1]).sum(1) + closed[:, 0].long()
+    clean = (runs == 1) & (left >= BORDER_MARGIN_PX) & (right < width - BORDER_MARGIN_PX)
+    for edge, step in ((left, -1), (right, 1)):
+        for offset in (1, 2):
+            clean &= ~occluding[rows, (edge + step * offset).clamp(0, width - 1)]
+    if int(clean.sum()) < MIN_HEAD_ROWS:
+        return None
+    rows, left, right = rows[clean], left[clean], right[clean]
+    pixels = torch.stack([torch.cat([left - 0.5, right + 0.5]), torch.cat([rows, rows]).double()], -1)
+    directions = camera.pixel_directions(pixels[None].double())[0]
+    angles = torch.atan2(directions[:, 1], directions[:, 0]).double()
+    left_angle, right_angle = angles[: len(rows)], angles[len(rows):]
+    middle = left_angle + _wrapped(right_angle - left_angle) / 2
+    offsets = _wrapped(middle - middle[0])
+    centre = offsets.median()
+    spread = 1.2533 * 1.4826 * float((offsets - centre).abs().median()) / math.sqrt(len(rows))
+    quantization = 0.25 / float(camera.K[0, 0, 0])  # radians: edges are found to about half a pixel
+    return float(middle[0] + centre), math.hypot(spread, quantization)
+
+
+def _wrapped(angles: torch.Tensor) -> torch.Tensor:
+    """Angles (radians) wrapped into [-pi, pi)."""
+    return torch.remainder(angles + math.pi, 2 * math.pi) - math.pi
 
 
 def _split_blob(voxels: np.ndarray, expected: list[np.ndarray], voxel_size: float,
@@ -580,7 +781,7 @@ def _frame_entry(d: Detection) -> dict:
     centre = (d.box_min + d.box_max) / 2
     return {"frame": d.frame, "position": _rounded(centre), "floor_position": _rounded([d.floor[0], d.floor[1], 0.0]),
             "box_min": _rounded(d.box_min), "box_max": _rounded(d.box_max), "confidence": round(d.confidence, 3),
-            "cameras": list(d.cameras)}
+            "cameras": list(d.cameras), **({"interpolated": True} if d.interpolated else {})}
 
 
 def draw_plan(path: Path, entities: list[dict], cameras: Camera, bounds) -> None:

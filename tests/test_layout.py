@@ -26,17 +26,24 @@ def _cameras() -> Camera:
                          np.stack([look_at(e, (0, 0, 0.8)).numpy() for e in eyes]), [SIZE[0]] * 4, [SIZE[1]] * 4)
 
 
-def _people_masks(cameras: Camera, centres: list[tuple[float, float]]) -> torch.Tensor:
-    """Silhouettes of upright 0.4 x 0.3 x 1.7 m boxes standing at `centres`."""
+def _box_silhouettes(cameras: Camera, boxes: list[tuple], samples: tuple[int, int, int]) -> torch.Tensor:
+    """[V, H, W] bool: the pixels of `samples` points per axis in each box ((x0, x1), (y0, y1), (z0, z1))."""
     masks = torch.zeros(len(cameras), SIZE[1], SIZE[0], dtype=torch.bool)
-    for cx, cy in centres:
-        g = np.stack(np.meshgrid(np.linspace(cx - 0.2, cx + 0.2, 12), np.linspace(cy - 0.15, cy + 0.15, 10),
-                                 np.linspace(0, 1.7, 40), indexing="ij"), -1).reshape(-1, 3)
+    for (x0, x1), (y0, y1), (z0, z1) in boxes:
+        g = np.stack(np.meshgrid(np.linspace(x0, x1, samples[0]), np.linspace(y0, y1, samples[1]),
+                                 np.linspace(z0, z1, samples[2]), indexing="ij"), -1).reshape(-1, 3)
         p = cameras.project(torch.from_numpy(g))
         for v in range(len(cameras)):
             u = p.pixels[v, :, 0].round().long().clamp(0, SIZE[0] - 1)
             r = p.pixels[v, :, 1].round().long().clamp(0, SIZE[1] - 1)
             masks[v, r, u] = True
+    return masks
+
+
+def _people_masks(cameras: Camera, centres: list[tuple[float, float]]) -> torch.Tensor:
+    """Silhouettes of upright 0.4 x 0.3 x 1.7 m boxes standing at `centres`."""
+    boxes = [((cx - 0.2, cx + 0.2), (cy - 0.15, cy + 0.15), (0.0, 1.7)) for cx, cy in centres]
+    masks = _box_silhouettes(cameras, boxes, (12, 10, 40))
     return torch.nn.functional.max_pool2d(masks[:, None].float(), 3, 1, 1)[:, 0] > 0
 
 
@@ -86,7 +93,59 @@ def test_tracks_keep_identities_through_a_crossing_and_a_gap():
     for track in tracks:
         colours = {int(np.argmax(d.histogram)) for d in track.detections.values()}
         assert len(colours) == 1, "a track swapped people"
-    assert sorted(len(t.detections) for t in tracks) == [35, 40]
+    assert sorted(len(t.detections) for t in tracks) == [40, 40]  # b's five hidden frames are filled
+    filled = [d for t in tracks for d in t.detections.values() if d.interpolated]
+    assert sorted(d.frame for d in filled) == [18, 19, 20, 21, 22]
+    for d in filled:  # on b's straight walk, marked as seen by no camera
+        t = d.frame / 39
+        assert np.allclose(d.floor, (1.5 - 3 * t, 0.1 - 0.2 * t), atol=1e-6) and d.cameras == ()
+
+
+def test_a_misplaced_detection_is_moved_onto_its_track_and_does_not_derail_it():
+    frames = []
+    for f in range(30):
+        x = -1.5 + 0.1 * f
+        frames.append([_detection(f, x + (0.45 if f == 12 else 0.0), 0.0, colour=5)])  # frame 12: 45 cm off
+    (track,) = track_characters(frames, LayoutOptions(), frame_count=30)
+    assert len(track.detections) == 30, "the track broke at the misplaced detection"
+    moved = track.detections[12]
+    assert np.allclose(moved.floor, (-0.3, 0.0), atol=1e-6) and moved.confidence == 0.5
+    assert all(np.allclose(d.floor, (-1.5 + 0.1 * f, 0.0)) for f, d in track.detections.items() if f != 12)
+
+
+def test_a_track_broken_by_a_jump_is_stitched_back():
+    frames = []
+    for f in range(20):
+        x = -1.0 + 0.05 * f + (0.75 if f >= 10 else 0.0)  # from frame 10 on, placed 0.75 m off: past the gate
+        frames.append([_detection(f, x, 0.0, colour=5)])
+    tracks = track_characters(frames, LayoutOptions(), frame_count=20)
+    assert len(tracks) == 1 and sorted(tracks[0].detections) == list(range(20))
+
+
+def _striding_people_masks(cameras: Camera, people: list[tuple[float, float]], stride: float) -> torch.Tensor:
+    """Silhouettes of people: a 0.45 x 0.3 x 1.45 m body, a 0.22 m head on top and one leg stepped
+    `stride` metres forward along +x (the asymmetry that moves the middle of every row below the hips)."""
+    boxes = []
+    for cx, cy in people:
+        boxes += [((cx - 0.22, cx + 0.22), (cy - 0.15, cy + 0.15), (0.0, 1.45)),
+                  ((cx - 0.11, cx + 0.11), (cy - 0.11, cy + 0.11), (1.46, 1.68)),
+                  ((cx, cx + stride), (cy - 0.07, cy + 0.07), (0.0, 0.85))]
+    return _box_silhouettes(cameras, boxes, (30, 20, 40))
+
+
+def test_a_character_stands_under_its_head_not_under_its_stride():
+    cameras = _cameras()
+    people = [(0.6, 0.5), (-0.7, -0.6)]
+    masks = _striding_people_masks(cameras, people, stride=0.5)
+    hull = carve_visual_hull(cameras, masks, (-2.5, -2.5, -0.05), (2.5, 2.5, 2.2), 0.05)
+    images = [torch.rand(SIZE[1], SIZE[0], 3, generator=torch.Generator().manual_seed(v)) for v in range(4)]
+    found = detect_characters(0, hull, cameras, masks, images, LayoutOptions())
+    assert len(found) == 2, [d.floor for d in found]
+    for x, y in people:
+        nearest = min(found, key=lambda d: float(np.hypot(*(d.floor - (x, y)))))
+        assert float(np.hypot(*(nearest.floor - (x, y)))) < 0.02, nearest.floor
+        hull_centre = (nearest.box_min[:2] + nearest.box_max[:2]) / 2
+        assert hull_centre[0] - x > 0.05  # the leg drags the box centre along +x; the head does not
 
 
 def test_pieces_of_one_prop_merge_and_names_survive_a_rerun():
@@ -121,9 +180,10 @@ def test_characters_are_found_where_the_ground_truth_has_them(laid_out, registra
     assert all(c in scores.matches.values() for c in characters), scores
     assert not [p for p in scores.phantoms if p.startswith("character")] and scores.identity_switches == 0, scores
     # Loose position bounds: a 400-step reconstruction of a 12-frame take in which one character is cut by
-    # the image border and overlaps the other in two views (19 cm median here; 7 cm on the demo take).
+    # the image border, stands behind props and overlaps the other in two views, and both wear colours
+    # close to the set's (14.5 cm median here; 0.5 cm on the demo take, docs/benchmarks.md#layout).
     errors = np.concatenate([scores.floor_errors[c] for c in characters])
-    assert np.median(errors) < 0.35 and scores.recall > 0.85, (np.median(errors), scores.recall)
+    assert np.median(errors) < 0.25 and scores.recall > 0.9, (np.median(errors), scores.recall)
 
 
 def test_renames_survive_a_rerun(laid_out):
