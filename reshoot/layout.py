@@ -162,8 +162,7 @@ class CharacterTracker:
             for j, d in enumerate(detections):
                 distance = float(np.linalg.norm(predicted - d.floor))
                 if distance <= self.options.gate:
-                    hellinger = math.sqrt(max(0.0, 1.0 - float(np.sqrt(histogram * d.histogram).sum())))
-                    cost[i, j] = distance + self.options.appearance_weight * hellinger
+                    cost[i, j] = distance + self.options.appearance_weight * _hellinger(histogram, d.histogram)
         matched = set()
         if len(self.active):
             for i, j in zip(*linear_sum_assignment(cost)):
@@ -173,11 +172,17 @@ class CharacterTracker:
         self.active += [_Track({frame: d}) for j, d in enumerate(detections) if j not in matched]
 
     def tracks(self, frame_count: int) -> list[_Track]:
-        """Tracks seen in at least `min_track_share` of the frames, in order of first appearance."""
+        """The finished tracks (`_stitched`, then `_outliers_replaced` and `_gaps_filled`) seen in at least
+        `min_track_share` of the frames, in order of first appearance."""
         keep = [_Track(_gaps_filled(_outliers_replaced(t.detections), self.options.max_gap))
                 for t in _stitched(self.finished + self.active, self.options)
                 if len(t.detections) >= self.options.min_track_share * frame_count]
         return sorted(keep, key=lambda t: (min(t.detections), float(t.detections[min(t.detections)].floor[0])))
+
+
+def _hellinger(a: np.ndarray, b: np.ndarray) -> float:
+    """Hellinger distance (0 to 1) between two normalized histograms."""
+    return math.sqrt(max(0.0, 1.0 - float(np.sqrt(a * b).sum())))
 
 
 def _stitched(tracks: list[_Track], options: LayoutOptions) -> list[_Track]:
@@ -194,8 +199,8 @@ def _stitched(tracks: list[_Track], options: LayoutOptions) -> list[_Track]:
                 if i == j or not 0 < start - end <= options.max_gap + 1:
                     continue
                 distance = float(np.linalg.norm(b.detections[start].floor - a.detections[end].floor))
-                hellinger = math.sqrt(max(0.0, 1.0 - float(np.sqrt(a.histogram() * b.detections[start].histogram).sum())))
-                cost = (start - end, distance + options.appearance_weight * hellinger)
+                cost = (start - end,
+                        distance + options.appearance_weight * _hellinger(a.histogram(), b.detections[start].histogram))
                 if distance <= STITCH_M and (best is None or cost < best[0]):
                     best = (cost, i, j)
         if best is None:
