@@ -661,6 +661,7 @@ def find_props(root: Path, registration: Path, min_height: float = 0.15, min_poi
     points = _set_points(root, registration)
     points = points[(points[:, 2] > 0.04)]
     cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points))
+    o3d.utility.random.seed(0)  # the plane RANSAC draws from open3d's global generator: same props on every run
     for _ in range(4):  # walls: large vertical planes
         if len(cloud.points) < 100:
             break
