@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from reshoot.background import foreground_mask, prepared_image, prepared_plates
-from reshoot.geometry.camera import Camera
+from reshoot.geometry.camera import Camera, PixelHits
 from reshoot.geometry.cameras_io import read_cameras_json
 from reshoot.geometry.carving import VisualHull, carve_visual_hull
 from reshoot.geometry.errors import InputError
@@ -111,6 +111,11 @@ class Detection:
     cameras: tuple[str, ...]
     confidence: float
     interpolated: bool = False
+
+    def moved(self, floor: np.ndarray, **changes) -> Detection:
+        """This detection placed at `floor` [2], its box shifted with it, other fields as `changes` say."""
+        shift = np.append(floor - self.floor, 0.0)
+        return replace(self, floor=floor, box_min=self.box_min + shift, box_max=self.box_max + shift, **changes)
 
 
 @dataclass
@@ -234,11 +239,8 @@ def _gaps_filled(detections: dict[int, Detection], max_gap: int) -> dict[int, De
             near = np.abs(frames - frame) <= OUTLIER_WINDOW
             offset, velocity = _theil_sen(frames[near], floors[near])
             closest = detections[int(frames[np.argmin(np.abs(frames - frame))])]
-            floor = offset + velocity * frame
-            shift = np.append(floor - closest.floor, 0.0)
-            out[frame] = replace(closest, frame=frame, floor=floor, box_min=closest.box_min + shift,
-                                 box_max=closest.box_max + shift, cameras=(), confidence=closest.confidence / 4,
-                                 interpolated=True)
+            out[frame] = closest.moved(offset + velocity * frame, frame=frame, cameras=(),
+                                       confidence=closest.confidence / 4, interpolated=True)
     return out
 
 
@@ -262,9 +264,7 @@ def _outliers_replaced(detections: dict[int, Detection]) -> dict[int, Detection]
         expected = offset + velocity * frame
         if np.linalg.norm(floors[i] - expected) > max(OUTLIER_MIN_M, 4 * spread):
             d = detections[int(frame)]
-            shift = np.append(expected - d.floor, 0.0)
-            out[int(frame)] = replace(d, floor=expected, box_min=d.box_min + shift, box_max=d.box_max + shift,
-                                      confidence=d.confidence / 2)
+            out[int(frame)] = d.moved(expected, confidence=d.confidence / 2)
     return out
 
 
@@ -405,7 +405,8 @@ def detect_characters(frame: int, hull: VisualHull, cameras: Camera, foreground:
             if hi[2] < options.min_height or lo[2] > options.max_floor_gap or hi[2] - lo[2] < options.min_extent:
                 continue
             candidates.append((voxels, lo, hi))
-    covered = [_footprint(torch.from_numpy(v), cameras, foreground) for v, _, _ in candidates]
+    hits = [cameras.pixel_hits(torch.from_numpy(v)) for v, _, _ in candidates]
+    covered = [_footprint(h, foreground) for h in hits]
     explained = torch.zeros_like(foreground)
     accepted = []
     for index in sorted(range(len(candidates)), key=lambda i: -int(covered[i].sum())):
@@ -415,28 +416,28 @@ def detect_characters(frame: int, hull: VisualHull, cameras: Camera, foreground:
             continue
         explained |= own
         accepted.append(index)
-    owner = _foreground_owner([candidates[i][0] for i in accepted], cameras, foreground, hull.voxel_size)
+    owner = _foreground_owner([hits[i] for i in accepted], cameras, foreground, hull.voxel_size)
     detections = []
     for k, index in enumerate(accepted):
         voxels, lo, hi = candidates[index]
         hull_floor = _floor_point(voxels, options.min_height)
-        floor = _silhouette_floor(owner, k, foreground, voxels, cameras, occluder_depth, hull_floor)
+        floor = _silhouette_floor(owner, k, foreground, voxels, hits[index].depth.median(1).values, cameras,
+                                  occluder_depth, hull_floor)
         seen = [cameras.names[v] for v in range(len(cameras)) if int(covered[index][v].sum()) > 0]
         detections.append(Detection(frame, floor, lo, hi, _histogram(covered[index], images), tuple(seen),
                                     len(seen) / len(cameras)))
     return detections
 
 
-def _foreground_owner(characters: list[np.ndarray], cameras: Camera, foreground: torch.Tensor,
+def _foreground_owner(characters: list[PixelHits], cameras: Camera, foreground: torch.Tensor,
                       voxel_size: float) -> torch.Tensor:
-    """[V, H, W] int64: which character (index into `characters`, each [N, 3] hull voxels) each foreground
-    pixel shows: the nearest one whose voxels cover it (each voxel drawn as a square of its projected
-    size); -1 for background and for foreground no character covers."""
+    """[V, H, W] int64: which character (index into `characters`, each its hull voxels' pixels in the
+    cameras) each foreground pixel shows: the nearest one whose voxels cover it (each voxel drawn as a
+    square of its projected size); -1 for background and for foreground no character covers."""
     if not characters:
         return torch.full(foreground.shape, -1, dtype=torch.int64)
     depth = torch.full((len(characters), *foreground.shape), math.inf)
-    for k, voxels in enumerate(characters):
-        hits = cameras.pixel_hits(torch.from_numpy(voxels))
+    for k, hits in enumerate(characters):
         for v in range(len(cameras)):
             inside = hits.inside[v]
             if not bool(inside.any()):
@@ -450,8 +451,8 @@ def _foreground_owner(characters: list[np.ndarray], cameras: Camera, foreground:
     return torch.where(foreground & torch.isfinite(nearest), owner, -1)
 
 
-def _silhouette_floor(owner: torch.Tensor, index: int, foreground: torch.Tensor, voxels: np.ndarray, cameras: Camera,
-                      occluder_depth: torch.Tensor | None, hull_floor: np.ndarray) -> np.ndarray:
+def _silhouette_floor(owner: torch.Tensor, index: int, foreground: torch.Tensor, voxels: np.ndarray,
+                      distance: torch.Tensor, cameras: Camera, occluder_depth: torch.Tensor | None, hull_floor: np.ndarray) -> np.ndarray:
     """[2] where a character stands: where the lines towards its head (`_axis_azimuth`) from the
     cameras meet on the floor plane.
 
@@ -465,11 +466,11 @@ def _silhouette_floor(owner: torch.Tensor, index: int, foreground: torch.Tensor,
     Args:
         owner: [V, H, W] `_foreground_owner`; index: this character's index in it.
         foreground: [V, H, W] bool.
-        voxels: [N, 3] its hull voxels; occluder_depth: [V, H, W] z-depth of the set, or None.
+        voxels: [N, 3] its hull voxels; distance: [V] their median z-depth in each camera (metres).
+        occluder_depth: [V, H, W] z-depth of the set, or None.
         hull_floor: [2] its position from the hull (the fallback).
     """
     lines = []  # (unit normal n [2], offset n · c, standard deviation in metres) per view
-    distance = cameras.project(torch.from_numpy(voxels)).depth.median(1).values
     footprint = voxels[:, :2]
     for v in range(len(cameras)):
         pixels_per_metre = float(cameras.K[v, 0, 0]) / float(distance[v])
@@ -615,11 +616,11 @@ def _floor_point(voxels: np.ndarray, min_height: float) -> np.ndarray:
     return np.median(upper if len(upper) else voxels, axis=0)[:2]
 
 
-def _footprint(voxels: torch.Tensor, cameras: Camera, foreground: torch.Tensor) -> torch.Tensor:
-    """[V, H, W] bool: foreground pixels the voxels project onto (each voxel's pixel and its 8 neighbours)."""
-    hits = cameras.pixel_hits(voxels)
+def _footprint(hits: PixelHits, foreground: torch.Tensor) -> torch.Tensor:
+    """[V, H, W] bool: foreground pixels some voxels project onto (`hits`: each voxel's pixel and its 8
+    neighbours)."""
     marks = torch.zeros(foreground.shape, dtype=torch.float32)
-    for v in range(len(cameras)):
+    for v in range(foreground.shape[0]):
         inside = hits.inside[v]
         marks[v, hits.rows[v][inside], hits.cols[v][inside]] = 1.0
     grown = torch.nn.functional.max_pool2d(marks[:, None], 3, 1, 1)[:, 0] > 0
