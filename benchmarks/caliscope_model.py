@@ -4,11 +4,12 @@ that neither the reconstruction nor the adaptation ever saw.
 caliscope_4cam has four calibrated cameras. The workspace holds only the first three (`--held-out`
 is left outside it entirely): calibrated with the take's `camera_array.toml`, registered, laid out
 and reconstructed from those three (`--frames`, `--downscale`). Per-scene adaptation then runs inside
-that workspace as a user would (`reshoot train --adapt WS`: it leaves one of the three out,
-reconstructs from the other two and learns to predict it). The held-out fourth camera is mapped into
-the registration's frame by the cameras they share, rendered at the model's working size (320×180),
-and three candidates are scored against its real frames (undistorted, area-downsampled): the render,
-the pretrained model's frames, the adapted model's frames. PSNR and SSIM over all pixels.
+that workspace as a user would (`reshoot train --adapt WS`: it leaves each of the three out in turn,
+reconstructs from the other two, learns to predict the first two and picks the correction scale on
+the third). The held-out fourth camera is mapped into the registration's frame by the cameras they
+share, rendered at the model's working size (320×180), and the candidates are scored against its real
+frames (undistorted, area-downsampled): the render, the pretrained model's frames, the adapted model's
+frames (with the correction scale adaptation chose, and at full scale). PSNR and SSIM over all pixels.
 
 The workspace is kept in `benchmarks/results/caliscope_model/` so a second run reuses its stages.
 
@@ -18,6 +19,7 @@ The workspace is kept in `benchmarks/results/caliscope_model/` so a second run r
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import time
@@ -56,7 +58,7 @@ def main() -> None:
     from reshoot.geometry.cameras_io import read_cameras_json, write_cameras_json
     from reshoot.ground_truth import cameras_in_registration_frame
     from reshoot.layout import layout
-    from reshoot.model.checkpoint import from_pretrained
+    from reshoot.model.checkpoint import from_pretrained, read_checkpoint_config
     from reshoot.model.inference import working_size
     from reshoot.model.inputs import area_resized, posed_frames, resized_camera
     from reshoot.model_data import footage_frames, render_targets
@@ -108,7 +110,10 @@ def main() -> None:
     source_rgb = torch.from_numpy(footage_frames(ws, kept, frames, (work_w, work_h))).float() / 255
     cams = posed_frames(target, count=len(frames))
     candidates = {"render": passes["render_rgb"]}
-    for label, model in (("pretrained", pretrained), ("adapted", from_pretrained(adapted.out))):
+    adapted_model = from_pretrained(adapted.out)
+    unscaled = from_pretrained(adapted.out)
+    unscaled.config = dataclasses.replace(unscaled.config, correction_scale=1.0)
+    for label, model in (("pretrained", pretrained), ("adapted", adapted_model), ("adapted_unscaled", unscaled)):
         out, _ = synthesize_frames(model, cams, frames, passes["render_rgb"], passes["render_depth"],
                                    passes["render_alpha"], passes["entity_ids"].long(), sources,
                                    lambda f: (source_rgb[frames.index(f)], f))
@@ -117,11 +122,12 @@ def main() -> None:
     record = {"benchmark": "caliscope_model", "held_out": args.held_out, "workspace_cameras": kept,
               "frames": args.frames, "downscale": args.downscale, "adapt_steps": args.adapt_steps,
               "adapted_loss": [adapted.first_loss, adapted.last_loss], "working_size": [work_w, work_h],
+              "adaptation_validation": read_checkpoint_config(adapted.out)[1].get("validation"),
               "scores": results, "timings": timings, "cpus": os.cpu_count(), "checkpoint": str(args.checkpoint)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=2) + "\n")
     for label, s in results.items():
-        print(f"{label:10s} PSNR {s['psnr']:.2f} dB  SSIM {s['ssim']:.3f}")
+        print(f"{label:16s} PSNR {s['psnr']:.2f} dB  SSIM {s['ssim']:.3f}")
     print(f"-> {args.out}")
 
 

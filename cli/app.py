@@ -407,10 +407,12 @@ def train(
     lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate [default: 1.5e-3; with --adapt 2e-4]."),
     seed: int = typer.Option(0, "--seed", help="Seed of the weights and of the episode draws."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    adapt: Optional[Path] = typer.Option(None, "--adapt", help="Adapt to this workspace's take instead: leave one "
-                                         "production camera out, reconstruct from the rest, learn to predict it."),
-    held_out: Optional[str] = typer.Option(None, "--held-out", help="With --adapt: the camera to leave out "
-                                           "(default: the last production camera)."),
+    adapt: Optional[Path] = typer.Option(None, "--adapt", help="Adapt to this workspace's take instead: leave "
+                                         "production cameras out in turn, reconstruct from the rest, learn to "
+                                         "predict them."),
+    held_out: List[str] = typer.Option([], "--held-out", help="With --adapt: a camera to leave out (repeat; "
+                                       "default: every production camera, one reconstruction each). With two or "
+                                       "more, cross-validation over them picks how much correction to keep."),
     start_from: Optional[Path] = typer.Option(None, "--from", help="With --adapt: the checkpoint to start from "
                                               "(default: the repository's tiny model)."),
     restart: bool = typer.Option(False, "--restart", help="Start over even if OUT holds a checkpoint."),
@@ -425,10 +427,19 @@ def train(
                                                        device=device, restart=restart, **given), progress)
         else:
             summary = adapt_model(adapt, AdaptOptions(out=out,
-                                                      held_out=held_out, start_from=start_from, seed=seed,
+                                                      held_out=tuple(held_out), start_from=start_from, seed=seed,
                                                       device=device, restart=restart, **given), progress)
     console.print(f"steps {summary.steps} (resumed at {summary.resumed_from}); loss {summary.first_loss:.4f} → "
                   f"{summary.last_loss:.4f} in {summary.seconds:.0f} s")
+    if adapt is not None:
+        from reshoot.model_training import adaptation_validation
+
+        validation = adaptation_validation(summary.out)
+        if validation:
+            scale = validation["correction_scale"]
+            gain = validation["worst_gain_db"][str(scale)]
+            console.print(f"correction scale {scale} kept: worst gain over the render {gain:+.2f} dB on cameras "
+                          f"left out of training ({', '.join(validation['psnr_by_camera'])})")
     print(summary.out)
 
 

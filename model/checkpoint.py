@@ -89,7 +89,7 @@ def from_pretrained(path: str | Path, device: str | torch.device = "cpu") -> Uni
     except Exception as error:  # safetensors raises its own error types for corrupt files
         raise CheckpointError(f"{weights_path}: not a readable safetensors file ({error}).") from error
     saved = metadata.get("config")
-    if saved is not None and json.loads(saved) != config.to_dict():
+    if saved is not None and ModelConfig.from_dict(json.loads(saved)) != config:
         raise CheckpointError(
             f"{config_path} does not match the weights in {weights_path}: the weights were saved with "
             f"{json.loads(saved)}, the config says {config.to_dict()}. Use the config.json written with the weights.")

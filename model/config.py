@@ -28,6 +28,13 @@ class ModelConfig:
         refine_channels: width of the two-layer 3×3 pixel refiner after the head.
         working_pixels: frames larger than this (width × height) are read at this many pixels (the scale the
             model was trained at) and the model's correction is upsampled onto the full-resolution render.
+        correction_scale: the network's correction is multiplied by this before it is added to the render
+            (0 returns the render itself). 1 after synthetic training; per-scene adaptation sets it to what
+            served best on production cameras it did not train on. Not part of the architecture.
+        keep_exposure: remove the correction's mean over each frame, per channel, so that the output keeps
+            the render's mean colour (its exposure and white balance). Per-scene adaptation turns it on:
+            each real camera has its own exposure, which the other cameras cannot teach. Not part of the
+            architecture.
     """
 
     name: str = "tiny"
@@ -44,6 +51,8 @@ class ModelConfig:
     head_features: int = 12
     refine_channels: int = 24
     working_pixels: int = 320 * 180
+    correction_scale: float = 1.0
+    keep_exposure: bool = False
 
     def __post_init__(self) -> None:
         for field in ("patch", "dim", "depth", "heads", "window", "entity_slots", "entity_dim", "head_features",
@@ -56,6 +65,13 @@ class ModelConfig:
             raise InputError(f"model config: overlap must be 0 to window-1 ({self.window - 1}), got {self.overlap}.")
         if not 0 < self.source_scale <= 1:
             raise InputError(f"model config: source_scale must be in (0, 1], got {self.source_scale}.")
+        if not 0 <= self.correction_scale <= 1:
+            raise InputError(f"model config: correction_scale must be in [0, 1], got {self.correction_scale}.")
+
+    def architecture(self) -> "ModelConfig":
+        """This config with the settings of how the correction is applied at their defaults: two configs
+        whose weights are interchangeable have the same architecture."""
+        return dataclasses.replace(self, correction_scale=1.0, keep_exposure=False)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

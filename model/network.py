@@ -7,7 +7,8 @@ Target token  = Linear(patch of render rgb + inverse depth + alpha + entity embe
                 + 2D patch position + time(t) + modality "target".
 All tokens attend to all (no separate towers); the target tokens' outputs are unpatchified into
 per-pixel features, and a two-layer 3×3 refiner (which also sees the render and its coverage) writes
-a correction that is added to the render. The last layer starts at zero, so an untrained model
+a correction that is added to the render (scaled by the config's `correction_scale`; with
+`keep_exposure`, less its mean over the frame). The last layer starts at zero, so an untrained model
 returns the render itself.
 """
 
@@ -117,4 +118,6 @@ class UnifiedVideoModel(nn.Module):
         render = window.render_rgb.reshape(b * t, 3, h, w)
         alpha = window.render_alpha.reshape(b * t, 1, h, w)
         correction = self.refine(torch.cat([features, render, alpha], dim=1))
-        return (render + correction).reshape(b, t, 3, h, w)
+        if self.config.keep_exposure:
+            correction = correction - correction.mean(dim=(2, 3), keepdim=True)
+        return (render + self.config.correction_scale * correction).reshape(b, t, 3, h, w)

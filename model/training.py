@@ -150,7 +150,8 @@ def train_model(config: ModelConfig, episodes: EpisodeFn, options: TrainOptions,
     """Train (or resume training) a model and keep its checkpoint in `out`.
 
     Args:
-        config: the architecture (must equal the checkpoint's when resuming).
+        config: the model's config; its architecture must equal the checkpoint's when resuming or starting from
+            `initial` (the model trains, and is saved, with this config's inference settings).
         episodes: rng → (window [B=1], true frames [1, T, 3, H, W]); called `options.batch` times a step.
         options: the run's settings.
         out: checkpoint folder: model.safetensors, config.json, training_state.safetensors, training_log.jsonl.
@@ -174,10 +175,11 @@ def train_model(config: ModelConfig, episodes: EpisodeFn, options: TrainOptions,
     source = out if resuming else initial
     if source is not None:
         saved, _ = read_checkpoint_config(source)
-        if saved != config:
+        if saved.architecture() != config.architecture():
             raise InputError(f"{source}: holds a checkpoint of config {saved.name!r} ({saved}), not of the asked "
                              f"{config.name!r}; pick another --out or pass --restart.")
         model = from_pretrained(source)
+        model.config = config  # the asked inference settings (an adapted start's correction scale is not kept)
     model.to(device).train()
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in n]
     no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in n)]

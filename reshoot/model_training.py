@@ -1,15 +1,18 @@
 """`reshoot train`: the unified model on synthetic episodes, or adapted to one take.
 
 Synthetic training draws windows from cached episode scenes (`reshoot.model_data`). Adaptation to a
-user's take leaves one production camera out, reconstructs the set and actors from the others into
-`WS/model/adapt_<camera>/`, renders the left-out camera at every frame and fine-tunes a pretrained
-model to turn those renders into that camera's real (undistorted) frames. Footage of a workspace
-initialized with `--sensitive` is never used.
+user's take leaves production cameras out in turn: for each, it reconstructs the set and actors from
+the others into `WS/model/adapt_<camera>/` and renders the left-out camera at every frame. A pretrained
+model is fine-tuned to turn those renders into the cameras' real (undistorted) frames, keeping each
+frame's mean colour (a camera's own exposure is not a correction), and cross-validation over the
+left-out cameras decides how much of its correction to keep. Footage of a workspace initialized with
+`--sensitive` is never used.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,13 +25,14 @@ from reshoot.geometry.cameras_io import read_cameras_json, write_cameras_json
 from reshoot.geometry.errors import InputError
 from reshoot.geometry.files import atomic_path
 from reshoot.geometry.progress import ProgressFn, no_progress
-from reshoot.model.checkpoint import read_checkpoint_config
+from reshoot.model.checkpoint import from_pretrained, read_checkpoint_config, save_checkpoint
 from reshoot.model.config import config_named
-from reshoot.model.inference import working_size
+from reshoot.model.inference import plan_windows, working_size
 from reshoot.model.inputs import area_resized, resized_camera
+from reshoot.model.network import UnifiedVideoModel
 from reshoot.model.training import TrainOptions, TrainSummary, train_model
-from reshoot.model_data import (CAMERAS_FILE, EPISODE_FILE, TRAINING_SEEDS, EpisodePool, EpisodeSettings, build_pool,
-                                footage_frames, load_scene, render_targets)
+from reshoot.model_data import (CAMERAS_FILE, EPISODE_FILE, TRAINING_SEEDS, EpisodePool, EpisodeScene, EpisodeSettings,
+                                build_pool, footage_frames, load_scene, render_targets)
 from reshoot.reconstruct import ReconstructOptions, reconstruct
 from reshoot.synthesis import DEFAULT_CHECKPOINT
 from reshoot.workspace import init_workspace, load_workspace
@@ -77,28 +81,45 @@ def train_synthetic(options: SyntheticOptions, progress: ProgressFn | None = Non
                        stop_after=stop_after)
 
 
+CORRECTION_SCALES = (0.0, 0.25, 0.5, 0.75, 1.0)
+"""Scales of the adapted model's correction tried in cross-validation (0 is the plain render)."""
+VALIDATION_FOLDER = "validation"
+"""Under the adapted checkpoint: one model per left-out camera, trained without it (cross-validation)."""
+
+
 @dataclass(frozen=True)
 class AdaptOptions:
     """`reshoot train --adapt WS`.
 
     Attributes:
         out: checkpoint folder; None = WS/model/adapted.
-        held_out: production camera to leave out; None = the last one.
+        held_out: production cameras left out in turn, one reconstruction each; empty = every production
+            camera. With two or more, cross-validation over them picks the correction scale (adapt_model).
+            A single name (a str) is one camera.
         start_from: pretrained checkpoint; None = the repository's tiny model.
         steps, lr, seed, device: as TrainOptions (fewer steps and a lower rate than pretraining).
-        reconstruct: the leave-one-out reconstruction's budget (cameras and downscale are set here).
+        reconstruct: the leave-one-out reconstructions' budget (cameras and downscale are set here).
+        keep_exposure: the adapted model keeps the render's mean colour per frame (ModelConfig.keep_exposure):
+            a left-out camera's own exposure and white balance are not learned as if they were corrections.
         restart: ignore a checkpoint already in `out`.
     """
 
     out: Path | None = None
-    held_out: str | None = None
+    held_out: tuple[str, ...] = ()
     start_from: Path | None = None
     steps: int = 300
     lr: float = 2e-4
     seed: int = 0
     device: str = "auto"
     reconstruct: ReconstructOptions = field(default_factory=ReconstructOptions)
+    keep_exposure: bool = True
     restart: bool = False
+
+    def __post_init__(self) -> None:
+        names = (self.held_out,) if isinstance(self.held_out, str) else tuple(self.held_out)
+        if len(set(names)) != len(names):
+            raise InputError(f"--held-out names a camera twice ({list(names)}); give each camera once.")
+        object.__setattr__(self, "held_out", names)
 
 
 def adaptation_scene(workspace: str | Path, held_out: str, working_pixels: int,
@@ -150,12 +171,51 @@ def adaptation_scene(workspace: str | Path, held_out: str, working_pixels: int,
     return folder
 
 
+def correction_scale_scores(model: UnifiedVideoModel, scene: EpisodeScene, window: int,
+                            source_scale: float) -> dict[float, float]:
+    """PSNR (dB, over every pixel of every frame of the scene's target cameras) of render + s × the model's
+    correction against the true frames, for each s of CORRECTION_SCALES. `model` must have correction_scale
+    1 (its raw correction is what gets scaled). Windows do not overlap here: each frame is scored once,
+    from the first window that holds it."""
+    squared = dict.fromkeys(CORRECTION_SCALES, 0.0)
+    values = 0
+    count = len(scene.frames)
+    length = min(window, count)
+    pool = EpisodePool([scene], window, source_scale)
+    device = next(model.parameters()).device
+    for camera in range(len(scene.targets)):
+        scored: set[int] = set()
+        for span in plan_windows(count, length, 0):
+            episode, truth = pool.window_of(scene, camera, span[0])
+            fresh = [i for i, frame in enumerate(span) if frame not in scored]
+            scored.update(span)
+            with torch.no_grad():
+                render = episode.render_rgb[:, fresh]
+                change = model(episode.to(device)).cpu()[:, fresh] - render
+            for scale in CORRECTION_SCALES:
+                squared[scale] += float((((render + scale * change).clamp(0, 1) - truth[:, fresh]) ** 2).sum())
+            values += truth[:, fresh].numel()
+    return {scale: 10 * math.log10(values / max(total, 1e-12)) for scale, total in squared.items()}
+
+
+def adaptation_validation(checkpoint: str | Path) -> dict | None:
+    """The cross-validation record an adapted checkpoint keeps in config.json (adapt_model), None without one."""
+    return read_checkpoint_config(checkpoint)[1].get("validation")
+
+
 def adapt_model(workspace: str | Path, options: AdaptOptions, progress: ProgressFn | None = None,
                 stop_after: int | None = None) -> TrainSummary:
-    """Fine-tune a pretrained model on one take by leaving one production camera out (module docstring).
+    """Fine-tune a pretrained model on one take by leaving production cameras out in turn (module docstring).
+
+    The checkpoint in `out` is trained on every left-out camera. With two or more, the correction scale
+    is chosen by cross-validation: for each left-out camera, a model trained on the others (kept in
+    out/validation/without_CAM/) scores its correction on that camera at each of CORRECTION_SCALES. The
+    kept scale is the one whose worst gain over the plain render, across the cameras, is largest: 0 (the
+    render itself) unless some scale helps on every camera. Scores and choice go to config.json's
+    training record under "validation".
 
     Raises:
-        InputError: the workspace is marked sensitive, is not registered and laid out, or the camera is unknown.
+        InputError: the workspace is marked sensitive, is not registered and laid out, or a camera is unknown.
     """
     root = Path(workspace)
     settings = load_workspace(root)
@@ -164,21 +224,50 @@ def adapt_model(workspace: str | Path, options: AdaptOptions, progress: Progress
                          f"Synthesize with a model trained elsewhere (`reshoot synthesize` without adaptation).")
     registered = read_cameras_json(root / "registration" / "cameras.json")
     production = registered.names_with_role("production", default="production")
-    held_out = options.held_out or production[-1]
-    if held_out not in production:
-        raise InputError(f"--held-out {held_out!r} is not a production camera of {root} ({production}).")
+    held_out = list(options.held_out) or production
+    unknown = [name for name in held_out if name not in production]
+    if unknown:
+        raise InputError(f"--held-out {unknown[0]!r} is not a production camera of {root} ({production}).")
     if len(production) < 3:
         raise InputError(f"{root}: adaptation leaves one camera out and needs at least two others; the take has "
                          f"{len(production)}.")
     start = Path(options.start_from) if options.start_from is not None else DEFAULT_CHECKPOINT
     config, _ = read_checkpoint_config(start)
-    folder = adaptation_scene(root, held_out, config.working_pixels, options.reconstruct, progress)
-    pool = EpisodePool([load_scene(folder)], config.window, config.source_scale)
+    config = dataclasses.replace(config, correction_scale=1.0, keep_exposure=options.keep_exposure)
+    scenes = {name: load_scene(adaptation_scene(root, name, config.working_pixels, options.reconstruct, progress))
+              for name in held_out}
     out = Path(options.out) if options.out is not None else root / "model" / "adapted"
+    cameras = " ".join(f"--held-out {name}" for name in held_out)
     record = {"data": {"kind": "adaptation", "workspace": str(root), "held_out": held_out},
-              "start_from": str(start), "command": f"reshoot train --adapt {root} --held-out {held_out} "
+              "start_from": str(start), "command": f"reshoot train --adapt {root} {cameras} "
                                                    f"--steps {options.steps} --lr {options.lr}"}
     train = TrainOptions(steps=options.steps, lr=options.lr, warmup=min(50, options.steps // 5 + 1), seed=options.seed,
                          device=options.device, checkpoint_every=max(options.steps // 5, 1))
-    return train_model(config, pool, train, out, record, resume=not options.restart, progress=progress,
-                       stop_after=stop_after, initial=start)
+
+    def fit(names: list[str], folder: Path, fit_record: dict, report: ProgressFn | None,
+            limit: int | None = None) -> TrainSummary:
+        pool = EpisodePool([scenes[name] for name in names], config.window, config.source_scale)
+        return train_model(config, pool, train, folder, fit_record, resume=not options.restart, progress=report,
+                           stop_after=limit, initial=start)
+
+    summary = fit(held_out, out, record, progress, stop_after)
+    if len(held_out) < 2 or summary.steps < options.steps:
+        return summary
+    psnr = {}
+    for name in held_out:  # each camera is scored by a model that never trained on it
+        others = [n for n in held_out if n != name]
+        labelled = None if progress is None else (
+            lambda what, done, total, _name=name, **extra: progress(f"{what} (without {_name})", done, total, **extra))
+        folder = out / VALIDATION_FOLDER / f"without_{name}"
+        fit(others, folder, {**record, "data": {**record["data"], "held_out": others}}, labelled)
+        model = from_pretrained(folder)
+        psnr[name] = correction_scale_scores(model, scenes[name], config.window, config.source_scale)
+    worst_gain = {scale: min(p[scale] - p[0.0] for p in psnr.values()) for scale in CORRECTION_SCALES}
+    best = max(CORRECTION_SCALES, key=lambda scale: (round(worst_gain[scale], 3), -scale))
+    model = from_pretrained(out)
+    model.config = dataclasses.replace(config, correction_scale=best)
+    _, training = read_checkpoint_config(out)
+    save_checkpoint(model, out, {**training, "validation": {
+        "psnr_by_camera": {name: {str(k): round(v, 3) for k, v in p.items()} for name, p in psnr.items()},
+        "worst_gain_db": {str(k): round(v, 3) for k, v in worst_gain.items()}, "correction_scale": best}})
+    return summary

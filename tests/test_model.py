@@ -172,6 +172,49 @@ def test_from_pretrained_rejects_a_config_that_does_not_match_the_weights(tmp_pa
         from_pretrained(tmp_path / "nothing")
 
 
+def test_correction_scale_scales_the_correction_and_is_not_architecture(tmp_path):
+    torch.manual_seed(4)
+    model = UnifiedVideoModel(SMALL).eval()
+    with torch.no_grad():
+        model.refine[2].weight.normal_()
+    window = _window(5)
+    with torch.no_grad():
+        full = model(window)
+        model.config = dataclasses.replace(SMALL, correction_scale=0.25)
+        quarter = model(window)
+    assert not torch.allclose(full, window.render_rgb)
+    assert torch.allclose(quarter, window.render_rgb + 0.25 * (full - window.render_rgb), atol=1e-6)
+    save_checkpoint(model, tmp_path / "scaled")
+    assert from_pretrained(tmp_path / "scaled").config.correction_scale == 0.25
+    assert model.config.architecture() == SMALL
+    # a run resumed or started from a scaled checkpoint trains with the asked config's scale
+    train_model(SMALL, lambda rng: (window, torch.rand_like(full)), TrainOptions(steps=1, warmup=1, device="cpu"),
+                tmp_path / "run", initial=tmp_path / "scaled")
+    assert from_pretrained(tmp_path / "run").config == SMALL
+    with pytest.raises(InputError, match="correction_scale"):
+        dataclasses.replace(SMALL, correction_scale=1.5)
+
+
+def test_keep_exposure_leaves_each_frames_mean_colour_to_the_render():
+    torch.manual_seed(6)
+    model = UnifiedVideoModel(SMALL).eval()
+    with torch.no_grad():
+        model.refine[2].weight.normal_()
+        model.refine[2].bias.fill_(0.3)  # a global brightening: what keep_exposure must not let through
+    window = _window(7)
+    mean = lambda frames: frames.mean(dim=(-2, -1))  # noqa: E731  [B, T, 3]
+    with torch.no_grad():
+        free = model(window)
+        model.config = dataclasses.replace(SMALL, keep_exposure=True)
+        kept = model(window)
+    assert (mean(free) - mean(window.render_rgb)).abs().min() > 0.05
+    assert torch.allclose(mean(kept), mean(window.render_rgb), atol=1e-5)
+    change = kept - window.render_rgb
+    assert change.abs().mean() > 0.01  # the correction's structure is still there
+    assert torch.allclose(change, free - window.render_rgb - mean(free - window.render_rgb)[..., None, None], atol=1e-5)
+    assert model.config.architecture() == SMALL
+
+
 def test_config_checks_and_unknown_settings():
     with pytest.raises(InputError, match="multiple of heads"):
         ModelConfig(dim=30, heads=4)

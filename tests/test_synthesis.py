@@ -110,25 +110,54 @@ def test_cli_synthesize(shot_ws: Path, tmp_path: Path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
-def test_adaptation_leaves_a_camera_out_and_fine_tunes(shot_ws: Path, tmp_path: Path):
-    from reshoot.model.checkpoint import read_checkpoint_config
+def test_adaptation_leaves_cameras_out_and_cross_validates_the_correction(shot_ws: Path, tmp_path: Path, capsys):
+    from reshoot.model.checkpoint import from_pretrained, read_checkpoint_config
     from reshoot.model_data import load_scene
-    from reshoot.model_training import AdaptOptions, adapt_model
+    from reshoot.model_training import CORRECTION_SCALES, AdaptOptions, adapt_model, correction_scale_scores
     from reshoot.reconstruct import ReconstructOptions
 
     ws = tmp_path / "ws"
     shutil.copytree(shot_ws, ws, symlinks=True, ignore=shutil.ignore_patterns("shots"))
     budget = ReconstructOptions(set_iterations=40, first_actor_iterations=8, actor_iterations=4, frames=(0, 2),
                                 checkpoint_every=40)
-    summary = adapt_model(ws, AdaptOptions(held_out="d_reverse", start_from=_checkpoint(tmp_path / "start", False),
-                                           steps=3, reconstruct=budget, device="cpu"))
+    start = _checkpoint(tmp_path / "start", perturb=False)
+    summary = adapt_model(ws, AdaptOptions(held_out=("c_medium", "d_reverse"), start_from=start, steps=3,
+                                           reconstruct=budget, device="cpu"))
     assert summary.steps == 3 and np.isfinite(summary.last_loss)
-    scene = load_scene(ws / "model" / "adapt_d_reverse")
-    assert scene.targets.names == ("d_reverse",) and "d_reverse" not in scene.sources.names
-    assert scene.truth.shape[2:4] == (90, 160)  # the held-out camera at the model's working size
+    scenes = {}
+    for name in ("c_medium", "d_reverse"):
+        scenes[name] = load_scene(ws / "model" / f"adapt_{name}")
+        assert scenes[name].targets.names == (name,) and name not in scenes[name].sources.names
+        assert scenes[name].truth.shape[2:4] == (90, 160)  # the held-out camera at the model's working size
     reconstructed = json.loads((ws / "model" / "adapt_d_reverse" / "ws" / "splats" / "reconstruction.json").read_text())
     assert reconstructed["cameras"] == ["a_wide", "b_medium", "c_medium"]
-    _, training = read_checkpoint_config(ws / "model" / "adapted")
-    assert training["data"] == {"kind": "adaptation", "workspace": str(ws), "held_out": "d_reverse"}
+    config, training = read_checkpoint_config(ws / "model" / "adapted")
+    assert config.keep_exposure  # a camera's own exposure is not a correction to learn
+    assert training["data"] == {"kind": "adaptation", "workspace": str(ws), "held_out": ["c_medium", "d_reverse"]}
+    # each camera is scored by the model trained without it; scored again here, the same scale wins
+    gains = {}
+    for name, other in (("c_medium", "d_reverse"), ("d_reverse", "c_medium")):
+        fold = ws / "model" / "adapted" / "validation" / f"without_{name}"
+        assert read_checkpoint_config(fold)[1]["data"]["held_out"] == [other]
+        scores = correction_scale_scores(from_pretrained(fold), scenes[name], config.window, config.source_scale)
+        assert training["validation"]["psnr_by_camera"][name] == {str(s): round(v, 3) for s, v in scores.items()}
+        truth = scenes[name].truth[0].float() / 255
+        render = scenes[name].render_rgb[0].float().clamp(0, 1)
+        assert scores[0.0] == pytest.approx(10 * np.log10(1 / float(((render - truth) ** 2).mean())), abs=1e-3)
+        gains[name] = {s: scores[s] - scores[0.0] for s in CORRECTION_SCALES}
+    worst = {s: min(g[s] for g in gains.values()) for s in CORRECTION_SCALES}
+    assert config.correction_scale == max(CORRECTION_SCALES, key=lambda s: (round(worst[s], 3), -s))
+    assert training["validation"]["correction_scale"] == config.correction_scale
+    # the same adaptation from the command line finds everything done and says what scale it kept
+    from reshoot.cli.app import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--adapt", str(ws), "--held-out", "c_medium", "--held-out", "d_reverse", "--steps", "3",
+              "--from", str(start), "--device", "cpu"])
+    assert exit_.value.code == 0
+    assert f"correction scale {config.correction_scale} kept" in capsys.readouterr().err  # rich writes to stderr
+    assert read_checkpoint_config(ws / "model" / "adapted")[0] == config
     with pytest.raises(InputError, match="not a production camera"):
         adapt_model(ws, AdaptOptions(held_out="nobody"))
+    with pytest.raises(InputError, match="twice"):
+        AdaptOptions(held_out=("c_medium", "c_medium"))
