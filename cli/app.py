@@ -440,6 +440,9 @@ def train(
             gain = validation["worst_gain_db"][str(scale)]
             console.print(f"correction scale {scale} kept: worst gain over the render {gain:+.2f} dB on cameras "
                           f"left out of training ({', '.join(validation['psnr_by_camera'])})")
+            if scale == 0:
+                console.print("the adapted model made some left-out camera worse at every scale, so it writes the "
+                              "plain render; synthesize without --checkpoint to use the pretrained model instead")
     print(summary.out)
 
 

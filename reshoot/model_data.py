@@ -15,6 +15,7 @@ by the benchmarks (`TRAINING_SEEDS` vs `benchmarks/model_quality.py`'s seeds).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import tempfile
@@ -149,13 +150,19 @@ def footage_frames(ws: Path, names: list[str], frames: list[int], size: tuple[in
 
 
 def build_scene(cache: str | Path, seed: int, settings: EpisodeSettings, backend: str = "auto",
-                progress: ProgressFn | None = None) -> Path:
-    """Make (or find) the cached scene of `seed`: CACHE/scene_<seed>/{episode.safetensors, cameras.json}."""
+                progress: ProgressFn | None = None, keep_in: Path | None = None) -> Path:
+    """Make (or find) the cached scene of `seed`: CACHE/scene_<seed>/{episode.safetensors, cameras.json}.
+
+    The take and its workspace are made in a temporary folder, or kept in `keep_in` (as take/ and ws/)
+    for a caller that works on them afterwards."""
     folder = Path(cache) / f"scene_{seed:06d}"
     if (folder / EPISODE_FILE).is_file():
         return folder
     Path(cache).mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=cache) as scratch, atomic_directory(folder, overwrite=True) as tmp:
+    if keep_in is not None:
+        Path(keep_in).mkdir(parents=True, exist_ok=True)
+    work = contextlib.nullcontext(str(keep_in)) if keep_in is not None else tempfile.TemporaryDirectory(dir=cache)
+    with work as scratch, atomic_directory(folder, overwrite=True) as tmp:
         take, ws = Path(scratch) / "take", Path(scratch) / "ws"
         summary = generate_take(take, settings.synth_config(seed))
         registered_take(take, ws)
