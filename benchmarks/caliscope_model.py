@@ -58,11 +58,11 @@ def main() -> None:
     from reshoot.geometry.cameras_io import read_cameras_json, write_cameras_json
     from reshoot.ground_truth import cameras_in_registration_frame
     from reshoot.layout import layout
-    from reshoot.model.checkpoint import from_pretrained, read_checkpoint_config
+    from reshoot.model.checkpoint import from_pretrained
     from reshoot.model.inference import working_size
     from reshoot.model.inputs import area_resized, posed_frames, resized_camera
     from reshoot.model_data import footage_frames, render_targets
-    from reshoot.model_training import AdaptOptions, adapt_model
+    from reshoot.model_training import AdaptOptions, adapt_model, adaptation_validation
     from reshoot.reconstruct import ReconstructOptions, reconstruct
     from reshoot.registration import register
     from reshoot.render import parse_frames
@@ -122,7 +122,7 @@ def main() -> None:
     record = {"benchmark": "caliscope_model", "held_out": args.held_out, "workspace_cameras": kept,
               "frames": args.frames, "downscale": args.downscale, "adapt_steps": args.adapt_steps,
               "adapted_loss": [adapted.first_loss, adapted.last_loss], "working_size": [work_w, work_h],
-              "adaptation_validation": read_checkpoint_config(adapted.out)[1].get("validation"),
+              "adaptation_validation": adaptation_validation(adapted.out),
               "scores": results, "timings": timings, "cpus": os.cpu_count(), "checkpoint": str(args.checkpoint)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=2) + "\n")

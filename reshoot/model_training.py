@@ -12,7 +12,6 @@ left-out cameras decides how much of its correction to keep. Footage of a worksp
 from __future__ import annotations
 
 import dataclasses
-import math
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ from reshoot.geometry.cameras_io import read_cameras_json, write_cameras_json
 from reshoot.geometry.errors import InputError
 from reshoot.geometry.files import atomic_path
 from reshoot.geometry.progress import ProgressFn, no_progress
+from reshoot.image_metrics import psnr
 from reshoot.model.checkpoint import from_pretrained, read_checkpoint_config, save_checkpoint
 from reshoot.model.config import config_named
 from reshoot.model.inference import plan_windows, working_size
@@ -177,25 +177,22 @@ def correction_scale_scores(model: UnifiedVideoModel, scene: EpisodeScene, windo
     correction against the true frames, for each s of CORRECTION_SCALES. `model` must have correction_scale
     1 (its raw correction is what gets scaled). Windows do not overlap here: each frame is scored once,
     from the first window that holds it."""
-    squared = dict.fromkeys(CORRECTION_SCALES, 0.0)
-    values = 0
-    count = len(scene.frames)
-    length = min(window, count)
     pool = EpisodePool([scene], window, source_scale)
     device = next(model.parameters()).device
+    renders, changes, truths = [], [], []  # [1, t, 3, H, W] each
     for camera in range(len(scene.targets)):
         scored: set[int] = set()
-        for span in plan_windows(count, length, 0):
+        for span in plan_windows(len(scene.frames), window, 0):
             episode, truth = pool.window_of(scene, camera, span[0])
             fresh = [i for i, frame in enumerate(span) if frame not in scored]
             scored.update(span)
             with torch.no_grad():
-                render = episode.render_rgb[:, fresh]
-                change = model(episode.to(device)).cpu()[:, fresh] - render
-            for scale in CORRECTION_SCALES:
-                squared[scale] += float((((render + scale * change).clamp(0, 1) - truth[:, fresh]) ** 2).sum())
-            values += truth[:, fresh].numel()
-    return {scale: 10 * math.log10(values / max(total, 1e-12)) for scale, total in squared.items()}
+                renders.append(episode.render_rgb[:, fresh])
+                changes.append(model(episode.to(device)).cpu()[:, fresh] - renders[-1])
+            truths.append(truth[:, fresh])
+    channel_last = lambda parts: torch.cat(parts, dim=1).permute(0, 1, 3, 4, 2)  # noqa: E731
+    render, change, truth = channel_last(renders), channel_last(changes), channel_last(truths).numpy()
+    return {scale: psnr((render + scale * change).clamp(0, 1).numpy(), truth) for scale in CORRECTION_SCALES}
 
 
 def adaptation_validation(checkpoint: str | Path) -> dict | None:
