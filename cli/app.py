@@ -98,11 +98,16 @@ def init(
     survey: Optional[Path] = typer.Option(
         None, "--survey", help="Photos (folder) or a video of a walk around the empty set; helps registration."
     ),
+    plates: Optional[Path] = typer.Option(
+        None, "--plates", help="Clean plates: per camera a video or image folder of the empty set, named after the "
+        "camera (else each camera's temporal median over the take, which keeps whoever stands still)."
+    ),
 ) -> None:
     """Create a workspace for a take: check the footage and write WORKSPACE/reshoot.toml."""
     from reshoot.workspace import WORKSPACE_FILE, init_workspace
 
-    settings = init_workspace(workspace, footage, calibration, sensitive, fps, _parse_offsets(offset), force, survey)
+    settings = init_workspace(workspace, footage, calibration, sensitive, fps, _parse_offsets(offset), force, survey,
+                              plates)
     console.print(
         f"[green]workspace[/green] {workspace}/{WORKSPACE_FILE}: {len(settings.cameras)} cameras "
         f"({', '.join(settings.cameras)}), {settings.frames} frames at {settings.fps:g} fps"
@@ -224,25 +229,29 @@ def reconstruct(
     workspace: Path = typer.Argument(..., help="The workspace (registered)."),
     frames: Optional[str] = typer.Option(None, "--frames", help="Take frames A:B (A to B-1) to fit actors for; default all."),
     camera: List[str] = typer.Option([], "--camera", help="Fit only these production cameras (repeat); default all."),
-    set_iterations: int = typer.Option(2000, "--set-iterations", help="Optimizer steps of the static set."),
-    actor_iterations: int = typer.Option(40, "--actor-iterations", help="Steps per frame for the moving actors."),
+    set_iterations: int = typer.Option(1500, "--set-iterations", help="Optimizer steps of the static set."),
+    actor_iterations: int = typer.Option(30, "--actor-iterations", help="Steps per frame that carry the actors along."),
+    refine_actor_iterations: int = typer.Option(
+        400, "--refine-actor-iterations", help="Steps over random frames that fit the actors whole."),
     downscale: int = typer.Option(2, "--downscale", help="Fit images at 1/N resolution."),
     voxel_size: float = typer.Option(0.04, "--voxel-size", help="Visual-hull voxel edge for the actors (metres)."),
     no_survey: bool = typer.Option(False, "--no-survey", help="Fit the set to the production cameras only."),
     seed: int = typer.Option(0, "--seed", help="Seed of every random choice."),
     backend: str = typer.Option("auto", "--backend", help="Rasterizer: auto (gsplat on CUDA, else cpu), cpu, reference, gsplat."),
 ) -> None:
-    """Reconstruct the take as Gaussian splats: the static set, then the moving actors frame by frame.
+    """Reconstruct the take as Gaussian splats: the static set on the surfaces dense stereo finds, then each
+    character as one set of Gaussians that moves through the take.
 
-    Resumes where an interrupted run with the same settings stopped (WS/splats.work/).
+    Resumes where an interrupted run with the same settings stopped (WS/splats.work/: the set).
     """
     from rich.table import Table
 
     from reshoot.reconstruct import ReconstructOptions, reconstruct as run_reconstruct
 
     options = ReconstructOptions(downscale=downscale, set_iterations=set_iterations, actor_iterations=actor_iterations,
-                                 voxel_size=voxel_size, frames=_frame_span(frames), cameras=tuple(camera) or None,
-                                 use_survey=not no_survey, seed=seed, backend=backend)
+                                 refine_actor_iterations=refine_actor_iterations, voxel_size=voxel_size,
+                                 frames=_frame_span(frames), cameras=tuple(camera) or None, use_survey=not no_survey,
+                                 seed=seed, backend=backend)
     with _progress() as progress:
         summary = run_reconstruct(workspace, options, progress)
     table = Table(title=f"reconstruction: {summary.set_gaussians} set Gaussians, {len(summary.frames)} frames "
@@ -252,6 +261,15 @@ def reconstruct(
     for name, value in summary.set_psnr.items():
         table.add_row(name, f"{value:.2f}", f"{summary.actor_psnr[name]:.2f}")
     console.print(table)
+    actors = (f"{summary.characters} character(s) followed through the take" if summary.characters
+              else "no character tracked: each frame's visual hull fitted on its own")
+    console.print(f"{actors}; pruned: " + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in summary.pruned.items()))
+    for name, where in summary.plates["lingering"].items():
+        if where["share"] > 0.01:
+            console.print(f"[yellow]warning:[/yellow] camera {name}: something moving stayed a while in "
+                          f"{where['share']:.0%} of its picture (box {where['box']} at the fitting size); whatever "
+                          "stood there for more than half the take is in its clean plate, as set. Shoot clean "
+                          "plates and give them to `reshoot init --plates`.")
     print(summary.out)
 
 

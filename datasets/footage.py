@@ -383,6 +383,41 @@ def probe_video(name: str, path: Path) -> CameraFootage:
     return CameraFootage(name, path, "video", width, height, fps, int(num_frames))
 
 
+def open_plates(folder: str | os.PathLike, sizes: Mapping[str, tuple[int, int]]) -> dict[str, CameraFootage]:
+    """Clean plates as a crew shoots them: per camera, a video or image folder of the empty set, named
+    after the camera like the footage. Frames are numbered from 0; their count and rate are free.
+
+    Args:
+        folder: the plates folder.
+        sizes: camera name -> (width, height) of its footage; every camera needs a plate of that size.
+
+    Raises:
+        InputError: no such folder, a camera without a plate or with a plate of another size, or a
+            plate for a camera the take does not have.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"{folder}: no such plates folder. Give a folder with one video or image folder per camera "
+                         "of the empty set, named after the camera.")
+    found = {name: (path, kind) for name, path, kind in _discover(folder)}
+    unknown = sorted(set(found) - set(sizes))
+    missing = [n for n in sizes if n not in found]
+    if unknown or missing:
+        raise InputError(f"{folder}: " + "; ".join(
+            ([f"no plate for camera(s) {missing}"] if missing else [])
+            + ([f"plate(s) {unknown} match no camera of the take ({sorted(sizes)})"] if unknown else []))
+            + ". Name each plate after its camera, as in the footage folder.")
+    plates = {}
+    for name, size in sizes.items():
+        path, kind = found[name]
+        plate = probe_video(name, path) if kind == "video" else _probe_images(name, path, 1.0)
+        if (plate.width, plate.height) != tuple(size):
+            raise InputError(f"{path}: camera {name}'s plate is {plate.width}x{plate.height} but its footage is "
+                             f"{size[0]}x{size[1]}. Shoot (or export) the plate at the footage's size.")
+        plates[name] = plate
+    return plates
+
+
 def _probe_images(name: str, folder: Path, fps: float) -> CameraFootage:
     """Size and frame list of an image sequence; every frame must have the same size."""
     files = image_files(folder)

@@ -216,6 +216,16 @@ class Camera:
         return Camera(self.names, K, self.cam_from_world, self.width // factor, self.height // factor,
                       self.distortion)
 
+    def cropped(self, left: int, top: int, width: int, height: int) -> "Camera":
+        """The same cameras seeing only the window of `width` x `height` pixels whose top-left pixel is
+        (left, top): the principal point shifts with the window."""
+        K = self.K.clone()
+        K[:, 0, 2] -= left
+        K[:, 1, 2] -= top
+        v = len(self)
+        return Camera(self.names, K, self.cam_from_world, torch.full((v,), int(width)), torch.full((v,), int(height)),
+                      self.distortion)
+
     def with_pose(self, cam_from_world: torch.Tensor) -> "Camera":
         """Camera 0 of these cameras placed at `cam_from_world` ([4, 4], OpenCV axes), in K's dtype."""
         return Camera(self.names[:1], self.K[:1], cam_from_world[None].to(self.K.dtype), self.width[:1],

@@ -1,8 +1,10 @@
 """Background models of static cameras: the clean plate (the set without the action).
 
 A static camera sees the same set in every frame; the temporal median of frames spread over the take
-removes whatever moves through it. The share of frames that differ from the median marks moving
-pixels, which registration masks out and layout uses as foreground evidence. A frame's foreground is
+removes whatever moves through it (but keeps what stands still for most of the take: crews shoot
+clean plates of the empty set for that, and `reshoot init --plates` takes them). The share of frames
+that differ from the median marks moving pixels, which registration masks out and layout uses as
+foreground evidence. A frame's foreground is
 where it differs from the plate (`foreground_mask`), on images undistorted and downsampled alike
 (`prepared_image`).
 """
@@ -58,6 +60,17 @@ def clean_plate(source: CameraFootage, frames: tuple[int, ...]) -> CleanPlate:
     return CleanPlate(plate, moving.astype(np.float32), tuple(frames))
 
 
+def camera_plate(source: CameraFootage, frames: tuple[int, ...], shot_plate: CameraFootage | None,
+                 samples: int) -> CleanPlate:
+    """A camera's clean plate: from the plate the crew shot (its frames sampled), else the temporal median
+    of the footage's `frames`."""
+    if shot_plate is None:
+        return clean_plate(source, frames)
+    plate = clean_plate(shot_plate, sample_frames(0, shot_plate.num_frames, samples))
+    shot_plate.close()
+    return plate
+
+
 def prepared_image(image: np.ndarray, camera: Camera, downscale: int) -> torch.Tensor:
     """[H, W, C] array of a (distorted) camera → undistorted, box-downsampled [H/d, W/d, C] tensor."""
     tensor = undistort_image(torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)), camera)
@@ -67,14 +80,16 @@ def prepared_image(image: np.ndarray, camera: Camera, downscale: int) -> torch.T
 
 
 def prepared_plates(footage: Footage, cameras: Camera, downscale: int, samples: int,
-                    progress: ProgressFn | None = None) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """Per camera name: its clean plate over `samples` frames of the take as (rgb [H/d, W/d, 3], moving
-    share [H/d, W/d]), undistorted and downsampled like the frames (`prepared_image`)."""
+                    progress: ProgressFn | None = None,
+                    shot_plates: dict[str, CameraFootage] | None = None) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Per camera name: its clean plate (`camera_plate`: shot by the crew, else over `samples` frames of
+    the take) as (rgb [H/d, W/d, 3], moving share [H/d, W/d]), undistorted and downsampled like the
+    frames (`prepared_image`)."""
     report = progress or no_progress
     frames = sample_frames(footage.frames.start, len(footage.frames), samples)
     plates = {}
     for i, name in enumerate(cameras.names):
-        plate = clean_plate(footage.source(name), frames)
+        plate = camera_plate(footage.source(name), frames, (shot_plates or {}).get(name), samples)
         camera = cameras.select(i)
         plates[name] = (prepared_image(plate.rgb, camera, downscale),
                         prepared_image(plate.moving[..., None], camera, downscale)[..., 0])
@@ -92,3 +107,25 @@ def foreground_mask(image: torch.Tensor, plate: torch.Tensor) -> torch.Tensor:
     mask = binary_opening(mask, np.ones((3, 3), bool))
     mask = binary_closing(mask, np.ones((7, 7), bool), border_value=0)
     return torch.from_numpy(binary_fill_holes(mask))
+
+
+LINGERING_SHARE = (0.25, 0.5)  # something moving covered a pixel in this share of the sampled frames
+
+
+def lingering(moving: torch.Tensor) -> dict:
+    """Where something moving stayed a while in a camera's temporal-median plate: the share of the
+    plate's pixels covered in 25-50 % of the sampled frames, and their bounding box (x0, y0, x1, y1,
+    pixels of the plate). Whatever stood there for more than half the take is in the plate itself, as
+    set: a character who lingers longer than this is invisible to the foreground and part of the set.
+
+    Args:
+        moving: [H, W] share of the sampled frames that differ from the plate (`CleanPlate.moving`).
+    """
+    low, high = LINGERING_SHARE
+    mask = (moving >= low) & (moving < high)
+    if not bool(mask.any()):
+        return {"share": 0.0, "box": None}
+    rows = torch.nonzero(mask.any(1)).flatten()
+    cols = torch.nonzero(mask.any(0)).flatten()
+    return {"share": round(float(mask.float().mean()), 4),
+            "box": [int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1]}

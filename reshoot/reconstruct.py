@@ -1,18 +1,26 @@
-"""Stage `reshoot reconstruct WS`: the take as Gaussian splats, a static set plus moving actors per frame.
+"""Stage `reshoot reconstruct WS`: the take as Gaussian splats, a static set plus actors that persist.
 
-1. **Static set**: fitted (3DGS recipe, `train_splats`) to every production camera's clean plate with
-   its moving pixels masked, and to every registered survey photo; initialized from the
-   registration's sparse points. Images are undistorted (splats render pinhole) and downsampled.
-2. **Actors**, frame by frame: each camera's foreground (frame vs clean plate) is carved into a visual
-   hull (hidden behind the set counts as unseen, not as background); the previous frame's actor
-   Gaussians near the hull are kept, new hull surface points added, and the lot is fitted to all
-   cameras at that instant over the frozen set (`fit_actors`).
+1. **Static set** (`reshoot/static_set.py`): dense plane-sweep stereo of every production camera's
+   clean plate (moving pixels masked) and every registered survey photo gives the surfaces the views
+   agree on; fitting (`train_splats`) starts from flat surfels on them and keeps them surfaces: the
+   floor (z = 0) and the walls found in the stereo points pull nearby Gaussians onto them, needles are
+   penalised, an opacity cost lets Gaussians no view needs fade, and each view has an affine colour
+   correction that renders into new cameras leave out. Gaussians in the free space of the views (in
+   front of the surfaces they observe) or far from every stereo point are pruned at each refinement,
+   and those fewer than two views see at its end. Images are undistorted and downsampled.
+2. **Actors**: each camera's foreground (frame vs clean plate) is carved into a visual hull per frame
+   (hidden behind the set counts as unseen); characters are found in it and tracked
+   (`reshoot/characters.py`). Each tracked character is one set of Gaussians for the whole take
+   (`fit_persistent_actors`): started from its hull at its first frame, carried along its track and
+   fitted to every camera frame by frame with rigidity between neighbours, then refined over all
+   frames with its colour, scale and opacity shared, ghosts of the hull pruned. Without any tracked
+   character (nothing walks), each frame's hull is fitted on its own (`fit_actors`), as a fallback.
 
 Resumable: work in progress lives in `WS/splats.work/` (a checkpoint of the set every few hundred
-steps, one .ply per finished frame); a rerun with the same settings and inputs continues from there,
-other settings start over. When everything is done `WS/splats/` is replaced at once: background.ply,
+steps, the finished set); a rerun with the same settings and inputs continues from there, other
+settings start over. When everything is done `WS/splats/` is replaced at once: background.ply,
 actors/NNNNNN.ply (take frame numbers), log.json (training curves) and reconstruction.json (settings,
-seed, per-camera PSNR).
+seed, per-camera PSNR, what was pruned).
 """
 
 from __future__ import annotations
@@ -28,7 +36,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from reshoot.background import foreground_mask, prepared_image, prepared_plates
+from reshoot.background import foreground_mask, lingering, prepared_image, prepared_plates
+from reshoot.characters import CharacterOptions, CharacterTracker, character_search, detect_characters, floor_found
 from reshoot.datasets.footage import VIDEO_SUFFIXES, image_files, probe_video
 from reshoot.geometry.camera import Camera
 from reshoot.geometry.cameras_io import read_cameras_json
@@ -37,22 +46,27 @@ from reshoot.geometry.errors import InputError
 from reshoot.geometry.files import atomic_directory, write_json_document
 from reshoot.geometry.progress import ProgressFn, no_progress
 from reshoot.geometry.splats.actors import (
-    ActorConfig, ActorView, actor_points_gaussians, colors_at, fit_actors, merge_gaussians, nearest_distance,
-    select_gaussians,
+    ActorConfig, ActorView, actor_points_gaussians, colors_at, fit_actors, merge_gaussians, select_gaussians,
 )
 from reshoot.geometry.splats.gaussians import Gaussians
+from reshoot.geometry.splats.persistent import CharacterStart, FrameViews, PersistentConfig, fit_persistent_actors
 from reshoot.geometry.splats.ply import read_splat_ply, write_splat_ply
-from reshoot.geometry.splats.render import rasterize
-from reshoot.geometry.splats.train import TrainConfig, TrainingView, initial_gaussians, psnr, train_splats
+from reshoot.geometry.splats.render import render_each
+from reshoot.geometry.splats.surfaces import nearest_distance, surfel_gaussians
+from reshoot.geometry.splats.train import TrainConfig, TrainingView, psnr, train_splats
+from reshoot.geometry.stereo import (
+    DensePoints, DepthMap, FusedDepth, StereoConfig, StereoView, fuse_depths, view_depth, voxel_downsampled,
+)
+from reshoot.static_set import (
+    SET_SH_DEGREE, SURFEL_THICKNESS, initial_set, read_sparse_points, scene_box, set_planes, stereo_surfaces,
+)
 from reshoot.workspace import load_workspace
 
 log = logging.getLogger(__name__)
 
 PLATE_MOVING_SHARE = 0.2  # plate pixels covered by action more often than this are not trusted
-ACTOR_TRAVEL = 0.15  # metres an actor's Gaussian may lie outside the next frame's hull and be kept
-CEILING_MARGIN = 1.3  # the carving box reaches this factor above the highest camera
-MIN_SPARSE_POINTS = 2000  # with fewer registration points the set's initialization is seeded (see _seeded)
-SEED_POINTS = 20000
+ACTOR_TRAVEL = 0.15  # metres an actor's Gaussian may lie outside the next frame's hull and be kept (fallback)
+ACTOR_STEREO = StereoConfig(fronto_planes=32, horizontal_planes=0)  # within a character's hull: a short range
 
 
 @dataclass(frozen=True)
@@ -62,10 +76,13 @@ class ReconstructOptions:
     Attributes:
         downscale: images are fitted at 1/downscale resolution (integer).
         set_iterations: optimizer steps of the static set.
-        actor_iterations: steps per frame for the actors (warm-started from the previous frame).
-        first_actor_iterations: steps for the first frame (no warm start).
+        stereo_downscale: dense stereo runs at 1/stereo_downscale of the fitting resolution.
+        surfel_spacing: one starting surfel per voxel of this edge (world units).
+        actor_iterations: steps per frame that carry the actors along (positions and rotations).
+        first_actor_iterations: steps that fit a character whole at its first frame.
+        refine_actor_iterations: steps over random frames that fit the actors whole.
         voxel_size: visual-hull voxel edge in world units (metres when the scale is known).
-        max_new_points: at most this many new actor Gaussians per frame (hull surface subsampled).
+        max_new_points: at most this many starting Gaussians per character (hull surface subsampled).
         frames: (first, stop) take frames to reconstruct actors for, half-open; None = the whole take.
         cameras: production cameras to fit (others are left out, e.g. held out); None = all.
         use_survey: fit the set to the registered survey photos too.
@@ -76,9 +93,12 @@ class ReconstructOptions:
     """
 
     downscale: int = 2
-    set_iterations: int = 2000
-    actor_iterations: int = 40
+    set_iterations: int = 1500
+    stereo_downscale: int = 2
+    surfel_spacing: float = 0.08
+    actor_iterations: int = 30
     first_actor_iterations: int = 200
+    refine_actor_iterations: int = 400
     voxel_size: float = 0.04
     max_new_points: int = 8000
     frames: tuple[int, int] | None = None
@@ -90,12 +110,15 @@ class ReconstructOptions:
     backend: str = "auto"
 
     def __post_init__(self) -> None:
-        for name in ("downscale", "set_iterations", "actor_iterations", "first_actor_iterations", "samples",
-                     "checkpoint_every"):
+        for name in ("downscale", "set_iterations", "stereo_downscale", "actor_iterations", "first_actor_iterations",
+                     "samples", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise InputError(f"reconstruct: {name} must be at least 1, got {getattr(self, name)}.")
-        if not self.voxel_size > 0:
-            raise InputError(f"reconstruct: the voxel size must be positive, got {self.voxel_size}.")
+        if self.refine_actor_iterations < 0:
+            raise InputError(f"reconstruct: refine_actor_iterations must be 0 or more, got {self.refine_actor_iterations}.")
+        for name in ("voxel_size", "surfel_spacing"):
+            if not getattr(self, name) > 0:
+                raise InputError(f"reconstruct: {name} must be positive, got {getattr(self, name)}.")
 
 
 @dataclass(frozen=True)
@@ -107,9 +130,14 @@ class ReconstructSummary:
         set_psnr: per production camera, dB of the set render vs its clean plate (unmasked pixels).
         frames: take frames with actors.
         actor_psnr: per production camera, mean dB over frames of set + actors vs the frame.
+        pruned: Gaussians pruned, by reason: the set's "free_space", "off_surface", "unseen" (fewer
+            than two views see it), the actors' "ghost" and "faint".
+        characters: characters followed as persistent actors (0: per-frame hulls were fitted).
+        plates: where the clean plates came from ("shot plates" or "temporal median") and, for a
+            temporal median, per camera where something moving lingered (`lingering`).
         seconds: wall time of this run (a resumed run counts only its own part).
         seconds_set, seconds_actors: of which fitting the set and the actors (0 for parts reused).
-        resumed_from: "set" or "frame N" when work in progress was reused, else None.
+        resumed_from: "set" when work in progress was reused, else None.
         out: the splats folder written.
     """
 
@@ -117,6 +145,9 @@ class ReconstructSummary:
     set_psnr: dict[str, float]
     frames: list[int]
     actor_psnr: dict[str, float]
+    pruned: dict[str, int]
+    characters: int
+    plates: dict
     seconds: float
     seconds_set: float
     seconds_actors: float
@@ -124,12 +155,17 @@ class ReconstructSummary:
     out: Path
 
 
-def set_train_config(options: ReconstructOptions) -> TrainConfig:
-    """The static set's training settings for these options (schedules scaled to the step count)."""
+def set_train_config(options: ReconstructOptions, surfels: bool) -> TrainConfig:
+    """The static set's training settings for these options (schedules scaled to the step count): the
+    3DGS recipe with the surface priors, pruning and per-view colour correction; surfels stay flat."""
     n = options.set_iterations
-    return TrainConfig(iterations=n, views_per_step=2, sh_degree_interval=max(n // 4, 1),
+    return TrainConfig(iterations=n, views_per_step=2, sh_degree=SET_SH_DEGREE, sh_degree_interval=max(n // 4, 1),
                        refine_start=min(500, n // 5), refine_stop=int(n * 0.7), reset_every=10 * n,
-                       grow_grad2d=4e-4, seed=options.seed, backend=options.backend)
+                       grow_grad2d=6e-4, seed=options.seed, backend=options.backend,
+                       thickness=SURFEL_THICKNESS if surfels else None, min_surfel_scale=options.surfel_spacing / 8,
+                       plane_weight=1.0, elongation_weight=0.1,
+                       opacity_weight=0.01, appearance=True, free_space_votes=2,
+                       surface_reach=0.15 if surfels else None, min_views=2)
 
 
 def reconstruct(workspace: str | Path, options: ReconstructOptions | None = None,
@@ -162,75 +198,52 @@ def reconstruct(workspace: str | Path, options: ReconstructOptions | None = None
     footage = settings.open_footage()
     try:
         training = cameras.scaled(options.downscale).pinhole()
-        plates = prepared_plates(footage, cameras, options.downscale, options.samples, report)
+        plates = prepared_plates(footage, cameras, options.downscale, options.samples, report,
+                                 settings.open_plates(footage))
+        plate_report = {"from": "shot plates" if settings.plates else "temporal median",
+                        "lingering": {} if settings.plates else {n: lingering(plates[n][1]) for n in cameras.names}}
 
         set_started = time.perf_counter()
-        background, set_log = _static_set(work, root, settings, cameras, training, plates, options, report)
+        fitted = _static_set(work, registration, settings, cameras, training, plates, options, report)
         set_seconds = time.perf_counter() - set_started
         actors_started = time.perf_counter()
-        set_renders = render_set(background, training, options.backend)
-        set_scores = {name: round(psnr(set_renders[i][0], plates[name][0], (plates[name][1] < PLATE_MOVING_SHARE).float()), 3)
+        set_renders = render_each(fitted.background, training, options.backend)
+        set_scores = {name: round(psnr(set_renders[i].rgb[0], plates[name][0],
+                                       (plates[name][1] < PLATE_MOVING_SHARE).float()), 3)
                       for i, name in enumerate(training.names)}
-
-        resumed_frame = None
-        actor_log = []
-        previous = None
-        bounds = carving_bounds(registration, cameras)
-        actors_dir = work / "actors"
-        actors_dir.mkdir(exist_ok=True)
+        views = []
         for k, frame in enumerate(frames):
-            path = actors_dir / f"{frame:06d}.ply"
-            entry_path = actors_dir / f"{frame:06d}.json"
-            if path.is_file() and entry_path.is_file():
-                previous = read_splat_ply(path)
-                actor_log.append(json.loads(entry_path.read_text()))
-                resumed_frame = frame
-                report("actors", k + 1, len(frames))
-                continue
-            views = []
-            for i, name in enumerate(cameras.names):
-                image = prepared_image(footage.source(name).read(frame), cameras.select(i), options.downscale)
-                views.append(ActorView(training.select(i), image, *set_renders[i]))
-            foreground = torch.stack([foreground_mask(v.image, plates[n][0]) for v, n in zip(views, cameras.names)])
-            hull = carve_visual_hull(training, foreground, *bounds, options.voxel_size,
-                                     occluder_depth=torch.stack([v.set_depth for v in views]))
-            init = _actor_init(previous, hull, training, views, foreground, options.voxel_size,
-                               options.max_new_points, torch.Generator().manual_seed(options.seed * 100_003 + frame))
-            iterations = options.first_actor_iterations if previous is None or len(previous) == 0 else options.actor_iterations
-            fit = fit_actors(views, init, ActorConfig(iterations=iterations))
-            write_splat_ply(path, fit.gaussians)
-            entry = {"frame": frame, "hull_voxels": len(hull.centres), "gaussians": len(fit.gaussians),
-                     "iterations": iterations, "loss": fit.loss,
-                     "psnr": {n: round(p, 3) for n, p in zip(cameras.names, fit.psnr)},
-                     "psnr_set_only": {n: round(psnr(v.set_rgb, v.image), 3) for n, v in zip(cameras.names, views)}}
-            entry_path.write_text(json.dumps(entry))
-            actor_log.append(entry)
-            previous = fit.gaussians
-            report("actors", k + 1, len(frames))
+            views.append(_frame_views(footage, frame, cameras, training, plates, set_renders, fitted.appearance,
+                                      options.downscale))
+            report("frames", k + 1, len(frames))
+        actors, actor_log, pruned, characters = _actors(registration, training, views, options, report)
         actor_seconds = time.perf_counter() - actors_started
     finally:
         footage.close()
 
     actor_psnr = {n: float(np.mean([e["psnr"][n] for e in actor_log])) for n in cameras.names}
+    pruned = {**fitted.pruned, **pruned}
     seconds = time.perf_counter() - started
     out = root / "splats"
     with atomic_directory(out, overwrite=True) as tmp:
         shutil.copyfile(work / "background.ply", tmp / "background.ply")
         (tmp / "actors").mkdir()
-        for frame in frames:
-            shutil.copyfile(actors_dir / f"{frame:06d}.ply", tmp / "actors" / f"{frame:06d}.ply")
-        write_json_document(tmp / "log.json", "splats-log", 1, {"set": set_log, "actors": actor_log})
+        for frame, gaussians in zip(frames, actors):
+            write_splat_ply(tmp / "actors" / f"{frame:06d}.ply", gaussians)
+        write_json_document(tmp / "log.json", "splats-log", 1, {"set": fitted.log, "actors": actor_log})
         write_json_document(tmp / "reconstruction.json", "reconstruction", 1, {
-            "options": _jsonable(asdict(options)), "set_training": _jsonable(asdict(set_train_config(options))),
-            "cameras": list(cameras.names), "frames": frames, "set_gaussians": len(background),
+            "options": _jsonable(asdict(options)),
+            "set_training": _jsonable(asdict(set_train_config(options, fitted.surfels))),
+            "cameras": list(cameras.names), "frames": frames, "set_gaussians": len(fitted.background),
+            "plates": plate_report, "set_start": fitted.start, "planes": fitted.planes, "pruned": pruned,
+            "characters": characters,
             "set_psnr_db": set_scores, "actor_psnr_db": actor_psnr, "seconds": round(seconds, 1),
             "seconds_set": round(set_seconds, 1), "seconds_actors": round(actor_seconds, 1),
             "resolution": {n: [int(training.width[i]), int(training.height[i])] for i, n in enumerate(cameras.names)},
         })
     shutil.rmtree(work, ignore_errors=True)
-    resumed_from = f"frame {resumed_frame}" if resumed_frame is not None else ("set" if resumed else None)
-    return ReconstructSummary(len(background), set_scores, frames, actor_psnr, seconds, set_seconds, actor_seconds,
-                              resumed_from, out)
+    return ReconstructSummary(len(fitted.background), set_scores, frames, actor_psnr, pruned, characters,
+                              plate_report, seconds, set_seconds, actor_seconds, "set" if resumed else None, out)
 
 
 def _frames(span: tuple[int, int] | None, first: int, count: int) -> list[int]:
@@ -302,15 +315,27 @@ def _survey_views(settings, registration: Path, downscale: int) -> list[Training
     return views
 
 
-def _static_set(work: Path, root: Path, settings, cameras: Camera, training: Camera, plates: dict,
-                options: ReconstructOptions, report: ProgressFn) -> tuple[Gaussians, list[dict]]:
-    """Fit (or resume, or reuse from the work dir) the static set."""
-    done, log_path = work / "background.ply", work / "set_log.json"
-    if done.is_file() and log_path.is_file():
-        return read_splat_ply(done), json.loads(log_path.read_text())
-    import open3d as o3d
+@dataclass(frozen=True)
+class _FittedSet:
+    """The static set and how it was made (see `_static_set`)."""
 
-    registration = root / "registration"
+    background: Gaussians
+    log: list[dict]
+    appearance: torch.Tensor  # [V, 3, 4] per production camera
+    pruned: dict[str, int]
+    surfels: bool
+    start: dict
+    planes: list[dict]
+
+
+def _static_set(work: Path, registration: Path, settings, cameras: Camera, training: Camera, plates: dict,
+                options: ReconstructOptions, report: ProgressFn) -> _FittedSet:
+    """Fit (or resume, or reuse from the work dir) the static set."""
+    done, record_path = work / "background.ply", work / "set.json"
+    if done.is_file() and record_path.is_file():
+        record = json.loads(record_path.read_text())
+        return _FittedSet(read_splat_ply(done), record["log"], torch.tensor(record["appearance"]), record["pruned"],
+                          record["surfels"], record["start"], record["planes"])
     views = []
     for i, name in enumerate(cameras.names):
         rgb, moving = plates[name]
@@ -319,81 +344,183 @@ def _static_set(work: Path, root: Path, settings, cameras: Camera, training: Cam
         views.append(TrainingView(training.select(i), rgb, trusted))
     if options.use_survey:
         views += _survey_views(settings, registration, options.downscale)
-    cloud = o3d.io.read_point_cloud(str(registration / "points.ply"))
-    if len(cloud.points) < 4:
-        raise InputError(f"{registration / 'points.ply'} holds {len(cloud.points)} points; rerun `reshoot register`.")
-    points, colors = _seeded(np.asarray(cloud.points), np.asarray(cloud.colors), training, views[:len(cameras)],
-                             options.seed)
-    init = initial_gaussians(points, colors, sh_degree=3)
-    result = train_splats(views, init, set_train_config(options), progress=report,
+    points, colors = read_sparse_points(registration / "points.ply")
+    if len(points) < 4:
+        raise InputError(f"{registration / 'points.ply'} holds {len(points)} points; rerun `reshoot register`.")
+    floor = floor_found(registration)
+    stereo = stereo_surfaces(views, scene_box(points, cameras), options.stereo_downscale, options.surfel_spacing, report)
+    init, surfels = initial_set(stereo, points, colors, training, views[:len(cameras)], options.surfel_spacing, floor,
+                                options.seed)
+    planes = set_planes(stereo.points, stereo.normals, floor) if surfels else []
+    result = train_splats(views, init, set_train_config(options, surfels), progress=report,
                           log_every=max(options.set_iterations // 20, 1), checkpoint=work / "set_checkpoint.safetensors",
-                          checkpoint_every=options.checkpoint_every)
+                          checkpoint_every=options.checkpoint_every, planes=planes,
+                          observed=stereo.observed if surfels else None)
+    record = {"log": result.log, "appearance": result.appearance[:len(cameras)].tolist(), "pruned": result.pruned,
+              "surfels": surfels, "planes": [asdict(p) for p in planes],
+              "start": {"stereo_points": len(stereo.observed.points), "gaussians": len(init),
+                        "from": "stereo surfels" if surfels else "sparse points and seeds"}}
     write_splat_ply(done, result.gaussians)
-    log_path.write_text(json.dumps(result.log))
+    record_path.write_text(json.dumps(record))
     (work / "set_checkpoint.safetensors").unlink(missing_ok=True)
-    return result.gaussians, result.log
+    # What follows reads the set as a resumed run would (the file, the JSON record): the same bytes out.
+    return _FittedSet(read_splat_ply(done), record["log"], torch.tensor(record["appearance"]), record["pruned"],
+                      surfels, record["start"], record["planes"])
 
 
-def _seeded(points: np.ndarray, colors: np.ndarray, training: Camera, plates: list[TrainingView],
-            seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Sparse points, plus (when they are few, as with calibrated cameras that see little texture) seeds:
-    half on the floor (z = 0, which the world frame guarantees) and half spread through the box over it,
-    each coloured by the plates it projects into. Seeds in empty space fade and are pruned in training,
-    as in 3DGS's random initialization."""
-    if len(points) >= MIN_SPARSE_POINTS:
-        return points, colors
-    rng = np.random.default_rng(seed)
-    footprint = np.concatenate([points[:, :2], training.centers[:, :2].numpy()])
-    lo, hi = footprint.min(0), footprint.max(0)
-    top = float(training.centers[:, 2].max())
-    n = SEED_POINTS // 2
-    floor = np.column_stack([rng.uniform(lo, hi, (n, 2)), np.zeros(n)])
-    volume = np.column_stack([rng.uniform(lo, hi, (n, 2)), rng.uniform(0, top, n)])
-    seeds = torch.from_numpy(np.concatenate([floor, volume]))
-    masks = [torch.ones(v.image.shape[:2], dtype=torch.bool) for v in plates]
-    seen = (training.project(seeds).depth > 0).any(0)
-    seed_colors = colors_at(seeds[seen].float(), training, [v.image for v in plates], masks)
-    return (np.concatenate([points, seeds[seen].numpy()]), np.concatenate([colors, seed_colors.numpy()]))
+@dataclass(frozen=True)
+class _Frame:
+    """One take frame at the fitting resolution: the views over the set and their foreground."""
+
+    frame: int
+    views: list[ActorView]
+    foreground: torch.Tensor  # [V, H, W] bool
 
 
-@torch.no_grad()
-def render_set(background: Gaussians, training: Camera, backend: str = "auto") -> list[tuple[torch.Tensor, ...]]:
-    """Per camera: (rgb [H, W, 3], depth [H, W], alpha [H, W]) of the frozen set."""
-    renders = []
-    for i in range(len(training)):
-        out = rasterize(background, training.select(i), backend=backend)
-        renders.append((out.rgb[0], out.depth[0], out.alpha[0]))
-    return renders
+def _frame_views(footage, frame: int, cameras: Camera, training: Camera, plates: dict, set_renders: list,
+                 appearance: torch.Tensor, downscale: int) -> _Frame:
+    """The cameras at `frame`: image, the set's render (in the camera's colours: its correction
+    applied) and the foreground (frame vs clean plate)."""
+    views, masks = [], []
+    for i, name in enumerate(cameras.names):
+        image = prepared_image(footage.source(name).read(frame), cameras.select(i), downscale)
+        render = set_renders[i]
+        correction = appearance[i]
+        set_rgb = render.rgb[0] @ correction[:, :3].T + correction[:, 3]
+        views.append(ActorView(training.select(i), image, set_rgb, render.depth[0], render.alpha[0]))
+        masks.append(foreground_mask(image, plates[name][0]))
+    return _Frame(frame, views, torch.stack(masks))
 
 
-def carving_bounds(registration: Path, cameras: Camera) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """The box actors can be in: over the set's footprint (the sparse points' 2nd-98th percentiles joined
-    with the cameras' positions, which surround or face the action), from the floor (or the lowest
-    points, should the floor estimate sit above some of them) to a bit above the highest camera or
-    point."""
-    import open3d as o3d
+def _actors(registration: Path, training: Camera, frames: list[_Frame], options: ReconstructOptions,
+            report: ProgressFn) -> tuple[list[Gaussians], list[dict], dict[str, int], int]:
+    """The actors of every frame: persistent characters where characters are tracked, else per-frame
+    hulls. Returns (Gaussians per frame, log per frame, pruned counts, characters followed)."""
+    search = character_search(registration, training, CharacterOptions(voxel_size=options.voxel_size))
+    occluders = torch.stack([v.set_depth for v in frames[0].views])
+    hulls = []
+    tracker = CharacterTracker(search.options)
+    for k, f in enumerate(frames):
+        hull = carve_visual_hull(training, f.foreground, *search.bounds, options.voxel_size, occluder_depth=occluders)
+        hulls.append(hull)
+        tracker.update(f.frame, detect_characters(f.frame, hull, training, f.foreground, [v.image for v in f.views],
+                                                  search.options, tracker.expected(f.frame), occluders))
+        report("characters", k + 1, len(frames))
+    tracks = tracker.tracks(len(frames))
+    if not tracks:
+        log.info("no character is tracked: fitting each frame's visual hull on its own")
+        return _hull_actors(training, frames, hulls, options, report)
+    first_frame = frames[0].frame
+    generator = torch.Generator().manual_seed(options.seed)
+    starts = []
+    for track in tracks:
+        numbers = sorted(track.detections)
+        first = track.detections[numbers[0]]
+        span = np.arange(numbers[0], numbers[-1] + 1)
+        known = np.array(numbers)
+        floors = np.stack([track.detections[n].floor for n in numbers])
+        floor = np.stack([np.interp(span, known, floors[:, 0]), np.interp(span, known, floors[:, 1])], -1)
+        starts.append(CharacterStart(numbers[0] - first_frame, floor,
+                                     _character_gaussians(first.voxels, frames[numbers[0] - first_frame], training,
+                                                          options, generator)))
+    config = PersistentConfig(start_iterations=options.first_actor_iterations, track_iterations=options.actor_iterations,
+                              refine_iterations=options.refine_actor_iterations, seed=options.seed)
+    fitted = fit_persistent_actors([FrameViews(f.frame, f.views, list(f.foreground)) for f in frames], starts, config,
+                                   report)
+    per_frame = [fitted.at(t) for t in range(len(frames))]
+    entries = [{"frame": f.frame, "gaussians": len(g), "characters": sorted(set(fitted.characters_at(t).tolist())),
+                "psnr": {n: round(p, 3) for n, p in zip(training.names, fitted.psnr[t])},
+                "psnr_set_only": {n: round(psnr(v.set_rgb, v.image), 3) for n, v in zip(training.names, f.views)}}
+               for t, (f, g) in enumerate(zip(frames, per_frame))]
+    return per_frame, entries, fitted.pruned, len(tracks)
 
-    points = np.asarray(o3d.io.read_point_cloud(str(registration / "points.ply")).points)
-    centres = cameras.centers.numpy()
-    lo = np.minimum(np.percentile(points, 2, axis=0), centres.min(0))
-    hi = np.maximum(np.percentile(points, 98, axis=0), centres.max(0))
-    bottom = min(-0.05, float(lo[2]))
-    top = max(float(centres[:, 2].max()) * CEILING_MARGIN, float(hi[2]), 0.5)
-    return (float(lo[0]), float(lo[1]), bottom), (float(hi[0]), float(hi[1]), top)
+
+def _actor_surfaces(frame: _Frame, near_voxels: torch.Tensor, reduce: int) -> tuple[list[StereoView], FusedDepth]:
+    """Dense stereo of the moving things at one frame: each camera's foreground matched against the
+    other cameras at 1/`reduce` of the fitting size, over the depths of `near_voxels` [M, 3] (the
+    frame's visual hull); what two cameras agree on."""
+    views = [StereoView(v.camera, v.image, mask).reduced(reduce) for v, mask in zip(frame.views, frame.foreground)]
+    depths = []
+    for i, view in enumerate(views):
+        depth = view.camera.project(near_voxels).depth[0]
+        depth = depth[depth > 0]
+        sources = [views[j] for j in range(len(views)) if j != i]
+        if not sources or len(depth) == 0:
+            h, w = view.image.shape[:2]
+            depths.append(DepthMap(torch.zeros(h, w), torch.zeros(h, w, 3), torch.zeros(h, w)))
+            continue
+        near, far = max(float(depth.min()) - 0.1, 0.05), float(depth.max()) + 0.1
+        depths.append(view_depth(view, sources, near, far, 0.0, ACTOR_STEREO))
+    return views, fuse_depths(views, depths, ACTOR_STEREO)
 
 
-def _actor_init(previous: Gaussians | None, hull, training: Camera, views: list[ActorView],
-                foreground: torch.Tensor, voxel_size: float, max_new: int, generator: torch.Generator) -> Gaussians:
-    """The previous frame's actors that stay near the hull, plus up to `max_new` hull surface points not
-    yet covered (a random subset when there are more)."""
+def _character_gaussians(voxels: np.ndarray, frame: _Frame, training: Camera, options: ReconstructOptions,
+                         generator: torch.Generator) -> Gaussians:
+    """A character's Gaussians at its first frame: surfels on the surface the cameras' stereo agrees
+    on inside its hull (a hull from few cameras is far larger than the body along their common viewing
+    direction: the stereo finds where in it the body is), and isotropic Gaussians on the hull's surface
+    voxels no stereo point is near (parts fewer than two cameras see). At most `max_new_points`."""
+    centres = torch.from_numpy(voxels)
+    points = _actor_surfaces(frame, centres, options.stereo_downscale)[1].points
+    inside = nearest_distance(points.points, centres) < options.voxel_size
+    surface = voxel_downsampled(DensePoints(points.points[inside], points.colors[inside], points.normals[inside],
+                                            points.support[inside]), options.voxel_size / 2)
+    hull = centres[_surface(voxels, options.voxel_size)].float()
+    unseen = hull[nearest_distance(hull, surface.points) > 2 * options.voxel_size]
+    budget = max(options.max_new_points - len(surface.points), 0)
+    if len(unseen) > budget:
+        unseen = unseen[torch.randperm(len(unseen), generator=generator)[:budget].sort().values]
+    colors = colors_at(unseen, training, [v.image for v in frame.views], list(frame.foreground))
+    sh_degree = PersistentConfig().sh_degree
+    parts = [actor_points_gaussians(unseen, colors, options.voxel_size, sh_degree)]
+    if len(surface.points):
+        parts.append(surfel_gaussians(surface.points, surface.colors, surface.normals, options.voxel_size / 2,
+                                      options.voxel_size / 4, sh_degree, opacity=0.5))
+    return merge_gaussians(parts)
+
+
+def _surface(voxels: np.ndarray, size: float) -> np.ndarray:
+    """[N] bool: voxels [N, 3] (centres of a grid of edge `size`) with a free 6-neighbour among them."""
+    cells = np.round(voxels / size).astype(np.int64)
+    occupied = {tuple(c) for c in cells}
+    steps = ((1, 0, 0), (-1, 0, 0), (0, 1, 0), (0, -1, 0), (0, 0, 1), (0, 0, -1))
+    return np.array([any((c[0] + a, c[1] + b, c[2] + d) not in occupied for a, b, d in steps) for c in cells.tolist()],
+                    dtype=bool)
+
+
+def _hull_actors(training: Camera, frames: list[_Frame], hulls: list, options: ReconstructOptions,
+                 report: ProgressFn) -> tuple[list[Gaussians], list[dict], dict[str, int], int]:
+    """Each frame's visual hull fitted on its own, warm-started from the previous frame's actors."""
+    generator = torch.Generator()
+    previous = None
+    per_frame, entries = [], []
+    for k, (f, hull) in enumerate(zip(frames, hulls)):
+        generator.manual_seed(options.seed * 100_003 + f.frame)
+        init = _hull_init(previous, hull, training, f, options, generator)
+        iterations = options.first_actor_iterations if previous is None or len(previous) == 0 else options.actor_iterations
+        fit = fit_actors(f.views, init, ActorConfig(iterations=iterations))
+        per_frame.append(fit.gaussians)
+        entries.append({"frame": f.frame, "hull_voxels": len(hull.centres), "gaussians": len(fit.gaussians),
+                        "iterations": iterations, "loss": fit.loss,
+                        "psnr": {n: round(p, 3) for n, p in zip(training.names, fit.psnr)},
+                        "psnr_set_only": {n: round(psnr(v.set_rgb, v.image), 3) for n, v in zip(training.names, f.views)}})
+        previous = fit.gaussians
+        report("actors", k + 1, len(frames))
+    return per_frame, entries, {}, 0
+
+
+def _hull_init(previous: Gaussians | None, hull, training: Camera, frame: _Frame, options: ReconstructOptions,
+               generator: torch.Generator) -> Gaussians:
+    """The previous frame's actors that stay near the hull, plus up to `max_new_points` hull surface
+    points not yet covered (a random subset when there are more)."""
     surface = hull.centres[hull.surface]
     kept = None
     if previous is not None and len(previous):
         kept = select_gaussians(previous, nearest_distance(previous.means, hull.centres) < ACTOR_TRAVEL)
     if kept is not None and len(kept):
-        surface = surface[nearest_distance(surface, kept.means) > 1.5 * voxel_size]
-    if len(surface) > max_new:
-        surface = surface[torch.randperm(len(surface), generator=generator)[:max_new].sort().values]
-    colors = colors_at(surface, training, [v.image for v in views], list(foreground))
-    fresh = actor_points_gaussians(surface, colors, voxel_size, sh_degree=ActorConfig().sh_degree)
+        surface = surface[nearest_distance(surface, kept.means) > 1.5 * options.voxel_size]
+    if len(surface) > options.max_new_points:
+        surface = surface[torch.randperm(len(surface), generator=generator)[:options.max_new_points].sort().values]
+    colors = colors_at(surface, training, [v.image for v in frame.views], list(frame.foreground))
+    fresh = actor_points_gaussians(surface, colors, options.voxel_size, sh_degree=ActorConfig().sh_degree)
     return fresh if kept is None or len(kept) == 0 else merge_gaussians([kept, fresh])

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reshoot.background import clean_plate, sample_frames
+from reshoot.background import camera_plate, sample_frames
 from reshoot.geometry.camera import Camera
 from reshoot.geometry.errors import InputError, ReshootError
 from reshoot.geometry.files import atomic_directory, write_json_document
@@ -139,14 +139,15 @@ def _survey_images(path: Path, out: Path, limit: int) -> list[str]:
 
 
 def _prepare_images(footage, calibration: Camera | None, work: Path, samples: int, instants: int,
-                    report: ProgressFn) -> tuple[list[ImageGroup], dict, set[str]]:
-    """Clean plates (with moving-pixel masks) and synchronized instants of every camera, written
-    under `work/images` and `work/masks`. Returns the image groups, the plates and the blank cameras."""
+                    report: ProgressFn, shot_plates: dict | None = None) -> tuple[list[ImageGroup], dict, set[str]]:
+    """Clean plates (with moving-pixel masks; the crew's own where given) and synchronized instants of
+    every camera, written under `work/images` and `work/masks`. Returns the image groups, the plates and
+    the blank cameras."""
     frames = sample_frames(footage.first_frame, footage.num_frames, samples)
     instant_frames = sample_frames(footage.first_frame, footage.num_frames, instants) if instants else ()
     groups, plates, blank = [], {}, set()
     for i, source in enumerate(footage.sources):
-        plate = clean_plate(source, frames)
+        plate = camera_plate(source, frames, (shot_plates or {}).get(source.name), samples)
         plates[source.name] = plate
         report("clean plates", i + 1, len(footage.sources))
         if plate.is_blank:
@@ -250,7 +251,8 @@ def register(workspace: str | Path, options: RegistrationOptions | None = None,
     with tempfile.TemporaryDirectory(prefix=".register-", dir=ws) as tmp:
         work = Path(tmp)
         instants = options.instants if options.instants is not None else (6 if use_poses else 0)
-        groups, plates, blank = _prepare_images(footage, calibration, work, options.samples, instants, report)
+        groups, plates, blank = _prepare_images(footage, calibration, work, options.samples, instants, report,
+                                                settings.open_plates(footage))
         survey_names: list[str] = []
         if survey_path is not None:
             survey_names = [f"survey/{n}" for n in _survey_images(Path(survey_path), work / "images" / "survey",

@@ -18,6 +18,9 @@ a_wide = 0
 [survey]                        # optional: photos or a video walking around the empty set
 path = "../take/survey"
 
+[plates]                        # optional: clean plates, one video or image folder per camera
+path = "../take/plates"
+
 [scale]
 source = "arbitrary"            # or "known_distance" / "camera_height" with their values
 
@@ -61,6 +64,8 @@ class WorkspaceSettings:
         sensitive: the footage must never be used to train models.
         scale: how metric scale is to be found: {"source": "arbitrary"} or with a hint.
         survey: a survey of the empty set (photo folder or video), absolute, or None.
+        plates: clean plates (one video or image folder per camera of the empty set), absolute, or None:
+            used instead of the footage's temporal median.
     """
 
     root: Path
@@ -74,6 +79,7 @@ class WorkspaceSettings:
     sensitive: bool = False
     scale: dict[str, Any] = field(default_factory=lambda: {"source": "arbitrary"})
     survey: Path | None = None
+    plates: Path | None = None
 
     def open_footage(self):
         """The take's footage on the workspace's frame clock (its calibration, offsets and fps); a `Footage`,
@@ -81,6 +87,18 @@ class WorkspaceSettings:
         from reshoot.datasets.footage import open_footage
 
         return open_footage(self.footage, self.calibration, self.offsets or None, self.fps)
+
+    def open_plates(self, footage) -> dict | None:
+        """The clean plates per camera name (`CameraFootage`, frames from 0), or None without plates.
+
+        Args:
+            footage: the open `Footage`, whose cameras' sizes the plates must have.
+        """
+        if self.plates is None:
+            return None
+        from reshoot.datasets.footage import open_plates
+
+        return open_plates(self.plates, {s.name: (s.width, s.height) for s in footage.sources})
 
 
 def _relative(path: Path, root: Path) -> str:
@@ -100,6 +118,7 @@ def init_workspace(
     offsets: Mapping[str, int] | None = None,
     force: bool = False,
     survey: str | Path | None = None,
+    plates: str | Path | None = None,
 ) -> WorkspaceSettings:
     """Create a workspace for a take: check the footage, write `root/reshoot.toml`.
 
@@ -121,6 +140,11 @@ def init_workspace(
     if root.exists() and not root.is_dir():
         raise InputError(f"{root} is a file; the workspace must be a folder.")
     take = open_footage(footage, calibration=calibration, offsets=offsets, fps=fps)
+    if plates is not None:
+        from reshoot.datasets.footage import open_plates
+
+        for plate in open_plates(plates, {s.name: (s.width, s.height) for s in take.sources}).values():
+            plate.close()
     if survey is not None and not Path(survey).exists():
         raise InputError(f"{survey}: no such survey folder or video. Give the photos or video of the set's survey.")
     settings = WorkspaceSettings(
@@ -134,6 +158,7 @@ def init_workspace(
         offsets={s.name: int(s.offset) for s in take.sources},
         sensitive=bool(sensitive),
         survey=Path(survey).resolve() if survey else None,
+        plates=Path(plates).resolve() if plates else None,
     )
     root.mkdir(parents=True, exist_ok=True)
     write_text_atomic(settings_file, _to_toml(settings))
@@ -152,6 +177,8 @@ def _to_toml(settings: WorkspaceSettings) -> str:
     doc: dict[str, Any] = {"format": FORMAT, "version": VERSION, "footage": footage}
     if settings.survey is not None:
         doc["survey"] = {"path": _relative(settings.survey, settings.root)}
+    if settings.plates is not None:
+        doc["plates"] = {"path": _relative(settings.plates, settings.root)}
     doc.update(scale=dict(settings.scale), privacy={"sensitive": settings.sensitive})
     return tomli_w.dumps(doc)
 
@@ -190,6 +217,7 @@ def load_workspace(root: str | Path) -> WorkspaceSettings:
             sensitive=bool(doc.get("privacy", {}).get("sensitive", False)),
             scale=dict(doc.get("scale", {"source": "arbitrary"})),
             survey=(root / doc["survey"]["path"]).resolve() if "survey" in doc else None,
+            plates=(root / doc["plates"]["path"]).resolve() if "plates" in doc else None,
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise FormatError(f"{settings_file}: missing or malformed setting ({exc}). Rerun `reshoot init --force`.") from None

@@ -101,13 +101,23 @@ def _inpainted(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return filled.astype(np.float32) / 255
 
 
-def test_clean_output_passes(truth_shot):
+def test_clean_output_passes(truth_shot, registration_take):
+    from reshoot.geometry.cameras_io import read_cameras_json
+    from reshoot.ground_truth import compare_layouts, registration_from_truth
+
     ws, name, clean = truth_shot
     check = clean.document
     assert check["frames"] == list(range(*FRAMES))
     found = _found(check, "character") + _found(check, "prop")
     assert found, "the true frames must show some entity where the geometry puts it"
-    for entity in found:
+    # A phantom of the layout (an entity where no true one stands: test_layout's known regression) is
+    # rightly flagged by the check; every entity the layout has right must pass.
+    transform = registration_from_truth(read_cameras_json(registration_take / "gt" / "cameras.json").cameras,
+                                        read_cameras_json(ws / "registration" / "cameras.json").cameras)
+    truth_entities = json.loads((registration_take / "gt" / "entities.json").read_text())["entities"]
+    phantoms = set(compare_layouts(json.loads((ws / "layout.json").read_text())["entities"], truth_entities,
+                                   transform).phantoms)
+    for entity in [e for e in found if e["name"] not in phantoms]:
         assert entity["placement_error_px"] <= CheckThresholds().placement_warn_px, entity
         assert entity["placement_error_m"] is not None
         assert len(entity["frames"]) == len(check["frames"])

@@ -15,7 +15,6 @@ import math
 from dataclasses import dataclass, field
 from typing import Sequence
 
-import numpy as np
 import torch
 
 from ..camera import Camera
@@ -219,13 +218,3 @@ def colors_at(points: torch.Tensor, cameras: Camera, images: Sequence[torch.Tens
         total += image[rows, cols] * ok[:, None]
         count += ok[:, None].float()
     return torch.where(count > 0, total / count.clamp_min(1), torch.full_like(total, 0.5))
-
-
-def nearest_distance(points: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-    """[N] distance from each point to its nearest reference point (inf when there are none)."""
-    if len(reference) == 0:
-        return torch.full((len(points),), math.inf)
-    from scipy.spatial import cKDTree
-
-    distance, _ = cKDTree(reference.numpy()).query(points.numpy(), k=1)
-    return torch.from_numpy(np.asarray(distance, np.float32))

@@ -69,7 +69,7 @@ def rasterize(
     Args:
         gaussians: the splats (float32; world metres).
         cameras: C cameras sharing width and height (distortion is ignored: pinhole).
-        features: [N, F] extra per-Gaussian channels to composite, or None.
+        features: [N, F] extra per-Gaussian channels to composite (or [C, N, F], per camera), or None.
         sh_degree: SH degree to use (training schedules raise it); default all coefficients.
         background: [3] colour behind the splats; default black.
         backend: "auto" (gsplat on CUDA, else cpu), "cpu", "reference" or "gsplat".
@@ -92,7 +92,7 @@ def rasterize(
     rgb = sh_to_rgb(gaussians.sh[None].expand(len(cameras), -1, -1, -1), dirs, sh_degree)
     channels = [rgb, projected.depths[..., None]]
     if features is not None:
-        channels.append(features[None].expand(len(cameras), -1, -1))
+        channels.append(_per_camera(features, len(cameras)))
     colors = torch.cat(channels, dim=-1)
     backgrounds = None
     if background is not None:
@@ -106,6 +106,11 @@ def rasterize(
     out = rasterize_to_pixels(projected.means2d, projected.conics, colors, opacities, projected.depths,
                               projected.radii, width, height, backgrounds=backgrounds)
     return _split(out.render, out.alpha, features is not None, projected)
+
+
+def _per_camera(features: torch.Tensor, cameras: int) -> torch.Tensor:
+    """[N, F] or [C, N, F] features → [C, N, F]."""
+    return features if features.dim() == 3 else features[None].expand(cameras, -1, -1)
 
 
 def _split(render: torch.Tensor, alpha: torch.Tensor, has_features: bool, projected: Projected) -> SplatRender:
@@ -133,7 +138,13 @@ def _rasterize_gsplat(gaussians, viewmats, Ks, width, height, features, sh_degre
                                                    [bg, torch.zeros_like(bg[:, :1])], -1), **common)
     feats = None
     if features is not None:
-        feats, _, _ = gsplat.rasterization(colors=features[None].expand(len(viewmats), -1, -1), **common)
+        feats, _, _ = gsplat.rasterization(colors=_per_camera(features, len(viewmats)), **common)
     radii = info["radii"]
     radii = radii.amax(-1) if radii.dim() == 3 else radii  # gsplat >= 1.5 gives per-axis radii
     return SplatRender(render[..., :3], render[..., 3], alpha[..., 0], feats, info["means2d"], radii.to(torch.int32))
+
+
+@torch.no_grad()
+def render_each(gaussians: Gaussians, cameras: Camera, backend: str = "auto") -> list[SplatRender]:
+    """Render into each camera on its own (cameras of any sizes), without gradients: V renders of C = 1."""
+    return [rasterize(gaussians, cameras.select(i), backend=backend) for i in range(len(cameras))]

@@ -1,0 +1,286 @@
+"""Splats that are surfaces: surfel initialisation, surface priors and free-space pruning.
+
+A static set fitted by the plain 3DGS recipe from a few eye-level cameras is made of needles and
+floaters: Gaussians stretched along the rays they were seen by, and Gaussians in empty space that
+explain one view and spoil every other. From a new angle (above) they show as streaks and fog. Here:
+
+- `surfel_gaussians`: Gaussians on dense stereo points, flat discs lying in the surface (normal = the
+  stereo normal), so fitting starts on surfaces and never in empty space.
+- Priors (losses to add to the photometric one): `plane_loss` pulls Gaussians near a known plane (the
+  floor z = 0, walls) onto it and turns their normals to the plane's; `elongation_loss` penalises
+  needles; `depth_normal_loss` asks the rendered normals to agree with the normals of the rendered
+  depth (as 2DGS and Gaussian surfels do), which makes the surfels form one continuous surface.
+- Pruning: `floating` finds Gaussians that lie in front of the surfaces the views observe (stereo
+  depth); `views_seeing` counts the views that see a Gaussian at all.
+
+A Gaussian's normal is the axis of its smallest scale (for a flat surfel, its local z).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ..camera import Camera
+from ..stereo import depth_normals
+from .gaussians import Gaussians
+from .sh import rgb_to_sh_dc
+
+
+@dataclass(frozen=True)
+class Plane:
+    """A plane n·X = offset in the world (n unit).
+
+    Attributes:
+        normal: [3] unit normal.
+        offset: signed distance of the plane from the origin along `normal`, world units.
+        name: e.g. "floor", "wall_1".
+        reaches_beyond_start: Gaussians that come to lie on the plane during fitting count as its own
+            for pruning (a wall whose top only one camera saw has no stereo points up there to start
+            from); else only those that started on it and their offspring do.
+        footprint: (min [2], max [2]) world x, y box the plane's surface stands in, at any height (a
+            wall ends where the room's side does: its plane's extension is empty space), or None:
+            everywhere.
+    """
+
+    normal: tuple[float, float, float]
+    offset: float
+    name: str
+    reaches_beyond_start: bool = False
+    footprint: tuple[tuple[float, float], tuple[float, float]] | None = None
+
+
+def rotation_to_normal(normals: torch.Tensor) -> torch.Tensor:
+    """[N, 4] wxyz quaternions of rotations whose local z axis is `normals` [N, 3] (unit)."""
+    from kornia.geometry.conversions import rotation_matrix_to_quaternion
+
+    n = normals / normals.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    helper = torch.where((n[:, :1].abs() < 0.9), torch.tensor([[1.0, 0.0, 0.0]], dtype=n.dtype),
+                         torch.tensor([[0.0, 1.0, 0.0]], dtype=n.dtype))
+    t1 = torch.linalg.cross(helper, n)
+    t1 = t1 / t1.norm(dim=-1, keepdim=True)
+    t2 = torch.linalg.cross(n, t1)
+    return rotation_matrix_to_quaternion(torch.stack([t1, t2, n], dim=-1).contiguous())
+
+
+def surfel_gaussians(points: torch.Tensor, colors: torch.Tensor, normals: torch.Tensor, spacing: float,
+                     thickness: float, sh_degree: int, opacity: float = 0.5) -> Gaussians:
+    """Flat Gaussians on surface points: discs of standard deviation `spacing` in the surface and
+    `thickness` across it.
+
+    Args:
+        points: [N, 3] world; colors: [N, 3] in [0, 1]; normals: [N, 3] unit, world.
+        spacing: in-surface standard deviation (about the points' spacing), world units.
+        thickness: standard deviation along the normal, world units.
+    """
+    n = len(points)
+    sh = torch.zeros(n, (sh_degree + 1) ** 2, 3)
+    sh[:, 0] = rgb_to_sh_dc(colors.float())
+    scales = torch.tensor([math.log(spacing), math.log(spacing), math.log(thickness)]).repeat(n, 1)
+    return Gaussians(points.float(), rotation_to_normal(normals.float()), scales,
+                     torch.full((n,), math.log(opacity / (1 - opacity))), sh)
+
+
+def gaussian_normals(g: Gaussians) -> torch.Tensor:
+    """[N, 3] world unit normals: the rotation's axis of the smallest scale (sign arbitrary)."""
+    axis = g.log_scales.detach().argmin(dim=-1)
+    return g.rotations.gather(2, axis[:, None, None].expand(-1, 3, 1))[..., 0]
+
+
+def on_planes(g: Gaussians, planes: Sequence[Plane], distance: float, min_cosine: float = 0.8) -> torch.Tensor:
+    """[N] int64: for each Gaussian, the index of the plane it belongs to, -1 for none: within
+    `distance` of the plane and inside its footprint, its normal within acos(min_cosine) of the plane's
+    (the first such plane)."""
+    owner = torch.full((len(g),), -1, dtype=torch.int64)
+    if not planes or len(g) == 0:
+        return owner
+    with torch.no_grad():
+        normals = gaussian_normals(g)
+        for i, plane in enumerate(planes):
+            n = torch.tensor(plane.normal, dtype=g.means.dtype)
+            near = ((g.means @ n - plane.offset).abs() < distance) & ((normals @ n).abs() > min_cosine)
+            if plane.footprint is not None:
+                lo, hi = (torch.tensor(b, dtype=g.means.dtype) for b in plane.footprint)
+                near &= ((g.means[:, :2] >= lo) & (g.means[:, :2] <= hi)).all(-1)
+            owner[near & (owner < 0)] = i
+    return owner
+
+
+def plane_loss(g: Gaussians, planes: Sequence[Plane], distance: float, min_cosine: float = 0.8,
+               owner: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean over all Gaussians of the pull of the planes on those near them.
+
+    A Gaussian belongs to a plane (`on_planes`) within `distance` of it with its normal within
+    acos(min_cosine) of the plane's; it pays (d / distance)^2 for its offset d, 1 - |cos| for its
+    normal's angle and 1 - opacity for its transparency: a set's planes are solid. (Seen at a grazing
+    angle, many half-transparent layers add up to an opaque pixel; seen from above, one such layer
+    lets the background through.)
+
+    Args:
+        g: the splats; planes: the scene's planes; distance: reach of a plane, world units.
+        owner: [N] each Gaussian's plane (index, -1 for none), when decided before (`on_planes` at the
+            start of fitting, kept by a Gaussian's offspring): a surfel that tilts away from its plane,
+            as views at grazing angles would have it (it then covers more of their pixels), stays its
+            plane's and is turned back.
+
+    Returns:
+        Scalar loss (0 without planes or Gaussians near them).
+    """
+    owner = on_planes(g, planes, distance, min_cosine) if owner is None else owner
+    if not bool((owner >= 0).any()):
+        return g.means.sum() * 0
+    normals = gaussian_normals(g)
+    plane_normals = torch.tensor([p.normal for p in planes], dtype=g.means.dtype)
+    offsets = torch.tensor([p.offset for p in planes], dtype=g.means.dtype)
+    members = torch.nonzero(owner >= 0).flatten()
+    n = plane_normals[owner[members]]
+    offset = (g.means[members] * n).sum(-1) - offsets[owner[members]]
+    cosine = (normals[members] * n).sum(-1).abs()
+    return ((offset / distance) ** 2 + (1 - cosine) + (1 - g.opacities[members])).sum() / len(g)
+
+
+def elongation_loss(g: Gaussians, max_ratio: float) -> torch.Tensor:
+    """Mean over Gaussians of how far (in log) their largest scale exceeds `max_ratio` times the
+    second largest: 0 for discs and blobs, growing for needles."""
+    top = g.log_scales.topk(2, dim=-1).values
+    return torch.relu(top[:, 0] - top[:, 1] - math.log(max_ratio)).mean()
+
+
+def facing_normals(g: Gaussians, cameras: Camera) -> torch.Tensor:
+    """[C, N, 3] Gaussian normals turned towards each camera (the features a normal render composites)."""
+    normals = gaussian_normals(g)
+    towards = cameras.centers.to(g.means)[:, None, :] - g.means[None]
+    sign = torch.where((towards * normals[None]).sum(-1, keepdim=True) < 0, -1.0, 1.0)
+    return normals[None] * sign
+
+
+def depth_normal_loss(rendered_normals: torch.Tensor, depth: torch.Tensor, alpha: torch.Tensor,
+                      cameras: Camera, min_alpha: float = 0.5) -> torch.Tensor:
+    """Mean of 1 - cos between rendered normals and the normals of the rendered depth, where covered.
+
+    Args:
+        rendered_normals: [C, H, W, 3] alpha-composited Gaussian normals (`facing_normals` as features).
+        depth: [C, H, W] rendered z-depth; alpha: [C, H, W] coverage.
+    """
+    from_depth = depth_normals(depth, cameras)
+    weight = ((alpha.detach() > min_alpha) & (from_depth.detach().norm(dim=-1) > 0.5)).to(depth.dtype)
+    unit = rendered_normals / rendered_normals.norm(dim=-1, keepdim=True).clamp_min(1e-6)
+    return ((1 - (unit * from_depth).sum(-1)) * weight).sum() / weight.sum().clamp_min(1.0)
+
+
+@torch.no_grad()
+def floating(means: torch.Tensor, cameras: Camera, depths: Sequence[torch.Tensor], tolerance: float,
+             min_votes: int) -> torch.Tensor:
+    """[N] bool: points in the free space of the views: in front of the surface observed there in at
+    least `min_votes` views, and in more views than they lie on it.
+
+    Args:
+        means: [N, 3] world; cameras: V pinhole cameras; depths: V x [H, W] observed z-depth (0 = unknown),
+            each at its camera's size.
+        tolerance: relative depth margin: in front means nearer than (1 - tolerance) x the observed
+            depth, on it means within tolerance x the observed depth.
+    """
+    hits = cameras.pixel_hits(means)
+    in_front = torch.zeros(len(means), dtype=torch.int64)
+    on_surface = torch.zeros(len(means), dtype=torch.int64)
+    for v in range(len(cameras)):
+        observed = depths[v][hits.rows[v], hits.cols[v]].to(hits.depth.dtype)
+        known = hits.inside[v] & (observed > 0)
+        in_front += (known & (hits.depth[v] < observed * (1 - tolerance))).long()
+        on_surface += (known & ((hits.depth[v] - observed).abs() <= observed * tolerance)).long()
+    return (in_front >= min_votes) & (in_front > on_surface)
+
+
+@torch.no_grad()
+def views_seeing(means: torch.Tensor, cameras: Camera, depths: torch.Tensor, tolerance: float) -> torch.Tensor:
+    """[N] views in which each point is inside the image and not hidden behind the rendered surface.
+
+    Args:
+        depths: [V, H, W] rendered z-depth of the scene (0 where empty: nothing hides the point there).
+        tolerance: relative depth margin behind the surface that still counts as on it.
+    """
+    hits = cameras.pixel_hits(means)
+    count = torch.zeros(len(means), dtype=torch.int64)
+    for v in range(len(cameras)):
+        surface = depths[v][hits.rows[v], hits.cols[v]].to(hits.depth.dtype)
+        hidden = (surface > 0) & (hits.depth[v] > surface * (1 + tolerance))
+        count += (hits.inside[v] & ~hidden).long()
+    return count
+
+
+def nearest_distance(points: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """[N] distance from each point [N, 3] to its nearest reference point [M, 3] (inf when M = 0)."""
+    if len(reference) == 0:
+        return torch.full((len(points),), math.inf)
+    from scipy.spatial import cKDTree
+
+    distance, _ = cKDTree(reference.double().numpy()).query(points.double().numpy(), k=1)
+    return torch.from_numpy(distance).float()
+
+
+def plane_fill(observed: torch.Tensor, colors: torch.Tensor, spacing: float, neighbours: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    """Points on the floor (z = 0) where the observed floor points leave gaps inside their outline.
+
+    The floor continues under and behind what stands on it even where no camera saw it; a hole in it
+    shows as a black pit from above. Each empty cell of the `spacing` grid inside the convex hull of
+    the observed floor points gets a point, coloured by the mean of its `neighbours` nearest observed
+    ones.
+
+    Args:
+        observed: [M, 3] points on the floor (world, z about 0); colors: [M, 3] their colours.
+        spacing: grid cell edge, world units.
+
+    Returns:
+        (points [K, 3] at z = 0, colors [K, 3]).
+    """
+    if len(observed) < 3:
+        return torch.zeros(0, 3), torch.zeros(0, 3)
+    from scipy.spatial import ConvexHull, Delaunay, cKDTree
+
+    flat = observed[:, :2].double().numpy()
+    hull = ConvexHull(flat)
+    lo, hi = flat[hull.vertices].min(0), flat[hull.vertices].max(0)
+    xs = np.arange(lo[0] + spacing / 2, hi[0], spacing)
+    ys = np.arange(lo[1] + spacing / 2, hi[1], spacing)
+    grid = np.stack(np.meshgrid(xs, ys, indexing="ij"), -1).reshape(-1, 2)
+    grid = grid[Delaunay(flat[hull.vertices]).find_simplex(grid) >= 0]
+    tree = cKDTree(flat)
+    empty = grid[tree.query(grid, k=1)[0] > spacing]
+    if len(empty) == 0:
+        return torch.zeros(0, 3), torch.zeros(0, 3)
+    _, nearest = tree.query(empty, k=min(neighbours, len(flat)))
+    fill = colors.double().numpy()[np.atleast_2d(nearest.reshape(len(empty), -1))].mean(1)
+    points = np.column_stack([empty, np.zeros(len(empty))])
+    return torch.from_numpy(points).float(), torch.from_numpy(fill).float()
+
+
+@torch.no_grad()
+def alpha_in_front(gaussians: Gaussians, camera: Camera, depth: torch.Tensor, tolerance: float = 0.05,
+                   empty_is_free: bool = True, backend: str = "auto") -> torch.Tensor:
+    """[H, W] coverage of what lies in front of a camera's true first surface: floaters.
+
+    The Gaussians whose centre is nearer than (1 - tolerance) x the true depth at the pixel the centre
+    projects to are rendered alone; their alpha is what would cover the true surface. (A Gaussian is
+    judged by its centre: the rasterizer cannot cut each pixel's blend at a depth of its own.)
+
+    Args:
+        gaussians: the scene; camera: one pinhole camera (V = 1).
+        depth: [H, W] the true first surface's z-depth at the camera's size; 0 where there is none.
+        empty_is_free: a Gaussian projecting where the depth is 0 counts as in front (the depth says
+            nothing is there, as a synthetic take's truth does), or not (the depth is unknown there, as
+            stereo's is).
+    """
+    from .render import rasterize
+
+    hits = camera.pixel_hits(gaussians.means)
+    true = depth[hits.rows[0], hits.cols[0]].to(hits.depth.dtype)
+    front = hits.inside[0] & (((true <= 0) & empty_is_free) | ((true > 0) & (hits.depth[0] < true * (1 - tolerance))))
+    if not bool(front.any()):
+        return torch.zeros(depth.shape)
+    chosen = Gaussians(gaussians.means[front], gaussians.quats_wxyz[front], gaussians.log_scales[front],
+                       gaussians.logit_opacities[front], gaussians.sh[front])
+    return rasterize(chosen, camera, backend=backend).alpha[0]

@@ -1,0 +1,130 @@
+"""Persistent actors: one set of Gaussians per character through the take, moved frame by frame
+(D3DGS's rigidity, rotation and isometry losses), appearance shared, ghosts of the hull pruned."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from reshoot.geometry.camera import Camera
+from reshoot.geometry.conventions import look_at
+from reshoot.geometry.splats.actors import ActorView
+from reshoot.geometry.splats.gaussians import Gaussians
+from reshoot.geometry.splats.persistent import (
+    CharacterStart, FrameViews, PersistentConfig, _Neighbours, fit_persistent_actors, rigidity_losses,
+)
+from reshoot.geometry.splats.render import rasterize
+from reshoot.geometry.splats.sh import rgb_to_sh_dc
+from reshoot.geometry.splats.train import psnr
+
+SIZE = (64, 48)
+STEP = torch.tensor([0.08, 0.03, 0.0])  # metres per frame
+
+
+def _camera(eye, target, name: str) -> Camera:
+    K = torch.tensor([[70.0, 0, (SIZE[0] - 1) / 2], [0, 70.0, (SIZE[1] - 1) / 2], [0, 0, 1]], dtype=torch.float64)
+    return Camera.create([name], K[None], look_at(eye, target)[None].numpy(), [SIZE[0]], [SIZE[1]])
+
+
+def _box(seed: int = 0) -> Gaussians:
+    """A textured box (0.4 x 0.3 x 0.6 m) standing on the floor at the origin: Gaussians on its surface."""
+    g = torch.Generator().manual_seed(seed)
+    size = torch.tensor([0.4, 0.3, 0.6])
+    points = (torch.rand(900, 3, generator=g) - 0.5) * size
+    face = torch.randint(0, 3, (900,), generator=g)
+    side = torch.where(torch.rand(900, generator=g) < 0.5, -0.5, 0.5)
+    points[torch.arange(900), face] = side * size[face]
+    points[:, 2] += 0.3
+    colors = torch.stack([0.5 + 0.4 * torch.sin(19 * points[:, 0] + 7 * points[:, 2]),
+                          0.5 + 0.4 * torch.sin(23 * points[:, 1] - 11 * points[:, 2]),
+                          0.5 + 0.4 * torch.cos(17 * points[:, 2])], -1)
+    sh = rgb_to_sh_dc(colors)[:, None]
+    return Gaussians(points, torch.tensor([[1.0, 0, 0, 0]]).repeat(900, 1), torch.full((900, 3), math.log(0.025)),
+                     torch.full((900,), 4.0), torch.cat([sh, torch.zeros(900, 3, 3)], 1))
+
+
+def _moved(g: Gaussians, shift: torch.Tensor) -> Gaussians:
+    return Gaussians(g.means + shift, g.quats_wxyz, g.log_scales, g.logit_opacities, g.sh)
+
+
+def _frames(truth: Gaussians, cameras: list[Camera], count: int, without: tuple[int, ...] = ()) -> list[FrameViews]:
+    frames = []
+    for t in range(count):
+        views, masks = [], []
+        if t not in without:
+            for camera in cameras:
+                with torch.no_grad():
+                    out = rasterize(_moved(truth, t * STEP), camera)
+                blank = torch.zeros(SIZE[1], SIZE[0])
+                views.append(ActorView(camera, out.rgb[0], torch.zeros(SIZE[1], SIZE[0], 3), blank, blank))
+                masks.append(out.alpha[0] > 0.5)
+        frames.append(FrameViews(t, views, masks))
+    return frames
+
+
+def _rig() -> tuple[list[Camera], Camera]:
+    target = (0.2, 0.1, 0.3)
+    eyes = [(2.2, -0.6, 1.2), (-1.8, -1.2, 1.1), (0.4, 2.3, 1.3), (-0.9, 1.8, 0.9)]
+    return [_camera(e, target, f"c{i}") for i, e in enumerate(eyes)], _camera((0.5, -0.4, 2.6), target, "above")
+
+
+def test_rigid_motion_costs_nothing_and_deformation_does():
+    g = torch.Generator().manual_seed(1)
+    means = torch.randn(60, 3, generator=g) * 0.1
+    quats = torch.nn.functional.normalize(torch.randn(60, 4, generator=g), dim=-1)
+    neighbours = _Neighbours(means, torch.zeros(60, dtype=torch.long), k=6)
+    turn = torch.tensor([math.cos(0.2), 0.0, 0.0, math.sin(0.2)])  # 0.4 rad about z
+    rotation = torch.tensor([[math.cos(0.4), -math.sin(0.4), 0], [math.sin(0.4), math.cos(0.4), 0], [0, 0, 1.0]])
+    from reshoot.geometry.splats.persistent import _quat_multiply
+
+    moved_means = means @ rotation.T + torch.tensor([0.3, -0.1, 0.05])
+    moved_quats = _quat_multiply(turn.expand(60, 4), quats)
+    members = torch.arange(60)
+    rigid = rigidity_losses(moved_means, moved_quats, means, quats, neighbours, members)
+    assert all(float(x) < 1e-5 for x in rigid), rigid
+    bent = moved_means + torch.randn(60, 3, generator=g) * 0.02
+    deformed = rigidity_losses(bent, moved_quats, means, quats, neighbours, members)
+    assert float(deformed[0]) > 0.005 and float(deformed[2]) > 0.005, deformed
+
+
+def test_a_rigidly_moving_box_keeps_its_shape_where_a_frame_has_no_views():
+    """Frame 3's cameras are all removed: the box there comes from the frames around it, carried along
+    its track, and still renders right from a camera no frame was fitted to."""
+    cameras, above = _rig()
+    truth = _box()
+    frames = _frames(truth, cameras, 6, without=(3,))
+    noisy = torch.randn(900, 3, generator=torch.Generator().manual_seed(2)) * 0.01
+    start = Gaussians(truth.means + noisy, truth.quats_wxyz, truth.log_scales, torch.full((900,), 1.0),
+                      torch.cat([torch.zeros(900, 1, 3), torch.zeros(900, 3, 3)], 1))
+    floor = np.stack([(t * STEP[:2]).numpy() for t in range(6)])
+    config = PersistentConfig(start_iterations=150, track_iterations=25, refine_iterations=120)
+    actors = fit_persistent_actors(frames, [CharacterStart(0, floor, start)], config)
+    with torch.no_grad():
+        seen = psnr(rasterize(actors.at(3), above).rgb[0], rasterize(_moved(truth, 3 * STEP), above).rgb[0])
+    assert seen > 22, seen
+    kept = actors.alive[3] & actors.alive[0]
+    distances = lambda m: torch.cdist(m[kept][::10], m[kept][::10])  # noqa: E731
+    change = (distances(actors.means[3]) - distances(actors.means[0])).abs()
+    assert float(change.median()) < 0.01, "the box keeps its shape"
+    centre_error = (actors.means[3][kept].mean(0) - actors.means[0][kept].mean(0) - 3 * STEP).norm()
+    assert float(centre_error) < 0.03, centre_error
+
+
+def test_ghosts_of_the_hull_are_pruned():
+    """Gaussians added beside the box, where every camera sees background in some frame, are ghosts."""
+    cameras, _ = _rig()
+    truth = _box()
+    frames = _frames(truth, cameras, 4)
+    ghost = Gaussians(torch.tensor([[0.0, 0.0, 1.2]]).repeat(40, 1) + torch.randn(40, 3) * 0.03,
+                      torch.tensor([[1.0, 0, 0, 0]]).repeat(40, 1), torch.full((40, 3), math.log(0.025)),
+                      torch.full((40,), 1.0), torch.zeros(40, 4, 3))
+    start = Gaussians(torch.cat([truth.means, ghost.means]), torch.cat([truth.quats_wxyz, ghost.quats_wxyz]),
+                      torch.cat([truth.log_scales, ghost.log_scales]), torch.cat([truth.logit_opacities, ghost.logit_opacities]),
+                      torch.cat([truth.sh, ghost.sh]))
+    floor = np.stack([(t * STEP[:2]).numpy() for t in range(4)])
+    actors = fit_persistent_actors(frames, [CharacterStart(0, floor, start)],
+                                   PersistentConfig(start_iterations=30, track_iterations=10, refine_iterations=20))
+    assert actors.pruned["ghost"] >= 30, actors.pruned
+    assert float(actors.means[0][:, 2].max()) < 0.75, "nothing is left floating over the box"

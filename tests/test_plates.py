@@ -1,0 +1,74 @@
+"""Clean plates as a crew shoots them (`reshoot init --plates DIR`): checked at init, used instead of the
+footage's temporal median by registration, reconstruction and layout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+
+from reshoot import InputError
+from reshoot.background import prepared_plates
+from reshoot.datasets.footage import open_plates
+from reshoot.workspace import init_workspace, load_workspace
+
+CAMERAS = ("a_wide", "b_medium", "c_medium", "d_reverse")
+
+
+def _plates(root: Path, size=(224, 128), names=CAMERAS, value=0.25) -> Path:
+    """A plates folder: per camera a 3-frame image sequence of one flat grey."""
+    for name in names:
+        (root / name).mkdir(parents=True)
+        for k in range(3):
+            iio.imwrite(root / name / f"{k:03d}.png", np.full((size[1], size[0], 3), round(value * 255), np.uint8))
+    return root
+
+
+def test_plates_replace_the_temporal_median(small_take: Path, tmp_path: Path):
+    plates = _plates(tmp_path / "plates")
+    settings = init_workspace(tmp_path / "ws", small_take / "footage", plates=plates)
+    assert load_workspace(tmp_path / "ws").plates == plates.resolve() == settings.plates
+    assert "[plates]" in (tmp_path / "ws" / "reshoot.toml").read_text()
+    from reshoot.geometry.camera import Camera
+
+    with settings.open_footage() as footage:
+        cameras = Camera.create(CAMERAS, np.tile(np.eye(3), (4, 1, 1)), np.tile(np.eye(4), (4, 1, 1)), [224] * 4, [128] * 4)
+        given = prepared_plates(footage, cameras, 2, 8, shot_plates=settings.open_plates(footage))
+        median = prepared_plates(footage, cameras, 2, 8)
+    for name in CAMERAS:
+        rgb, moving = given[name]
+        assert rgb.shape == (64, 112, 3) and np.allclose(rgb.numpy(), round(0.25 * 255) / 255, atol=1e-6)
+        assert float(moving.max()) == 0, "a shot plate has nothing moving"
+        assert not np.allclose(median[name][0].numpy(), rgb.numpy()), "without plates: the take's own median"
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda root: _plates(root, names=CAMERAS[:3]), "no plate for camera(s) ['d_reverse']"),
+    (lambda root: _plates(root, names=(*CAMERAS, "z_cam")), "match no camera"),
+    (lambda root: _plates(root, size=(112, 64)), "is 112x64 but its footage is 224x128"),
+    (lambda root: root, "no such plates folder"),
+])
+def test_bad_plates_are_named_and_nothing_is_written(small_take: Path, tmp_path: Path, make, words):
+    plates = make(tmp_path / "plates")
+    with pytest.raises(InputError) as error:
+        init_workspace(tmp_path / "ws", small_take / "footage", plates=plates)
+    assert words in str(error.value)
+    assert not (tmp_path / "ws" / "reshoot.toml").exists()
+    from reshoot.cli.app import main
+
+    with pytest.raises(SystemExit) as cli:
+        main(["init", str(tmp_path / "ws"), "--footage", str(small_take / "footage"), "--plates", str(plates)])
+    assert cli.value.code == 2 and not (tmp_path / "ws" / "reshoot.toml").exists()
+
+
+def test_open_plates_reads_videos_and_sequences(tmp_path: Path):
+    _plates(tmp_path / "plates", names=("cam_0",))
+    iio.imwrite(tmp_path / "plates" / "cam_1.mp4", np.full((4, 128, 224, 3), 100, np.uint8), fps=24)
+    plates = open_plates(tmp_path / "plates", {"cam_0": (224, 128), "cam_1": (224, 128)})
+    assert plates["cam_0"].kind == "images" and plates["cam_0"].num_frames == 3
+    assert plates["cam_1"].kind == "video" and plates["cam_1"].num_frames == 4
+    assert abs(float(plates["cam_1"].read(0).mean()) - 100 / 255) < 0.02
+    for plate in plates.values():
+        plate.close()
