@@ -3,7 +3,10 @@
 The workspace is calibrated with the take's own `camera_array.toml` (registration only triangulates),
 the set and the actors are fitted on every camera but `--held-out`, and the held-out camera is
 rendered at several frames and compared with its real frames (undistorted with its calibrated lens,
-since renders are pinhole): PSNR and SSIM over all pixels and over pixels with alpha >= 0.9.
+since renders are pinhole): PSNR and SSIM over all pixels, over pixels with alpha >= 0.9, and over
+the pixels whose surface at least one training camera saw ("seen": the held-out render's surface
+point, from its depth, lies inside a training camera's picture and not behind that camera's own
+render of the same frame by more than 5 %; the mask comes from the reconstruction alone).
 
     .venv/bin/python benchmarks/caliscope_holdout.py [--data ../shared/data/caliscope_4cam] [--held-out cam_3]
 """
@@ -46,6 +49,9 @@ def main() -> None:
 
     from reconstruct_take import _scores  # noqa: E402 (same folder)
 
+    from reshoot.image_metrics import psnr, ssim_map
+    from reshoot.render import load_splat_scene
+
     with tempfile.TemporaryDirectory() as tmp:
         ws = Path(tmp) / "ws"
         footage_dir = args.data / "calibration" / "extrinsic"
@@ -72,6 +78,10 @@ def main() -> None:
                 render = iio.imread(folder / f"{frame:06d}.png") / 255.0
                 alpha = iio.imread(folder / "alpha" / f"{frame:06d}.png") / 255.0
                 per_frame[frame] = _scores(render, real, alpha)
+                seen = _seen_by_training(load_splat_scene(ws).at(frame), held.scaled(args.downscale).pinhole(),
+                                         cameras.select(list(training)).scaled(args.downscale).pinhole())
+                per_frame[frame].update(seen_share=float(seen.mean()), psnr_seen=psnr(render, real, seen),
+                                        ssim_seen=float(ssim_map(render, real)[seen].mean()))
     mean = {k: float(np.mean([s[k] for s in per_frame.values() if k in s])) for k in next(iter(per_frame.values()))}
     out = {"benchmark": "caliscope_holdout", "held_out": args.held_out, "training_cameras": list(training),
            "downscale": args.downscale, "seconds_reconstruct": seconds, "set_gaussians": summary.set_gaussians,
@@ -79,12 +89,34 @@ def main() -> None:
            "held_out_scores_per_frame": per_frame, "held_out_scores_mean": mean, "cpus": os.cpu_count()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2) + "\n")
-    print(f"trained on {training} in {seconds:.0f} s; training PSNR vs frames {summary.actor_psnr}")
+    print(f"trained on {training} in {seconds:.0f} s; training PSNR vs frames {summary.actor_psnr}; "
+          f"pruned {summary.pruned}")
     for frame, s in per_frame.items():
         print(f"{args.held_out} frame {frame:3d}: PSNR {s['psnr_all']:.2f} dB, SSIM {s['ssim_all']:.3f} (all); "
               f"PSNR {s.get('psnr_covered', float('nan')):.2f}, SSIM {s.get('ssim_covered', float('nan')):.3f} "
-              f"(alpha >= 0.9, {s['covered_share']:.0%} of pixels)")
+              f"(alpha >= 0.9, {s['covered_share']:.0%} of pixels); PSNR {s['psnr_seen']:.2f}, SSIM "
+              f"{s['ssim_seen']:.3f} (seen by a training camera, {s['seen_share']:.0%} of pixels)")
     print(f"mean: {mean} -> {args.out}")
+
+
+def _seen_by_training(gaussians, held, training, tolerance: float = 0.05) -> np.ndarray:
+    """[H, W] bool: pixels of the held-out camera whose rendered surface a training camera sees."""
+    from reshoot.geometry.splats.render import rasterize
+
+    with torch.no_grad():
+        out = rasterize(gaussians, held)
+        depths = [rasterize(gaussians, training.select(i)).depth[0] for i in range(len(training))]
+    h, w = out.depth.shape[1:]
+    rows, cols = torch.meshgrid(torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64),
+                                indexing="ij")
+    surface = out.alpha[0] >= 0.5
+    points = held.unproject(torch.stack([cols, rows], -1).reshape(1, -1, 2), out.depth[0].reshape(1, -1).double())[0]
+    hits = training.pixel_hits(points)
+    seen = torch.zeros(h * w, dtype=torch.bool)
+    for v, depth in enumerate(depths):
+        there = depth[hits.rows[v], hits.cols[v]].double()
+        seen |= hits.inside[v] & ((there <= 0) | (hits.depth[v] <= there * (1 + tolerance)))
+    return (seen.reshape(h, w) & surface).numpy()
 
 
 if __name__ == "__main__":

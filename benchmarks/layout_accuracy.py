@@ -3,6 +3,12 @@ against the generator's ground truth (moved into the registration's frame).
 
     make demo
     .venv/bin/python benchmarks/layout_accuracy.py --workspace demo/workspace --take demo/take
+
+Over many takes: `--seeds 100-107` makes a default-settings take per seed (`reshoot synth --seed S`,
+cached under `--cache`), registers it with its survey (camera height 1.6 m, as the demo), reconstructs
+its set (`reshoot reconstruct --frames 0:1`: the layout reads the set, not the actors), lays it out
+and scores it; then reports per character the share of frames it is found in, the floor error over
+all characters of all takes, and the takes with a phantom or missing entity.
 """
 
 from __future__ import annotations
@@ -46,12 +52,73 @@ def hidden_behind_props(truth: list[dict], cameras) -> dict[str, int]:
     return out
 
 
+def _seed_range(text: str) -> list[int]:
+    first, _, last = text.partition("-")
+    return list(range(int(first), int(last or first) + 1))
+
+
+def over_seeds(seeds: list[int], cache: Path, out: Path) -> None:
+    """Make, register, reconstruct (the set), lay out and score a default take per seed."""
+    from reshoot.datasets.synthetic import SynthConfig, generate_take
+    from reshoot.geometry.cameras_io import read_cameras_json
+    from reshoot.ground_truth import compare_layouts, registration_from_truth
+    from reshoot.layout import layout
+    from reshoot.reconstruct import ReconstructOptions, reconstruct
+    from reshoot.registration import RegistrationOptions, ScaleHint, register
+    from reshoot.workspace import init_workspace
+
+    rows, errors = [], []
+    for seed in seeds:
+        take, ws = cache / f"seed_{seed}" / "take", cache / f"seed_{seed}" / "workspace"
+        started = time.perf_counter()
+        if not (take / "take.json").is_file():
+            generate_take(take, SynthConfig(seed=seed))
+        if not (ws / "splats" / "background.ply").is_file():
+            init_workspace(ws, take / "footage", survey=take / "survey", force=True)
+            register(ws, RegistrationOptions(scale=ScaleHint(camera_heights={"*": 1.6})))
+            reconstruct(ws, ReconstructOptions(frames=(0, 1)))
+        layout(ws)
+        truth = json.loads((take / "gt" / "entities.json").read_text())["entities"]
+        estimate = json.loads((ws / "layout.json").read_text())["entities"]
+        transform = registration_from_truth(read_cameras_json(take / "gt" / "cameras.json").cameras,
+                                            read_cameras_json(ws / "registration" / "cameras.json").cameras)
+        scores = compare_layouts(estimate, truth, transform)
+        frames = {e["name"]: len(e["frames"]) for e in truth if e["kind"] == "character"}
+        found = {name: len(scores.floor_errors.get(name, [])) / count for name, count in frames.items()}
+        errors += [e for v in scores.floor_errors.values() for e in v]
+        rows.append({"seed": seed, "found_share": found, "missing": scores.missing, "phantoms": scores.phantoms,
+                     "floor_error_m": {n: {"median": float(np.median(v)), "p95": float(np.percentile(v, 95))}
+                                       for n, v in scores.floor_errors.items()},
+                     "identity_switches": scores.identity_switches, "seconds": time.perf_counter() - started})
+        print(f"seed {seed}: found {({k: f'{v:.0%}' for k, v in found.items()})}, missing {scores.missing}, "
+              f"phantoms {scores.phantoms}, floor error medians "
+              f"{({n: round(f['median'] * 100, 1) for n, f in rows[-1]['floor_error_m'].items()})} cm")
+    everything = np.array(errors) if errors else np.array([np.nan])
+    summary = {"benchmark": "layout_accuracy_seeds", "seeds": seeds, "takes": rows,
+               "every_character_found_95": all(v >= 0.95 for r in rows for v in r["found_share"].values()),
+               "floor_error_all_m": {"median": float(np.median(everything)), "p95": float(np.percentile(everything, 95))},
+               "takes_without_phantom_or_missing": sum(not r["missing"] and not r["phantoms"] for r in rows),
+               "cpus": os.cpu_count()}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"over seeds {seeds[0]}-{seeds[-1]}: every character found in >= 95 % of frames: "
+          f"{summary['every_character_found_95']}; floor error median {summary['floor_error_all_m']['median'] * 100:.1f} "
+          f"cm, p95 {summary['floor_error_all_m']['p95'] * 100:.1f} cm; takes with no phantom or missing entity "
+          f"{summary['takes_without_phantom_or_missing']} of {len(rows)} -> {out}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workspace", type=Path, default=Path("demo/workspace"))
     parser.add_argument("--take", type=Path, default=Path("demo/take"))
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/layout_accuracy.json"))
+    parser.add_argument("--seeds", default=None, help="A-B: score default takes of these seeds instead")
+    parser.add_argument("--cache", type=Path, default=Path("demo/layout_seeds"), help="where --seeds keeps its takes")
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    if args.seeds is not None:
+        over_seeds(_seed_range(args.seeds), args.cache, args.out or Path("benchmarks/results/layout_accuracy_seeds.json"))
+        return
+    args.out = args.out or Path("benchmarks/results/layout_accuracy.json")
 
     from reshoot.geometry.cameras_io import read_cameras_json
     from reshoot.ground_truth import compare_layouts, registration_from_truth
