@@ -101,21 +101,17 @@ def main() -> None:
 
 def _seen_by_training(gaussians, held, training, tolerance: float = 0.05) -> np.ndarray:
     """[H, W] bool: pixels of the held-out camera whose rendered surface a training camera sees."""
-    from reshoot.geometry.splats.render import rasterize
+    from reshoot.geometry.splats.render import render_each
+    from reshoot.geometry.splats.surfaces import views_seeing
 
-    with torch.no_grad():
-        out = rasterize(gaussians, held)
-        depths = [rasterize(gaussians, training.select(i)).depth[0] for i in range(len(training))]
+    out = render_each(gaussians, held)[0]
+    depths = torch.stack([render.depth[0] for render in render_each(gaussians, training)])
     h, w = out.depth.shape[1:]
     rows, cols = torch.meshgrid(torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64),
                                 indexing="ij")
     surface = out.alpha[0] >= 0.5
     points = held.unproject(torch.stack([cols, rows], -1).reshape(1, -1, 2), out.depth[0].reshape(1, -1).double())[0]
-    hits = training.pixel_hits(points)
-    seen = torch.zeros(h * w, dtype=torch.bool)
-    for v, depth in enumerate(depths):
-        there = depth[hits.rows[v], hits.cols[v]].double()
-        seen |= hits.inside[v] & ((there <= 0) | (hits.depth[v] <= there * (1 + tolerance)))
+    seen = views_seeing(points, training, depths, tolerance) > 0
     return (seen.reshape(h, w) & surface).numpy()
 
 
