@@ -108,7 +108,7 @@ def main() -> None:
                 gaussians = scene.at(frame)
                 features = entity_one_hots(scene.background, actors, entities, index)
                 with torch.no_grad():
-                    out = rasterize(gaussians, camera, features=features)
+                    out = rasterize(gaussians, camera, features=features, background=scene.environment)
                 render = out.rgb[0].clamp(0, 1).numpy()
                 if name in registered.names:
                     real = footage.source(name).read(frame)

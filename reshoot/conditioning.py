@@ -135,7 +135,7 @@ def render_conditioning_frame(scene: SplatScene, entities: list[EntityTrack], fr
     gaussians = merge_gaussians([scene.background, actors]) if actors is not None else scene.background
     features = entity_one_hots(scene.background, actors, entities, frame_index) if entities else None
     with torch.no_grad():
-        render = rasterize(gaussians, camera, features=features, backend=backend)
+        render = rasterize(gaussians, camera, features=features, background=scene.environment, backend=backend)
     ids = np.full(render.alpha.shape[1:], -1, dtype=np.int32)
     if features is not None:
         weight, best = render.features[0].max(dim=-1)

@@ -32,6 +32,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -65,6 +66,7 @@ from reshoot.workspace import load_workspace
 log = logging.getLogger(__name__)
 
 PLATE_MOVING_SHARE = 0.2  # plate pixels covered by action more often than this are not trusted
+COVERAGE_WEIGHT = 0.05  # of the planes' coverage seen square-on, beside the photometric L1 (0.2 blurred the floor)
 ACTOR_TRAVEL = 0.15  # metres an actor's Gaussian may lie outside the next frame's hull and be kept (fallback)
 ACTOR_STEREO = StereoConfig(fronto_planes=32, horizontal_planes=0)  # within a character's hull: a short range
 
@@ -163,8 +165,9 @@ def set_train_config(options: ReconstructOptions, surfels: bool) -> TrainConfig:
                        refine_start=min(500, n // 5), refine_stop=int(n * 0.7), reset_every=10 * n,
                        grow_grad2d=6e-4, seed=options.seed, backend=options.backend,
                        thickness=SURFEL_THICKNESS if surfels else None, min_surfel_scale=options.surfel_spacing / 8,
-                       plane_weight=1.0, elongation_weight=0.1,
-                       opacity_weight=0.01, appearance=True, free_space_votes=2,
+                       plane_weight=1.0, elongation_weight=0.1, coverage_weight=COVERAGE_WEIGHT,
+                       coverage_pixel=options.surfel_spacing / 8, coverage_cell=options.surfel_spacing,
+                       opacity_weight=0.01, appearance=True, learn_background=True, free_space_votes=2,
                        surface_reach=0.15 if surfels else None, min_views=2)
 
 
@@ -204,10 +207,10 @@ def reconstruct(workspace: str | Path, options: ReconstructOptions | None = None
                         "lingering": {} if settings.plates else {n: lingering(plates[n][1]) for n in cameras.names}}
 
         set_started = time.perf_counter()
-        fitted = _static_set(work, registration, settings, cameras, training, plates, options, report)
+        fitted = fit_static_set(work, registration, settings, cameras, training, plates, options, report)
         set_seconds = time.perf_counter() - set_started
         actors_started = time.perf_counter()
-        set_renders = render_each(fitted.background, training, options.backend)
+        set_renders = render_each(fitted.background, training, options.backend, fitted.environment)
         set_scores = {name: round(psnr(set_renders[i].rgb[0], plates[name][0],
                                        (plates[name][1] < PLATE_MOVING_SHARE).float()), 3)
                       for i, name in enumerate(training.names)}
@@ -236,6 +239,7 @@ def reconstruct(workspace: str | Path, options: ReconstructOptions | None = None
             "set_training": _jsonable(asdict(set_train_config(options, fitted.surfels))),
             "cameras": list(cameras.names), "frames": frames, "set_gaussians": len(fitted.background),
             "plates": plate_report, "set_start": fitted.start, "planes": fitted.planes, "pruned": pruned,
+            "environment": fitted.environment.tolist(),
             "characters": characters,
             "set_psnr_db": set_scores, "actor_psnr_db": actor_psnr, "seconds": round(seconds, 1),
             "seconds_set": round(set_seconds, 1), "seconds_actors": round(actor_seconds, 1),
@@ -317,7 +321,7 @@ def _survey_views(settings, registration: Path, downscale: int) -> list[Training
 
 @dataclass(frozen=True)
 class _FittedSet:
-    """The static set and how it was made (see `_static_set`)."""
+    """The static set and how it was made (see `fit_static_set`)."""
 
     background: Gaussians
     log: list[dict]
@@ -326,16 +330,32 @@ class _FittedSet:
     surfels: bool
     start: dict
     planes: list[dict]
+    environment: torch.Tensor  # [3] colour behind the set, in [0, 1]
+
+    @staticmethod
+    def read(work: Path) -> "_FittedSet":
+        """The set as `fit_static_set` left it in the work dir (background.ply and set.json)."""
+        record = json.loads((work / "set.json").read_text())
+        return _FittedSet(read_splat_ply(work / "background.ply"), record["log"], torch.tensor(record["appearance"]),
+                          record["pruned"], record["surfels"], record["start"], record["planes"],
+                          torch.tensor(record["environment"]))
 
 
-def _static_set(work: Path, registration: Path, settings, cameras: Camera, training: Camera, plates: dict,
-                options: ReconstructOptions, report: ProgressFn) -> _FittedSet:
-    """Fit (or resume, or reuse from the work dir) the static set."""
+def fit_static_set(work: Path, registration: Path, settings, cameras: Camera, training: Camera, plates: dict,
+                   options: ReconstructOptions, report: ProgressFn,
+                   train_config: Callable[[ReconstructOptions, bool], TrainConfig] = set_train_config) -> _FittedSet:
+    """Fit (or resume, or reuse from the work dir) the static set: background.ply and set.json in `work`.
+
+    Args:
+        registration: the workspace's registration folder; settings: its `load_workspace`.
+        cameras: the production cameras to fit; training: the same at the fitting resolution (pinhole).
+        plates: per camera (clean plate [H, W, 3], share of frames that moved there [H, W]).
+        train_config: the training settings for (options, whether the set starts from surfels);
+            benchmarks pass variants of `set_train_config`.
+    """
     done, record_path = work / "background.ply", work / "set.json"
     if done.is_file() and record_path.is_file():
-        record = json.loads(record_path.read_text())
-        return _FittedSet(read_splat_ply(done), record["log"], torch.tensor(record["appearance"]), record["pruned"],
-                          record["surfels"], record["start"], record["planes"])
+        return _FittedSet.read(work)
     views = []
     for i, name in enumerate(cameras.names):
         rgb, moving = plates[name]
@@ -352,20 +372,19 @@ def _static_set(work: Path, registration: Path, settings, cameras: Camera, train
     init, surfels = initial_set(stereo, points, colors, training, views[:len(cameras)], options.surfel_spacing, floor,
                                 options.seed)
     planes = set_planes(stereo.points, stereo.normals, floor) if surfels else []
-    result = train_splats(views, init, set_train_config(options, surfels), progress=report,
+    result = train_splats(views, init, train_config(options, surfels), progress=report,
                           log_every=max(options.set_iterations // 20, 1), checkpoint=work / "set_checkpoint.safetensors",
                           checkpoint_every=options.checkpoint_every, planes=planes,
                           observed=stereo.observed if surfels else None)
     record = {"log": result.log, "appearance": result.appearance[:len(cameras)].tolist(), "pruned": result.pruned,
-              "surfels": surfels, "planes": [asdict(p) for p in planes],
+              "surfels": surfels, "planes": [asdict(p) for p in planes], "environment": result.background.tolist(),
               "start": {"stereo_points": len(stereo.observed.points), "gaussians": len(init),
                         "from": "stereo surfels" if surfels else "sparse points and seeds"}}
     write_splat_ply(done, result.gaussians)
     record_path.write_text(json.dumps(record))
     (work / "set_checkpoint.safetensors").unlink(missing_ok=True)
     # What follows reads the set as a resumed run would (the file, the JSON record): the same bytes out.
-    return _FittedSet(read_splat_ply(done), record["log"], torch.tensor(record["appearance"]), record["pruned"],
-                      surfels, record["start"], record["planes"])
+    return _FittedSet.read(work)
 
 
 @dataclass(frozen=True)

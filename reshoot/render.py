@@ -22,7 +22,7 @@ import torch
 
 from reshoot.geometry.cameras_io import read_cameras_json
 from reshoot.geometry.errors import InputError
-from reshoot.geometry.files import atomic_directory
+from reshoot.geometry.files import atomic_directory, read_json_document
 from reshoot.geometry.progress import ProgressFn, no_progress
 from reshoot.geometry.splats.actors import merge_gaussians
 from reshoot.geometry.splats.gaussians import Gaussians
@@ -42,10 +42,13 @@ class SplatScene:
     Attributes:
         background: the static set.
         actors: take frame → its actors' .ply (loaded on demand).
+        environment: [3] colour behind the splats in [0, 1] (fitted with the set: what the cameras saw
+            where no surface stands); every render of the scene composites over it.
     """
 
     background: Gaussians
     actors: dict[int, Path]
+    environment: torch.Tensor
 
     def actors_at(self, frame: int) -> Gaussians | None:
         """The actors of take frame `frame`, or None where the frame has none."""
@@ -72,7 +75,17 @@ def load_splat_scene(workspace: str | Path) -> SplatScene:
         raise InputError(f"{workspace}: no reconstruction yet ({folder / 'background.ply'} is missing). "
                          f"Run `reshoot reconstruct {workspace}` first.")
     actors = {int(p.stem): p for p in sorted((folder / "actors").glob("*.ply")) if p.stem.isdigit()}
-    return SplatScene(read_splat_ply(folder / "background.ply"), actors)
+    return SplatScene(read_splat_ply(folder / "background.ply"), actors, _environment(folder / "reconstruction.json"))
+
+
+def _environment(path: Path) -> torch.Tensor:
+    """[3] the colour behind the splats that `reshoot reconstruct` recorded; black for reconstructions
+    made before it was fitted (or without the record)."""
+    if path.is_file():
+        colour = read_json_document(path, "reconstruction", 1).get("environment")
+        if colour is not None:
+            return torch.tensor(colour, dtype=torch.float32)
+    return torch.zeros(3)
 
 
 @dataclass(frozen=True)
@@ -153,7 +166,8 @@ def render_cameras(workspace: str | Path, cameras_file: str | Path, out: str | P
         with atomic_directory(out / name, overwrite=True) as tmp:
             for frame, cam_from_world in plan[name]:
                 with torch.no_grad():
-                    render = rasterize(scene.at(frame), pinhole.with_pose(cam_from_world), backend=backend)
+                    render = rasterize(scene.at(frame), pinhole.with_pose(cam_from_world),
+                                       background=scene.environment, backend=backend)
                 write_render_pngs(tmp, frame, render)
                 done += 1
                 report("rendering", done, total)

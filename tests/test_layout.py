@@ -186,9 +186,6 @@ def test_characters_are_found_where_the_ground_truth_has_them(laid_out, registra
     assert np.median(errors) < 0.25 and scores.recall > 0.9, (np.median(errors), scores.recall)
 
 
-@pytest.mark.xfail(reason="known regression (issue 17): over the surfel set the head lines of the character cut by "
-                          "the border jump ~0.4 m between frames on this take, and its track splits in two",
-                   strict=False)
 def test_no_phantom_character_and_no_identity_switch(laid_out, registration_take: Path):
     ws, _ = laid_out
     doc = json.loads((ws / "layout.json").read_text())

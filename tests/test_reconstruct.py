@@ -109,6 +109,18 @@ def test_render_writes_every_pass_for_held_out_cameras(reconstructed, registrati
         assert valid.mean() > 0.4, f"{name}: most of the view is covered"
         relative.append(np.abs(depth[valid] - true_depth[valid]) / true_depth[valid])
     assert np.median(np.concatenate(relative)) < 0.15, [float(np.median(r)) for r in relative]
+    # Where no splat is drawn, a render shows the environment colour fitted with the set: the void the
+    # generator draws beyond the set, as the training cameras filmed it where they saw no surface.
+    from reshoot.datasets.footage import open_footage
+
+    environment = np.array(json.loads((ws / "splats" / "reconstruction.json").read_text())["environment"])
+    with open_footage(registration_take / "footage") as footage:
+        void = np.concatenate([footage.source(name).read(1)[np.load(
+            registration_take / "gt" / "maps" / f"{name}.npz")["depth"][1] <= 0] for name in PRODUCTION])
+    assert len(void) > 1000 and np.abs(environment - np.median(void, 0)).max() < 0.03, (environment, np.median(void, 0))
+    overhead = iio.imread(out / "overhead" / "000001.png") / 255
+    empty = iio.imread(out / "overhead" / "alpha" / "000001.png") == 0
+    assert empty.any() and np.abs(overhead[empty] - environment).max() <= 1 / 255 + 1e-9
     # A second render into the same folder needs --overwrite and leaves the first untouched.
     before = (out / "overhead" / "000001.png").read_bytes()
     with pytest.raises(SystemExit) as refused:

@@ -118,8 +118,9 @@ def test_conditioning_passes_match_the_render_and_name_the_entities(ws: Path):
     shot = read_cameras_json(ws / "shots" / "top" / "shot.json")
     camera = shot.cameras.select(0)
     posed = dataclasses.replace(camera.pinhole(), cam_from_world=shot.paths["top"].cam_from_world[1:2].to(camera.K.dtype))
+    scene = load_splat_scene(ws)
     with torch.no_grad():
-        direct = rasterize(load_splat_scene(ws).at(1), posed, backend="cpu")
+        direct = rasterize(scene.at(1), posed, background=scene.environment, backend="cpu")
     assert np.abs(frame.depth - direct.depth[0].numpy()).max() < 1e-5
     assert np.abs(frame.rgb - direct.rgb[0].clamp(0, 1).numpy()).max() < 1e-6
     assert np.abs(frame.alpha - direct.alpha[0].numpy()).max() <= 1 / 65535

@@ -72,6 +72,37 @@ def test_masked_pixels_do_not_count():
     assert magenta[:, :, :32].float().mean() < 0.01, "the masked actor leaked into the splats"
 
 
+def test_a_learned_background_explains_the_void_and_no_gaussians_paint_it():
+    """The scene stands before a uniform grey void. Fitted on black, Gaussians turn grey to paint the void
+    around the scene and a held-out camera sees them as a haze over it; with the background fitted, it comes
+    out the void's colour and the held-out render is the better one."""
+    void = torch.tensor([0.35, 0.45, 0.55])
+    cameras = _cameras(8)
+    truth = _truth(seed=4)
+    with torch.no_grad():
+        images = rasterize(truth, cameras, background=void).rgb
+        truth_alpha = rasterize(truth, cameras).alpha
+    held = [2, 6]
+    train = [TrainingView(cameras.select(i), images[i]) for i in range(8) if i not in held]
+    init = initial_gaussians(truth.means.numpy(), np.full((150, 3), 0.5), sh_degree=0)
+    results = {}
+    for learn in (False, True):
+        config = TrainConfig(iterations=250, views_per_step=2, sh_degree=0, refine_start=50, refine_every=50,
+                             reset_every=10_000, lr_means=1.6e-3, learn_background=learn)
+        results[learn] = train_splats(train, init, config)
+    learned = results[True].background
+    assert (learned - void).abs().max() < 0.03, learned
+    assert torch.equal(results[False].background, torch.zeros(3)), "a fixed background is returned as configured"
+    scores, haze = {}, {}
+    with torch.no_grad():
+        for learn, result in results.items():
+            renders = [rasterize(result.gaussians, cameras.select(i), background=result.background) for i in held]
+            scores[learn] = min(psnr(r.rgb[0], images[i]) for r, i in zip(renders, held))
+            haze[learn] = max(float(r.alpha[0][truth_alpha[i] < 0.01].mean()) for r, i in zip(renders, held))
+    assert scores[True] > scores[False] + 1.0, scores
+    assert haze[True] < 0.1 < haze[False], haze
+
+
 class _Interrupted(Exception):
     pass
 
@@ -88,7 +119,7 @@ def test_a_resumed_fit_ends_exactly_where_an_uninterrupted_one_does(tmp_path):
     views = [TrainingView(cameras.select(i), images[i]) for i in range(4)]
     init = initial_gaussians(truth.means.numpy(), np.full((150, 3), 0.5), sh_degree=1)
     config = TrainConfig(iterations=120, views_per_step=2, sh_degree=1, sh_degree_interval=60, refine_start=20,
-                         refine_every=20, reset_every=10_000, lr_means=1.6e-3, seed=5)
+                         refine_every=20, reset_every=10_000, lr_means=1.6e-3, seed=5, learn_background=True)
     whole = train_splats(views, init, config)
 
     def stop_at_70(what, done, total):
@@ -103,6 +134,7 @@ def test_a_resumed_fit_ends_exactly_where_an_uninterrupted_one_does(tmp_path):
     assert len(resumed.gaussians) == len(whole.gaussians) > 150, "densification ran and resumed"
     for name in ("means", "log_scales", "logit_opacities", "sh"):
         assert torch.allclose(getattr(resumed.gaussians, name), getattr(whole.gaussians, name), atol=1e-5), name
+    assert torch.allclose(resumed.background, whole.background, atol=1e-6), "the fitted background resumed too"
     assert [e["step"] for e in resumed.log] == [e["step"] for e in whole.log]
     with pytest.raises(InputError, match="other training settings"):
         train_splats(views, init, TrainConfig(iterations=130), checkpoint=checkpoint)

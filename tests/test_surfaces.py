@@ -13,8 +13,8 @@ from reshoot.geometry.conventions import look_at, look_down
 from reshoot.geometry.splats.gaussians import Gaussians
 from reshoot.geometry.splats.render import rasterize
 from reshoot.geometry.splats.surfaces import (
-    Plane, depth_normal_loss, elongation_loss, facing_normals, floating, gaussian_normals, on_planes, plane_fill,
-    plane_loss, rotation_to_normal, surfel_gaussians, views_seeing,
+    Plane, depth_normal_loss, elongation_loss, facing_normals, floating, gaussian_normals, on_planes, plane_axes,
+    plane_camera, plane_coverage_loss, plane_fill, plane_loss, rotation_to_normal, surfel_gaussians, views_seeing,
 )
 from reshoot.geometry.splats.train import TrainConfig, TrainingView, initial_gaussians, psnr, train_splats
 from reshoot.geometry.stereo import StereoView, fuse_depths, stereo_depths, voxel_downsampled
@@ -69,6 +69,58 @@ class TestPlaneLoss:
         assert on_planes(g, [FLOOR], 0.1).tolist() == [-1]
         assert float(plane_loss(g, [FLOOR], 0.1)) == 0
         assert float(plane_loss(g, [FLOOR], 0.1, owner=torch.tensor([0]))) > 0.9, "its plane still turns it back"
+
+
+def _floor_grid(spacing: float, extent: float = 1.0, scale: float | None = None) -> Gaussians:
+    """Opaque grey surfels on z = 0 every `spacing` over [0, extent)^2, each of in-plane scale `scale`."""
+    xs = torch.arange(spacing / 2, extent, spacing)  # centres inside the cells, off their edges
+    points = torch.cat([torch.stack(torch.meshgrid(xs, xs, indexing="ij"), -1).reshape(-1, 2),
+                        torch.zeros(len(xs) ** 2, 1)], 1)
+    normals = torch.tensor([[0.0, 0.0, 1.0]]).expand(len(points), 3)
+    return surfel_gaussians(points, torch.full((len(points), 3), 0.5), normals, scale or spacing, 1e-3, 0, opacity=0.9)
+
+
+class TestPlaneCoverage:
+    def test_the_plane_camera_sees_the_plane_square_on_where_documented(self):
+        wall = Plane((0.0, -1.0, 0.0), -2.0, "wall")  # y = 2, the cameras on the y < 2 side (front > 0)
+        camera = plane_camera(wall, 1.0, torch.tensor([0.5, 2.3, 1.0]), 0.01, 64, distance=1.5)
+        assert torch.allclose(camera.centers[0], torch.tensor([0.5, 0.5, 1.0], dtype=torch.float64)), "in front"
+        u, v, n = plane_axes(wall, 1.0)
+        points = torch.stack([torch.tensor([0.5, 2.0, 1.0]), torch.tensor([0.5, 2.0, 1.0]) + 0.1 * u,
+                              torch.tensor([0.5, 2.0, 1.0]) + 0.2 * v]).double()
+        projection = camera.project(points)
+        c = 31.5
+        assert torch.allclose(projection.pixels[0], torch.tensor([[c, c], [c + 10, c], [c, c + 20]], dtype=torch.float64))
+        assert torch.allclose(projection.depth[0], torch.full((3,), 1.5, dtype=torch.float64))
+        assert torch.allclose(n, torch.tensor([0.0, -1.0, 0.0], dtype=torch.float64)), "towards the front side"
+
+    def test_charges_gaps_between_surfels_and_nothing_outside_their_area(self):
+        centre = torch.tensor([0.5, 0.5, 0.0])
+        touching = plane_coverage_loss(_floor_grid(0.05), FLOOR, 1.0, centre, 0.01, 64, 0.05)
+        gapped = plane_coverage_loss(_floor_grid(0.05, scale=0.012), FLOOR, 1.0, centre, 0.01, 64, 0.05)
+        assert float(touching) < 0.01 < 0.2 < float(gapped), (touching, gapped)
+        beyond = plane_coverage_loss(_floor_grid(0.05, scale=0.012), FLOOR, 1.0, torch.tensor([3.0, 3.0, 0.0]),
+                                     0.01, 64, 0.05)
+        assert float(beyond) == 0.0, "where no surfel stands, nothing is asked"
+        from_below = plane_coverage_loss(_floor_grid(0.05, scale=0.012), FLOOR, -1.0, centre, 0.01, 64, 0.05)
+        assert abs(float(from_below) - float(gapped)) < 0.02, "a disc covers the same from either side"
+
+    def test_the_outline_is_not_pushed_outwards(self):
+        """A window half over the edge of the surfels' area: the half outside does not count."""
+        grid = _floor_grid(0.05)
+        inside = plane_coverage_loss(grid, FLOOR, 1.0, torch.tensor([0.5, 0.5, 0.0]), 0.01, 64, 0.05)
+        edge = plane_coverage_loss(grid, FLOOR, 1.0, torch.tensor([0.95, 0.5, 0.0]), 0.01, 64, 0.05)
+        assert float(edge) < float(inside) + 0.02, (inside, edge)
+
+    def test_its_gradient_grows_and_opacifies_the_surfels(self):
+        grid = _floor_grid(0.05, scale=0.012)
+        scales = grid.log_scales.clone().requires_grad_(True)
+        opacities = grid.logit_opacities.clone().requires_grad_(True)
+        g = Gaussians(grid.means, grid.quats_wxyz, scales, opacities, grid.sh)
+        plane_coverage_loss(g, FLOOR, 1.0, torch.tensor([0.5, 0.5, 0.0]), 0.01, 64, 0.05).backward()
+        seen = scales.grad[:, 0] != 0
+        assert int(seen.sum()) > 50
+        assert bool((scales.grad[seen, :2] <= 0).all()) and bool((opacities.grad[seen] <= 0).all())
 
 
 def test_elongation_loss_is_zero_for_discs_and_grows_for_needles():

@@ -145,6 +145,8 @@ def _rasterize_gsplat(gaussians, viewmats, Ks, width, height, features, sh_degre
 
 
 @torch.no_grad()
-def render_each(gaussians: Gaussians, cameras: Camera, backend: str = "auto") -> list[SplatRender]:
-    """Render into each camera on its own (cameras of any sizes), without gradients: V renders of C = 1."""
-    return [rasterize(gaussians, cameras.select(i), backend=backend) for i in range(len(cameras))]
+def render_each(gaussians: Gaussians, cameras: Camera, backend: str = "auto",
+                background: torch.Tensor | None = None) -> list[SplatRender]:
+    """Render into each camera on its own (cameras of any sizes), without gradients: V renders of C = 1.
+    `background`: [3] colour behind the splats (default black)."""
+    return [rasterize(gaussians, cameras.select(i), background=background, backend=backend) for i in range(len(cameras))]

@@ -12,6 +12,9 @@ explain one view and spoil every other. From a new angle (above) they show as st
   depth (as 2DGS and Gaussian surfels do), which makes the surfels form one continuous surface.
 - Pruning: `floating` finds Gaussians that lie in front of the surfaces the views observe (stereo
   depth); `views_seeing` counts the views that see a Gaussian at all.
+- Coverage: `plane_coverage_loss` asks a plane's surfels to cover the plane where they stand, seen
+  square-on (`plane_camera`): views at grazing angles do not see the gaps between surfels, a view from
+  above does.
 
 A Gaussian's normal is the axis of its smallest scale (for a flat surfel, its local z).
 """
@@ -284,3 +287,84 @@ def alpha_in_front(gaussians: Gaussians, camera: Camera, depth: torch.Tensor, to
     chosen = Gaussians(gaussians.means[front], gaussians.quats_wxyz[front], gaussians.log_scales[front],
                        gaussians.logit_opacities[front], gaussians.sh[front])
     return rasterize(chosen, camera, backend=backend).alpha[0]
+
+
+def plane_axes(plane: Plane, front: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Two in-plane unit axes u, v and the unit normal towards the `front` side (sign of n·X - offset
+    where the cameras are): [3] each, with u x v = -normal (so that a camera with x = u, y = v looks
+    at the plane from the front)."""
+    n = torch.tensor(plane.normal, dtype=torch.float64)
+    n = n / n.norm() * (1.0 if front >= 0 else -1.0)
+    helper = torch.tensor([1.0, 0.0, 0.0] if abs(float(n[0])) < 0.9 else [0.0, 1.0, 0.0], dtype=torch.float64)
+    u = torch.linalg.cross(helper, n)
+    u = u / u.norm()
+    return u, torch.linalg.cross(u, n), n
+
+
+def plane_camera(plane: Plane, front: float, centre: torch.Tensor, pixel: float, size: int,
+                 distance: float = 1.0) -> Camera:
+    """A square pinhole camera looking square-on at `plane` from its `front` side.
+
+    Args:
+        centre: [3] the plane point at the image centre (world).
+        pixel: world units one pixel spans on the plane; size: image edge in pixels.
+        distance: of the camera from the plane, world units.
+
+    Returns:
+        One camera (V = 1) whose pixel (x, y) sees the plane point centre + ((x - c) u + (y - c) v) pixel,
+        c = (size - 1) / 2, with u, v from `plane_axes`.
+    """
+    u, v, n = plane_axes(plane, front)
+    rotation = torch.stack([u, v, -n])  # rows: the camera's x, y, z axes in the world
+    normal = torch.tensor(plane.normal, dtype=torch.float64)
+    centre = centre.to(torch.float64)
+    on_plane = centre - (centre @ normal - plane.offset) * normal
+    position = on_plane + distance * n
+    cam_from_world = torch.eye(4, dtype=torch.float64)
+    cam_from_world[:3, :3] = rotation
+    cam_from_world[:3, 3] = -rotation @ position
+    focal, c = distance / pixel, (size - 1) / 2
+    K = torch.tensor([[focal, 0.0, c], [0.0, focal, c], [0.0, 0.0, 1.0]], dtype=torch.float64)
+    return Camera.create(["plane"], K[None], cam_from_world[None], [size], [size])
+
+
+def plane_coverage_loss(members: Gaussians, plane: Plane, front: float, centre: torch.Tensor, pixel: float,
+                        size: int, cell: float, backend: str = "auto") -> torch.Tensor:
+    """Mean (1 - alpha) of a plane's own Gaussians seen square-on, over the window's pixels inside the
+    area they stand on.
+
+    The area is the interior of the `cell` grid (in the plane's u, v) the members' centres occupy: a
+    pixel counts when its cell and that cell's four neighbours hold a member, so holes between surfels
+    count and the plane's outline is not pushed outwards.
+
+    Args:
+        members: the Gaussians of this plane (alone: nothing else is rendered).
+        plane, front: the plane and the side it is seen from (see `plane_axes`).
+        centre, pixel, size: the window (see `plane_camera`).
+        cell: grid edge, world units (about the starting surfels' spacing).
+
+    Returns:
+        Scalar loss (0 where the window holds none of the area).
+    """
+    from .render import rasterize
+
+    u, v, _ = plane_axes(plane, front)
+    axes = torch.stack([u, v], 1)
+    c = (size - 1) / 2
+    steps = (torch.arange(size, dtype=torch.float64) - c) * pixel
+    origin = centre.double() @ axes
+    grid_u = torch.floor((origin[0] + steps) / cell).long()  # [size] each pixel column's cell
+    grid_v = torch.floor((origin[1] + steps) / cell).long()  # [size] each pixel row's cell
+    corner = torch.stack([grid_u[0], grid_v[0]]) - 1
+    extent = torch.stack([grid_u[-1], grid_v[-1]]) - corner + 2  # the window's cells and a ring around them
+    cells = torch.floor((members.means.detach().double() @ axes) / cell).long() - corner
+    cells = cells[((cells >= 0) & (cells < extent)).all(-1)]
+    occupied = torch.zeros(int(extent[1]), int(extent[0]), dtype=torch.bool)  # [v, u]
+    occupied[cells[:, 1], cells[:, 0]] = True
+    interior = occupied[1:-1, 1:-1] & occupied[:-2, 1:-1] & occupied[2:, 1:-1] & occupied[1:-1, :-2] & occupied[1:-1, 2:]
+    required = interior[(grid_v - grid_v[0])[:, None], (grid_u - grid_u[0])[None, :]].float()  # [y, x]
+    if not bool(required.any()):
+        return members.means.sum() * 0
+    camera = plane_camera(plane, front, centre, pixel, size).to(members.means.dtype)
+    alpha = rasterize(members, camera, sh_degree=0, backend=backend).alpha[0]
+    return ((1 - alpha) * required).sum() / required.sum()

@@ -24,8 +24,8 @@ from .gaussians import Gaussians
 from .render import rasterize
 from .sh import rgb_to_sh_dc
 from .surfaces import (
-    Plane, depth_normal_loss, elongation_loss, facing_normals, floating, nearest_distance, on_planes, plane_loss,
-    views_seeing,
+    Plane, depth_normal_loss, elongation_loss, facing_normals, floating, nearest_distance, on_planes,
+    plane_coverage_loss, plane_loss, views_seeing,
 )
 
 
@@ -58,7 +58,12 @@ class TrainConfig:
         densify: grow, split and prune with gsplat's DefaultStrategy.
         refine_start, refine_stop, refine_every, reset_every: its schedule (steps).
         grow_grad2d: mean screen-space position gradient above which a Gaussian is split or cloned.
-        background: colour behind the splats.
+        background: colour behind the splats (the start of the fitted one with `learn_background`).
+        learn_background: fit the background colour too, as one RGB for all views: what the cameras
+            see where there is no surface (the night sky, a black studio) is then explained by it, and
+            no Gaussians are made to paint it. Those Gaussians sit anywhere along the rays of the
+            views that saw the void, and a new viewpoint sees them in front of real surfaces.
+        lr_background: its learning rate (colour units; Adam moves it about this much a step).
         backend: rasterizer backend ("auto", "cpu", "reference", "gsplat").
         seed: for view order and densification's random samples.
         thickness: when set, the Gaussians are surfels: the third scale (their local z, the normal of
@@ -78,6 +83,10 @@ class TrainConfig:
             corrections are the identity on average over the views (the scene keeps the views' mean
             colours: a correction common to all views would be a change of the scene's own).
         lr_appearance, appearance_weight: its learning rate and the weight of its pull to the identity.
+        coverage_weight: weight of `plane_coverage_loss`: each step one plane's Gaussians are seen
+            square-on in a window of coverage_size x coverage_size pixels of coverage_pixel world units
+            (centred on one of them) and pay for the gaps between them, inside the area that cells of
+            edge coverage_cell (world units) holding them mark out.
         free_space_tolerance: relative depth margin of the free-space test against observed depths.
         free_space_votes: at every refinement, Gaussians in front of the observed surface in at least this
             many views (and more views than they lie on it) are pruned (`floating`; needs observed depths).
@@ -107,6 +116,8 @@ class TrainConfig:
     reset_every: int = 3000
     grow_grad2d: float = 2e-4
     background: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    learn_background: bool = False
+    lr_background: float = 0.01
     backend: str = "auto"
     seed: int = 0
     thickness: float | None = None
@@ -121,6 +132,10 @@ class TrainConfig:
     appearance: bool = False
     lr_appearance: float = 1e-3
     appearance_weight: float = 1.0
+    coverage_weight: float = 0.0
+    coverage_pixel: float = 0.01
+    coverage_size: int = 128
+    coverage_cell: float = 0.08
     free_space_tolerance: float = 0.05
     free_space_votes: int = 2
     surface_reach: float | None = None
@@ -152,12 +167,15 @@ class TrainResult:
         appearance: [V, 3, 4] per training view, the affine colour correction (identity without
             `TrainConfig.appearance`): corrected = rgb @ A.T + b with [A | b].
         pruned: Gaussians removed by reason ("free_space", "off_surface", "unseen").
+        background: [3] the colour behind the splats in [0, 1] (fitted with
+            `TrainConfig.learn_background`, else the configured one); renders of the scene use it.
     """
 
     gaussians: Gaussians
     log: list[dict] = field(default_factory=list)
     appearance: torch.Tensor | None = None
     pruned: dict[str, int] = field(default_factory=dict)
+    background: torch.Tensor | None = None
 
 
 def initial_gaussians(points: np.ndarray, colors: np.ndarray, sh_degree: int = 3, opacity: float = 0.1) -> Gaussians:
@@ -246,21 +264,23 @@ def train_splats(views: Sequence[TrainingView], init: Gaussians, config: TrainCo
     optimizers = {k: torch.optim.Adam([params[k]], lr=rates[k], eps=1e-15) for k in params}
     appearance = torch.nn.Parameter(torch.zeros(len(views), 3, 4))  # deviation from the identity
     appearance_optimizer = torch.optim.Adam([appearance], lr=config.lr_appearance, eps=1e-15)
+    background_colour = torch.nn.Parameter(torch.tensor(config.background))  # used clamped to [0, 1]
+    background_optimizer = torch.optim.Adam([background_colour], lr=config.lr_background, eps=1e-15)
+    extras = {"appearance": (appearance, appearance_optimizer), "background": (background_colour, background_optimizer)}
     strategy = DefaultStrategy(refine_start_iter=config.refine_start, refine_stop_iter=config.refine_stop,
                                refine_every=config.refine_every, reset_every=config.reset_every,
                                grow_grad2d=config.grow_grad2d)
     strategy.check_sanity(params, optimizers)
     state = strategy.initialize_state(scene_scale=scene_scale)
     state["plane"] = on_planes(init, planes, config.plane_distance)  # carried through densification, pruning
-    background = torch.tensor(config.background)
+    fronts = [float((centres.double() @ torch.tensor(p.normal, dtype=torch.float64) - p.offset).mean()) for p in planes]
     # Exponential decay of the position learning rate to 1 % over training, as 3DGS.
     decay = 0.01 ** (1.0 / max(config.iterations, 1))
     log: list[dict] = []
     pruned = {"free_space": 0, "off_surface": 0, "unseen": 0}
     first_step = 0
     if checkpoint is not None and Path(checkpoint).is_file():
-        first_step, log, pruned = _load_checkpoint(Path(checkpoint), config, params, optimizers, state,
-                                                   appearance, appearance_optimizer)
+        first_step, log, pruned = _load_checkpoint(Path(checkpoint), config, params, optimizers, state, extras)
     for step in range(first_step, config.iterations):
         for group in optimizers["means"].param_groups:
             group["lr"] = rates["means"] * decay**step
@@ -274,6 +294,7 @@ def train_splats(views: Sequence[TrainingView], init: Gaussians, config: TrainCo
         degree = min(config.sh_degree, step // config.sh_degree_interval)
         gaussians = _gaussians(params)
         with_normals = config.depth_normal_weight > 0 and step >= config.depth_normal_start
+        background = background_colour.clamp(0, 1) if config.learn_background else torch.tensor(config.background)
         out = rasterize(gaussians, cameras, features=facing_normals(gaussians, cameras) if with_normals else None,
                         sh_degree=degree, background=background, backend=config.backend)
         info = {"means2d": out.means2d, "width": target.shape[2], "height": target.shape[1],
@@ -290,6 +311,8 @@ def train_splats(views: Sequence[TrainingView], init: Gaussians, config: TrainCo
         if config.plane_weight > 0:
             loss = loss + config.plane_weight * plane_loss(gaussians, list(planes), config.plane_distance,
                                                            owner=state["plane"])
+        if config.coverage_weight > 0 and planes:
+            loss = loss + config.coverage_weight * _coverage(gaussians, state["plane"], planes, fronts, rng, config)
         if config.elongation_weight > 0:
             loss = loss + config.elongation_weight * elongation_loss(gaussians, config.max_elongation)
         if config.opacity_weight > 0:
@@ -297,7 +320,7 @@ def train_splats(views: Sequence[TrainingView], init: Gaussians, config: TrainCo
         if with_normals:
             loss = loss + config.depth_normal_weight * depth_normal_loss(out.features, out.depth, out.alpha, cameras)
         loss.backward()
-        for optimizer in (*optimizers.values(), appearance_optimizer):
+        for optimizer in (*optimizers.values(), *(o for _, o in extras.values())):
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
         if config.densify:
@@ -328,10 +351,26 @@ def train_splats(views: Sequence[TrainingView], init: Gaussians, config: TrainCo
         report("fitting splats", step + 1, config.iterations)
         if checkpoint is not None and (step + 1) % checkpoint_every == 0 and step + 1 < config.iterations:
             _save_checkpoint(Path(checkpoint), step + 1, config, params, optimizers, state, log, pruned,
-                             appearance, appearance_optimizer)
+                             extras)
     final = _gaussians({k: v.detach() for k, v in params.items()})
     corrections = torch.eye(3, 4) + (appearance - appearance.mean(0)).detach()
-    return TrainResult(final, log, corrections, pruned)
+    background = background_colour.detach().clamp(0, 1) if config.learn_background else torch.tensor(config.background)
+    return TrainResult(final, log, corrections, pruned, background)
+
+
+def _coverage(gaussians: Gaussians, owner: torch.Tensor, planes: Sequence[Plane], fronts: Sequence[float],
+              rng: np.random.Generator, config: TrainConfig) -> torch.Tensor:
+    """`plane_coverage_loss` of one plane drawn at random, in a window centred on one of its Gaussians."""
+    plane = int(rng.integers(len(planes)))
+    members = torch.nonzero(owner == plane).flatten()
+    if len(members) == 0:
+        return gaussians.means.sum() * 0
+    chosen = Gaussians(*(t.index_select(0, members) for t in (gaussians.means, gaussians.quats_wxyz,
+                                                              gaussians.log_scales, gaussians.logit_opacities,
+                                                              gaussians.sh)))
+    centre = chosen.means[int(rng.integers(len(members)))].detach()
+    return plane_coverage_loss(chosen, planes[plane], fronts[plane], centre, config.coverage_pixel,
+                               config.coverage_size, config.coverage_cell, config.backend)
 
 
 def _on_a_plane(params: dict[str, torch.nn.Parameter], state: dict, planes: Sequence[Plane],
@@ -384,14 +423,16 @@ def _config_fingerprint(config: TrainConfig) -> str:
 
 
 def _save_checkpoint(path: Path, step: int, config: TrainConfig, params: dict, optimizers: dict, state: dict,
-                     log: list[dict], pruned: dict[str, int], appearance: torch.Tensor,
-                     appearance_optimizer: torch.optim.Optimizer) -> None:
-    """Everything a resumed run needs, as one safetensors file (tensors + JSON metadata)."""
+                     log: list[dict], pruned: dict[str, int],
+                     extras: dict[str, tuple[torch.nn.Parameter, torch.optim.Optimizer]]) -> None:
+    """Everything a resumed run needs, as one safetensors file (tensors + JSON metadata).
+
+    `extras` are the fitted tensors beside the Gaussians (appearance, background), each with its optimizer."""
     from safetensors.torch import save_file
 
     tensors = {f"param.{k}": v.detach().contiguous() for k, v in params.items()}
-    tensors["param.appearance"] = appearance.detach().contiguous()
-    for k, optimizer in (*optimizers.items(), ("appearance", appearance_optimizer)):
+    tensors.update({f"param.{k}": v.detach().contiguous() for k, (v, _) in extras.items()})
+    for k, optimizer in (*optimizers.items(), *((k, o) for k, (_, o) in extras.items())):
         moments = optimizer.state.get(optimizer.param_groups[0]["params"][0])
         if not moments:
             continue
@@ -407,8 +448,8 @@ def _save_checkpoint(path: Path, step: int, config: TrainConfig, params: dict, o
 
 
 def _load_checkpoint(path: Path, config: TrainConfig, params: dict, optimizers: dict, state: dict,
-                     appearance: torch.nn.Parameter,
-                     appearance_optimizer: torch.optim.Optimizer) -> tuple[int, list[dict], dict[str, int]]:
+                     extras: dict[str, tuple[torch.nn.Parameter, torch.optim.Optimizer]],
+                     ) -> tuple[int, list[dict], dict[str, int]]:
     """Restore a checkpoint in place (parameters are replaced: densification changed their count)."""
     from safetensors import safe_open
 
@@ -425,10 +466,11 @@ def _load_checkpoint(path: Path, config: TrainConfig, params: dict, optimizers: 
         optimizer.param_groups[0]["params"] = [params[k]]
         optimizer.state.clear()
         optimizer.state[params[k]] = {name: tensors[f"adam.{k}.{name}"] for name in names}
-    with torch.no_grad():
-        appearance.copy_(tensors["param.appearance"])
-    if "adam.appearance.step" in tensors:
-        appearance_optimizer.state[appearance] = {name: tensors[f"adam.appearance.{name}"] for name in names}
+    for k, (extra, optimizer) in extras.items():
+        with torch.no_grad():
+            extra.copy_(tensors[f"param.{k}"])
+        if f"adam.{k}.step" in tensors:
+            optimizer.state[extra] = {name: tensors[f"adam.{k}.{name}"] for name in names}
     for k in list(state):
         if f"strategy.{k}" in tensors:
             state[k] = tensors[f"strategy.{k}"]
