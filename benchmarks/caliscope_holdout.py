@@ -64,6 +64,7 @@ def main() -> None:
         started = time.perf_counter()
         summary = reconstruct(ws, options)
         seconds = time.perf_counter() - started
+        environment = load_splat_scene(ws).environment.tolist()
         held = cameras.select(args.held_out)
         write_cameras_json(Path(tmp) / "held.json", held.scaled(args.downscale).pinhole())
         frames = parse_frames(args.frames)
@@ -85,12 +86,12 @@ def main() -> None:
     mean = {k: float(np.mean([s[k] for s in per_frame.values() if k in s])) for k in next(iter(per_frame.values()))}
     out = {"benchmark": "caliscope_holdout", "held_out": args.held_out, "training_cameras": list(training),
            "downscale": args.downscale, "seconds_reconstruct": seconds, "set_gaussians": summary.set_gaussians,
-           "set_psnr_vs_plate": summary.set_psnr, "set_plus_actors_psnr_vs_frames": summary.actor_psnr,
+           "set_psnr_vs_plate": summary.set_psnr, "environment": environment, "set_plus_actors_psnr_vs_frames": summary.actor_psnr,
            "held_out_scores_per_frame": per_frame, "held_out_scores_mean": mean, "cpus": os.cpu_count()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2) + "\n")
     print(f"trained on {training} in {seconds:.0f} s; training PSNR vs frames {summary.actor_psnr}; "
-          f"pruned {summary.pruned}")
+          f"pruned {summary.pruned}; environment {environment}")
     for frame, s in per_frame.items():
         print(f"{args.held_out} frame {frame:3d}: PSNR {s['psnr_all']:.2f} dB, SSIM {s['ssim_all']:.3f} (all); "
               f"PSNR {s.get('psnr_covered', float('nan')):.2f}, SSIM {s.get('ssim_covered', float('nan')):.3f} "

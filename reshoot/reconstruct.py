@@ -267,7 +267,9 @@ def _prepare_work_dir(work: Path, options: ReconstructOptions, registration: Pat
     for name in ("cameras.json", "survey_cameras.json", "points.ply"):
         if (registration / name).is_file():
             digest.update((registration / name).read_bytes())
-    fingerprint = {"options": _jsonable(asdict(options)), "registration": digest.hexdigest()}
+    # The set's resolved training settings too: a work dir left by another version of the stage starts over.
+    fingerprint = {"options": _jsonable(asdict(options)), "registration": digest.hexdigest(),
+                   "set_training": _jsonable(asdict(set_train_config(options, True)))}
     marker = work / "settings.json"
     if marker.is_file():
         try:
@@ -338,7 +340,7 @@ class _FittedSet:
         record = json.loads((work / "set.json").read_text())
         return _FittedSet(read_splat_ply(work / "background.ply"), record["log"], torch.tensor(record["appearance"]),
                           record["pruned"], record["surfels"], record["start"], record["planes"],
-                          torch.tensor(record["environment"]))
+                          torch.tensor(record.get("environment", [0.0, 0.0, 0.0])))  # older work dirs: fitted on black
 
 
 def fit_static_set(work: Path, registration: Path, settings, cameras: Camera, training: Camera, plates: dict,

@@ -103,6 +103,18 @@ def test_a_learned_background_explains_the_void_and_no_gaussians_paint_it():
     assert haze[True] < 0.1 < haze[False], haze
 
 
+def test_a_fitted_background_pushed_out_of_range_can_come_back():
+    """The background is used clamped to [0, 1] but keeps its gradient there: a plain clamp would leave a
+    colour that one early step pushed below black stuck at black (it did on caliscope_4cam)."""
+    from reshoot.geometry.splats.train import _in_range
+
+    colour = torch.tensor([-0.2, 0.5, 1.3], requires_grad=True)
+    used = _in_range(colour)
+    assert torch.equal(used.detach(), torch.tensor([0.0, 0.5, 1.0]))
+    (used * torch.tensor([-1.0, 2.0, 3.0])).sum().backward()
+    assert torch.equal(colour.grad, torch.tensor([-1.0, 2.0, 3.0]))
+
+
 class _Interrupted(Exception):
     pass
 

@@ -264,7 +264,7 @@ def train_splats(views: Sequence[TrainingView], init: Gaussians, config: TrainCo
     optimizers = {k: torch.optim.Adam([params[k]], lr=rates[k], eps=1e-15) for k in params}
     appearance = torch.nn.Parameter(torch.zeros(len(views), 3, 4))  # deviation from the identity
     appearance_optimizer = torch.optim.Adam([appearance], lr=config.lr_appearance, eps=1e-15)
-    background_colour = torch.nn.Parameter(torch.tensor(config.background))  # used clamped to [0, 1]
+    background_colour = torch.nn.Parameter(torch.tensor(config.background))  # used through `_in_range`
     background_optimizer = torch.optim.Adam([background_colour], lr=config.lr_background, eps=1e-15)
     extras = {"appearance": (appearance, appearance_optimizer), "background": (background_colour, background_optimizer)}
     strategy = DefaultStrategy(refine_start_iter=config.refine_start, refine_stop_iter=config.refine_stop,
@@ -294,7 +294,7 @@ def train_splats(views: Sequence[TrainingView], init: Gaussians, config: TrainCo
         degree = min(config.sh_degree, step // config.sh_degree_interval)
         gaussians = _gaussians(params)
         with_normals = config.depth_normal_weight > 0 and step >= config.depth_normal_start
-        background = background_colour.clamp(0, 1) if config.learn_background else torch.tensor(config.background)
+        background = _in_range(background_colour) if config.learn_background else torch.tensor(config.background)
         out = rasterize(gaussians, cameras, features=facing_normals(gaussians, cameras) if with_normals else None,
                         sh_degree=degree, background=background, backend=config.backend)
         info = {"means2d": out.means2d, "width": target.shape[2], "height": target.shape[1],
@@ -356,6 +356,12 @@ def train_splats(views: Sequence[TrainingView], init: Gaussians, config: TrainCo
     corrections = torch.eye(3, 4) + (appearance - appearance.mean(0)).detach()
     background = background_colour.detach().clamp(0, 1) if config.learn_background else torch.tensor(config.background)
     return TrainResult(final, log, corrections, pruned, background)
+
+
+def _in_range(colour: torch.Tensor) -> torch.Tensor:
+    """`colour` clamped to [0, 1], with the gradient of the unclamped value: a plain clamp has none
+    outside the range, and a colour that one early step pushes below 0 would stay black for good."""
+    return colour + (colour.clamp(0, 1) - colour).detach()
 
 
 def _coverage(gaussians: Gaussians, owner: torch.Tensor, planes: Sequence[Plane], fronts: Sequence[float],
