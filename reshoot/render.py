@@ -4,7 +4,7 @@ Cameras come in the project's `cameras.json` format, in the registration's world
 per-frame poses (`frames`) moves, any other stays put. For each camera and take frame the set and that
 frame's actors are rendered together (pinhole: lens distortion is not applied) and written as
 
-    DIR/<camera>/NNNNNN.png         colour, 8-bit RGB
+    DIR/<camera>/NNNNNN.png         colour, 8-bit RGB (over the fitted environment colour where nothing covers)
     DIR/<camera>/depth/NNNNNN.png   z-depth, 16-bit, millimetres of world units (0 = nothing, clipped at 65.535)
     DIR/<camera>/alpha/NNNNNN.png   coverage, 8-bit (255 = fully covered)
 
