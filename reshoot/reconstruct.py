@@ -47,9 +47,9 @@ from reshoot.geometry.errors import InputError
 from reshoot.geometry.files import atomic_directory, write_json_document
 from reshoot.geometry.progress import ProgressFn, no_progress
 from reshoot.geometry.splats.actors import (
-    ActorConfig, ActorView, actor_points_gaussians, colors_at, fit_actors, merge_gaussians, select_gaussians,
+    ActorConfig, ActorView, actor_points_gaussians, colors_at, fit_actors, merge_gaussians,
 )
-from reshoot.geometry.splats.gaussians import Gaussians
+from reshoot.geometry.splats.gaussians import Gaussians, select_gaussians
 from reshoot.geometry.splats.persistent import CharacterStart, FrameViews, PersistentConfig, fit_persistent_actors
 from reshoot.geometry.splats.ply import read_splat_ply, write_splat_ply
 from reshoot.geometry.splats.render import render_each

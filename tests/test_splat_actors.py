@@ -10,9 +10,9 @@ import torch
 from reshoot.geometry.camera import Camera
 from reshoot.geometry.conventions import look_at
 from reshoot.geometry.splats.actors import (
-    ActorConfig, ActorView, composite_over_set, fit_actors, merge_gaussians, select_gaussians,
+    ActorConfig, ActorView, composite_over_set, fit_actors, merge_gaussians,
 )
-from reshoot.geometry.splats.gaussians import Gaussians
+from reshoot.geometry.splats.gaussians import Gaussians, select_gaussians
 from reshoot.geometry.splats.render import rasterize
 from reshoot.geometry.splats.train import psnr
 

@@ -19,7 +19,7 @@ import torch
 
 from ..camera import Camera
 from ..progress import ProgressFn, no_progress
-from .gaussians import Gaussians
+from .gaussians import Gaussians, select_gaussians
 from .render import rasterize
 from .sh import rgb_to_sh_dc
 from .train import masked_loss, psnr
@@ -111,11 +111,6 @@ def merge_gaussians(parts: Sequence[Gaussians]) -> Gaussians:
     return Gaussians(torch.cat([g.means for g in parts]), torch.cat([g.quats_wxyz for g in parts]),
                      torch.cat([g.log_scales for g in parts]), torch.cat([g.logit_opacities for g in parts]),
                      torch.cat([padded(g.sh) for g in parts]))
-
-
-def select_gaussians(g: Gaussians, keep: torch.Tensor) -> Gaussians:
-    """The Gaussians where `keep` [N] bool is True."""
-    return Gaussians(g.means[keep], g.quats_wxyz[keep], g.log_scales[keep], g.logit_opacities[keep], g.sh[keep])
 
 
 def composite_over_set(actors_rgb: torch.Tensor, actors_alpha: torch.Tensor, actors_depth: torch.Tensor,

@@ -70,3 +70,8 @@ class Gaussians:
         """[N, 3, 3] world covariances R S S^T R^T (metres^2)."""
         rs = self.rotations * self.scales[:, None, :]
         return rs @ rs.transpose(-1, -2)
+
+
+def select_gaussians(g: Gaussians, keep: torch.Tensor) -> Gaussians:
+    """The Gaussians where `keep` [N] bool is True."""
+    return Gaussians(g.means[keep], g.quats_wxyz[keep], g.log_scales[keep], g.logit_opacities[keep], g.sh[keep])

@@ -30,7 +30,7 @@ import torch
 
 from ..camera import Camera
 from ..stereo import depth_normals
-from .gaussians import Gaussians
+from .gaussians import Gaussians, select_gaussians
 from .sh import rgb_to_sh_dc
 
 
@@ -62,12 +62,17 @@ def rotation_to_normal(normals: torch.Tensor) -> torch.Tensor:
     from kornia.geometry.conversions import rotation_matrix_to_quaternion
 
     n = normals / normals.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-    helper = torch.where((n[:, :1].abs() < 0.9), torch.tensor([[1.0, 0.0, 0.0]], dtype=n.dtype),
-                         torch.tensor([[0.0, 1.0, 0.0]], dtype=n.dtype))
-    t1 = torch.linalg.cross(helper, n)
-    t1 = t1 / t1.norm(dim=-1, keepdim=True)
+    t1 = _tangents(n)
     t2 = torch.linalg.cross(n, t1)
     return rotation_matrix_to_quaternion(torch.stack([t1, t2, n], dim=-1).contiguous())
+
+
+def _tangents(n: torch.Tensor) -> torch.Tensor:
+    """[N, 3] unit vectors perpendicular to the unit vectors `n` [N, 3] (x or, for n near x, y crossed with n)."""
+    helper = torch.where((n[:, :1].abs() < 0.9), torch.tensor([[1.0, 0.0, 0.0]], dtype=n.dtype),
+                         torch.tensor([[0.0, 1.0, 0.0]], dtype=n.dtype))
+    t = torch.linalg.cross(helper, n)
+    return t / t.norm(dim=-1, keepdim=True)
 
 
 def surfel_gaussians(points: torch.Tensor, colors: torch.Tensor, normals: torch.Tensor, spacing: float,
@@ -284,9 +289,7 @@ def alpha_in_front(gaussians: Gaussians, camera: Camera, depth: torch.Tensor, to
     front = hits.inside[0] & (((true <= 0) & empty_is_free) | ((true > 0) & (hits.depth[0] < true * (1 - tolerance))))
     if not bool(front.any()):
         return torch.zeros(depth.shape)
-    chosen = Gaussians(gaussians.means[front], gaussians.quats_wxyz[front], gaussians.log_scales[front],
-                       gaussians.logit_opacities[front], gaussians.sh[front])
-    return rasterize(chosen, camera, backend=backend).alpha[0]
+    return rasterize(select_gaussians(gaussians, front), camera, backend=backend).alpha[0]
 
 
 def plane_axes(plane: Plane, front: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -295,9 +298,7 @@ def plane_axes(plane: Plane, front: float) -> tuple[torch.Tensor, torch.Tensor, 
     at the plane from the front)."""
     n = torch.tensor(plane.normal, dtype=torch.float64)
     n = n / n.norm() * (1.0 if front >= 0 else -1.0)
-    helper = torch.tensor([1.0, 0.0, 0.0] if abs(float(n[0])) < 0.9 else [0.0, 1.0, 0.0], dtype=torch.float64)
-    u = torch.linalg.cross(helper, n)
-    u = u / u.norm()
+    u = _tangents(n[None])[0]
     return u, torch.linalg.cross(u, n), n
 
 

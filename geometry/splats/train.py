@@ -20,7 +20,7 @@ from ..camera import Camera
 from ..errors import InputError
 from ..files import atomic_path
 from ..progress import ProgressFn, no_progress
-from .gaussians import Gaussians
+from .gaussians import Gaussians, select_gaussians
 from .render import rasterize
 from .sh import rgb_to_sh_dc
 from .surfaces import (
@@ -264,7 +264,8 @@ def train_splats(views: Sequence[TrainingView], init: Gaussians, config: TrainCo
     optimizers = {k: torch.optim.Adam([params[k]], lr=rates[k], eps=1e-15) for k in params}
     appearance = torch.nn.Parameter(torch.zeros(len(views), 3, 4))  # deviation from the identity
     appearance_optimizer = torch.optim.Adam([appearance], lr=config.lr_appearance, eps=1e-15)
-    background_colour = torch.nn.Parameter(torch.tensor(config.background))  # used through `_in_range`
+    background_colour = torch.nn.Parameter(torch.tensor(config.background),  # used through `_in_range`
+                                            requires_grad=config.learn_background)
     background_optimizer = torch.optim.Adam([background_colour], lr=config.lr_background, eps=1e-15)
     extras = {"appearance": (appearance, appearance_optimizer), "background": (background_colour, background_optimizer)}
     strategy = DefaultStrategy(refine_start_iter=config.refine_start, refine_stop_iter=config.refine_stop,
@@ -294,7 +295,7 @@ def train_splats(views: Sequence[TrainingView], init: Gaussians, config: TrainCo
         degree = min(config.sh_degree, step // config.sh_degree_interval)
         gaussians = _gaussians(params)
         with_normals = config.depth_normal_weight > 0 and step >= config.depth_normal_start
-        background = _in_range(background_colour) if config.learn_background else torch.tensor(config.background)
+        background = _in_range(background_colour)
         out = rasterize(gaussians, cameras, features=facing_normals(gaussians, cameras) if with_normals else None,
                         sh_degree=degree, background=background, backend=config.backend)
         info = {"means2d": out.means2d, "width": target.shape[2], "height": target.shape[1],
@@ -354,8 +355,7 @@ def train_splats(views: Sequence[TrainingView], init: Gaussians, config: TrainCo
                              extras)
     final = _gaussians({k: v.detach() for k, v in params.items()})
     corrections = torch.eye(3, 4) + (appearance - appearance.mean(0)).detach()
-    background = background_colour.detach().clamp(0, 1) if config.learn_background else torch.tensor(config.background)
-    return TrainResult(final, log, corrections, pruned, background)
+    return TrainResult(final, log, corrections, pruned, background_colour.detach().clamp(0, 1))
 
 
 def _in_range(colour: torch.Tensor) -> torch.Tensor:
@@ -368,13 +368,10 @@ def _coverage(gaussians: Gaussians, owner: torch.Tensor, planes: Sequence[Plane]
               rng: np.random.Generator, config: TrainConfig) -> torch.Tensor:
     """`plane_coverage_loss` of one plane drawn at random, in a window centred on one of its Gaussians."""
     plane = int(rng.integers(len(planes)))
-    members = torch.nonzero(owner == plane).flatten()
-    if len(members) == 0:
+    chosen = select_gaussians(gaussians, owner == plane)
+    if len(chosen) == 0:
         return gaussians.means.sum() * 0
-    chosen = Gaussians(*(t.index_select(0, members) for t in (gaussians.means, gaussians.quats_wxyz,
-                                                              gaussians.log_scales, gaussians.logit_opacities,
-                                                              gaussians.sh)))
-    centre = chosen.means[int(rng.integers(len(members)))].detach()
+    centre = chosen.means[int(rng.integers(len(chosen)))].detach()
     return plane_coverage_loss(chosen, planes[plane], fronts[plane], centre, config.coverage_pixel,
                                config.coverage_size, config.coverage_cell, config.backend)
 
