@@ -14,19 +14,15 @@ DEMO_OUT ?= demo
 
 .PHONY: demo test setup splats-kernel browser
 
+# `reshoot run` does every stage that is out of date (all of them the first time; a second `make demo`
+# redoes nothing: the take is made once) and exits 1 when the shot's check fails.
 demo: $(STAMP) splats-kernel
-	$(VENV)/bin/reshoot synth $(DEMO_OUT)/take --overwrite
+	@test -f $(DEMO_OUT)/take/take.json || $(VENV)/bin/reshoot synth $(DEMO_OUT)/take --overwrite
 	$(VENV)/bin/reshoot init $(DEMO_OUT)/workspace --footage $(DEMO_OUT)/take/footage \
-	  --survey $(DEMO_OUT)/take/survey --force
-	$(VENV)/bin/reshoot register $(DEMO_OUT)/workspace --camera-height 1.6
-	$(VENV)/bin/reshoot reconstruct $(DEMO_OUT)/workspace
-	$(VENV)/bin/reshoot layout $(DEMO_OUT)/workspace
-	$(VENV)/bin/reshoot shoot $(DEMO_OUT)/workspace "overhead wide" --name overhead --overwrite
-	$(VENV)/bin/reshoot export $(DEMO_OUT)/workspace overhead --overwrite
-	$(VENV)/bin/reshoot synthesize $(DEMO_OUT)/workspace overhead
-	$(VENV)/bin/reshoot check $(DEMO_OUT)/workspace overhead || \
+	  --survey $(DEMO_OUT)/take/survey --force --set register.camera_height=1.6
+	$(VENV)/bin/reshoot run $(DEMO_OUT)/workspace --shot "overhead=overhead wide" || \
 	  echo "reshoot demo: the check flags problems in the overhead shot (exit 1); see the report"
-	$(VENV)/bin/reshoot report $(DEMO_OUT)/workspace
+	$(VENV)/bin/reshoot export $(DEMO_OUT)/workspace overhead --overwrite
 	@echo "reshoot demo: synthetic take in $(DEMO_OUT)/take (footage/ as shot, gt/ ground truth),"
 	@echo "              workspace in $(DEMO_OUT)/workspace: cameras in registration/, splats in splats/,"
 	@echo "              layout.json + layout_plan.png, the overhead shot in shots/overhead/ (conditioning/preview.mp4,"
@@ -34,6 +30,9 @@ demo: $(STAMP) splats-kernel
 	@echo "              its check.json, and the continuity report in $(DEMO_OUT)/workspace/report/index.html"
 
 test: $(STAMP) splats-kernel browser
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) scripts/typecheck.py
 	$(PY) -m pytest -q
 
 setup: $(STAMP) splats-kernel

@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from model_quality import HELD_OUT, evaluate
 
 HERE = Path(__file__).resolve().parent
@@ -48,13 +47,17 @@ def main() -> None:
     started = time.perf_counter()
     scene = load_scene(build_scene(work / "scene", args.seed, settings, keep_in=work))
     timings["scene_s"] = time.perf_counter() - started
-    budget = ReconstructOptions(set_iterations=settings.set_iterations,
-                                first_actor_iterations=settings.first_actor_iterations,
-                                actor_iterations=settings.actor_iterations, checkpoint_every=settings.set_iterations,
-                                seed=args.seed)
+    budget = ReconstructOptions(
+        set_iterations=settings.set_iterations,
+        first_actor_iterations=settings.first_actor_iterations,
+        actor_iterations=settings.actor_iterations,
+        checkpoint_every=settings.set_iterations,
+        seed=args.seed,
+    )
     started = time.perf_counter()
-    adapted = adapt_model(work / "ws", AdaptOptions(steps=args.adapt_steps, start_from=args.checkpoint,
-                                                    reconstruct=budget))
+    adapted = adapt_model(
+        work / "ws", AdaptOptions(steps=args.adapt_steps, start_from=args.checkpoint, reconstruct=budget)
+    )
     timings["adapt_s"] = time.perf_counter() - started
     models = {"pretrained": from_pretrained(args.checkpoint), "adapted": from_pretrained(adapted.out)}
     rows = []
@@ -67,15 +70,31 @@ def main() -> None:
             row["render"] = scores["render"]
             row[label] = scores["model"]
         rows.append(row)
-        print(f"{name:10s} " + "  ".join(
-            f"{k} {row[k]['psnr']:.2f}/{row[k]['ssim']:.3f}/{row[k]['psnr_low_alpha'] or float('nan'):.2f}"
-            for k in ("render", "pretrained", "adapted")), flush=True)
-    record = {"benchmark": "adaptation_synthetic", "seed": args.seed, "adapt_steps": args.adapt_steps,
-              "checkpoint": str(args.checkpoint), "adaptation_validation": adaptation_validation(adapted.out),
-              "rows": rows, "mean": {k: {m: float(np.mean([r[k][m] for r in rows if r[k][m] is not None]))
-                                         for m in ("psnr", "ssim", "psnr_low_alpha")}
-                                     for k in ("render", "pretrained", "adapted")},
-              "timings": timings, "cpus": os.cpu_count()}
+        print(
+            f"{name:10s} "
+            + "  ".join(
+                f"{k} {row[k]['psnr']:.2f}/{row[k]['ssim']:.3f}/{row[k]['psnr_low_alpha'] or float('nan'):.2f}"
+                for k in ("render", "pretrained", "adapted")
+            ),
+            flush=True,
+        )
+    record = {
+        "benchmark": "adaptation_synthetic",
+        "seed": args.seed,
+        "adapt_steps": args.adapt_steps,
+        "checkpoint": str(args.checkpoint),
+        "adaptation_validation": adaptation_validation(adapted.out),
+        "rows": rows,
+        "mean": {
+            k: {
+                m: float(np.mean([r[k][m] for r in rows if r[k][m] is not None]))
+                for m in ("psnr", "ssim", "psnr_low_alpha")
+            }
+            for k in ("render", "pretrained", "adapted")
+        },
+        "timings": timings,
+        "cpus": os.cpu_count(),
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=2) + "\n")
     print(json.dumps(record["adaptation_validation"]))

@@ -38,29 +38,30 @@ def main() -> None:
     args = parser.parse_args()
 
     import imageio.v3 as iio
+    from reconstruct_take import _scores  # noqa: E402 (same folder)
 
     from reshoot.datasets.footage import open_footage
     from reshoot.geometry.camera import undistort_image
     from reshoot.geometry.cameras_io import read_cameras_json, write_cameras_json
+    from reshoot.image_metrics import psnr, ssim_map
     from reshoot.reconstruct import ReconstructOptions, reconstruct
     from reshoot.registration import register
-    from reshoot.render import parse_frames, render_cameras
-    from reshoot.workspace import init_workspace
-
-    from reconstruct_take import _scores  # noqa: E402 (same folder)
-
-    from reshoot.image_metrics import psnr, ssim_map
-    from reshoot.render import load_splat_scene
+    from reshoot.render import load_splat_scene, parse_frames, render_cameras
+    from reshoot.workspace import Workspace, init_workspace
 
     with tempfile.TemporaryDirectory() as tmp:
         ws = Path(tmp) / "ws"
         footage_dir = args.data / "calibration" / "extrinsic"
         init_workspace(ws, footage_dir, calibration=args.data / "camera_array.toml")
         register(ws)
-        cameras = read_cameras_json(ws / "registration" / "cameras.json").cameras
+        cameras = read_cameras_json(Workspace(ws).cameras).cameras
         training = tuple(n for n in cameras.names if n != args.held_out)
-        options = ReconstructOptions(downscale=args.downscale, set_iterations=args.set_iterations,
-                                     cameras=training, frames=parse_frames(args.frames))
+        options = ReconstructOptions(
+            downscale=args.downscale,
+            set_iterations=args.set_iterations,
+            cameras=training,
+            frames=parse_frames(args.frames),
+        )
         started = time.perf_counter()
         summary = reconstruct(ws, options)
         seconds = time.perf_counter() - started
@@ -74,29 +75,53 @@ def main() -> None:
             for frame in range(frames[0], frames[1], args.score_every):
                 real = undistort_image(torch.from_numpy(footage.source(args.held_out).read(frame)), held).numpy()
                 h, w = real.shape[0] // args.downscale, real.shape[1] // args.downscale
-                real = real[: h * args.downscale, : w * args.downscale].reshape(h, args.downscale, w, args.downscale, 3).mean((1, 3))
+                real = (
+                    real[: h * args.downscale, : w * args.downscale]
+                    .reshape(h, args.downscale, w, args.downscale, 3)
+                    .mean((1, 3))
+                )
                 folder = Path(tmp) / "renders" / args.held_out
                 render = iio.imread(folder / f"{frame:06d}.png") / 255.0
                 alpha = iio.imread(folder / "alpha" / f"{frame:06d}.png") / 255.0
                 per_frame[frame] = _scores(render, real, alpha)
-                seen = _seen_by_training(load_splat_scene(ws).at(frame), held.scaled(args.downscale).pinhole(),
-                                         cameras.select(list(training)).scaled(args.downscale).pinhole())
-                per_frame[frame].update(seen_share=float(seen.mean()), psnr_seen=psnr(render, real, seen),
-                                        ssim_seen=float(ssim_map(render, real)[seen].mean()))
+                seen = _seen_by_training(
+                    load_splat_scene(ws).at(frame),
+                    held.scaled(args.downscale).pinhole(),
+                    cameras.select(list(training)).scaled(args.downscale).pinhole(),
+                )
+                per_frame[frame].update(
+                    seen_share=float(seen.mean()),
+                    psnr_seen=psnr(render, real, seen),
+                    ssim_seen=float(ssim_map(render, real)[seen].mean()),
+                )
     mean = {k: float(np.mean([s[k] for s in per_frame.values() if k in s])) for k in next(iter(per_frame.values()))}
-    out = {"benchmark": "caliscope_holdout", "held_out": args.held_out, "training_cameras": list(training),
-           "downscale": args.downscale, "seconds_reconstruct": seconds, "set_gaussians": summary.set_gaussians,
-           "set_psnr_vs_plate": summary.set_psnr, "environment": environment, "set_plus_actors_psnr_vs_frames": summary.actor_psnr,
-           "held_out_scores_per_frame": per_frame, "held_out_scores_mean": mean, "cpus": os.cpu_count()}
+    out = {
+        "benchmark": "caliscope_holdout",
+        "held_out": args.held_out,
+        "training_cameras": list(training),
+        "downscale": args.downscale,
+        "seconds_reconstruct": seconds,
+        "set_gaussians": summary.set_gaussians,
+        "set_psnr_vs_plate": summary.set_psnr,
+        "environment": environment,
+        "set_plus_actors_psnr_vs_frames": summary.actor_psnr,
+        "held_out_scores_per_frame": per_frame,
+        "held_out_scores_mean": mean,
+        "cpus": os.cpu_count(),
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2) + "\n")
-    print(f"trained on {training} in {seconds:.0f} s; training PSNR vs frames {summary.actor_psnr}; "
-          f"pruned {summary.pruned}; environment {environment}")
+    print(
+        f"trained on {training} in {seconds:.0f} s; training PSNR vs frames {summary.actor_psnr}; "
+        f"pruned {summary.pruned}; environment {environment}"
+    )
     for frame, s in per_frame.items():
-        print(f"{args.held_out} frame {frame:3d}: PSNR {s['psnr_all']:.2f} dB, SSIM {s['ssim_all']:.3f} (all); "
-              f"PSNR {s.get('psnr_covered', float('nan')):.2f}, SSIM {s.get('ssim_covered', float('nan')):.3f} "
-              f"(alpha >= 0.9, {s['covered_share']:.0%} of pixels); PSNR {s['psnr_seen']:.2f}, SSIM "
-              f"{s['ssim_seen']:.3f} (seen by a training camera, {s['seen_share']:.0%} of pixels)")
+        print(
+            f"{args.held_out} frame {frame:3d}: PSNR {s['psnr_all']:.2f} dB, SSIM {s['ssim_all']:.3f} (all); "
+            f"PSNR {s.get('psnr_covered', float('nan')):.2f}, SSIM {s.get('ssim_covered', float('nan')):.3f} "
+            f"(alpha >= 0.9, {s['covered_share']:.0%} of pixels); PSNR {s['psnr_seen']:.2f}, SSIM "
+            f"{s['ssim_seen']:.3f} (seen by a training camera, {s['seen_share']:.0%} of pixels)"
+        )
     print(f"mean: {mean} -> {args.out}")
 
 
@@ -108,8 +133,9 @@ def _seen_by_training(gaussians, held, training, tolerance: float = 0.05) -> np.
     out = render_each(gaussians, held)[0]
     depths = torch.stack([render.depth[0] for render in render_each(gaussians, training)])
     h, w = out.depth.shape[1:]
-    rows, cols = torch.meshgrid(torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64),
-                                indexing="ij")
+    rows, cols = torch.meshgrid(
+        torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64), indexing="ij"
+    )
     surface = out.alpha[0] >= 0.5
     points = held.unproject(torch.stack([cols, rows], -1).reshape(1, -1, 2), out.depth[0].reshape(1, -1).double())[0]
     seen = views_seeing(points, training, depths, tolerance) > 0

@@ -32,7 +32,8 @@ def board_centres(csv_path: Path) -> dict[int, np.ndarray]:
     with open(csv_path, newline="") as f:
         for row in csv.DictReader(f):
             corners.setdefault(int(row["sync_index"]), []).append(
-                [float(row["x_coord"]), float(row["y_coord"]), float(row["z_coord"])])
+                [float(row["x_coord"]), float(row["y_coord"]), float(row["z_coord"])]
+            )
     return {k: np.mean(v, axis=0) for k, v in corners.items()}
 
 
@@ -46,8 +47,11 @@ def frame_of_sync_index(timestamps_csv: Path) -> dict[int, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=HERE.parent.parent / "shared" / "data" / "caliscope_4cam")
-    parser.add_argument("--reconstruct", action="store_true",
-                        help="reconstruct the set first (500 steps at 1/4 size): props from splats, occluding depth")
+    parser.add_argument(
+        "--reconstruct",
+        action="store_true",
+        help="reconstruct the set first (500 steps at 1/4 size): props from splats, occluding depth",
+    )
     parser.add_argument("--margin", type=float, default=0.0, help="metres added around the person's box")
     parser.add_argument("--workspace", type=Path, help="keep the workspace here (default: a temporary folder)")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "caliscope_layout.json")
@@ -59,21 +63,22 @@ def main() -> None:
     from reshoot.layout import layout
     from reshoot.reconstruct import ReconstructOptions, reconstruct
     from reshoot.registration import register
-    from reshoot.workspace import init_workspace
+    from reshoot.workspace import Workspace, init_workspace
 
     with tempfile.TemporaryDirectory() as tmp:
         ws = args.workspace or Path(tmp) / "ws"
-        if not (ws / "registration" / "cameras.json").is_file():
-            init_workspace(ws, args.data / "calibration" / "extrinsic", calibration=args.data / "camera_array.toml",
-                           force=True)
+        if not Workspace(ws).cameras.is_file():
+            init_workspace(
+                ws, args.data / "calibration" / "extrinsic", calibration=args.data / "camera_array.toml", force=True
+            )
             register(ws)
         if args.reconstruct:
             reconstruct(ws, ReconstructOptions(downscale=4, set_iterations=500, frames=(0, 1)))
         started = time.perf_counter()
         summary = layout(ws)
         seconds = time.perf_counter() - started
-        doc = json.loads((ws / "layout.json").read_text())
-        registered = read_cameras_json(ws / "registration" / "cameras.json").cameras
+        doc = json.loads(Workspace(ws).layout.read_text())
+        registered = read_cameras_json(Workspace(ws).cameras).cameras
     transform = registration_from_truth(load_caliscope_camera_array(args.data / "camera_array.toml"), registered)
     first, stop = doc["frames"]
     characters = [e for e in doc["entities"] if e["kind"] == "character"]
@@ -91,25 +96,38 @@ def main() -> None:
         if frame is None or not first <= frame < stop:
             continue
         point = transform[:3, :3] @ centre + transform[:3, 3]
-        holding = [hi - lo for lo, hi in boxes.get(frame, [])
-                   if np.all(point >= lo - args.margin) and np.all(point <= hi + args.margin)]
+        holding = [
+            hi - lo
+            for lo, hi in boxes.get(frame, [])
+            if np.all(point >= lo - args.margin) and np.all(point <= hi + args.margin)
+        ]
         inside[frame] = bool(holding)
         if holding:
             sizes.append(min(holding, key=lambda size: float(np.prod(size))))
     board_share = float(np.mean(list(inside.values()))) if inside else float("nan")
-    out = {"benchmark": "caliscope_layout", "reconstructed": args.reconstruct, "seconds_layout": seconds,
-           "frames": [first, stop], "characters": summary.characters, "props": summary.props,
-           "person_found_share": found_share, "board_frames": len(inside), "board_inside_box_share": board_share,
-           "board_outside_frames": sorted(k for k, v in inside.items() if not v),
-           "holding_box_size_median_m": np.median(sizes, axis=0).round(3).tolist() if sizes else None,
-           "warnings": summary.warnings,
-           "cpus": os.cpu_count()}
+    out = {
+        "benchmark": "caliscope_layout",
+        "reconstructed": args.reconstruct,
+        "seconds_layout": seconds,
+        "frames": [first, stop],
+        "characters": summary.characters,
+        "props": summary.props,
+        "person_found_share": found_share,
+        "board_frames": len(inside),
+        "board_inside_box_share": board_share,
+        "board_outside_frames": sorted(k for k, v in inside.items() if not v),
+        "holding_box_size_median_m": np.median(sizes, axis=0).round(3).tolist() if sizes else None,
+        "warnings": summary.warnings,
+        "cpus": os.cpu_count(),
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2) + "\n")
     print(f"layout in {seconds:.0f} s: characters {summary.characters}, props {summary.props}")
-    print(f"  person found in {found_share:.1%} of frames {first}-{stop - 1}; board inside the person's box in "
-          f"{board_share:.1%} of the {len(inside)} frames where caliscope triangulated it; that box measures "
-          f"{out['holding_box_size_median_m']} m (median) -> {args.out}")
+    print(
+        f"  person found in {found_share:.1%} of frames {first}-{stop - 1}; board inside the person's box in "
+        f"{board_share:.1%} of the {len(inside)} frames where caliscope triangulated it; that box measures "
+        f"{out['holding_box_size_median_m']} m (median) -> {args.out}"
+    )
 
 
 if __name__ == "__main__":

@@ -67,7 +67,7 @@ def main() -> None:
     from reshoot.registration import register
     from reshoot.render import parse_frames
     from reshoot.synthesis import synthesize_frames
-    from reshoot.workspace import init_workspace
+    from reshoot.workspace import Workspace, init_workspace
 
     span = parse_frames(args.frames)
     frames = list(range(*span))
@@ -77,7 +77,7 @@ def main() -> None:
     footage = args.work / "footage"
     ws = args.work / "ws"
     timings = {}
-    if not (ws / "layout.json").is_file():
+    if not Workspace(ws).layout.is_file():
         footage.mkdir(parents=True, exist_ok=True)
         for name in kept:
             link = footage / f"{name}.mp4"
@@ -88,7 +88,7 @@ def main() -> None:
         register(ws)
         layout(ws)
     budget = ReconstructOptions(downscale=args.downscale, set_iterations=args.set_iterations, frames=span)
-    if not (ws / "splats" / "background.ply").is_file():
+    if not Workspace(ws).set_splats.is_file():
         started = time.perf_counter()
         reconstruct(ws, budget)
         timings["reconstruct_s"] = time.perf_counter() - started
@@ -97,14 +97,15 @@ def main() -> None:
     timings["adapt_s"] = time.perf_counter() - started
 
     pretrained = from_pretrained(args.checkpoint)
-    registered = read_cameras_json(ws / "registration" / "cameras.json").cameras
+    registered = read_cameras_json(Workspace(ws).cameras).cameras
     held = cameras_in_registration_frame(calibration, registered).select(args.held_out)
     work_w, work_h = working_size(int(held.width[0]), int(held.height[0]), pretrained.config.working_pixels)
     target = resized_camera(held.pinhole(), work_w, work_h)
     passes = {k: torch.from_numpy(v[0]) for k, v in render_targets(ws, target, frames).items()}
     with open_footage(videos, args.data / "camera_array.toml") as take:
-        truth = torch.stack([undistort_image(torch.from_numpy(take.source(args.held_out).read(f)), held)
-                             for f in frames])
+        truth = torch.stack(
+            [undistort_image(torch.from_numpy(take.source(args.held_out).read(f)), held) for f in frames]
+        )
     truth = area_resized(truth, (work_w, work_h))
     sources = registered.select(kept)
     source_rgb = torch.from_numpy(footage_frames(ws, kept, frames, (work_w, work_h))).float() / 255
@@ -114,16 +115,34 @@ def main() -> None:
     unscaled = from_pretrained(adapted.out)
     unscaled.config = dataclasses.replace(unscaled.config, correction_scale=1.0)
     for label, model in (("pretrained", pretrained), ("adapted", adapted_model), ("adapted_unscaled", unscaled)):
-        out, _ = synthesize_frames(model, cams, frames, passes["render_rgb"], passes["render_depth"],
-                                   passes["render_alpha"], passes["entity_ids"].long(), sources,
-                                   lambda f: (source_rgb[frames.index(f)], f))
+        out, _ = synthesize_frames(
+            model,
+            cams,
+            frames,
+            passes["render_rgb"],
+            passes["render_depth"],
+            passes["render_alpha"],
+            passes["entity_ids"].long(),
+            sources,
+            lambda f: (source_rgb[frames.index(f)], f),
+        )
         candidates[label] = out
     results = {label: scores(frames_.float(), truth.float()) for label, frames_ in candidates.items()}
-    record = {"benchmark": "caliscope_model", "held_out": args.held_out, "workspace_cameras": kept,
-              "frames": args.frames, "downscale": args.downscale, "adapt_steps": args.adapt_steps,
-              "adapted_loss": [adapted.first_loss, adapted.last_loss], "working_size": [work_w, work_h],
-              "adaptation_validation": adaptation_validation(adapted.out),
-              "scores": results, "timings": timings, "cpus": os.cpu_count(), "checkpoint": str(args.checkpoint)}
+    record = {
+        "benchmark": "caliscope_model",
+        "held_out": args.held_out,
+        "workspace_cameras": kept,
+        "frames": args.frames,
+        "downscale": args.downscale,
+        "adapt_steps": args.adapt_steps,
+        "adapted_loss": [adapted.first_loss, adapted.last_loss],
+        "working_size": [work_w, work_h],
+        "adaptation_validation": adaptation_validation(adapted.out),
+        "scores": results,
+        "timings": timings,
+        "cpus": os.cpu_count(),
+        "checkpoint": str(args.checkpoint),
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=2) + "\n")
     for label, s in results.items():

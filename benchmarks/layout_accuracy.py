@@ -39,8 +39,11 @@ def _segment_hits_box(a: np.ndarray, b: np.ndarray, lo: np.ndarray, hi: np.ndarr
 def hidden_behind_props(truth: list[dict], cameras) -> dict[str, int]:
     """Per true character: frames where a prop stands between it and at least one production camera
     (ground truth, floor plane), i.e. how much the take tests tracking behind props."""
-    props = [(np.asarray(e["frames"][0]["box_min"])[:2], np.asarray(e["frames"][0]["box_max"])[:2])
-             for e in truth if e["kind"] == "prop"]
+    props = [
+        (np.asarray(e["frames"][0]["box_min"])[:2], np.asarray(e["frames"][0]["box_max"])[:2])
+        for e in truth
+        if e["kind"] == "prop"
+    ]
     centres = cameras.centers.numpy()[:, :2]
     out = {}
     for e in truth:
@@ -48,7 +51,8 @@ def hidden_behind_props(truth: list[dict], cameras) -> dict[str, int]:
             continue
         out[e["name"]] = sum(
             any(_segment_hits_box(c, np.asarray(f["position"][:2]), lo, hi) for c in centres for lo, hi in props)
-            for f in e["frames"])
+            for f in e["frames"]
+        )
     return out
 
 
@@ -59,13 +63,13 @@ def _seed_range(text: str) -> list[int]:
 
 def over_seeds(seeds: list[int], cache: Path, out: Path) -> None:
     """Make, register, reconstruct (the set), lay out and score a default take per seed."""
-    from reshoot.datasets.synthetic import SynthConfig, generate_take
+    from reshoot.datasets.synthetic import SynthConfig, TakePaths, generate_take
     from reshoot.geometry.cameras_io import read_cameras_json
     from reshoot.ground_truth import compare_layouts, registration_from_truth
     from reshoot.layout import layout
     from reshoot.reconstruct import ReconstructOptions, reconstruct
     from reshoot.registration import RegistrationOptions, ScaleHint, register
-    from reshoot.workspace import init_workspace
+    from reshoot.workspace import Workspace, init_workspace
 
     rows, errors = [], []
     for seed in seeds:
@@ -73,38 +77,57 @@ def over_seeds(seeds: list[int], cache: Path, out: Path) -> None:
         started = time.perf_counter()
         if not (take / "take.json").is_file():
             generate_take(take, SynthConfig(seed=seed))
-        if not (ws / "splats" / "background.ply").is_file():
+        if not Workspace(ws).set_splats.is_file():
             init_workspace(ws, take / "footage", survey=take / "survey", force=True)
             register(ws, RegistrationOptions(scale=ScaleHint(camera_heights={"*": 1.6})))
             reconstruct(ws, ReconstructOptions(frames=(0, 1)))
         layout(ws)
-        truth = json.loads((take / "gt" / "entities.json").read_text())["entities"]
-        estimate = json.loads((ws / "layout.json").read_text())["entities"]
-        transform = registration_from_truth(read_cameras_json(take / "gt" / "cameras.json").cameras,
-                                            read_cameras_json(ws / "registration" / "cameras.json").cameras)
+        truth = json.loads(TakePaths(take).entities.read_text())["entities"]
+        estimate = json.loads(Workspace(ws).layout.read_text())["entities"]
+        transform = registration_from_truth(
+            read_cameras_json(TakePaths(take).cameras).cameras, read_cameras_json(Workspace(ws).cameras).cameras
+        )
         scores = compare_layouts(estimate, truth, transform)
         frames = {e["name"]: len(e["frames"]) for e in truth if e["kind"] == "character"}
         found = {name: len(scores.floor_errors.get(name, [])) / count for name, count in frames.items()}
         errors += [e for v in scores.floor_errors.values() for e in v]
-        rows.append({"seed": seed, "found_share": found, "missing": scores.missing, "phantoms": scores.phantoms,
-                     "floor_error_m": {n: {"median": float(np.median(v)), "p95": float(np.percentile(v, 95))}
-                                       for n, v in scores.floor_errors.items()},
-                     "identity_switches": scores.identity_switches, "seconds": time.perf_counter() - started})
-        print(f"seed {seed}: found {({k: f'{v:.0%}' for k, v in found.items()})}, missing {scores.missing}, "
-              f"phantoms {scores.phantoms}, floor error medians "
-              f"{({n: round(f['median'] * 100, 1) for n, f in rows[-1]['floor_error_m'].items()})} cm")
+        rows.append(
+            {
+                "seed": seed,
+                "found_share": found,
+                "missing": scores.missing,
+                "phantoms": scores.phantoms,
+                "floor_error_m": {
+                    n: {"median": float(np.median(v)), "p95": float(np.percentile(v, 95))}
+                    for n, v in scores.floor_errors.items()
+                },
+                "identity_switches": scores.identity_switches,
+                "seconds": time.perf_counter() - started,
+            }
+        )
+        print(
+            f"seed {seed}: found { ({k: f'{v:.0%}' for k, v in found.items()}) }, missing {scores.missing}, "
+            f"phantoms {scores.phantoms}, floor error medians "
+            f"{ ({n: round(f['median'] * 100, 1) for n, f in rows[-1]['floor_error_m'].items()}) } cm"
+        )
     everything = np.array(errors) if errors else np.array([np.nan])
-    summary = {"benchmark": "layout_accuracy_seeds", "seeds": seeds, "takes": rows,
-               "every_character_found_95": all(v >= 0.95 for r in rows for v in r["found_share"].values()),
-               "floor_error_all_m": {"median": float(np.median(everything)), "p95": float(np.percentile(everything, 95))},
-               "takes_without_phantom_or_missing": sum(not r["missing"] and not r["phantoms"] for r in rows),
-               "cpus": os.cpu_count()}
+    summary = {
+        "benchmark": "layout_accuracy_seeds",
+        "seeds": seeds,
+        "takes": rows,
+        "every_character_found_95": all(v >= 0.95 for r in rows for v in r["found_share"].values()),
+        "floor_error_all_m": {"median": float(np.median(everything)), "p95": float(np.percentile(everything, 95))},
+        "takes_without_phantom_or_missing": sum(not r["missing"] and not r["phantoms"] for r in rows),
+        "cpus": os.cpu_count(),
+    }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"over seeds {seeds[0]}-{seeds[-1]}: every character found in >= 95 % of frames: "
-          f"{summary['every_character_found_95']}; floor error median {summary['floor_error_all_m']['median'] * 100:.1f} "
-          f"cm, p95 {summary['floor_error_all_m']['p95'] * 100:.1f} cm; takes with no phantom or missing entity "
-          f"{summary['takes_without_phantom_or_missing']} of {len(rows)} -> {out}")
+    print(
+        f"over seeds {seeds[0]}-{seeds[-1]}: every character found in >= 95 % of frames: "
+        f"{summary['every_character_found_95']}; floor error median {summary['floor_error_all_m']['median'] * 100:.1f} "
+        f"cm, p95 {summary['floor_error_all_m']['p95'] * 100:.1f} cm; takes with no phantom or missing entity "
+        f"{summary['takes_without_phantom_or_missing']} of {len(rows)} -> {out}"
+    )
 
 
 def main() -> None:
@@ -116,40 +139,64 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     if args.seeds is not None:
-        over_seeds(_seed_range(args.seeds), args.cache, args.out or Path("benchmarks/results/layout_accuracy_seeds.json"))
+        over_seeds(
+            _seed_range(args.seeds), args.cache, args.out or Path("benchmarks/results/layout_accuracy_seeds.json")
+        )
         return
     args.out = args.out or Path("benchmarks/results/layout_accuracy.json")
 
+    from reshoot.datasets.synthetic import TakePaths
     from reshoot.geometry.cameras_io import read_cameras_json
     from reshoot.ground_truth import compare_layouts, registration_from_truth
     from reshoot.layout import layout
+    from reshoot.workspace import Workspace
 
     started = time.perf_counter()
     summary = layout(args.workspace)
     seconds = time.perf_counter() - started
-    estimate = json.loads((args.workspace / "layout.json").read_text())["entities"]
-    truth = json.loads((args.take / "gt" / "entities.json").read_text())["entities"]
-    transform = registration_from_truth(read_cameras_json(args.take / "gt" / "cameras.json").cameras,
-                                        read_cameras_json(args.workspace / "registration" / "cameras.json").cameras)
+    estimate = json.loads(Workspace(args.workspace).layout.read_text())["entities"]
+    truth = json.loads(TakePaths(args.take).entities.read_text())["entities"]
+    transform = registration_from_truth(
+        read_cameras_json(TakePaths(args.take).cameras).cameras,
+        read_cameras_json(Workspace(args.workspace).cameras).cameras,
+    )
     scores = compare_layouts(estimate, truth, transform)
-    production = read_cameras_json(args.workspace / "registration" / "cameras.json").cameras.names
-    hidden = hidden_behind_props(truth, read_cameras_json(args.take / "gt" / "cameras.json").cameras.select(production))
-    floor = {name: {"median": float(np.median(e)), "p95": float(np.percentile(e, 95)), "frames": len(e)}
-             for name, e in scores.floor_errors.items()}
+    production = read_cameras_json(Workspace(args.workspace).cameras).cameras.names
+    hidden = hidden_behind_props(truth, read_cameras_json(TakePaths(args.take).cameras).cameras.select(production))
+    floor = {
+        name: {"median": float(np.median(e)), "p95": float(np.percentile(e, 95)), "frames": len(e)}
+        for name, e in scores.floor_errors.items()
+    }
     everything = np.concatenate(list(scores.floor_errors.values())) if scores.floor_errors else np.array([np.nan])
-    out = {"benchmark": "layout_accuracy", "workspace": str(args.workspace), "seconds": seconds,
-           "characters_found": summary.characters, "props_found": summary.props, "matches": scores.matches,
-           "missing": scores.missing, "phantoms": scores.phantoms, "character_floor_error_m": floor,
-           "character_floor_error_all_m": {"median": float(np.median(everything)), "p95": float(np.percentile(everything, 95))},
-           "prop_centre_error_m": scores.prop_centre_errors, "character_recall_per_frame": scores.recall,
-           "identity_switches": scores.identity_switches, "frames_behind_a_prop": hidden, "warnings": summary.warnings,
-           "cpus": os.cpu_count()}
+    out = {
+        "benchmark": "layout_accuracy",
+        "workspace": str(args.workspace),
+        "seconds": seconds,
+        "characters_found": summary.characters,
+        "props_found": summary.props,
+        "matches": scores.matches,
+        "missing": scores.missing,
+        "phantoms": scores.phantoms,
+        "character_floor_error_m": floor,
+        "character_floor_error_all_m": {
+            "median": float(np.median(everything)),
+            "p95": float(np.percentile(everything, 95)),
+        },
+        "prop_centre_error_m": scores.prop_centre_errors,
+        "character_recall_per_frame": scores.recall,
+        "identity_switches": scores.identity_switches,
+        "frames_behind_a_prop": hidden,
+        "warnings": summary.warnings,
+        "cpus": os.cpu_count(),
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2) + "\n")
     print(f"layout in {seconds:.0f} s: matched {scores.matches}; missing {scores.missing}; phantoms {scores.phantoms}")
     for name, f in floor.items():
-        print(f"  {name}: floor error median {f['median'] * 100:.1f} cm, 95th percentile {f['p95'] * 100:.1f} cm over {f['frames']} frames")
-    print(f"  props: centre errors {({k: round(v * 100, 1) for k, v in scores.prop_centre_errors.items()})} cm")
+        print(
+            f"  {name}: floor error median {f['median'] * 100:.1f} cm, 95th percentile {f['p95'] * 100:.1f} cm over {f['frames']} frames"
+        )
+    print(f"  props: centre errors { ({k: round(v * 100, 1) for k, v in scores.prop_centre_errors.items()}) } cm")
     print(f"  frames where a prop stands between a character and a camera (ground truth): {hidden}")
     print(f"  recall per frame {scores.recall:.1%}, identity switches {scores.identity_switches} -> {args.out}")
 

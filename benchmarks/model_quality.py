@@ -62,15 +62,26 @@ def evaluate(scene, camera: int, model, static: np.ndarray) -> dict:
     truth = scene.truth[camera].float().numpy() / 255
     cams = posed_frames(scene.targets.select(camera), count=len(frames))
     out, seconds = synthesize_frames(
-        model, cams, frames, rgb, scene.render_depth[camera].float(), alpha, scene.entity_ids[camera].long(),
-        scene.sources, lambda f: (scene.source_rgb[frames.index(f)].float() / 255, f))
+        model,
+        cams,
+        frames,
+        rgb,
+        scene.render_depth[camera].float(),
+        alpha,
+        scene.entity_ids[camera].long(),
+        scene.sources,
+        lambda f: (scene.source_rgb[frames.index(f)].float() / 255, f),
+    )
     candidates = {"render": rgb.numpy(), "inpaint": inpainted(rgb.numpy(), alpha.numpy()), "model": out.numpy()}
     low = alpha.numpy() < 0.5
     row = {"low_alpha_share": float(low.mean()), "model_seconds": seconds}
     for name, frames_ in candidates.items():
-        row[name] = {"psnr": psnr(frames_, truth), "ssim": ssim_all(frames_, truth),
-                     "psnr_low_alpha": psnr(frames_, truth, low) if low.any() else None,
-                     "temporal_change": temporal_change(frames_, static)}
+        row[name] = {
+            "psnr": psnr(frames_, truth),
+            "ssim": ssim_all(frames_, truth),
+            "psnr_low_alpha": psnr(frames_, truth, low) if low.any() else None,
+            "temporal_change": temporal_change(frames_, static),
+        }
     row["truth_temporal_change"] = temporal_change(truth, static)
     return row
 
@@ -81,11 +92,17 @@ def speed(model, repeats: int = 3) -> float:
 
     t, v = model.config.window, 4
     g = torch.Generator().manual_seed(0)
-    window = ShotWindow(torch.rand(1, t, 3, 240, 320, generator=g), torch.rand(1, t, 1, 240, 320, generator=g),
-                        torch.rand(1, t, 1, 240, 320, generator=g), torch.randint(-1, 4, (1, t, 240, 320), generator=g),
-                        torch.randn(1, t, 6, 240, 320, generator=g), torch.zeros(1, t),
-                        torch.rand(1, v, 3, 120, 160, generator=g), torch.randn(1, v, 6, 120, 160, generator=g),
-                        torch.zeros(1, v))
+    window = ShotWindow(
+        torch.rand(1, t, 3, 240, 320, generator=g),
+        torch.rand(1, t, 1, 240, 320, generator=g),
+        torch.rand(1, t, 1, 240, 320, generator=g),
+        torch.randint(-1, 4, (1, t, 240, 320), generator=g),
+        torch.randn(1, t, 6, 240, 320, generator=g),
+        torch.zeros(1, t),
+        torch.rand(1, v, 3, 120, 160, generator=g),
+        torch.randn(1, v, 6, 120, 160, generator=g),
+        torch.zeros(1, v),
+    )
     with torch.no_grad():
         model(window)
         started = time.perf_counter()
@@ -97,7 +114,9 @@ def speed(model, repeats: int = 3) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--takes", type=int, default=10)
-    parser.add_argument("--checkpoint", type=Path, default=Path(__file__).resolve().parent.parent / "model" / "weights" / "tiny")
+    parser.add_argument(
+        "--checkpoint", type=Path, default=Path(__file__).resolve().parent.parent / "model" / "weights" / "tiny"
+    )
     parser.add_argument("--cache", type=Path, default=Path(__file__).resolve().parent.parent / ".cache" / "episodes")
     parser.add_argument("--out", type=Path, default=Path("results/model_quality.json"))
     args = parser.parse_args()
@@ -113,20 +132,37 @@ def main() -> None:
             static = scene.true_ids[camera].numpy() < 0  # the truth shows static set there
             row = {"seed": seed, "camera": name, **evaluate(scene, camera, model, static)}
             rows.append(row)
-            print(f"seed {seed} {name:10s} " + "  ".join(
-                f"{k} {row[k]['psnr']:.2f}/{row[k]['ssim']:.3f}/{row[k]['psnr_low_alpha'] or float('nan'):.2f}"
-                for k in ("render", "inpaint", "model")), flush=True)
+            print(
+                f"seed {seed} {name:10s} "
+                + "  ".join(
+                    f"{k} {row[k]['psnr']:.2f}/{row[k]['ssim']:.3f}/{row[k]['psnr_low_alpha'] or float('nan'):.2f}"
+                    for k in ("render", "inpaint", "model")
+                ),
+                flush=True,
+            )
     summary = {}
     for k in ("render", "inpaint", "model"):
-        summary[k] = {m: float(np.mean([r[k][m] for r in rows if r[k][m] is not None]))
-                      for m in ("psnr", "ssim", "psnr_low_alpha", "temporal_change")}
+        summary[k] = {
+            m: float(np.mean([r[k][m] for r in rows if r[k][m] is not None]))
+            for m in ("psnr", "ssim", "psnr_low_alpha", "temporal_change")
+        }
     summary["truth_temporal_change"] = float(np.mean([r["truth_temporal_change"] for r in rows]))
     summary["model_cpu_seconds_per_320x240_frame"] = speed(model)
     print(json.dumps(summary, indent=2))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"rows": rows, "summary": summary, "checkpoint": str(args.checkpoint),
-                                    "takes": args.takes, "threads": torch.get_num_threads(),
-                                    "argv": sys.argv[1:]}, indent=2))
+    args.out.write_text(
+        json.dumps(
+            {
+                "rows": rows,
+                "summary": summary,
+                "checkpoint": str(args.checkpoint),
+                "takes": args.takes,
+                "threads": torch.get_num_threads(),
+                "argv": sys.argv[1:],
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -34,8 +34,9 @@ def random_scene(cameras: int, n: int, width: int, height: int, seed: int = 0) -
     u = lambda *shape: torch.rand(*shape, generator=g)  # noqa: E731
     radius = 1.0 + 19.0 * u(cameras, n)  # 3-sigma radius of the major axis, px
     margin = 10.0  # some centres just outside the image: partly visible Gaussians
-    means = torch.stack([u(cameras, n) * (width + 2 * margin) - margin,
-                         u(cameras, n) * (height + 2 * margin) - margin], dim=-1)
+    means = torch.stack(
+        [u(cameras, n) * (width + 2 * margin) - margin, u(cameras, n) * (height + 2 * margin) - margin], dim=-1
+    )
     s_major = radius / 3.0
     s_minor = s_major * (0.3 + 0.7 * u(cameras, n))
     theta = u(cameras, n) * math.pi
@@ -48,12 +49,19 @@ def random_scene(cameras: int, n: int, width: int, height: int, seed: int = 0) -
     conics = torch.stack([yy / det, -xy / det, xx / det], dim=-1)
     depths = 1.0 + 9.0 * u(cameras, n)
     colors = torch.cat([u(cameras, n, 3), depths[..., None]], dim=-1)
-    return {"means2d": means, "conics": conics, "colors": colors, "opacities": 0.05 + 0.9 * u(cameras, n),
-            "depths": depths, "radii": torch.ceil(radius).to(torch.int32)}
+    return {
+        "means2d": means,
+        "conics": conics,
+        "colors": colors,
+        "opacities": 0.05 + 0.9 * u(cameras, n),
+        "depths": depths,
+        "radii": torch.ceil(radius).to(torch.int32),
+    }
 
 
-def iterations_per_second(fn, scene: dict[str, torch.Tensor], width: int, height: int, iters: int,
-                          warmup: int) -> float:
+def iterations_per_second(
+    fn, scene: dict[str, torch.Tensor], width: int, height: int, iters: int, warmup: int
+) -> float:
     """fwd + bwd of a loss on render and alpha, `iters` timed runs after `warmup` untimed ones."""
     leaves = {k: v.clone().requires_grad_(k in ("means2d", "conics", "colors", "opacities")) for k, v in scene.items()}
 
@@ -85,13 +93,14 @@ def main() -> None:
 
     scene = random_scene(args.cameras, args.gaussians, args.width, args.height)
     kernel = iterations_per_second(rasterize_to_pixels, scene, args.width, args.height, args.iters, warmup=2)
-    twin = iterations_per_second(rasterize_to_pixels_reference, scene, args.width, args.height, args.twin_iters,
-                                 warmup=0)
+    twin = iterations_per_second(
+        rasterize_to_pixels_reference, scene, args.width, args.height, args.twin_iters, warmup=0
+    )
     ratio = kernel / twin
     result = {
         "benchmark": "rasterize_speed",
         "workload": f"{args.cameras} views x {args.width}x{args.height}, {args.gaussians} Gaussians, D=4, "
-                    "fwd + bwd (loss on render and alpha)",
+        "fwd + bwd (loss on render and alpha)",
         "kernel_its": kernel,
         "twin_its": twin,
         "ratio": ratio,
@@ -109,9 +118,11 @@ def main() -> None:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"rasterize fwd+bwd, {result['workload']}: kernel {kernel:.2f} it/s, twin {twin:.4f} it/s, "
-          f"ratio {ratio:.0f}x (bar >= {BAR_RATIO:.0f}x and >= {BAR_ITS:.0f} it/s) on {torch.get_num_threads()} "
-          f"threads, {result['instruction_set']} -> {args.out}")
+    print(
+        f"rasterize fwd+bwd, {result['workload']}: kernel {kernel:.2f} it/s, twin {twin:.4f} it/s, "
+        f"ratio {ratio:.0f}x (bar >= {BAR_RATIO:.0f}x and >= {BAR_ITS:.0f} it/s) on {torch.get_num_threads()} "
+        f"threads, {result['instruction_set']} -> {args.out}"
+    )
 
 
 if __name__ == "__main__":

@@ -24,21 +24,24 @@ def _errors(estimate, truth, extent: float) -> dict:
     from reshoot.geometry.alignment import pose_errors
 
     e = pose_errors(estimate, truth)
-    return {"rotation_deg_max": float(e.rotation_deg.max()), "rotation_deg_mean": float(e.rotation_deg.mean()),
-            "centre_error_pct_extent_max": float(100 * e.centre_error.max() / extent)}
+    return {
+        "rotation_deg_max": float(e.rotation_deg.max()),
+        "rotation_deg_mean": float(e.rotation_deg.mean()),
+        "centre_error_pct_extent_max": float(100 * e.centre_error.max() / extent),
+    }
 
 
 def run_ours(take: Path, work: Path) -> tuple[float, object]:
     from reshoot.geometry.cameras_io import read_cameras_json
     from reshoot.registration import register
-    from reshoot.workspace import init_workspace
+    from reshoot.workspace import Workspace, init_workspace
 
     ws = work / "ws"
     init_workspace(ws, take / "footage", survey=take / "survey")
     started = time.perf_counter()
     register(ws)
     seconds = time.perf_counter() - started
-    return seconds, read_cameras_json(ws / "registration" / "cameras.json").cameras
+    return seconds, read_cameras_json(Workspace(ws).cameras).cameras
 
 
 def run_naive(take: Path, work: Path) -> tuple[float, object, int]:
@@ -82,8 +85,13 @@ def run_naive(take: Path, work: Path) -> tuple[float, object, int]:
         names.append(source.name)
         poses.append(pose)
         Ks.append(result.cameras.K[own[0]].numpy())
-    cameras = Camera.create(names, np.stack(Ks), torch.from_numpy(np.stack(poses)), [footage.sources[0].width] * len(names),
-                            [footage.sources[0].height] * len(names))
+    cameras = Camera.create(
+        names,
+        np.stack(Ks),
+        torch.from_numpy(np.stack(poses)),
+        [footage.sources[0].width] * len(names),
+        [footage.sources[0].height] * len(names),
+    )
     return seconds, cameras, registered
 
 
@@ -94,7 +102,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/registration_vs_naive.json"))
     args = parser.parse_args()
 
-    from reshoot.datasets.synthetic import SynthConfig, generate_take
+    from reshoot.datasets.synthetic import SynthConfig, TakePaths, generate_take
     from reshoot.geometry.cameras_io import read_cameras_json
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -103,7 +111,7 @@ def main() -> None:
         if take is None:
             take = work / "take"
             generate_take(take, SynthConfig(frames=args.frames))
-        truth = read_cameras_json(take / "gt" / "cameras.json").cameras
+        truth = read_cameras_json(TakePaths(take).cameras).cameras
         extent = float(np.hypot(*json.loads((take / "take.json").read_text())["floor_size"]))
         ours_s, ours = run_ours(take, work)
         naive_s, naive, naive_images = run_naive(take, work)
@@ -111,19 +119,27 @@ def main() -> None:
             "benchmark": "registration_vs_naive",
             "take": {"cameras": 4, "frames": args.frames, "size": "640x360", "survey_photos": 24},
             "ours": {"seconds": ours_s, "registered": list(ours.names), **_errors(ours, truth, extent)},
-            "naive": {"seconds": naive_s, "registered": list(naive.names), "registered_frames": naive_images,
-                      **(_errors(naive, truth, extent) if len(naive) >= 3 else {})},
+            "naive": {
+                "seconds": naive_s,
+                "registered": list(naive.names),
+                "registered_frames": naive_images,
+                **(_errors(naive, truth, extent) if len(naive) >= 3 else {}),
+            },
             "speedup": naive_s / ours_s,
             "cpus": os.cpu_count(),
         }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     o, n = result["ours"], result["naive"]
-    print(f"ours : {o['seconds']:7.1f} s  rot max {o['rotation_deg_max']:.3f} deg  "
-          f"centre max {o['centre_error_pct_extent_max']:.3f} % of extent  ({len(o['registered'])} cameras)")
-    print(f"naive: {n['seconds']:7.1f} s  rot max {n.get('rotation_deg_max', float('nan')):.3f} deg  "
-          f"centre max {n.get('centre_error_pct_extent_max', float('nan')):.3f} % of extent  "
-          f"({len(n['registered'])} cameras, {n['registered_frames']} frames)")
+    print(
+        f"ours : {o['seconds']:7.1f} s  rot max {o['rotation_deg_max']:.3f} deg  "
+        f"centre max {o['centre_error_pct_extent_max']:.3f} % of extent  ({len(o['registered'])} cameras)"
+    )
+    print(
+        f"naive: {n['seconds']:7.1f} s  rot max {n.get('rotation_deg_max', float('nan')):.3f} deg  "
+        f"centre max {n.get('centre_error_pct_extent_max', float('nan')):.3f} % of extent  "
+        f"({len(n['registered'])} cameras, {n['registered_frames']} frames)"
+    )
     print(f"speed-up {result['speedup']:.1f}x -> {args.out}")
 
 

@@ -38,8 +38,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workspace", type=Path, default=Path("demo/workspace"))
     parser.add_argument("--take", type=Path, default=Path("demo/take"))
-    parser.add_argument("--variants", default=None,
-                        help="comma-separated indices into the variants above (0 = the first pass); default all")
+    parser.add_argument(
+        "--variants",
+        default=None,
+        help="comma-separated indices into the variants above (0 = the first pass); default all",
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/set_from_above.json"))
     args = parser.parse_args()
     chosen = list(VARIANTS) if args.variants is None else [list(VARIANTS)[int(i)] for i in args.variants.split(",")]
@@ -47,26 +50,28 @@ def main() -> None:
     import imageio.v3 as iio
 
     from reshoot.background import prepared_plates
+    from reshoot.datasets.synthetic import TakePaths
     from reshoot.geometry.cameras_io import read_cameras_json
     from reshoot.geometry.splats.render import rasterize
     from reshoot.ground_truth import cameras_in_registration_frame
     from reshoot.image_metrics import ssim_map
     from reshoot.reconstruct import ReconstructOptions, fit_static_set, set_train_config
-    from reshoot.workspace import load_workspace
+    from reshoot.workspace import Workspace, load_workspace
 
     options = ReconstructOptions()
     settings = load_workspace(args.workspace)
-    registration = args.workspace / "registration"
-    cameras = read_cameras_json(registration / "cameras.json").cameras
+    ws = Workspace(args.workspace)
+    cameras = read_cameras_json(ws.cameras).cameras
     training = cameras.scaled(options.downscale).pinhole()
     footage = settings.open_footage()
     try:
-        plates = prepared_plates(footage, cameras, options.downscale, options.samples, None,
-                                 settings.open_plates(footage))
+        plates = prepared_plates(
+            footage, cameras, options.downscale, options.samples, None, settings.open_plates(footage)
+        )
     finally:
         footage.close()
-    held = cameras_in_registration_frame(read_cameras_json(args.take / "gt" / "cameras.json").cameras, cameras)
-    entities = json.loads((args.take / "gt" / "entities.json").read_text())["entities"]
+    held = cameras_in_registration_frame(read_cameras_json(TakePaths(args.take).cameras).cameras, cameras)
+    entities = json.loads(TakePaths(args.take).entities.read_text())["entities"]
     characters = [e["id"] for e in entities if e["kind"] == "character"]
 
     results = {}
@@ -74,37 +79,64 @@ def main() -> None:
         changes = VARIANTS[label]
         started = time.perf_counter()
         with tempfile.TemporaryDirectory() as work:
-            fitted = fit_static_set(Path(work), registration, settings, cameras, training, plates, options,
-                                    lambda *_, **__: None,
-                                    lambda o, surfels, changes=changes: replace(set_train_config(o, surfels), **changes))
+            fitted = fit_static_set(
+                Path(work),
+                ws,
+                settings,
+                cameras,
+                training,
+                plates,
+                options,
+                lambda *_, **__: None,
+                lambda o, surfels, changes=changes: replace(set_train_config(o, surfels), **changes),
+            )
         seconds = time.perf_counter() - started
-        scores = {"seconds": round(seconds, 1), "gaussians": len(fitted.background),
-                  "environment": [round(float(c), 4) for c in fitted.environment]}
+        scores = {
+            "seconds": round(seconds, 1),
+            "gaussians": len(fitted.background),
+            "environment": [round(float(c), 4) for c in fitted.environment],
+        }
         for name in ("overhead", "high_angle"):
             camera = held.select(name).pinhole()
             with torch.no_grad():
                 render = rasterize(fitted.background, camera, background=fitted.environment)
             rgb, alpha = render.rgb[0].clamp(0, 1).numpy(), render.alpha[0].numpy()
-            maps = np.load(args.take / "gt" / "maps" / f"{name}.npz")
+            maps = np.load(TakePaths(args.take).maps(name))
             squared, count, ssims, holes = 0.0, 0, [], []
             for frame in FRAMES:
-                truth = iio.imread(args.take / "gt" / "frames" / name / f"{frame:06d}.png")[..., :3] / 255.0
+                truth = iio.imread(TakePaths(args.take).frame(name, frame))[..., :3] / 255.0
                 kept = ~np.isin(maps["entity_ids"][frame], characters)
                 squared += float(((rgb - truth) ** 2).mean(-1)[kept].sum())
                 count += int(kept.sum())
                 ssims.append(float(ssim_map(rgb, truth)[kept].mean()))
                 holes.append(float((alpha[kept & (maps["depth"][frame] > 0)] < 0.9).mean()))
-            scores[name] = {"psnr": round(-10 * np.log10(squared / count), 2), "ssim": round(float(np.mean(ssims)), 3),
-                            "holes": round(float(np.mean(holes)), 3)}
+            scores[name] = {
+                "psnr": round(-10 * np.log10(squared / count), 2),
+                "ssim": round(float(np.mean(ssims)), 3),
+                "holes": round(float(np.mean(holes)), 3),
+            }
         results[label] = scores
-        print(f"{label:52s} overhead {scores['overhead']['psnr']:.2f} dB / {scores['overhead']['ssim']:.3f} "
-              f"(holes {scores['overhead']['holes']:.0%}); high_angle {scores['high_angle']['psnr']:.2f} dB / "
-              f"{scores['high_angle']['ssim']:.3f} (holes {scores['high_angle']['holes']:.0%}); {seconds:.0f} s",
-              flush=True)
+        print(
+            f"{label:52s} overhead {scores['overhead']['psnr']:.2f} dB / {scores['overhead']['ssim']:.3f} "
+            f"(holes {scores['overhead']['holes']:.0%}); high_angle {scores['high_angle']['psnr']:.2f} dB / "
+            f"{scores['high_angle']['ssim']:.3f} (holes {scores['high_angle']['holes']:.0%}); {seconds:.0f} s",
+            flush=True,
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"benchmark": "set_from_above", "workspace": str(args.workspace),
-                                    "frames": list(FRAMES), "variants": {k: VARIANTS[k] for k in chosen}, "results": results,
-                                    "torch_threads": torch.get_num_threads()}, indent=2) + "\n")
+    args.out.write_text(
+        json.dumps(
+            {
+                "benchmark": "set_from_above",
+                "workspace": str(args.workspace),
+                "frames": list(FRAMES),
+                "variants": {k: VARIANTS[k] for k in chosen},
+                "results": results,
+                "torch_threads": torch.get_num_threads(),
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     print(f"-> {args.out}")
 
 

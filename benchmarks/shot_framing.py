@@ -25,6 +25,7 @@ SHOTS = {
 
 
 def main() -> None:
+    from reshoot.datasets.synthetic import TakePaths
     from reshoot.geometry.cameras_io import read_cameras_json
     from reshoot.ground_truth import registration_from_truth, true_boxes_in_frame
     from reshoot.shot_design import design_shot
@@ -39,10 +40,12 @@ def main() -> None:
 
     facts = scene_facts(args.workspace)
     vocabulary = load_vocabulary(args.workspace)
-    truth = json.loads((args.take / "gt" / "entities.json").read_text())["entities"]
-    transform = registration_from_truth(read_cameras_json(args.take / "gt" / "cameras.json").cameras, facts.cameras)
+    truth = json.loads(TakePaths(args.take).entities.read_text())["entities"]
+    transform = registration_from_truth(read_cameras_json(TakePaths(args.take).cameras).cameras, facts.cameras)
     results = {}
-    print(f"{'shot':<15} {'every GT box in frame':>22} {'kept GT boxes in frame':>23} {'max tilt from down':>19} {'design s':>9}")
+    print(
+        f"{'shot':<15} {'every GT box in frame':>22} {'kept GT boxes in frame':>23} {'max tilt from down':>19} {'design s':>9}"
+    )
     for name, description in SHOTS.items():
         spec = apply_description(default_spec(vocabulary), description, vocabulary, facts.entities, facts.cameras.names)
         start = time.perf_counter()
@@ -51,9 +54,15 @@ def main() -> None:
         everyone = true_boxes_in_frame(path, truth, transform)
         kept = true_boxes_in_frame(path, truth, transform, list(spec.keep)) if spec.keep else everyone
         tilt = float(np.degrees(np.arccos(np.clip(-path.cam_from_world[:, 2, 2], -1, 1))).max())
-        results[name] = {"description": description, "every_box_in_frame_share": float(everyone.mean()),
-                         "kept_boxes_in_frame_share": float(kept.mean()), "max_tilt_from_down_deg": tilt,
-                         "widened_by": path.widened_by, "design_seconds": seconds, "frames": len(path.frames)}
+        results[name] = {
+            "description": description,
+            "every_box_in_frame_share": float(everyone.mean()),
+            "kept_boxes_in_frame_share": float(kept.mean()),
+            "max_tilt_from_down_deg": tilt,
+            "widened_by": path.widened_by,
+            "design_seconds": seconds,
+            "frames": len(path.frames),
+        }
         print(f"{name:<15} {everyone.mean():>21.1%} {kept.mean():>22.1%} {tilt:>18.3f}° {seconds:>9.2f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"workspace": str(args.workspace), "shots": results}, indent=2) + "\n")

@@ -20,6 +20,8 @@ from pathlib import Path
 
 
 def main() -> None:
+    from reshoot.datasets.synthetic import TakePaths
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/synth_speed.json"))
@@ -31,11 +33,12 @@ def main() -> None:
         for i in range(args.repeats):
             out = Path(tmp) / f"take{i}"
             started = time.perf_counter()
-            subprocess.run([str(reshoot), "synth", str(out)], check=True, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL)
+            subprocess.run(
+                [str(reshoot), "synth", str(out)], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
             seconds.append(time.perf_counter() - started)
             footage = sum(f.stat().st_size for f in (out / "footage").iterdir())
-            ground_truth = sum(f.stat().st_size for f in (out / "gt").rglob("*") if f.is_file())
+            ground_truth = sum(f.stat().st_size for f in TakePaths(out).gt.rglob("*") if f.is_file())
             shutil.rmtree(out)
     result = {
         "benchmark": "synth_speed",
@@ -52,8 +55,10 @@ def main() -> None:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"reshoot synth, default take: {min(seconds):.1f} s (bar < 60 s) on {os.cpu_count()} cores; "
-          f"footage {result['footage_mb']} MB, ground truth {result['ground_truth_mb']} MB -> {args.out}")
+    print(
+        f"reshoot synth, default take: {min(seconds):.1f} s (bar < 60 s) on {os.cpu_count()} cores; "
+        f"footage {result['footage_mb']} MB, ground truth {result['ground_truth_mb']} MB -> {args.out}"
+    )
 
 
 if __name__ == "__main__":

@@ -1,16 +1,20 @@
 """The `reshoot` command line: thin, it parses, calls the pipeline (`reshoot`), and prints.
 
 Heavy imports (torch, open3d, pycolmap) happen inside commands, so `reshoot --help` answers at once.
-A `ReshootError` is printed as a message for a person, without a traceback, and exits with code 2.
+A `ReshootError` is printed as a message for a person, without a traceback. Exit codes: 0 ok, 1 a check
+failed, 2 bad input (or the workspace is busy), 3 partial (some cameras not registered), 130 interrupted
+(Ctrl-C or SIGTERM). Every command that writes a workspace holds its lock (`--wait SECONDS` to wait for
+another writer) and runs its stage through the stage runner, which records a manifest (reshoot/stage.py).
 """
 
 from __future__ import annotations
 
 import logging
+import signal
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, List, Optional
 
 import typer
 from rich.console import Console
@@ -19,6 +23,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from reshoot import ReshootError, __version__
+from reshoot.workspace import Workspace, load_workspace
 
 app = typer.Typer(
     name="reshoot",
@@ -28,6 +33,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console(stderr=True)
+_wait_seconds = 0.0  # --wait: how long a command waits for another writer of its workspace
 
 
 def _version(value: bool) -> None:
@@ -38,12 +44,23 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log details."),
+    wait: float = typer.Option(
+        0.0,
+        "--wait",
+        help="Seconds to wait when another reshoot is writing the same workspace (default: refuse at once).",
+    ),
 ) -> None:
+    global _wait_seconds
+    _wait_seconds = wait
     logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING, format="%(message)s",
-        handlers=[RichHandler(console=console, show_path=False)], force=True,
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(message)s",
+        handlers=[RichHandler(console=console, show_path=False)],
+        force=True,
     )
 
 
@@ -63,6 +80,26 @@ def _progress() -> Iterator:
         yield update
 
 
+@contextmanager
+def _writing(workspace: Path, command: str, settings_must_read: bool = True) -> Iterator[Workspace]:
+    """Hold the workspace's lock while a command writes it."""
+    from reshoot.stage import workspace_lock
+
+    ws = Workspace(workspace)
+    if settings_must_read:
+        load_workspace(ws.root)  # a clear error when this is not a workspace (before the lock creates .reshoot/)
+    with workspace_lock(ws, _wait_seconds, f"reshoot {command}"):
+        yield ws
+
+
+def _run_stage(ws: Workspace, name: str, shot: str | None, options, progress=None):
+    """Run one stage through the runner (which writes its manifest)."""
+    from reshoot.pipeline import stages
+    from reshoot.stage import run_stage
+
+    return run_stage(ws, stages()[name], shot, options, progress)
+
+
 def _parse_size(text: str) -> tuple[int, int]:
     try:
         width, height = (int(v) for v in text.lower().split("x"))
@@ -71,7 +108,7 @@ def _parse_size(text: str) -> tuple[int, int]:
     return width, height
 
 
-def _parse_offsets(items: List[str]) -> dict[str, int]:
+def _parse_offsets(items: list[str]) -> dict[str, int]:
     offsets = {}
     for item in items:
         name, sep, value = item.partition("=")
@@ -88,26 +125,46 @@ def _parse_offsets(items: List[str]) -> dict[str, int]:
 def init(
     workspace: Path = typer.Argument(..., help="The workspace folder to create (one per take)."),
     footage: Path = typer.Option(..., "--footage", help="Folder of per-camera videos or image-sequence folders."),
-    calibration: Optional[Path] = typer.Option(
+    calibration: Path | None = typer.Option(
         None, "--calibration", help="Known calibration: reshoot cameras.json or caliscope camera_array.toml."
     ),
     sensitive: bool = typer.Option(False, "--sensitive", help="Mark the footage as never to be used for training."),
-    fps: Optional[float] = typer.Option(None, "--fps", help="Frame rate of image-sequence footage (videos carry theirs)."),
-    offset: List[str] = typer.Option([], "--offset", help="Per-camera frame offset CAMERA=FRAMES (repeatable)."),
+    fps: float | None = typer.Option(None, "--fps", help="Frame rate of image-sequence footage (videos carry theirs)."),
+    offset: list[str] = typer.Option([], "--offset", help="Per-camera frame offset CAMERA=FRAMES (repeatable)."),
     force: bool = typer.Option(False, "--force", help="Rewrite the settings of an existing workspace."),
-    survey: Optional[Path] = typer.Option(
+    survey: Path | None = typer.Option(
         None, "--survey", help="Photos (folder) or a video of a walk around the empty set; helps registration."
     ),
-    plates: Optional[Path] = typer.Option(
-        None, "--plates", help="Clean plates: per camera a video or image folder of the empty set, named after the "
-        "camera (else each camera's temporal median over the take, which keeps whoever stands still)."
+    plates: Path | None = typer.Option(
+        None,
+        "--plates",
+        help="Clean plates: per camera a video or image folder of the empty set, named after the "
+        "camera (else each camera's temporal median over the take, which keeps whoever stands still).",
+    ),
+    set_option: list[str] = typer.Option(
+        [],
+        "--set",
+        help="A setting of `reshoot run`'s stages, STAGE.FIELD=VALUE "
+        "(repeat), kept in reshoot.toml, e.g. register.camera_height=1.6.",
     ),
 ) -> None:
     """Create a workspace for a take: check the footage and write WORKSPACE/reshoot.toml."""
-    from reshoot.workspace import WORKSPACE_FILE, init_workspace
+    from reshoot.workspace import WORKSPACE_FILE, init_workspace, parse_stage_settings
 
-    settings = init_workspace(workspace, footage, calibration, sensitive, fps, _parse_offsets(offset), force, survey,
-                              plates)
+    stages = parse_stage_settings(set_option)
+    if stages:
+        from reshoot.pipeline import check_stage_settings
+
+        check_stage_settings(stages)
+    if (workspace / WORKSPACE_FILE).is_file():
+        with _writing(workspace, "init", settings_must_read=False):  # --force repairs a damaged reshoot.toml
+            settings = init_workspace(
+                workspace, footage, calibration, sensitive, fps, _parse_offsets(offset), force, survey, plates, stages
+            )
+    else:
+        settings = init_workspace(
+            workspace, footage, calibration, sensitive, fps, _parse_offsets(offset), force, survey, plates, stages
+        )
     console.print(
         f"[green]workspace[/green] {workspace}/{WORKSPACE_FILE}: {len(settings.cameras)} cameras "
         f"({', '.join(settings.cameras)}), {settings.frames} frames at {settings.fps:g} fps"
@@ -119,7 +176,9 @@ def init(
 @app.command()
 def synth(
     out: Path = typer.Argument(..., help="Folder to write the take into (must not exist, or pass --overwrite)."),
-    cameras: int = typer.Option(4, "--cameras", help="Production cameras: wide, two mediums, reverse, then more mediums."),
+    cameras: int = typer.Option(
+        4, "--cameras", help="Production cameras: wide, two mediums, reverse, then more mediums."
+    ),
     frames: int = typer.Option(48, "--frames", help="Frames in the take."),
     size: str = typer.Option("640x360", "--size", help="Image size WIDTHxHEIGHT (even numbers)."),
     characters: int = typer.Option(2, "--characters", help="Walking characters (1-3)."),
@@ -127,14 +186,25 @@ def synth(
     seed: int = typer.Option(0, "--seed", help="Everything follows from it."),
     fps: float = typer.Option(24.0, "--fps", help="Frame rate."),
     distortion: bool = typer.Option(False, "--distortion", help="Give the production lenses radial distortion."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing take at OUT (only once the new one is complete)."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace an existing take at OUT (only once the new one is complete)."
+    ),
 ) -> None:
     """Render a synthetic take: footage/ like a real shoot, plus ground truth in gt/."""
     from reshoot.synthetic import SynthConfig, generate_take
 
     width, height = _parse_size(size)
-    config = SynthConfig(cameras=cameras, frames=frames, width=width, height=height, characters=characters,
-                         props=props, seed=seed, fps=fps, distortion=distortion)
+    config = SynthConfig(
+        cameras=cameras,
+        frames=frames,
+        width=width,
+        height=height,
+        characters=characters,
+        props=props,
+        seed=seed,
+        fps=fps,
+        distortion=distortion,
+    )
     with _progress() as progress:
         summary = generate_take(out, config, progress=progress, overwrite=overwrite)
     console.print(
@@ -145,7 +215,7 @@ def synth(
     print(out)
 
 
-def _parse_scale(known_distance: Optional[str], camera_height: List[str]):
+def _parse_scale(known_distance: str | None, camera_height: list[str]):
     from reshoot.registration import ScaleHint
 
     distance = None
@@ -171,45 +241,173 @@ def _parse_scale(known_distance: Optional[str], camera_height: List[str]):
 
 
 @app.command()
+def run(
+    workspace: Path = typer.Argument(..., help="The workspace (made by reshoot init)."),
+    until: str | None = typer.Option(
+        None,
+        "--until",
+        help="Stop after this stage: register, reconstruct, layout, shoot, condition, synthesize, check or report.",
+    ),
+    shot: list[str] = typer.Option(
+        [],
+        "--shot",
+        help='A shot to make besides the existing ones: "overhead wide" '
+        '(named from its words) or "NAME=DESCRIPTION" (repeat).',
+    ),
+    set_option: list[str] = typer.Option(
+        [],
+        "--set",
+        help="A stage setting STAGE.FIELD=VALUE over reshoot.toml's "
+        "[stages.STAGE] (repeat), e.g. reconstruct.set_iterations=800.",
+    ),
+    json_output: bool = typer.Option(False, "--json", help="Print what each stage did as JSON to stdout."),
+) -> None:
+    """Run every stage that is out of date, in order, and say which it skips and why.
+
+    A rerun with nothing changed does no work. Exits 1 when a shot's check fails (the report is still
+    written), 3 when some camera was not registered."""
+    import json
+
+    from reshoot.pipeline import run_pipeline
+
+    def told(outcome) -> None:
+        if outcome.action == "skipped":
+            console.print(f"[dim]skip[/dim] {escape(outcome.key)}: {escape(outcome.reason)}")
+        else:
+            colour = "red" if outcome.action == "failed" else "green"
+            console.print(
+                f"[{colour}]{outcome.action}[/{colour}] {escape(outcome.key)} in {outcome.seconds:.1f} s "
+                f"(it was {escape(outcome.reason)})"
+            )
+
+    from reshoot.check import read_check
+
+    with _writing(workspace, "run") as ws, _progress() as progress:
+        outcomes = run_pipeline(ws, shot, set_option, until, progress, told)
+    partial = any(getattr(o.summary, "failed", None) for o in outcomes if o.key == "register")
+    failed = [
+        name
+        for name in ws.shot_names()
+        if ws.shot(name).check.is_file() and read_check(ws.shot(name).check).get("verdict") == "fail"
+    ]
+    if json_output:
+        print(
+            json.dumps(
+                {
+                    "workspace": str(workspace),
+                    "stages": [
+                        {"stage": o.key, "action": o.action, "reason": o.reason, "seconds": round(o.seconds, 2)}
+                        for o in outcomes
+                    ],
+                },
+                indent=2,
+            )
+        )
+    else:
+        ran = [o.key for o in outcomes if o.action != "skipped"]
+        console.print(
+            f"{len(ran)} stage(s) ran, {len(outcomes) - len(ran)} up to date"
+            + (f"; report: {ws.report_page}" if ws.report_page.is_file() else "")
+        )
+    if failed:
+        console.print(f"[red]the check fails[/red] shot(s) {escape(', '.join(failed))}: see the report")
+        raise typer.Exit(1)
+    if partial:
+        raise typer.Exit(3)
+
+
+@app.command()
+def status(
+    workspace: Path = typer.Argument(..., help="The workspace."),
+    until: str | None = typer.Option(None, "--until", help="Consider the stages up to this one only."),
+    shot: list[str] = typer.Option([], "--shot", help="A shot `reshoot run --shot` would add (repeat)."),
+    set_option: list[str] = typer.Option([], "--set", help="A stage setting STAGE.FIELD=VALUE, as for run."),
+    json_output: bool = typer.Option(False, "--json", help="Print each stage's state as JSON to stdout."),
+) -> None:
+    """Show each stage: done, stale (and why) or missing, for what `reshoot run` would do."""
+    import json
+
+    from rich.table import Table
+
+    from reshoot.pipeline import pipeline_status
+
+    states = pipeline_status(Workspace(workspace), shot, set_option, until)
+    if json_output:
+        print(
+            json.dumps(
+                {
+                    "workspace": str(workspace),
+                    "stages": [{"stage": s.stage, "status": s.status, "reason": s.reason} for s in states],
+                },
+                indent=2,
+            )
+        )
+        return
+    table = Table(title=f"stages of {workspace}")
+    for column in ("stage", "status", "why"):
+        table.add_column(column)
+    colours = {"done": "green", "stale": "yellow", "missing": "red"}
+    for s in states:
+        table.add_row(escape(s.stage), f"[{colours[s.status]}]{s.status}[/{colours[s.status]}]", escape(s.reason))
+    console.print(table)
+
+
+@app.command()
 def register(
     workspace: Path = typer.Argument(..., help="The workspace (made by reshoot init)."),
-    survey: Optional[Path] = typer.Option(None, "--survey", help="Survey photos or video (overrides the workspace's)."),
+    survey: Path | None = typer.Option(None, "--survey", help="Survey photos or video (overrides the workspace's)."),
     no_survey: bool = typer.Option(False, "--no-survey", help="Do not use a survey, even if the workspace has one."),
-    known_distance: Optional[str] = typer.Option(
+    known_distance: str | None = typer.Option(
         None, "--known-distance", help="Metric scale from the distance between two camera centres: A:B=METRES."
     ),
-    camera_height: List[str] = typer.Option(
+    camera_height: list[str] = typer.Option(
         [], "--camera-height", help="Metric scale from camera heights above the floor: METRES (mean) or CAMERA=METRES."
     ),
     calibration_mode: str = typer.Option(
-        "auto", "--calibration-mode",
+        "auto",
+        "--calibration-mode",
         help="With a calibration: auto/poses (use its poses), intrinsics (only its lenses), none (ignore it).",
     ),
     samples: int = typer.Option(24, "--samples", help="Frames per camera for its clean plate."),
-    instants: Optional[int] = typer.Option(
-        None, "--instants", help="Synchronized frames per camera used besides its clean plate (default: 6 when "
-        "calibrated, else 0)."
+    instants: int | None = typer.Option(
+        None,
+        "--instants",
+        help="Synchronized frames per camera used besides its clean plate (default: 6 when calibrated, else 0).",
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of RANSAC and the mapper."),
 ) -> None:
     """Register the cameras into one gravity-aligned world frame (floor at z = 0)."""
     from rich.table import Table
 
-    from reshoot.registration import RegistrationOptions, register as run_registration
+    from reshoot.registration import RegistrationOptions
 
-    options = RegistrationOptions(survey=survey, no_survey=no_survey, scale=_parse_scale(known_distance, camera_height),
-                                  calibration_mode=calibration_mode, samples=samples, instants=instants,
-                                  seed=seed)
-    with _progress() as progress:
-        summary = run_registration(workspace, options, progress)
-    table = Table(title=f"registration ({summary.mode}): {summary.points} points, up from {summary.up_source}, "
-                        f"scale {summary.scale_source}")
+    options = RegistrationOptions(
+        survey=survey,
+        no_survey=no_survey,
+        scale=_parse_scale(known_distance, camera_height),
+        calibration_mode=calibration_mode,
+        samples=samples,
+        instants=instants,
+        seed=seed,
+    )
+    with _writing(workspace, "register") as ws, _progress() as progress:
+        summary = _run_stage(ws, "register", None, options, progress)
+    table = Table(
+        title=f"registration ({summary.mode}): {summary.points} points, up from {summary.up_source}, "
+        f"scale {summary.scale_source}"
+    )
     for column in ("camera", "registered", "features", "matches", "reproj. px", "why not"):
         table.add_column(column)
     for o in summary.cameras:
         error = "" if o.reprojection_error_px != o.reprojection_error_px else f"{o.reprojection_error_px:.2f}"
-        table.add_row(o.name, "yes" if o.registered else "[red]no[/red]", str(o.keypoints),
-                      str(o.verified_matches), error, escape(o.reason))
+        table.add_row(
+            o.name,
+            "yes" if o.registered else "[red]no[/red]",
+            str(o.keypoints),
+            str(o.verified_matches),
+            error,
+            escape(o.reason),
+        )
     console.print(table)
     print(summary.folder)
     if summary.failed:
@@ -218,7 +416,7 @@ def register(
         raise typer.Exit(3)
 
 
-def _frame_span(frames: Optional[str]) -> Optional[tuple]:
+def _frame_span(frames: str | None) -> tuple | None:
     from reshoot.render import parse_frames
 
     return None if frames is None else parse_frames(frames)
@@ -227,17 +425,22 @@ def _frame_span(frames: Optional[str]) -> Optional[tuple]:
 @app.command()
 def reconstruct(
     workspace: Path = typer.Argument(..., help="The workspace (registered)."),
-    frames: Optional[str] = typer.Option(None, "--frames", help="Take frames A:B (A to B-1) to fit actors for; default all."),
-    camera: List[str] = typer.Option([], "--camera", help="Fit only these production cameras (repeat); default all."),
+    frames: str | None = typer.Option(
+        None, "--frames", help="Take frames A:B (A to B-1) to fit actors for; default all."
+    ),
+    camera: list[str] = typer.Option([], "--camera", help="Fit only these production cameras (repeat); default all."),
     set_iterations: int = typer.Option(1500, "--set-iterations", help="Optimizer steps of the static set."),
     actor_iterations: int = typer.Option(30, "--actor-iterations", help="Steps per frame that carry the actors along."),
     refine_actor_iterations: int = typer.Option(
-        400, "--refine-actor-iterations", help="Steps over random frames that fit the actors whole."),
+        400, "--refine-actor-iterations", help="Steps over random frames that fit the actors whole."
+    ),
     downscale: int = typer.Option(2, "--downscale", help="Fit images at 1/N resolution."),
     voxel_size: float = typer.Option(0.04, "--voxel-size", help="Visual-hull voxel edge for the actors (metres)."),
     no_survey: bool = typer.Option(False, "--no-survey", help="Fit the set to the production cameras only."),
     seed: int = typer.Option(0, "--seed", help="Seed of every random choice."),
-    backend: str = typer.Option("auto", "--backend", help="Rasterizer: auto (gsplat on CUDA, else cpu), cpu, reference, gsplat."),
+    backend: str = typer.Option(
+        "auto", "--backend", help="Rasterizer: auto (gsplat on CUDA, else cpu), cpu, reference, gsplat."
+    ),
 ) -> None:
     """Reconstruct the take as Gaussian splats: the static set on the surfaces dense stereo finds, then each
     character as one set of Gaussians that moves through the take.
@@ -246,39 +449,56 @@ def reconstruct(
     """
     from rich.table import Table
 
-    from reshoot.reconstruct import ReconstructOptions, reconstruct as run_reconstruct
+    from reshoot.reconstruct import ReconstructOptions
 
-    options = ReconstructOptions(downscale=downscale, set_iterations=set_iterations, actor_iterations=actor_iterations,
-                                 refine_actor_iterations=refine_actor_iterations, voxel_size=voxel_size,
-                                 frames=_frame_span(frames), cameras=tuple(camera) or None, use_survey=not no_survey,
-                                 seed=seed, backend=backend)
-    with _progress() as progress:
-        summary = run_reconstruct(workspace, options, progress)
-    table = Table(title=f"reconstruction: {summary.set_gaussians} set Gaussians, {len(summary.frames)} frames "
-                        f"in {summary.seconds:.0f} s" + (f" (resumed from {summary.resumed_from})" if summary.resumed_from else ""))
+    options = ReconstructOptions(
+        downscale=downscale,
+        set_iterations=set_iterations,
+        actor_iterations=actor_iterations,
+        refine_actor_iterations=refine_actor_iterations,
+        voxel_size=voxel_size,
+        frames=_frame_span(frames),
+        cameras=tuple(camera) or None,
+        use_survey=not no_survey,
+        seed=seed,
+        backend=backend,
+    )
+    with _writing(workspace, "reconstruct") as ws, _progress() as progress:
+        summary = _run_stage(ws, "reconstruct", None, options, progress)
+    table = Table(
+        title=f"reconstruction: {summary.set_gaussians} set Gaussians, {len(summary.frames)} frames "
+        f"in {summary.seconds:.0f} s" + (f" (resumed from {summary.resumed_from})" if summary.resumed_from else "")
+    )
     for column in ("camera", "set PSNR dB (plate)", "set + actors PSNR dB (frames, mean)"):
         table.add_column(column)
     for name, value in summary.set_psnr.items():
         table.add_row(name, f"{value:.2f}", f"{summary.actor_psnr[name]:.2f}")
     console.print(table)
-    actors = (f"{summary.characters} character(s) followed through the take" if summary.characters
-              else "no character tracked: each frame's visual hull fitted on its own")
+    actors = (
+        f"{summary.characters} character(s) followed through the take"
+        if summary.characters
+        else "no character tracked: each frame's visual hull fitted on its own"
+    )
     console.print(f"{actors}; pruned: " + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in summary.pruned.items()))
     for name, where in summary.plates["lingering"].items():
         if where["share"] > 0.01:
-            console.print(f"[yellow]warning:[/yellow] camera {name}: something moving stayed a while in "
-                          f"{where['share']:.0%} of its picture (box {where['box']} at the fitting size); whatever "
-                          "stood there for more than half the take is in its clean plate, as set. Shoot clean "
-                          "plates and give them to `reshoot init --plates`.")
+            console.print(
+                f"[yellow]warning:[/yellow] camera {name}: something moving stayed a while in "
+                f"{where['share']:.0%} of its picture (box {where['box']} at the fitting size); whatever "
+                "stood there for more than half the take is in its clean plate, as set. Shoot clean "
+                "plates and give them to `reshoot init --plates`."
+            )
     print(summary.out)
 
 
 @app.command()
 def render(
     workspace: Path = typer.Argument(..., help="The workspace (reconstructed)."),
-    cameras: Path = typer.Option(..., "--cameras", help="Cameras to render into (reshoot/cameras JSON, world frame of the registration)."),
+    cameras: Path = typer.Option(
+        ..., "--cameras", help="Cameras to render into (reshoot/cameras JSON, world frame of the registration)."
+    ),
     out: Path = typer.Option(..., "--out", help="Output folder: OUT/<camera>/NNNNNN.png, depth/, alpha/."),
-    frames: Optional[str] = typer.Option(None, "--frames", help="Take frames A:B (A to B-1); default every frame."),
+    frames: str | None = typer.Option(None, "--frames", help="Take frames A:B (A to B-1); default every frame."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace camera folders that already exist in OUT."),
     backend: str = typer.Option("auto", "--backend", help="Rasterizer: auto, cpu, reference, gsplat."),
 ) -> None:
@@ -302,59 +522,90 @@ def layout(
 
     Names given in an existing layout.json (rename "character_1" to "Maya") survive reruns.
     """
-    from reshoot.layout import LayoutOptions, layout as run_layout
+    from reshoot.layout import LayoutOptions
 
-    with _progress() as progress:
-        summary = run_layout(workspace, LayoutOptions(voxel_size=voxel_size, downscale=downscale), progress)
+    options = LayoutOptions(voxel_size=voxel_size, downscale=downscale)
+    with _writing(workspace, "layout") as ws, _progress() as progress:
+        summary = _run_stage(ws, "layout", None, options, progress)
     console.print(f"characters: {', '.join(summary.characters) or 'none'}; props: {', '.join(summary.props) or 'none'}")
     for warning in summary.warnings:
         console.print("[yellow]warning:[/yellow] " + escape(warning))
     print(summary.layout)
 
 
-def _shot_report(result, rendered) -> None:
+def _shot_report(workspace: Path, result, rendered) -> None:
     path = result.path
-    console.print(f"shot {result.name}: revision {result.revision.revision}, frames {int(path.frames[0])} to "
-                  f"{int(path.frames[-1])}, {path.width}x{path.height}, focal {path.K[0, 0]:.0f} px"
-                  + (f"; pulled back x{path.widened_by:.2f} to keep everyone asked for in frame" if path.widened_by > 1 else ""))
+    console.print(
+        f"shot {result.name}: revision {result.revision.revision}, frames {int(path.frames[0])} to "
+        f"{int(path.frames[-1])}, {path.width}x{path.height}, focal {path.K[0, 0]:.0f} px"
+        + (f"; pulled back x{path.widened_by:.2f} to keep everyone asked for in frame" if path.widened_by > 1 else "")
+    )
     if rendered is not None:
-        console.print(f"conditioning: {len(rendered.frames)} frames" + (
-            f" ({len(rendered.without_actors)} without reconstructed actors: the set alone)" if rendered.without_actors else ""))
-    print(result.folder / "shot.json")
+        console.print(
+            f"conditioning: {len(rendered.frames)} frames"
+            + (
+                f" ({len(rendered.without_actors)} without reconstructed actors: the set alone)"
+                if rendered.without_actors
+                else ""
+            )
+        )
+    print(Workspace(workspace).shot(result.name).spec)
 
 
-def _condition(workspace: Path, name: str, render: bool, backend: str):
+def _condition(ws: Workspace, name: str, render: bool, backend: str):
     """Render the conditioning when asked and the workspace is reconstructed; None otherwise."""
-    from reshoot.conditioning import render_conditioning
+    from reshoot.pipeline import ConditionOptions
 
     if not render:
         return None
-    if not (workspace / "splats" / "background.ply").is_file():
-        console.print("[yellow]warning:[/yellow] no reconstruction yet: conditioning not rendered "
-                      f"(run `reshoot reconstruct {escape(str(workspace))}`, then `reshoot condition`).")
+    if not ws.set_splats.is_file():
+        console.print(
+            "[yellow]warning:[/yellow] no reconstruction yet: conditioning not rendered "
+            f"(run `reshoot reconstruct {escape(str(ws.root))}`, then `reshoot condition`)."
+        )
         return None
     with _progress() as progress:
-        return render_conditioning(workspace, name, backend, progress)
+        return _run_stage(ws, "condition", name, ConditionOptions(backend=backend), progress)
 
 
 @app.command()
 def shoot(
     workspace: Path = typer.Argument(..., help="The workspace (registered and laid out)."),
-    description: Optional[str] = typer.Argument(None, help='The shot in the shot language, e.g. "overhead wide, slow push in on character_1" (docs/shots.md).'),
-    name: Optional[str] = typer.Option(None, "--name", help="Name of the shot (default: from the description)."),
-    cameras: Optional[Path] = typer.Option(None, "--cameras", help="Explicit camera (reshoot/cameras JSON, one camera; per-frame poses are keys)."),
-    frames: Optional[str] = typer.Option(None, "--frames", help="Take frames A:B (A to B-1); default the whole take."),
-    size: Optional[str] = typer.Option(None, "--size", help="Resolution WIDTHxHEIGHT; default the first camera's."),
+    description: str | None = typer.Argument(
+        None, help='The shot in the shot language, e.g. "overhead wide, slow push in on character_1" (docs/shots.md).'
+    ),
+    name: str | None = typer.Option(None, "--name", help="Name of the shot (default: from the description)."),
+    cameras: Path | None = typer.Option(
+        None, "--cameras", help="Explicit camera (reshoot/cameras JSON, one camera; per-frame poses are keys)."
+    ),
+    frames: str | None = typer.Option(None, "--frames", help="Take frames A:B (A to B-1); default the whole take."),
+    size: str | None = typer.Option(None, "--size", help="Resolution WIDTHxHEIGHT; default the first camera's."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing shot of that name and its history."),
-    render: bool = typer.Option(True, "--render/--no-render", help="Render the conditioning passes (needs the reconstruction)."),
+    render: bool = typer.Option(
+        True, "--render/--no-render", help="Render the conditioning passes (needs the reconstruction)."
+    ),
     backend: str = typer.Option("auto", "--backend", help="Rasterizer: auto, cpu, reference, gsplat."),
 ) -> None:
     """Design a shot (WS/shots/NAME/shot.json, a camera per frame) and render its conditioning."""
-    from reshoot.shots import shoot as run_shoot
+    from reshoot.pipeline import ShootOptions
+    from reshoot.shots import shot_name_for
 
-    result = run_shoot(workspace, description, name, cameras, _frame_span(frames), _parse_size(size) if size else None,
-                       overwrite)
-    _shot_report(result, _condition(workspace, result.name, render, backend))
+    if name is None and description is not None and cameras is None:
+        name = shot_name_for(description)
+    if name is None:
+        raise typer.BadParameter(
+            'describe the shot (e.g. "overhead wide"), or give explicit cameras with --cameras FILE and a --name NAME.'
+        )
+    options = ShootOptions(
+        description,
+        cameras,
+        _frame_span(frames),
+        _parse_size(size) if size else None,
+        "replace" if overwrite else "refuse",
+    )
+    with _writing(workspace, "shoot") as ws:
+        result = _run_stage(ws, "shoot", name, options)
+        _shot_report(workspace, result, _condition(ws, result.name, render, backend))
 
 
 @app.command()
@@ -362,18 +613,20 @@ def revise(
     workspace: Path = typer.Argument(..., help="The workspace."),
     shot: str = typer.Argument(..., help="The shot to change."),
     description: str = typer.Argument(..., help='What to change, e.g. "higher, and keep character_2 in frame".'),
-    from_revision: Optional[int] = typer.Option(None, "--from", help="Branch from this revision instead of the newest."),
-    frames: Optional[str] = typer.Option(None, "--frames", help="New take frames A:B."),
-    size: Optional[str] = typer.Option(None, "--size", help="New resolution WIDTHxHEIGHT."),
+    from_revision: int | None = typer.Option(None, "--from", help="Branch from this revision instead of the newest."),
+    frames: str | None = typer.Option(None, "--frames", help="New take frames A:B."),
+    size: str | None = typer.Option(None, "--size", help="New resolution WIDTHxHEIGHT."),
     render: bool = typer.Option(True, "--render/--no-render", help="Render the conditioning passes again."),
     backend: str = typer.Option("auto", "--backend", help="Rasterizer: auto, cpu, reference, gsplat."),
 ) -> None:
     """Change a shot relative to its current state; the revision is appended to its history.jsonl."""
     from reshoot.shots import revise as run_revise
 
-    result = run_revise(workspace, shot, description, from_revision, _frame_span(frames),
-                        _parse_size(size) if size else None)
-    _shot_report(result, _condition(workspace, shot, render, backend))
+    with _writing(workspace, "revise") as ws:
+        result = run_revise(
+            workspace, shot, description, from_revision, _frame_span(frames), _parse_size(size) if size else None
+        )
+        _shot_report(workspace, result, _condition(ws, shot, render, backend))
 
 
 @app.command()
@@ -385,7 +638,7 @@ def shots(workspace: Path = typer.Argument(..., help="The workspace.")) -> None:
 
     listing = list_shots(workspace)
     if not listing:
-        console.print(f"no shots yet; make one with `reshoot shoot {escape(str(workspace))} \"overhead wide\"`.")
+        console.print(f'no shots yet; make one with `reshoot shoot {escape(str(workspace))} "overhead wide"`.')
         return
     table = Table(title=f"shots of {workspace}")
     for column in ("shot", "frames", "revision", "parent", "description"):
@@ -393,8 +646,13 @@ def shots(workspace: Path = typer.Argument(..., help="The workspace.")) -> None:
     for shot in listing:
         for r in shot.history:
             current = " (current)" if r.revision == shot.revision else ""
-            table.add_row(shot.name if r.revision == 0 else "", f"{shot.frames[0]}:{shot.frames[1]}" if r.revision == 0 else "",
-                          f"{r.revision}{current}", "" if r.parent is None else str(r.parent), escape(r.description))
+            table.add_row(
+                shot.name if r.revision == 0 else "",
+                f"{shot.frames[0]}:{shot.frames[1]}" if r.revision == 0 else "",
+                f"{r.revision}{current}",
+                "" if r.parent is None else str(r.parent),
+                escape(r.description),
+            )
     console.print(table)
 
 
@@ -405,50 +663,88 @@ def condition(
     backend: str = typer.Option("auto", "--backend", help="Rasterizer: auto, cpu, reference, gsplat."),
 ) -> None:
     """Render a shot's conditioning passes again (rgb, depth, alpha, entity ids, preview.mp4)."""
-    from reshoot.conditioning import render_conditioning
+    from reshoot.pipeline import ConditionOptions
 
-    with _progress() as progress:
-        summary = render_conditioning(workspace, shot, backend, progress)
+    with _writing(workspace, "condition") as ws, _progress() as progress:
+        summary = _run_stage(ws, "condition", shot, ConditionOptions(backend=backend), progress)
     console.print(f"{len(summary.frames)} frames")
     print(summary.folder)
 
 
 @app.command()
 def train(
-    out: Optional[Path] = typer.Option(None, "--out", help="Checkpoint folder, resumed when it holds one [default: "
-                                       "checkpoints/tiny; with --adapt WS/model/adapted]."),
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        help="Checkpoint folder, resumed when it holds one [default: checkpoints/tiny; with --adapt WS/model/adapted].",
+    ),
     size: str = typer.Option("tiny", "--size", help="Model size: tiny (CPU), small, base (GPU)."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Optimizer steps in total [default: 2500; with "
-                                        "--adapt 300]."),
+    steps: int | None = typer.Option(
+        None, "--steps", help="Optimizer steps in total [default: 2500; with --adapt 300]."
+    ),
     scenes: int = typer.Option(8, "--scenes", help="Synthetic episode scenes (reconstructed once, cached)."),
     cache: Path = typer.Option(Path(".cache/episodes"), "--cache", help="Folder of cached episode scenes."),
-    lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate [default: 1.5e-3; with --adapt 2e-4]."),
+    lr: float | None = typer.Option(None, "--lr", help="Peak learning rate [default: 1.5e-3; with --adapt 2e-4]."),
     seed: int = typer.Option(0, "--seed", help="Seed of the weights and of the episode draws."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    adapt: Optional[Path] = typer.Option(None, "--adapt", help="Adapt to this workspace's take instead: leave "
-                                         "production cameras out in turn, reconstruct from the rest, learn to "
-                                         "predict them."),
-    held_out: List[str] = typer.Option([], "--held-out", help="With --adapt: a camera to leave out (repeat; "
-                                       "default: every production camera, one reconstruction each). With two or "
-                                       "more, cross-validation over them picks how much correction to keep."),
-    start_from: Optional[Path] = typer.Option(None, "--from", help="With --adapt: the checkpoint to start from "
-                                              "(default: the repository's tiny model)."),
+    adapt: Path | None = typer.Option(
+        None,
+        "--adapt",
+        help="Adapt to this workspace's take instead: leave "
+        "production cameras out in turn, reconstruct from the rest, learn to "
+        "predict them.",
+    ),
+    held_out: list[str] = typer.Option(
+        [],
+        "--held-out",
+        help="With --adapt: a camera to leave out (repeat; "
+        "default: every production camera, one reconstruction each). With two or "
+        "more, cross-validation over them picks how much correction to keep.",
+    ),
+    start_from: Path | None = typer.Option(
+        None, "--from", help="With --adapt: the checkpoint to start from (default: the repository's tiny model)."
+    ),
     restart: bool = typer.Option(False, "--restart", help="Start over even if OUT holds a checkpoint."),
 ) -> None:
     """Train the unified video model on synthetic episodes, or adapt it to one take (--adapt WS)."""
     from reshoot.model_training import AdaptOptions, SyntheticOptions, adapt_model, train_synthetic
 
     given = {k: v for k, v in (("steps", steps), ("lr", lr)) if v is not None}
+    if adapt is None and (start_from is not None or held_out):
+        raise typer.BadParameter("--from and --held-out go with --adapt WS (synthetic training starts from scratch).")
     with _progress() as progress:
         if adapt is None:
-            summary = train_synthetic(SyntheticOptions(out=out or Path("checkpoints/tiny"), size=size, scenes=scenes, cache=cache, seed=seed,
-                                                       device=device, restart=restart, **given), progress)
+            summary = train_synthetic(
+                SyntheticOptions(
+                    out=out or Path("checkpoints/tiny"),
+                    size=size,
+                    scenes=scenes,
+                    cache=cache,
+                    seed=seed,
+                    device=device,
+                    restart=restart,
+                    **given,
+                ),
+                progress,
+            )
         else:
-            summary = adapt_model(adapt, AdaptOptions(out=out,
-                                                      held_out=tuple(held_out), start_from=start_from, seed=seed,
-                                                      device=device, restart=restart, **given), progress)
-    console.print(f"steps {summary.steps} (resumed at {summary.resumed_from}); loss {summary.first_loss:.4f} → "
-                  f"{summary.last_loss:.4f} in {summary.seconds:.0f} s")
+            summary = adapt_model(
+                adapt,
+                AdaptOptions(
+                    out=out,
+                    held_out=tuple(held_out),
+                    start_from=start_from,
+                    seed=seed,
+                    device=device,
+                    restart=restart,
+                    **given,
+                ),
+                progress,
+            )
+    console.print(
+        f"steps {summary.steps} (resumed at {summary.resumed_from}); loss {summary.first_loss:.4f} → "
+        f"{summary.last_loss:.4f} in {summary.seconds:.0f} s"
+    )
     if adapt is not None:
         from reshoot.model_training import adaptation_validation
 
@@ -456,11 +752,15 @@ def train(
         if validation:
             scale = validation["correction_scale"]
             gain = validation["worst_gain_db"][str(scale)]
-            console.print(f"correction scale {scale} kept: worst gain over the render {gain:+.2f} dB on cameras "
-                          f"left out of training ({', '.join(validation['psnr_by_camera'])})")
+            console.print(
+                f"correction scale {scale} kept: worst gain over the render {gain:+.2f} dB on cameras "
+                f"left out of training ({', '.join(validation['psnr_by_camera'])})"
+            )
             if scale == 0:
-                console.print("the adapted model made some left-out camera worse at every scale, so it writes the "
-                              "plain render; synthesize without --checkpoint to use the pretrained model instead")
+                console.print(
+                    "the adapted model made some left-out camera worse at every scale, so it writes the "
+                    "plain render; synthesize without --checkpoint to use the pretrained model instead"
+                )
     print(summary.out)
 
 
@@ -468,15 +768,16 @@ def train(
 def synthesize(
     workspace: Path = typer.Argument(..., help="The workspace."),
     shot: str = typer.Argument(..., help="The shot (with its conditioning rendered)."),
-    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Model checkpoint folder; default the "
-                                              "repository's tiny model."),
+    checkpoint: Path | None = typer.Option(
+        None, "--checkpoint", help="Model checkpoint folder; default the repository's tiny model."
+    ),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
 ) -> None:
     """Make a shot's frames with the unified video model: shots/SHOT/frames/ and shots/SHOT/SHOT.mp4."""
-    from reshoot.synthesis import synthesize as run
+    from reshoot.pipeline import SynthesizeOptions
 
-    with _progress() as progress:
-        summary = run(workspace, shot, checkpoint, device, progress)
+    with _writing(workspace, "synthesize") as ws, _progress() as progress:
+        summary = _run_stage(ws, "synthesize", shot, SynthesizeOptions(checkpoint, device), progress)
     console.print(f"{len(summary.frames)} frames, model {summary.seconds_per_frame:.2f} s per frame")
     print(summary.video)
 
@@ -486,21 +787,27 @@ def check(
     workspace: Path = typer.Argument(..., help="The workspace."),
     shot: str = typer.Argument(..., help="The shot (with its frames made by `reshoot synthesize`)."),
     json_output: bool = typer.Option(False, "--json", help="Print check.json to stdout instead of a summary."),
-    threshold: List[str] = typer.Option([], "--threshold", help="Override a threshold, NAME=VALUE (repeat); "
-                                        "names and defaults in docs/checks.md."),
-    truth: Optional[Path] = typer.Option(None, "--truth", help="Folder of the shot's true frames (NNNNNN.png, "
-                                         "optional entity/NNNNNN.png) for ground-truth scores."),
-    frames: Optional[str] = typer.Option(None, "--frames", help="Check take frames A:B only (B exclusive)."),
+    threshold: list[str] = typer.Option(
+        [], "--threshold", help="Override a threshold, NAME=VALUE (repeat); names and defaults in docs/checks.md."
+    ),
+    truth: Path | None = typer.Option(
+        None,
+        "--truth",
+        help="Folder of the shot's true frames (NNNNNN.png, optional entity/NNNNNN.png) for ground-truth scores.",
+    ),
+    frames: str | None = typer.Option(None, "--frames", help="Check take frames A:B only (B exclusive)."),
     backend: str = typer.Option("auto", "--backend", help="Rasterizer for the geometry: auto, cpu, reference, gsplat."),
 ) -> None:
     """Check a shot's frames against the footage and the layout; write shots/SHOT/check.json.
 
     Exits 1 when the shot fails (so farm jobs and scripts can stop on it), 0 on pass or warn."""
-    from reshoot.check import CheckThresholds, check_shot, check_verdict_exit_code
+    from reshoot.check import CheckThresholds, check_verdict_exit_code
+    from reshoot.pipeline import CheckOptions
 
-    limits = CheckThresholds().with_overrides(threshold)
-    with _progress() as progress:
-        summary = check_shot(workspace, shot, limits, truth, _frame_span(frames), backend, progress)
+    CheckThresholds().with_overrides(threshold)  # bad thresholds are refused before the lock is taken
+    options = CheckOptions(tuple(threshold), truth, _frame_span(frames), backend)
+    with _writing(workspace, "check") as ws, _progress() as progress:
+        summary = _run_stage(ws, "check", shot, options, progress)
     if json_output:
         print(summary.path.read_text())  # check.json as written, with its format and version
     else:
@@ -515,13 +822,19 @@ def check(
 @app.command()
 def report(
     workspace: Path = typer.Argument(..., help="The workspace."),
-    out: Optional[Path] = typer.Option(None, "--out", help="The HTML file; default WS/report/index.html."),
+    out: Path | None = typer.Option(None, "--out", help="The HTML file; default WS/report/index.html."),
 ) -> None:
     """Write the continuity report: one self-contained HTML page (plan, errors over time, side by side, verdicts)."""
+    from reshoot.pipeline import ReportOptions
     from reshoot.report import write_report
 
-    with _progress() as progress:
-        summary = write_report(workspace, out, progress)
+    with _writing(workspace, "report") as ws, _progress() as progress:
+        # the page at its default place is the report stage's output; elsewhere it is a copy
+        summary = (
+            _run_stage(ws, "report", None, ReportOptions(), progress)
+            if out is None
+            else write_report(workspace, out, progress)
+        )
     if summary.unchecked:
         console.print(f"[yellow]not checked yet:[/yellow] {escape(', '.join(summary.unchecked))}")
     print(summary.path)
@@ -530,28 +843,88 @@ def report(
 @app.command()
 def export(
     workspace: Path = typer.Argument(..., help="The workspace."),
-    shot: Optional[str] = typer.Argument(None, help="The shot; without it, the registered cameras."),
-    format: List[str] = typer.Option([], "--format", help="json, chan, colmap, nerfstudio, usd (repeat); default all."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Output folder; default WS/shots/SHOT/export or WS/export."),
+    shot: str | None = typer.Argument(None, help="The shot; without it, the registered cameras."),
+    format: list[str] = typer.Option([], "--format", help="json, chan, colmap, nerfstudio, usd (repeat); default all."),
+    out: Path | None = typer.Option(None, "--out", help="Output folder; default WS/shots/SHOT/export or WS/export."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the output folder if it exists."),
 ) -> None:
     """Export a shot's camera (or the registered cameras) for Nuke, USD, COLMAP, nerfstudio and JSON."""
     from reshoot.export import FORMATS, export_cameras
 
-    summary = export_cameras(workspace, shot, tuple(format) or FORMATS, out, overwrite)
+    with _writing(workspace, "export"):
+        summary = export_cameras(workspace, shot, tuple(format) or FORMATS, out, overwrite)
     for path in summary.files:
         console.print(str(path))
     print(summary.folder)
 
 
+INTERRUPTED = (
+    "[red]interrupted[/red]: what was being written was left as it was before (or resumable, as "
+    "`reshoot reconstruct` is); run the command again to finish."
+)
 
-def main(argv: Optional[List[str]] = None) -> None:
+
+_signals: list[int] = []  # the interrupts this process received
+
+
+def _interrupted(signum, frame) -> None:
+    """Ctrl-C and SIGTERM interrupt alike: stages clean their temporary files up on the way out."""
+    _signals.append(signum)
+    raise KeyboardInterrupt
+
+
+@app.command()
+def rate(
+    workspace: Path = typer.Argument(..., help="The workspace."),
+    shot: str = typer.Argument(..., help="The shot."),
+    verdict: str = typer.Argument(..., help="good or bad."),
+    frames: str | None = typer.Option(None, "--frames", help="Take frames A:B the verdict is about; default all."),
+    entity: str | None = typer.Option(None, "--entity", help="The character or prop it is about (layout name)."),
+    note: str | None = typer.Option(None, "--note", help="What was wrong or right, in words."),
+) -> None:
+    """Record a crew's verdict on a shot (its current revision) for training: WS/.reshoot/feedback.sqlite."""
+    from reshoot.feedback import rate_shot
+
+    with _writing(workspace, "rate"):
+        rating = rate_shot(workspace, shot, verdict, _frame_span(frames), entity, note)
+    console.print(
+        f"shot {escape(shot)} revision {rating.revision}: {rating.verdict} for frames "
+        f"{rating.frames[0]}:{rating.frames[1]}" + (f" ({escape(entity)})" if entity else "")
+    )
+
+
+feedback_app = typer.Typer(help="Crews' verdicts and revisions, kept for training.", no_args_is_help=True)
+app.add_typer(feedback_app, name="feedback")
+
+
+@feedback_app.command("export")
+def feedback_export(
+    workspace: Path = typer.Argument(..., help="The workspace."),
+    out: Path = typer.Option(..., "--out", help="The JSON-lines file to write."),
+) -> None:
+    """Write every verdict and revision as JSON lines (a sensitive workspace: interaction traces only)."""
+    from reshoot.feedback import export_feedback
+
+    summary = export_feedback(workspace, out)
+    console.print(
+        f"{summary.events} event(s)"
+        + (" (sensitive workspace: traces only, no pixels, paths or geometry)" if summary.traces_only else "")
+    )
+    print(summary.path)
+
+
+def main(argv: list[str] | None = None) -> None:
     """Entry point of the `reshoot` executable; `argv` defaults to the process arguments.
 
-    Exits with 0 on success, 2 on a `ReshootError` or bad usage (message printed, no traceback).
+    Exits with 0 on success, 1 when a check fails, 2 on a `ReshootError` or bad usage (message printed,
+    no traceback), 3 on a partial result, 130 when interrupted (Ctrl-C or SIGTERM).
     """
+    previous = {s: signal.signal(s, _interrupted) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         code = app(args=argv, prog_name="reshoot", standalone_mode=False)
+        if _signals:  # typer returns 130 for an interrupt
+            console.print(INTERRUPTED)
+            code = 130
     except typer.Exit as exc:
         code = exc.exit_code
     except typer.Abort:
@@ -563,4 +936,21 @@ def main(argv: Optional[List[str]] = None) -> None:
     except ReshootError as exc:
         console.print("[red]error:[/red] " + escape(str(exc)), highlight=False)
         code = 2
+    except OSError as exc:  # the file system said no: permissions, a full disk, a folder that vanished
+        where = f"{exc.filename}: " if exc.filename else ""
+        console.print(
+            "[red]error:[/red] "
+            + escape(
+                f"{where}{exc.strerror or exc}. Check that the path exists "
+                "and that you may write there, or choose another."
+            ),
+            highlight=False,
+        )
+        code = 2
+    except KeyboardInterrupt:
+        console.print(INTERRUPTED)
+        code = 130
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
     sys.exit(code or 0)

@@ -20,6 +20,7 @@ from reshoot.geometry.camera import Camera
 from reshoot.geometry.cameras_io import read_cameras_json
 from reshoot.geometry.errors import FormatError, InputError
 from reshoot.geometry.files import read_text_document
+from reshoot.geometry.validation import check_name
 
 logger = logging.getLogger(__name__)
 
@@ -147,11 +148,18 @@ def load_caliscope_camera_array(path: str | os.PathLike) -> Camera:
         cameras[name] = fields
     if not cameras:
         raise FormatError(f"{path}: every camera is marked ignore = true; nothing to load.")
-    names = sorted(cameras, key=lambda n: int(n[len(CALISCOPE_NAME_PREFIX):]))
+    names = sorted(cameras, key=lambda n: int(n[len(CALISCOPE_NAME_PREFIX) :]))
     return _camera_from_fields(names, [cameras[n] for n in names], str(path))
 
 
 def _camera_from_fields(names: list[str], fields: list[dict[str, Any]], where: str) -> Camera:
+    for name, f in zip(names, fields):
+        check_name(name, f"{where}: camera name", "rename it")
+        if not (f["K"][0, 0] > 0 and f["K"][1, 1] > 0):
+            raise FormatError(
+                f"{where}: camera {name}: the focal lengths fx and fy (K[0][0], K[1][1]) must be "
+                f"positive (pixels), got {f['K'][0, 0]:g} and {f['K'][1, 1]:g}. Fix the calibration."
+            )
     try:
         return Camera.create(
             names,
@@ -236,4 +244,3 @@ def load_strecha_cameras(folder: str | os.PathLike) -> tuple[Camera, list[Path]]
         fields.append(_strecha_camera(file))
         images.append(image)
     return _camera_from_fields(names, fields, str(camera_dir)), images
-

@@ -23,14 +23,16 @@ import logging
 import math
 import os
 import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterator, Literal, Mapping
+from typing import Any, Literal
 
 import numpy as np
 
 from reshoot.geometry.camera import Camera
 from reshoot.geometry.errors import InputError
+from reshoot.geometry.validation import check_name
 
 from .calibration import load_calibration
 
@@ -140,6 +142,19 @@ def image_files(folder: Path) -> list[Path]:
     """The image files of a folder (not hidden ones), in natural name order (frame_2 before frame_10)."""
     files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
     return sorted((p for p in files if not p.name.startswith(".")), key=lambda p: _natural_key(p.name))
+
+
+def check_survey_names(folder: Path) -> list[Path]:
+    """The survey photos of `folder` (`image_files`), each named by the name rule: their names become
+    camera names (registration/survey_cameras.json).
+
+    Raises:
+        InputError: a photo's name (without its extension) breaks the rule (a space, say).
+    """
+    files = image_files(folder)
+    for photo in files:
+        check_name(photo.stem, f"{photo}: survey photo name", "rename the photo (its name becomes a camera name)")
+    return files
 
 
 def _image_size(path: Path) -> tuple[int, int]:
@@ -311,7 +326,7 @@ class Footage:
         for s in self.sources:
             s.close()
 
-    def __enter__(self) -> "Footage":
+    def __enter__(self) -> Footage:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -323,7 +338,12 @@ class Footage:
 
 
 def _discover(folder: Path) -> list[tuple[str, Path, SourceKind]]:
-    """(camera name, path, kind) of every footage source in `folder`, sorted by name."""
+    """(camera name, path, kind) of every footage source in `folder`, sorted by name.
+
+    Raises:
+        InputError: a camera name (file stem or folder name) is not safe as a file name (a space, say,
+            which registration cannot take either), or two sources share a name.
+    """
     found: dict[str, tuple[Path, SourceKind]] = {}
     for entry in sorted(folder.iterdir()):
         if entry.name.startswith("."):
@@ -334,6 +354,12 @@ def _discover(folder: Path) -> list[tuple[str, Path, SourceKind]]:
             name, kind = entry.name, "images"
         else:
             continue
+        check_name(
+            name,
+            f"{entry}: camera name",
+            f"rename the {'file' if kind == 'video' else 'folder'} "
+            "(the camera is named after it, and the name becomes file and folder names)",
+        )
         if name in found:
             raise InputError(
                 f"{folder}: camera {name!r} has two sources, {found[name][0].name} and {entry.name}. "
@@ -369,8 +395,7 @@ def probe_video(name: str, path: Path) -> CameraFootage:
         num_frames, seconds = imageio_ffmpeg.count_frames_and_secs(str(path))
     except RuntimeError as exc:
         raise InputError(
-            f"{path}: camera {name}'s video cannot be decoded ({_ffmpeg_reason(str(exc))}). Re-copy or "
-            "re-export it."
+            f"{path}: camera {name}'s video cannot be decoded ({_ffmpeg_reason(str(exc))}). Re-copy or re-export it."
         ) from None
     if not num_frames:
         raise InputError(f"{path}: camera {name}'s video has no frames. Re-copy or re-export it.")
@@ -397,23 +422,31 @@ def open_plates(folder: str | os.PathLike, sizes: Mapping[str, tuple[int, int]])
     """
     folder = Path(folder)
     if not folder.is_dir():
-        raise InputError(f"{folder}: no such plates folder. Give a folder with one video or image folder per camera "
-                         "of the empty set, named after the camera.")
+        raise InputError(
+            f"{folder}: no such plates folder. Give a folder with one video or image folder per camera "
+            "of the empty set, named after the camera."
+        )
     found = {name: (path, kind) for name, path, kind in _discover(folder)}
     unknown = sorted(set(found) - set(sizes))
     missing = [n for n in sizes if n not in found]
     if unknown or missing:
-        raise InputError(f"{folder}: " + "; ".join(
-            ([f"no plate for camera(s) {missing}"] if missing else [])
-            + ([f"plate(s) {unknown} match no camera of the take ({sorted(sizes)})"] if unknown else []))
-            + ". Name each plate after its camera, as in the footage folder.")
+        raise InputError(
+            f"{folder}: "
+            + "; ".join(
+                ([f"no plate for camera(s) {missing}"] if missing else [])
+                + ([f"plate(s) {unknown} match no camera of the take ({sorted(sizes)})"] if unknown else [])
+            )
+            + ". Name each plate after its camera, as in the footage folder."
+        )
     plates = {}
     for name, size in sizes.items():
         path, kind = found[name]
         plate = probe_video(name, path) if kind == "video" else _probe_images(name, path, 1.0)
         if (plate.width, plate.height) != tuple(size):
-            raise InputError(f"{path}: camera {name}'s plate is {plate.width}x{plate.height} but its footage is "
-                             f"{size[0]}x{size[1]}. Shoot (or export) the plate at the footage's size.")
+            raise InputError(
+                f"{path}: camera {name}'s plate is {plate.width}x{plate.height} but its footage is "
+                f"{size[0]}x{size[1]}. Shoot (or export) the plate at the footage's size."
+            )
         plates[name] = plate
     return plates
 
@@ -539,7 +572,7 @@ def open_footage(
             It must describe exactly the cameras with footage, at the footage's image size.
         offsets: camera name → frames; frame `i` of that camera shows take frame `i + offset`
             (missing cameras: 0). With offsets the take is the frame range every camera covers;
-            without, every camera must have the same number of frames.
+            without (None or empty), every camera must have the same number of frames.
         fps: frame rate of image sequences (default 24); videos carry their own.
 
     Returns:
@@ -565,7 +598,7 @@ def open_footage(
             f"or one folder of frames per camera (<camera>/ with {'/'.join(IMAGE_SUFFIXES)} files)."
         )
     names = [name for name, _, _ in found]
-    checked_offsets = None if offsets is None else _check_offsets(offsets, names, folder)
+    checked_offsets = _check_offsets(offsets, names, folder) if offsets else None  # {} is no offsets too
     image_fps = DEFAULT_IMAGE_FPS if fps is None else float(fps)
     probes = [
         probe_video(name, path) if kind == "video" else _probe_images(name, path, image_fps)
@@ -582,7 +615,12 @@ def open_footage(
     ordered = None if camera is None else _match_calibration(camera, where, probes)
     sources = tuple(replace(p, offset=(checked_offsets or {}).get(p.name, 0)) for p in probes)
     logger.info(
-        "%s: %d cameras, %d frames from %d at %g fps%s", folder, len(sources), num_frames, first_frame,
-        take_fps, ", calibrated" if ordered is not None else "",
+        "%s: %d cameras, %d frames from %d at %g fps%s",
+        folder,
+        len(sources),
+        num_frames,
+        first_frame,
+        take_fps,
+        ", calibrated" if ordered is not None else "",
     )
     return Footage(folder, sources, take_fps, num_frames, first_frame, ordered)

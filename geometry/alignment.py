@@ -46,8 +46,14 @@ def transform_cameras(cameras: Camera, b_from_a: np.ndarray) -> Camera:
     new = old.clone()
     new[:, :3, :3] = old[:, :3, :3] @ rotation.T
     new[:, :3, 3] = scale * old[:, :3, 3] - new[:, :3, :3] @ shift
-    return Camera(cameras.names, cameras.K, new.to(cameras.cam_from_world.dtype), cameras.width, cameras.height,
-                  cameras.distortion)
+    return Camera(
+        cameras.names,
+        cameras.K,
+        new.to(cameras.cam_from_world.dtype),
+        cameras.width,
+        cameras.height,
+        cameras.distortion,
+    )
 
 
 @dataclass(frozen=True)
@@ -133,6 +139,14 @@ def relative_pose_agreement(estimate: Camera, reference: Camera) -> list[PairAgr
             cos = d_est @ d_ref / (np.linalg.norm(d_est) * np.linalg.norm(d_ref))
             angle = float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))))
             baseline = float(np.linalg.norm(d_ref))
-            out.append(PairAgreement(estimate.names[i], estimate.names[j], rot, angle, baseline,
-                                     baseline * float(np.sin(np.radians(angle)))))
+            out.append(
+                PairAgreement(
+                    estimate.names[i],
+                    estimate.names[j],
+                    rot,
+                    angle,
+                    baseline,
+                    baseline * float(np.sin(np.radians(angle))),
+                )
+            )
     return out

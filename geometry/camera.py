@@ -8,8 +8,8 @@ image size per camera, distortion `[V, 5]` as OpenCV's k1 k2 p1 p2 k3 (all zero 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 
@@ -115,7 +115,7 @@ class Camera:
         height: Sequence[int] | torch.Tensor,
         distortion=None,
         dtype: torch.dtype = torch.float64,
-    ) -> "Camera":
+    ) -> Camera:
         """Build a Camera from array-likes, validating shapes and values.
 
         Args:
@@ -151,9 +151,7 @@ class Camera:
             raise InputError(f"cameras {list(names)}: image sizes must be positive.")
         rot = cam_from_world[:, :3, :3]
         eye = torch.eye(3, dtype=dtype).expand_as(rot)
-        bad = ((rot @ rot.transpose(-1, -2) - eye).abs().amax(dim=(-1, -2)) > 1e-4) | (
-            torch.linalg.det(rot) < 0
-        )
+        bad = ((rot @ rot.transpose(-1, -2) - eye).abs().amax(dim=(-1, -2)) > 1e-4) | (torch.linalg.det(rot) < 0)
         if bool(bad.any()):
             which = [n for n, b in zip(names, bad.tolist()) if b]
             raise InputError(f"cameras {which}: cam_from_world's 3x3 part is not a rotation matrix.")
@@ -169,42 +167,54 @@ class Camera:
         except ValueError:
             raise InputError(f"no camera named {name!r}; the cameras are {list(self.names)}.") from None
 
-    def select(self, which: int | str | Sequence[int | str]) -> "Camera":
+    def select(self, which: int | str | Sequence[int | str]) -> Camera:
         """A sub-batch by position(s) or name(s), in the order given."""
         items = [which] if isinstance(which, (int, str)) else list(which)
         idx = [self.index(i) if isinstance(i, str) else int(i) for i in items]
         t = torch.as_tensor(idx, dtype=torch.long)
         return Camera(
-            tuple(self.names[i] for i in idx), self.K[t], self.cam_from_world[t],
-            self.width[t], self.height[t], self.distortion[t],
+            tuple(self.names[i] for i in idx),
+            self.K[t],
+            self.cam_from_world[t],
+            self.width[t],
+            self.height[t],
+            self.distortion[t],
         )
 
-    def renamed(self, names: Sequence[str]) -> "Camera":
+    def renamed(self, names: Sequence[str]) -> Camera:
         """The same cameras under new names (same order)."""
         assert len(names) == len(self), "one name per camera"
         return Camera(tuple(names), self.K, self.cam_from_world, self.width, self.height, self.distortion)
 
     @staticmethod
-    def cat(cameras: Sequence["Camera"]) -> "Camera":
+    def cat(cameras: Sequence[Camera]) -> Camera:
         """Concatenate batches (names must stay unique)."""
         return Camera.create(
             [n for c in cameras for n in c.names],
-            torch.cat([c.K for c in cameras]), torch.cat([c.cam_from_world for c in cameras]),
-            torch.cat([c.width for c in cameras]), torch.cat([c.height for c in cameras]),
-            torch.cat([c.distortion for c in cameras]), dtype=cameras[0].K.dtype,
+            torch.cat([c.K for c in cameras]),
+            torch.cat([c.cam_from_world for c in cameras]),
+            torch.cat([c.width for c in cameras]),
+            torch.cat([c.height for c in cameras]),
+            torch.cat([c.distortion for c in cameras]),
+            dtype=cameras[0].K.dtype,
         )
 
-    def to(self, dtype: torch.dtype | None = None, device: torch.device | str | None = None) -> "Camera":
+    def to(self, dtype: torch.dtype | None = None, device: torch.device | str | None = None) -> Camera:
         """Cast the float tensors to `dtype` and move everything to `device`."""
+
         def f(t: torch.Tensor) -> torch.Tensor:
             return t.to(device=device, dtype=dtype)
 
         return Camera(
-            self.names, f(self.K), f(self.cam_from_world), self.width.to(device),
-            self.height.to(device), f(self.distortion),
+            self.names,
+            f(self.K),
+            f(self.cam_from_world),
+            self.width.to(device),
+            self.height.to(device),
+            f(self.distortion),
         )
 
-    def scaled(self, factor: int) -> "Camera":
+    def scaled(self, factor: int) -> Camera:
         """The same cameras for images downsampled by an integer `factor` (sizes floored).
 
         Pixel centres stay pixel centres: a new pixel covers `factor` x `factor` old ones, so
@@ -213,28 +223,40 @@ class Camera:
         K = self.K.clone()
         K[:, :2, :2] /= factor
         K[:, :2, 2] = (self.K[:, :2, 2] + 0.5) / factor - 0.5
-        return Camera(self.names, K, self.cam_from_world, self.width // factor, self.height // factor,
-                      self.distortion)
+        return Camera(self.names, K, self.cam_from_world, self.width // factor, self.height // factor, self.distortion)
 
-    def cropped(self, left: int, top: int, width: int, height: int) -> "Camera":
+    def cropped(self, left: int, top: int, width: int, height: int) -> Camera:
         """The same cameras seeing only the window of `width` x `height` pixels whose top-left pixel is
         (left, top): the principal point shifts with the window."""
         K = self.K.clone()
         K[:, 0, 2] -= left
         K[:, 1, 2] -= top
         v = len(self)
-        return Camera(self.names, K, self.cam_from_world, torch.full((v,), int(width)), torch.full((v,), int(height)),
-                      self.distortion)
+        return Camera(
+            self.names,
+            K,
+            self.cam_from_world,
+            torch.full((v,), int(width)),
+            torch.full((v,), int(height)),
+            self.distortion,
+        )
 
-    def with_pose(self, cam_from_world: torch.Tensor) -> "Camera":
+    def with_pose(self, cam_from_world: torch.Tensor) -> Camera:
         """Camera 0 of these cameras placed at `cam_from_world` ([4, 4], OpenCV axes), in K's dtype."""
-        return Camera(self.names[:1], self.K[:1], cam_from_world[None].to(self.K.dtype), self.width[:1],
-                      self.height[:1], self.distortion[:1])
+        return Camera(
+            self.names[:1],
+            self.K[:1],
+            cam_from_world[None].to(self.K.dtype),
+            self.width[:1],
+            self.height[:1],
+            self.distortion[:1],
+        )
 
-    def pinhole(self) -> "Camera":
+    def pinhole(self) -> Camera:
         """The same cameras without lens distortion (what `undistort_image` resamples into)."""
-        return Camera(self.names, self.K, self.cam_from_world, self.width, self.height,
-                      torch.zeros_like(self.distortion))
+        return Camera(
+            self.names, self.K, self.cam_from_world, self.width, self.height, torch.zeros_like(self.distortion)
+        )
 
     @property
     def world_from_cam(self) -> torch.Tensor:
@@ -284,8 +306,12 @@ class Camera:
         rows = projection.pixels[..., 1].round().long()
         width, height = self.width[:, None], self.height[:, None]
         inside = (projection.depth > 0) & (cols >= 0) & (cols < width) & (rows >= 0) & (rows < height)
-        return PixelHits(torch.minimum(rows.clamp_min(0), height - 1), torch.minimum(cols.clamp_min(0), width - 1),
-                         inside, projection.depth)
+        return PixelHits(
+            torch.minimum(rows.clamp_min(0), height - 1),
+            torch.minimum(cols.clamp_min(0), width - 1),
+            inside,
+            projection.depth,
+        )
 
     def pixel_directions(self, pixels: torch.Tensor) -> torch.Tensor:
         """Viewing rays of pixels, in world coordinates, scaled to unit z-depth.

@@ -11,15 +11,17 @@ Static cameras give one `cam_from_world`; moving (shot) cameras add per-frame po
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 
 from .camera import Camera
 from .errors import FormatError, InputError
 from .files import read_json_document, write_json_document
+from .validation import check_name
 
 KIND = "cameras"
 VERSION = 1
@@ -111,11 +113,25 @@ def _matrix(value: Any, rows: int, cols: int, where: str) -> torch.Tensor:
     return m
 
 
+def _intrinsics(value: Any, where: str) -> torch.Tensor:
+    """A 3x3 K of finite numbers with positive focal lengths (fx = K[0][0], fy = K[1][1], pixels)."""
+    K = _matrix(value, 3, 3, where)
+    if not (K[0, 0] > 0 and K[1, 1] > 0):
+        raise FormatError(
+            f"{where}: the focal lengths fx = K[0][0] and fy = K[1][1] must be positive (pixels), "
+            f"got {float(K[0, 0]):g} and {float(K[1, 1]):g}. Fix the calibration."
+        )
+    return K
+
+
 def read_cameras_json(path: str | Path) -> CamerasDocument:
     """Read a `reshoot/cameras` document.
 
+    Camera names must be safe as file names (`validation.check_name`): they become folders and files.
+
     Raises:
-        InputError / FormatError: missing file, wrong format or version, malformed camera entries.
+        InputError / FormatError: missing file, wrong format or version, malformed camera entries (a bad
+            name, NaN or infinite numbers, a focal length that is not positive).
     """
     doc = read_json_document(path, KIND, VERSION)
     entries = doc.get("cameras")
@@ -129,18 +145,24 @@ def read_cameras_json(path: str | Path) -> CamerasDocument:
         where = f"{path}: camera #{i}"
         if not isinstance(entry, dict):
             raise FormatError(f"{where}: expected an object.")
-        name = str(_field(entry, "name", where))
+        name = check_name(
+            str(_field(entry, "name", where)),
+            f"{where} name",
+            "rename the camera (and its footage) to one that is safe as a file name",
+        )
         where = f"{path}: camera {name!r}"
         width, height = _field(entry, "width", where), _field(entry, "height", where)
         if not all(isinstance(s, int) and s > 0 for s in (width, height)):
             raise FormatError(f"{where}: width and height must be positive integers (pixels).")
         dist = entry.get("distortion") or []
-        if not isinstance(dist, list) or len(dist) > 5 or not all(
-            isinstance(d, (int, float)) and math.isfinite(d) for d in dist
+        if (
+            not isinstance(dist, list)
+            or len(dist) > 5
+            or not all(isinstance(d, (int, float)) and math.isfinite(d) for d in dist)
         ):
             raise FormatError(f"{where}: distortion must be a list of up to 5 numbers (k1 k2 p1 p2 k3).")
         names.append(name)
-        Ks.append(_matrix(_field(entry, "K", where), 3, 3, f"{where} K"))
+        Ks.append(_intrinsics(_field(entry, "K", where), f"{where} K"))
         poses.append(_matrix(_field(entry, "cam_from_world", where), 4, 4, f"{where} cam_from_world"))
         widths.append(width)
         heights.append(height)
@@ -156,9 +178,7 @@ def read_cameras_json(path: str | Path) -> CamerasDocument:
                     f'{where}: "frames" must be a non-empty list of {{"frame" (an integer), "cam_from_world"}}.'
                 )
             numbers = torch.tensor([int(_field(f, "frame", where)) for f in frames], dtype=torch.int64)
-            mats = torch.stack(
-                [_matrix(_field(f, "cam_from_world", where), 4, 4, f"{where} frames") for f in frames]
-            )
+            mats = torch.stack([_matrix(_field(f, "cam_from_world", where), 4, 4, f"{where} frames") for f in frames])
             paths[name] = CameraPath(numbers, mats)
         attributes[name] = {k: v for k, v in entry.items() if k not in known}
     try:

@@ -9,11 +9,39 @@ takes one silhouette at a time with no occluder depth and no "seen by at least k
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 
 from .camera import Camera
+from .errors import InputError
+
+MAX_VOXELS = 40_000_000
+"""Largest carving grid (about 9 bytes a voxel: 360 MB), so that a tiny voxel size fails at once."""
+
+
+def check_voxel_grid(bounds_min, bounds_max, voxel_size: float) -> int:
+    """The number of voxels of the grid over the box at `voxel_size`.
+
+    Raises:
+        InputError: `voxel_size` is not a positive finite number, or the grid exceeds MAX_VOXELS (the
+            message gives the smallest voxel size that fits).
+    """
+    if not (isinstance(voxel_size, (int, float)) and math.isfinite(voxel_size) and voxel_size > 0):
+        raise InputError(
+            f"--voxel-size {voxel_size!r}: give a positive voxel edge (world units, metres when the scale is known)."
+        )
+    extent = [max(float(hi) - float(lo), 0.0) for lo, hi in zip(bounds_min, bounds_max)]
+    count = math.prod(max(math.ceil(e / voxel_size), 1) for e in extent)
+    if count > MAX_VOXELS:
+        smallest = (math.prod(max(e, voxel_size) for e in extent) / MAX_VOXELS) ** (1 / 3)
+        raise InputError(
+            f"--voxel-size {voxel_size:g}: the box to carve ({' x '.join(f'{e:.2f}' for e in extent)}) "
+            f"would take {count:,} voxels, more than {MAX_VOXELS:,}; give a voxel size of at least "
+            f"{math.ceil(smallest * 1000) / 1000:g}."
+        )
+    return count
 
 
 @dataclass(frozen=True)
@@ -59,6 +87,7 @@ def carve_visual_hull(
     Returns:
         The occupied voxels (possibly none).
     """
+    check_voxel_grid(bounds_min, bounds_max, voxel_size)
     lo = torch.tensor(bounds_min, dtype=torch.float64)
     hi = torch.tensor(bounds_max, dtype=torch.float64)
     dims = torch.clamp(((hi - lo) / voxel_size).ceil().long(), min=1)

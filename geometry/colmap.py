@@ -9,11 +9,11 @@ k is OpenCV's k1 with a single focal length.
 from __future__ import annotations
 
 import numpy as np
-import pycolmap
 import torch
 
 from .camera import Camera
 from .errors import FormatError
+from .pycolmap_import import pycolmap
 
 
 def colmap_camera(camera: Camera, index: int = 0, camera_id: int | None = None) -> pycolmap.Camera:
@@ -28,8 +28,9 @@ def colmap_camera(camera: Camera, index: int = 0, camera_id: int | None = None) 
     else:
         model, params = "FULL_OPENCV", [fx, fy, cx, cy, *dist[:4], dist[4], 0.0, 0.0, 0.0]
     kwargs = {} if camera_id is None else {"camera_id": camera_id}
-    return pycolmap.Camera(model=model, width=int(camera.width[index]), height=int(camera.height[index]),
-                           params=params, **kwargs)
+    return pycolmap.Camera(
+        model=model, width=int(camera.width[index]), height=int(camera.height[index]), params=params, **kwargs
+    )
 
 
 def colmap_params_string(camera: Camera, index: int = 0) -> tuple[str, str]:
@@ -83,8 +84,9 @@ def rigid_from_matrix(cam_from_world: np.ndarray) -> pycolmap.Rigid3d:
     return pycolmap.Rigid3d(np.asarray(cam_from_world, dtype=np.float64)[:3, :4])
 
 
-def cameras_from_reconstruction(reconstruction: pycolmap.Reconstruction, image_ids: list[int],
-                                names: list[str]) -> Camera:
+def cameras_from_reconstruction(
+    reconstruction: pycolmap.Reconstruction, image_ids: list[int], names: list[str]
+) -> Camera:
     """Our Camera batch for registered images of a reconstruction, named `names`."""
     Ks, dists, poses, widths, heights = [], [], [], [], []
     for image_id in image_ids:

@@ -64,9 +64,7 @@ def undistorted_pixels(camera: Camera, pixels: torch.Tensor) -> torch.Tensor:
     return homogeneous[:, :2] / homogeneous[:, 2:3]
 
 
-def epipolar_distances(
-    cam_a: Camera, cam_b: Camera, pixels_a: torch.Tensor, pixels_b: torch.Tensor
-) -> torch.Tensor:
+def epipolar_distances(cam_a: Camera, cam_b: Camera, pixels_a: torch.Tensor, pixels_b: torch.Tensor) -> torch.Tensor:
     """Symmetric epipolar distance of matched pixels, in pixels.
 
     Each pixel is undistorted with its camera's calibration; the distance of a match is the mean of

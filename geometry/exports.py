@@ -33,8 +33,9 @@ import json
 import logging
 import math
 import warnings
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -43,7 +44,7 @@ from .camera import Camera
 from .colmap import colmap_camera, intrinsics_from_colmap
 from .conventions import colmap_K_from_opencv, opencv_from_opengl, opencv_K_from_colmap, opengl_from_opencv
 from .errors import FormatError, InputError
-from .files import atomic_directory, atomic_path, read_text_document, write_text_atomic
+from .files import atomic_directory, atomic_path, foreign_entries, read_text_document, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -127,13 +128,14 @@ def write_colmap_text(
             cameras not in it get `<camera>.png`.
         points_xyz: [N, 3] world points (world units), or None.
         points_rgb: [N, 3] colours, uint8 or float in [0, 1]; black when None.
-        overwrite: replace an existing non-empty `folder`.
+        overwrite: replace an existing non-empty `folder` that is a COLMAP text model (only the model's
+            files, nothing else: another folder is never replaced).
 
     Raises:
         InputError: skew, unknown or space-containing image names, bad point arrays, or `folder`
-            exists and is not empty without `overwrite`.
+            exists and is not empty without `overwrite` or is not a COLMAP text model.
     """
-    import pycolmap
+    from .pycolmap_import import pycolmap
 
     _check_plain_pinhole(cameras, "COLMAP")
     names = _colmap_image_names(cameras, image_names)
@@ -153,8 +155,22 @@ def write_colmap_text(
         reconstruction.add_image_with_trivial_frame(image, pycolmap.Rigid3d(cam_from_world[i, :3, :4]))
     for p, c in zip(xyz, rgb):
         reconstruction.add_point3D(p, pycolmap.Track(), c)
-    with atomic_directory(folder, overwrite=overwrite) as tmp:
+    with atomic_directory(
+        folder, overwrite=overwrite, replaceable=_not_a_colmap_model, command="the COLMAP export"
+    ) as tmp:
         reconstruction.write_text(str(tmp))
+
+
+COLMAP_TEXT_FILES = ("cameras.txt", "images.txt", "points3D.txt", "rigs.txt", "frames.txt")
+
+
+def _not_a_colmap_model(folder: Path) -> str | None:
+    """Why `folder` is not a COLMAP text model that may be replaced (None when it is): it must hold
+    cameras.txt and images.txt and no other files than a text model has."""
+    if not all((folder / name).is_file() for name in COLMAP_TEXT_FILES[:2]):
+        return "it has no cameras.txt and images.txt"
+    foreign = foreign_entries(folder, lambda name: name in COLMAP_TEXT_FILES)
+    return f"it also holds {', '.join(foreign[:5])}, which a COLMAP text model does not have" if foreign else None
 
 
 def read_colmap_text(folder: str | Path) -> Camera:
@@ -176,7 +192,7 @@ def read_colmap_text(folder: str | Path) -> Camera:
         FormatError: an unsupported camera model, no registered image, or image names whose stems
             collide.
     """
-    import pycolmap
+    from .pycolmap_import import pycolmap
 
     folder = Path(folder)
     missing = [f for f in ("cameras.txt", "images.txt") if not (folder / f).is_file()]
@@ -389,9 +405,7 @@ def read_nerfstudio_transforms(path: str | Path) -> NerfstudioTransforms:
     K = opencv_K_from_colmap(torch.tensor(Ks, dtype=torch.float64))
     cam_from_world = opencv_from_opengl(torch.from_numpy(np.stack(poses)))
     try:
-        cameras = Camera.create(
-            names, K, cam_from_world, [s[0] for s in sizes], [s[1] for s in sizes], dists
-        )
+        cameras = Camera.create(names, K, cam_from_world, [s[0] for s in sizes], [s[1] for s in sizes], dists)
     except InputError as exc:  # a transform that is not a rotation + translation: name the file
         raise FormatError(f"{path}: {exc}") from None
     return NerfstudioTransforms(cameras, image_paths)
@@ -412,8 +426,9 @@ def read_nerfstudio_transforms(path: str | Path) -> NerfstudioTransforms:
 NUKE_FROM_WORLD = torch.tensor([[1.0, 0, 0, 0], [0, 0, 1, 0], [0, -1, 0, 0], [0, 0, 0, 1]], dtype=torch.float64)
 
 
-def write_nuke_chan(path: str | Path, frames: Sequence[int], cam_from_world: torch.Tensor, K: torch.Tensor,
-                    height: int) -> None:
+def write_nuke_chan(
+    path: str | Path, frames: Sequence[int], cam_from_world: torch.Tensor, K: torch.Tensor, height: int
+) -> None:
     """Write a camera path as a Nuke .chan (format above), atomically.
 
     Args:
@@ -479,8 +494,9 @@ def read_nuke_chan(path: str | Path) -> tuple[list[int], torch.Tensor, float]:
 USD_APERTURE_MM = 36.0
 
 
-def write_usd_cameras(path: str | Path, cameras: Camera, paths: Mapping[str, Any] | None = None,
-                      fps: float = 24.0) -> None:
+def write_usd_cameras(
+    path: str | Path, cameras: Camera, paths: Mapping[str, Any] | None = None, fps: float = 24.0
+) -> None:
     """Write cameras (and per-frame paths: name → object with `frames` [T] and `cam_from_world` [T, 4, 4])
     as a .usda stage, atomically.
 
@@ -505,8 +521,10 @@ def write_usd_cameras(path: str | Path, cameras: Camera, paths: Mapping[str, Any
             stage.SetEndTimeCode(max(all_frames))
         for i, name in enumerate(cameras.names):
             if not Sdf.Path.IsValidIdentifier(name):
-                raise InputError(f"camera name {name!r} is not a valid USD prim name (letters, digits, _; not "
-                                 "starting with a digit); rename it before exporting to USD.")
+                raise InputError(
+                    f"camera name {name!r} is not a valid USD prim name (letters, digits, _; not "
+                    "starting with a digit); rename it before exporting to USD."
+                )
             camera = UsdGeom.Camera.Define(stage, f"/cameras/{name}")
             K = cameras.K[i].detach().cpu().double()
             width, height = int(cameras.width[i]), int(cameras.height[i])
@@ -563,8 +581,9 @@ def read_usd_cameras(path: str | Path) -> tuple[Camera, dict[str, tuple[list[int
         cy = camera.GetVerticalApertureOffsetAttr().Get() * height / vertical + (height - 1) / 2
         xformable = UsdGeom.Xformable(prim)
         times = xformable.GetTimeSamples()
-        samples = [xformable.GetLocalTransformation(Usd.TimeCode(t)) for t in times] or \
-            [xformable.GetLocalTransformation(Usd.TimeCode.Default())]
+        samples = [xformable.GetLocalTransformation(Usd.TimeCode(t)) for t in times] or [
+            xformable.GetLocalTransformation(Usd.TimeCode.Default())
+        ]
         world = torch.tensor([[list(row) for row in m] for m in samples], dtype=torch.float64).transpose(1, 2)
         cam_from_world = opencv_from_opengl(world)
         name = prim.GetName()

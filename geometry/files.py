@@ -9,11 +9,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import shutil
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from .errors import FormatError, InputError
 
@@ -111,27 +113,102 @@ def read_json_document(path: str | os.PathLike, kind: str, max_version: int) -> 
     return doc
 
 
+def remove_leftovers(path: str | os.PathLike) -> list[Path]:
+    """Remove what an interrupted (killed) atomic write of `path` left beside it: the hidden temporary
+    siblings `.NAME.<random>.tmp…` and `.NAME.<random>.old` of `atomic_path` / `atomic_directory`.
+    Only call it while no other process can be writing `path` (the workspace lock). Returns what it removed."""
+    path = Path(path)
+    pattern = re.compile(rf"^\.{re.escape(path.name)}\.[0-9a-z_]+(\.tmp.*|\.old)$")
+    removed = []
+    for item in path.parent.iterdir() if path.parent.is_dir() else []:
+        if pattern.match(item.name):
+            shutil.rmtree(item) if item.is_dir() and not item.is_symlink() else item.unlink()
+            removed.append(item)
+    return removed
+
+
+OUTPUT_MARKER = ".reshoot-output.json"
+"""A file a command writes into an output folder of the user's choosing (`reshoot export --out`, each
+camera folder of `reshoot render --out`): `{"format": "reshoot/output", "version": 1, "made_by": COMMAND}`.
+`--overwrite` replaces only folders that hold the marker of the same command."""
+
+
+def write_output_marker(folder: str | os.PathLike, command: str) -> None:
+    """Mark `folder` as made by `command` (e.g. "reshoot export")."""
+    write_json_document(Path(folder) / OUTPUT_MARKER, "output", 1, {"made_by": command})
+
+
+def made_by(folder: str | os.PathLike) -> str | None:
+    """The command whose marker `folder` holds, or None (no marker, or an unreadable one)."""
+    try:
+        value = read_json_document(Path(folder) / OUTPUT_MARKER, "output", 1).get("made_by")
+    except InputError:
+        return None
+    return value if isinstance(value, str) else None
+
+
+def foreign_entries(folder: str | os.PathLike, own: Callable[[str], bool]) -> list[str]:
+    """Names of the entries of `folder` that `own` does not accept (the marker is always accepted)."""
+    return sorted(p.name for p in Path(folder).iterdir() if p.name != OUTPUT_MARKER and not own(p.name))
+
+
+def check_replaceable(path: Path, command: str, own: Callable[[str], bool] | None = None) -> str | None:
+    """Why the existing folder `path` is not `command`'s output (None when it is): it must hold `command`'s
+    marker and, with `own`, nothing but entries `own` accepts (files the user added are never deleted)."""
+    if (path / "reshoot.toml").exists():
+        return "it is a reshoot workspace"
+    if made_by(path) != command:
+        return f"it has no {OUTPUT_MARKER} written by {command}"
+    foreign = foreign_entries(path, own) if own is not None else []
+    if foreign:
+        more = " ..." if len(foreign) > 5 else ""
+        return f"it also holds {', '.join(foreign[:5])}{more}, which {command} does not write"
+    return None
+
+
 @contextlib.contextmanager
-def atomic_directory(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
+def atomic_directory(
+    path: str | os.PathLike,
+    overwrite: bool = False,
+    replaceable: Callable[[Path], str | None] | None = None,
+    marker: str | None = None,
+    command: str = "this command",
+) -> Iterator[Path]:
     """Yield a temporary folder beside `path`; on success it replaces `path`.
 
     Args:
         path: the folder to produce.
         overwrite: replace an existing non-empty `path`; without it an existing non-empty folder is an
             error, so nothing a user made is lost.
+        replaceable: for folders the user names (not a workspace's own places): `replaceable(path)` says
+            why an existing non-empty `path` is not this command's earlier output (None: it is). Such a
+            folder is never replaced, even with `overwrite`. Checked before anything is written.
+        marker: write the output marker of this command (e.g. "reshoot export") into the new folder.
+        command: the command, for messages.
 
     Raises:
-        InputError: `path` exists, is not empty, and `overwrite` is False; or `path` is a file.
+        InputError: `path` exists, is not empty, and `overwrite` is False or `replaceable` objects; or
+            `path` is a file.
     """
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise InputError(f"{path} exists and is a file; give a folder path that does not exist yet.")
-    if path.is_dir() and any(path.iterdir()) and not overwrite:
-        raise InputError(f"{path} already exists and is not empty. Choose another folder or pass --overwrite.")
+    if path.is_dir() and any(path.iterdir()):
+        reason = replaceable(path) if replaceable is not None else None
+        if reason is not None:
+            raise InputError(
+                f"{path} already exists and was not made by {command} ({reason}); --overwrite only "
+                f"replaces what {command} made. Nothing was changed: choose another folder, or move "
+                "or delete that one yourself."
+            )
+        if not overwrite:
+            raise InputError(f"{path} already exists and is not empty. Choose another folder or pass --overwrite.")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _create_sibling(path, ".tmp", directory=True)
     try:
         yield tmp
+        if marker is not None:
+            write_output_marker(tmp, marker)
         if path.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
             os.replace(path, old / path.name)

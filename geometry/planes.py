@@ -29,8 +29,9 @@ class FoundPlane:
     inliers: np.ndarray
 
 
-def ransac_plane(points: np.ndarray, distance: float, iterations: int,
-                 rng: np.random.Generator) -> tuple[np.ndarray, float, np.ndarray]:
+def ransac_plane(
+    points: np.ndarray, distance: float, iterations: int, rng: np.random.Generator
+) -> tuple[np.ndarray, float, np.ndarray]:
     """The plane through three of `points` [N, 3] (N >= 3) with the most points within `distance`:
     (unit normal [3], offset, inlier indices [M]); ties go to the earlier hypothesis."""
     samples = rng.integers(0, len(points), size=(iterations, 3))
@@ -52,9 +53,16 @@ def ransac_plane(points: np.ndarray, distance: float, iterations: int,
     return normals[best], float(offsets[best]), inliers
 
 
-def vertical_planes(points: np.ndarray, distance: float, min_share: float, max_planes: int = 4,
-                    max_tilt: float = 0.2, seed: int = 0, normals: np.ndarray | None = None,
-                    iterations: int = 500) -> list[FoundPlane]:
+def vertical_planes(
+    points: np.ndarray,
+    distance: float,
+    min_share: float,
+    max_planes: int = 4,
+    max_tilt: float = 0.2,
+    seed: int = 0,
+    normals: np.ndarray | None = None,
+    iterations: int = 500,
+) -> list[FoundPlane]:
     """Walls: the largest planes of `points` [N, 3] (z up) whose normal is within `max_tilt` (|n_z|) of
     horizontal, found one after the other, each holding at least `min_share` of the points left.
     Stops at the first plane that is not such a wall.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 ProgressFn = Callable[..., None]
 """progress(what, done, total, **info): called as work advances; the CLI renders it with rich.

@@ -8,15 +8,15 @@ Images live under one root folder (`image_root/<name>`); images of one *group* s
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
-import pycolmap
 
 from .camera import Camera
 from .colmap import cameras_from_reconstruction, colmap_camera, colmap_params_string, rigid_from_matrix
+from .pycolmap_import import pycolmap
 
 log = logging.getLogger(__name__)
 
@@ -86,9 +86,16 @@ class SfmResult:
     reconstruction: pycolmap.Reconstruction | None = None
 
 
-def build_database(database: Path, image_root: Path, groups: Sequence[ImageGroup], mask_root: Path | None = None,
-                   pairs: Sequence[tuple[str, str]] | None = None, max_features: int = 8192,
-                   threads: int = -1, seed: int = 0) -> None:
+def build_database(
+    database: Path,
+    image_root: Path,
+    groups: Sequence[ImageGroup],
+    mask_root: Path | None = None,
+    pairs: Sequence[tuple[str, str]] | None = None,
+    max_features: int = 8192,
+    threads: int = -1,
+    seed: int = 0,
+) -> None:
     """Extract SIFT features (one camera per group) and match image pairs.
 
     Args:
@@ -110,22 +117,33 @@ def build_database(database: Path, image_root: Path, groups: Sequence[ImageGroup
             reader.camera_model, reader.camera_params = colmap_params_string(group.intrinsics)
         else:
             reader.camera_model = "SIMPLE_RADIAL"
-        pycolmap.extract_features(database, image_root, image_names=list(group.images),
-                                  camera_mode=pycolmap.CameraMode.SINGLE, reader_options=reader,
-                                  extraction_options=extraction, device=pycolmap.Device.cpu)
+        pycolmap.extract_features(
+            database,
+            image_root,
+            image_names=list(group.images),
+            camera_mode=pycolmap.CameraMode.SINGLE,
+            reader_options=reader,
+            extraction_options=extraction,
+            device=pycolmap.Device.cpu,
+        )
     matching = pycolmap.FeatureMatchingOptions()
     matching.num_threads = threads
     verification = pycolmap.TwoViewGeometryOptions()
     verification.ransac.random_seed = seed
     if pairs is None:
-        pycolmap.match_exhaustive(database, matching_options=matching, verification_options=verification,
-                                  device=pycolmap.Device.cpu)
+        pycolmap.match_exhaustive(
+            database, matching_options=matching, verification_options=verification, device=pycolmap.Device.cpu
+        )
         return
     pair_list = database.with_suffix(".pairs.txt")
     pair_list.write_text("".join(f"{a} {b}\n" for a, b in pairs))
-    pycolmap.match_image_pairs(database, matching_options=matching,
-                               pairing_options=pycolmap.ImportedPairingOptions(match_list_path=str(pair_list)),
-                               verification_options=verification, device=pycolmap.Device.cpu)
+    pycolmap.match_image_pairs(
+        database,
+        matching_options=matching,
+        pairing_options=pycolmap.ImportedPairingOptions(match_list_path=str(pair_list)),
+        verification_options=verification,
+        device=pycolmap.Device.cpu,
+    )
 
 
 def _database_tables(database: Path) -> tuple[dict[int, str], dict[str, int], dict[tuple[str, str], int]]:
@@ -157,24 +175,35 @@ def _result(reconstruction: pycolmap.Reconstruction | None, database: Path) -> S
     for image_id, name in zip(registered_ids, rec_names):
         image = reconstruction.image(image_id)
         errors = [reconstruction.point3D(p.point3D_id).error for p in image.points2D if p.has_point3D()]
-        stats[name] = ImageStats(keypoints[name], verified[name], True, len(errors),
-                                 float(np.mean(errors)) if errors else float("nan"))
+        stats[name] = ImageStats(
+            keypoints[name], verified[name], True, len(errors), float(np.mean(errors)) if errors else float("nan")
+        )
     if reconstruction is None or not registered_ids:
         empty = np.zeros((0, 3))
-        return SfmResult(Camera.create([], np.zeros((0, 3, 3)), np.zeros((0, 4, 4)), [], []), empty,
-                         empty.astype(np.uint8), np.zeros(0), stats, pairs, reconstruction)
+        return SfmResult(
+            Camera.create([], np.zeros((0, 3, 3)), np.zeros((0, 4, 4)), [], []),
+            empty,
+            empty.astype(np.uint8),
+            np.zeros(0),
+            stats,
+            pairs,
+            reconstruction,
+        )
     points = list(reconstruction.points3D.values())
     return SfmResult(
         cameras=cameras_from_reconstruction(reconstruction, registered_ids, rec_names),
         points_xyz=np.array([p.xyz for p in points], dtype=np.float64).reshape(-1, 3),
         points_rgb=np.array([p.color for p in points], dtype=np.uint8).reshape(-1, 3),
         points_error_px=np.array([p.error for p in points], dtype=np.float64),
-        stats=stats, pair_matches=pairs, reconstruction=reconstruction,
+        stats=stats,
+        pair_matches=pairs,
+        reconstruction=reconstruction,
     )
 
 
-def incremental_sfm(database: Path, image_root: Path, work: Path, refine_intrinsics: bool = True,
-                    seed: int = 0, threads: int = 1) -> SfmResult:
+def incremental_sfm(
+    database: Path, image_root: Path, work: Path, refine_intrinsics: bool = True, seed: int = 0, threads: int = 1
+) -> SfmResult:
     """pycolmap's incremental mapper; keeps the model that registers the most images.
 
     Args:
@@ -198,8 +227,9 @@ def incremental_sfm(database: Path, image_root: Path, work: Path, refine_intrins
     return _result(best, database)
 
 
-def triangulate_with_known_poses(database: Path, image_root: Path, work: Path,
-                                 poses: Mapping[str, tuple[Camera, np.ndarray]]) -> SfmResult:
+def triangulate_with_known_poses(
+    database: Path, image_root: Path, work: Path, poses: Mapping[str, tuple[Camera, np.ndarray]]
+) -> SfmResult:
     """Triangulate the matched features with fixed, known cameras (no pose estimation).
 
     Args:
@@ -219,6 +249,7 @@ def triangulate_with_known_poses(database: Path, image_root: Path, work: Path,
         posed = pycolmap.Image(name=name, camera_id=image.camera_id, image_id=image.image_id)
         reconstruction.add_image_with_trivial_frame(posed, rigid_from_matrix(cam_from_world))
     work.mkdir(parents=True, exist_ok=True)
-    model = pycolmap.triangulate_points(reconstruction, database, image_root, work, clear_points=True,
-                                        refine_intrinsics=False)
+    model = pycolmap.triangulate_points(
+        reconstruction, database, image_root, work, clear_points=True, refine_intrinsics=False
+    )
     return _result(model, database)

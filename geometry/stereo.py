@@ -15,8 +15,8 @@ kornia have no multi-view stereo, and OpenCV's block matchers need rectified pai
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -45,8 +45,11 @@ class StereoView:
             return self
         h, w = self.image.shape[0] // factor * factor, self.image.shape[1] // factor * factor
         image = self.image[:h, :w].reshape(h // factor, factor, w // factor, factor, 3).mean((1, 3))
-        mask = None if self.mask is None else \
-            self.mask[:h, :w].reshape(h // factor, factor, w // factor, factor).float().amin((1, 3)) > 0.5
+        mask = (
+            None
+            if self.mask is None
+            else self.mask[:h, :w].reshape(h // factor, factor, w // factor, factor).float().amin((1, 3)) > 0.5
+        )
         return StereoView(self.camera.scaled(factor), image, mask)
 
 
@@ -114,8 +117,9 @@ class DensePoints:
     support: torch.Tensor
 
 
-def select_sources(cameras: Camera, reference: int, near: float, far: float, count: int, min_angle_deg: float,
-                   max_angle_deg: float) -> list[int]:
+def select_sources(
+    cameras: Camera, reference: int, near: float, far: float, count: int, min_angle_deg: float, max_angle_deg: float
+) -> list[int]:
     """Source views for a reference view: chosen greedily to see, under a useful triangulation angle,
     the most of the reference's frustum (a grid of pixels at three depths between `near` and `far`)
     that fewer than two chosen views see yet; angles near 15 degrees count more.
@@ -125,8 +129,11 @@ def select_sources(cameras: Camera, reference: int, near: float, far: float, cou
         near, far: the reference's depth range (world units).
     """
     w, h = float(cameras.width[reference]), float(cameras.height[reference])
-    cols, rows = torch.meshgrid(torch.linspace(0.1 * w, 0.9 * w, 6, dtype=torch.float64),
-                                torch.linspace(0.1 * h, 0.9 * h, 5, dtype=torch.float64), indexing="ij")
+    cols, rows = torch.meshgrid(
+        torch.linspace(0.1 * w, 0.9 * w, 6, dtype=torch.float64),
+        torch.linspace(0.1 * h, 0.9 * h, 5, dtype=torch.float64),
+        indexing="ij",
+    )
     pixels = torch.stack([cols.flatten(), rows.flatten()], -1)
     depths = torch.tensor([near + (far - near) * f for f in (0.15, 0.4, 0.7)], dtype=torch.float64)
     reference_camera = cameras.select(reference)
@@ -164,8 +171,8 @@ def depth_normals(depth: torch.Tensor, cameras: Camera, step: int = 1) -> torch.
     x = (cols[None] - K[:, None, None, 0, 2]) / K[:, None, None, 0, 0] * depth
     y = (rows[None] - K[:, None, None, 1, 2]) / K[:, None, None, 1, 1] * depth
     points = torch.stack([x, y, depth], -1)  # camera frame
-    du = points[:, step:-step, 2 * step:] - points[:, step:-step, :-2 * step]
-    dv = points[:, 2 * step:, step:-step] - points[:, :-2 * step, step:-step]
+    du = points[:, step:-step, 2 * step :] - points[:, step:-step, : -2 * step]
+    dv = points[:, 2 * step :, step:-step] - points[:, : -2 * step, step:-step]
     normal = torch.linalg.cross(dv, du)  # faces the camera (negative z) for a surface in front
     normal = normal / normal.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     world = normal @ cameras.cam_from_world[:, None, :3, :3].to(depth)  # R^T n as row vectors
@@ -175,14 +182,16 @@ def depth_normals(depth: torch.Tensor, cameras: Camera, step: int = 1) -> torch.
 def _pixel_grid(camera: Camera) -> tuple[torch.Tensor, torch.Tensor]:
     """Camera centre [3] and unit-z world ray directions [H, W, 3] of every pixel centre."""
     h, w = int(camera.height[0]), int(camera.width[0])
-    rows, cols = torch.meshgrid(torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64),
-                                indexing="ij")
+    rows, cols = torch.meshgrid(
+        torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64), indexing="ij"
+    )
     pixels = torch.stack([cols, rows], -1).reshape(1, -1, 2)
     return camera.centers[0].double(), camera.pixel_directions(pixels)[0].reshape(h, w, 3)
 
 
-def _plane_depths(centre: torch.Tensor, directions: torch.Tensor, normals: torch.Tensor,
-                  offsets: torch.Tensor) -> torch.Tensor:
+def _plane_depths(
+    centre: torch.Tensor, directions: torch.Tensor, normals: torch.Tensor, offsets: torch.Tensor
+) -> torch.Tensor:
     """z-depths [D, H, W] where each pixel's ray meets plane n·X = c (inf where it never does ahead).
 
     Args:
@@ -192,8 +201,9 @@ def _plane_depths(centre: torch.Tensor, directions: torch.Tensor, normals: torch
         normals = normals[:, None, None, :]
         offsets = offsets[:, None, None]
     denominator = (normals * directions[None]).sum(-1)
-    depth = (offsets - (normals * centre).sum(-1)) / torch.where(denominator.abs() < 1e-9,
-                                                                 torch.full_like(denominator, 1e-9), denominator)
+    depth = (offsets - (normals * centre).sum(-1)) / torch.where(
+        denominator.abs() < 1e-9, torch.full_like(denominator, 1e-9), denominator
+    )
     return torch.where(depth > 0, depth, torch.full_like(depth, math.inf))
 
 
@@ -216,8 +226,9 @@ def _ncc(reference: torch.Tensor, warped: torch.Tensor, valid: torch.Tensor, win
     return torch.where(valid, ncc.clamp(-1, 1), torch.full_like(ncc, -1.0))
 
 
-def _warp(source: StereoView, centre: torch.Tensor, directions: torch.Tensor,
-          depths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _warp(
+    source: StereoView, centre: torch.Tensor, directions: torch.Tensor, depths: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The source image seen through per-pixel depths [D, H, W] of the reference: ([D, 3, H, W], valid [D, H, W])."""
     d, h, w = depths.shape
     finite = torch.isfinite(depths)
@@ -230,14 +241,28 @@ def _warp(source: StereoView, centre: torch.Tensor, directions: torch.Tensor,
     warped = F.grid_sample(image, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     inside = (grid.abs() <= 1).all(-1) & finite & (projection.depth[0].reshape(d, h, w) > 0)
     if source.mask is not None:
-        usable = F.grid_sample(source.mask[None, None].float().expand(d, -1, -1, -1), grid, mode="nearest",
-                               padding_mode="zeros", align_corners=False)[:, 0] > 0.5
+        usable = (
+            F.grid_sample(
+                source.mask[None, None].float().expand(d, -1, -1, -1),
+                grid,
+                mode="nearest",
+                padding_mode="zeros",
+                align_corners=False,
+            )[:, 0]
+            > 0.5
+        )
         inside &= usable
     return warped, inside
 
 
-def _sweep(reference: StereoView, sources: Sequence[StereoView], centre: torch.Tensor, directions: torch.Tensor,
-           depths: torch.Tensor, window: int) -> torch.Tensor:
+def _sweep(
+    reference: StereoView,
+    sources: Sequence[StereoView],
+    centre: torch.Tensor,
+    directions: torch.Tensor,
+    depths: torch.Tensor,
+    window: int,
+) -> torch.Tensor:
     """Score [D, H, W] of per-pixel depth hypotheses: mean NCC of the two best sources."""
     ref = reference.image.permute(2, 0, 1)
     scores = torch.stack([_ncc(ref, *_warp(s, centre, directions, depths), window) for s in sources])
@@ -245,8 +270,15 @@ def _sweep(reference: StereoView, sources: Sequence[StereoView], centre: torch.T
     return best.mean(0)
 
 
-def view_depth(reference: StereoView, sources: Sequence[StereoView], near: float, far: float, top: float,
-               config: StereoConfig = StereoConfig(), chunk: int = 16) -> DepthMap:
+def view_depth(
+    reference: StereoView,
+    sources: Sequence[StereoView],
+    near: float,
+    far: float,
+    top: float,
+    config: StereoConfig = StereoConfig(),
+    chunk: int = 16,
+) -> DepthMap:
     """Plane-sweep depth of one reference view.
 
     Args:
@@ -272,7 +304,7 @@ def view_depth(reference: StereoView, sources: Sequence[StereoView], near: float
     best_score = torch.full((h, w), -2.0)
     best_index = torch.zeros((h, w), dtype=torch.long)
     for start in range(0, len(normals_all), chunk):
-        n, c = normals_all[start:start + chunk], offsets_all[start:start + chunk]
+        n, c = normals_all[start : start + chunk], offsets_all[start : start + chunk]
         depths = _plane_depths(centre, directions, n, c)
         depths = torch.where((depths >= near) & (depths <= far), depths, torch.full_like(depths, math.inf))
         score = _sweep(reference, sources, centre, directions, depths, config.window)
@@ -288,8 +320,11 @@ def view_depth(reference: StereoView, sources: Sequence[StereoView], near: float
     score = best_score
     coarse = _plane_depths(centre, directions, pixel_normals[None], offsets[None])[0]
     fronto_step = (1.0 / near - 1.0 / far) / max(config.fronto_planes - 1, 1)
-    step = torch.where(best_index < config.fronto_planes, coarse**2 * fronto_step,
-                       torch.full_like(coarse, top / max(config.horizontal_planes - 1, 1)))
+    step = torch.where(
+        best_index < config.fronto_planes,
+        coarse**2 * fronto_step,
+        torch.full_like(coarse, top / max(config.horizontal_planes - 1, 1)),
+    )
     fractions = torch.linspace(-0.5, 0.5, config.refine_steps + 2, dtype=torch.float64)[1:-1]
     for _ in range(config.refine_rounds):
         shifted = offsets[None] + fractions[:, None, None] * step[None]
@@ -317,12 +352,20 @@ def view_depth(reference: StereoView, sources: Sequence[StereoView], near: float
     from_depth = depth_normals(known[None], reference.camera, step=2)[0].double()
     plane_normal = torch.where((pixel_normals * directions).sum(-1, keepdim=True) > 0, -pixel_normals, pixel_normals)
     facing = torch.where((smooth & (from_depth.norm(dim=-1) > 0.5))[..., None], from_depth, plane_normal)
-    return DepthMap(torch.where(ok, depth, torch.zeros_like(depth)).float(),
-                    torch.where(ok[..., None], facing, torch.zeros_like(facing)).float(), score.float())
+    return DepthMap(
+        torch.where(ok, depth, torch.zeros_like(depth)).float(),
+        torch.where(ok[..., None], facing, torch.zeros_like(facing)).float(),
+        score.float(),
+    )
 
 
-def stereo_depths(views: Sequence[StereoView], bounds_min: Sequence[float], bounds_max: Sequence[float],
-                  config: StereoConfig = StereoConfig(), progress: ProgressFn | None = None) -> list[DepthMap]:
+def stereo_depths(
+    views: Sequence[StereoView],
+    bounds_min: Sequence[float],
+    bounds_max: Sequence[float],
+    config: StereoConfig = StereoConfig(),
+    progress: ProgressFn | None = None,
+) -> list[DepthMap]:
     """Depth maps of every view, each matched against its best sources among the others.
 
     Args:
@@ -331,8 +374,15 @@ def stereo_depths(views: Sequence[StereoView], bounds_min: Sequence[float], boun
     """
     report = progress or no_progress
     cameras = Camera.cat([v.camera.renamed([f"s{i}"]) for i, v in enumerate(views)])
-    corners = torch.tensor([[x, y, z] for x in (bounds_min[0], bounds_max[0]) for y in (bounds_min[1], bounds_max[1])
-                            for z in (bounds_min[2], bounds_max[2])], dtype=torch.float64)
+    corners = torch.tensor(
+        [
+            [x, y, z]
+            for x in (bounds_min[0], bounds_max[0])
+            for y in (bounds_min[1], bounds_max[1])
+            for z in (bounds_min[2], bounds_max[2])
+        ],
+        dtype=torch.float64,
+    )
     depths = []
     for i, view in enumerate(views):
         corner_depth = view.camera.project(corners).depth[0]
@@ -361,8 +411,9 @@ class FusedDepth:
     depths: list[torch.Tensor]
 
 
-def fuse_depths(views: Sequence[StereoView], depths: Sequence[DepthMap],
-                config: StereoConfig = StereoConfig()) -> FusedDepth:
+def fuse_depths(
+    views: Sequence[StereoView], depths: Sequence[DepthMap], config: StereoConfig = StereoConfig()
+) -> FusedDepth:
     """Points of every view's depth map that at least `config.min_consistent` other views confirm.
 
     A point confirms in another view when its z-depth there is within `depth_tolerance` (relative) of
@@ -395,8 +446,10 @@ def fuse_depths(views: Sequence[StereoView], depths: Sequence[DepthMap],
     if not kept_points:
         empty = DensePoints(torch.zeros(0, 3), torch.zeros(0, 3), torch.zeros(0, 3), torch.zeros(0, dtype=torch.int64))
         return FusedDepth(empty, confirmed)
-    return FusedDepth(DensePoints(torch.cat(kept_points), torch.cat(kept_colors), torch.cat(kept_normals),
-                                  torch.cat(kept_support)), confirmed)
+    return FusedDepth(
+        DensePoints(torch.cat(kept_points), torch.cat(kept_colors), torch.cat(kept_normals), torch.cat(kept_support)),
+        confirmed,
+    )
 
 
 def voxel_downsampled(points: DensePoints, voxel_size: float) -> DensePoints:

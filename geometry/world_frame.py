@@ -16,6 +16,7 @@ import numpy as np
 
 from .camera import Camera
 from .errors import InputError
+from .validation import check_number
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,16 @@ class ScaleHint:
 
     known_distance: tuple[str, str, float] | None = None
     camera_heights: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """Distances and heights must be positive finite metres (up to 1 km): a camera sits above the floor."""
+        if self.known_distance is not None:
+            a, b, metres = self.known_distance
+            what = f"--known-distance {a}:{b} (metres between the camera centres)"
+            check_number(metres, what, 0, 1000, low_open=True)
+        for name, metres in self.camera_heights.items():
+            what = "--camera-height" + ("" if name == "*" else f" {name}") + " (metres of the camera above the floor)"
+            check_number(metres, what, 0, 1000, low_open=True)
 
 
 @dataclass(frozen=True)
@@ -227,8 +238,10 @@ def estimate_world_frame(
         scale, source = metres / float(np.linalg.norm(centres[ia] - centres[ib])), "known_distance"
     elif hint.camera_heights:
         if floor is None:
-            raise InputError("--camera-height needs the floor, and no floor plane was found in the sparse "
-                             "points. Give --known-distance between two cameras instead.")
+            raise InputError(
+                "--camera-height needs the floor, and no floor plane was found in the sparse "
+                "points. Give --known-distance between two cameras instead."
+            )
         ratios = []
         for name, metres in hint.camera_heights.items():
             measured = float(heights.mean()) if name == "*" else float(heights[production.index(name)])
@@ -241,6 +254,11 @@ def estimate_world_frame(
     world_from_sfm[:3, :3] = scale * rotation
     world_from_sfm[:3, 3] = -scale * rotation @ origin
     angle = float(np.degrees(np.arccos(np.clip(up @ up_hint, -1, 1))))
-    log.info("world frame: up from %s (%d floor points, %.1f deg from the cameras' up), scale %s",
-             up_source, floor_points, angle, source)
+    log.info(
+        "world frame: up from %s (%d floor points, %.1f deg from the cameras' up), scale %s",
+        up_source,
+        floor_points,
+        angle,
+        source,
+    )
     return WorldFrame(world_from_sfm, scale, source, up_source, floor_points, angle)

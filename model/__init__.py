@@ -10,5 +10,12 @@ from .config import CONFIGS, ModelConfig
 from .inputs import ShotWindow, make_window
 from .network import UnifiedVideoModel
 
-__all__ = ["CONFIGS", "ModelConfig", "ShotWindow", "UnifiedVideoModel", "from_pretrained", "make_window",
-           "save_checkpoint"]
+__all__ = [
+    "CONFIGS",
+    "ModelConfig",
+    "ShotWindow",
+    "UnifiedVideoModel",
+    "from_pretrained",
+    "make_window",
+    "save_checkpoint",
+]

@@ -45,8 +45,9 @@ def save_checkpoint(model: UnifiedVideoModel, folder: str | Path, training: dict
     weights = {name: tensor.detach().to("cpu").contiguous() for name, tensor in model.state_dict().items()}
     with atomic_path(folder / WEIGHTS_FILE) as tmp:
         save_file(weights, str(tmp), metadata={"format": f"reshoot/{CONFIG_KIND}", "config": config_json})
-    write_json_document(folder / CONFIG_FILE, CONFIG_KIND, 1, {"config": model.config.to_dict(),
-                                                                "training": training or {}})
+    write_json_document(
+        folder / CONFIG_FILE, CONFIG_KIND, 1, {"config": model.config.to_dict(), "training": training or {}}
+    )
     return folder / WEIGHTS_FILE
 
 
@@ -62,11 +63,13 @@ def read_checkpoint_config(path: str | Path) -> tuple[ModelConfig, dict]:
     """The config and training record of a checkpoint (folder or its weights file)."""
     weights, config_path = checkpoint_files(path)
     if not config_path.is_file():
-        raise CheckpointError(f"{config_path}: missing; a checkpoint is a folder with {WEIGHTS_FILE} and "
-                              f"{CONFIG_FILE} (made by `reshoot train`).")
+        raise CheckpointError(
+            f"{config_path}: missing; a checkpoint is a folder with {WEIGHTS_FILE} and "
+            f"{CONFIG_FILE} (made by `reshoot train`)."
+        )
     document = read_json_document(config_path, CONFIG_KIND, 1)
     if not isinstance(document.get("config"), dict):
-        raise CheckpointError(f"{config_path}: has no \"config\" object; regenerate it with `reshoot train`.")
+        raise CheckpointError(f'{config_path}: has no "config" object; regenerate it with `reshoot train`.')
     return ModelConfig.from_dict(document["config"]), document.get("training", {})
 
 
@@ -74,14 +77,16 @@ def from_pretrained(path: str | Path, device: str | torch.device = "cpu") -> Uni
     """Load a model from a checkpoint folder (or its `model.safetensors`), in eval mode.
 
     Raises:
-        CheckpointError: a file is missing or unreadable, the weights were saved with another config
-            than `config.json` says, or their tensors do not fit the config's architecture.
+        CheckpointError: a file is missing or unreadable (a pickle renamed .safetensors, say), the weights
+            were saved with another config than `config.json` says, their tensors do not fit the config's
+            architecture, or they hold NaN or infinite values.
     """
     weights_path, config_path = checkpoint_files(path)
     config, _ = read_checkpoint_config(path)
     if not weights_path.is_file():
-        raise CheckpointError(f"{weights_path}: missing. Train one with `reshoot train` or point to a checkpoint "
-                              f"folder.")
+        raise CheckpointError(
+            f"{weights_path}: missing. Train one with `reshoot train` or point to a checkpoint folder."
+        )
     try:
         with safe_open(str(weights_path), framework="pt", device="cpu") as handle:
             metadata = handle.metadata() or {}
@@ -92,17 +97,33 @@ def from_pretrained(path: str | Path, device: str | torch.device = "cpu") -> Uni
     if saved is not None and ModelConfig.from_dict(json.loads(saved)) != config:
         raise CheckpointError(
             f"{config_path} does not match the weights in {weights_path}: the weights were saved with "
-            f"{json.loads(saved)}, the config says {config.to_dict()}. Use the config.json written with the weights.")
+            f"{json.loads(saved)}, the config says {config.to_dict()}. Use the config.json written with the weights."
+        )
     model = UnifiedVideoModel(config)
     expected = model.state_dict()
     wrong = sorted(name for name in expected if name in state and state[name].shape != expected[name].shape)
     missing = sorted(set(expected) - set(state))
     extra = sorted(set(state) - set(expected))
     if wrong or missing or extra:
-        detail = "; ".join(part for part in (
-            f"shapes differ for {wrong[:4]}" if wrong else "", f"missing {missing[:4]}" if missing else "",
-            f"unexpected {extra[:4]}" if extra else "") if part)
-        raise CheckpointError(f"{weights_path}: the weights do not fit the {config.name!r} config in {config_path} "
-                              f"({detail}).")
+        detail = "; ".join(
+            part
+            for part in (
+                f"shapes differ for {wrong[:4]}" if wrong else "",
+                f"missing {missing[:4]}" if missing else "",
+                f"unexpected {extra[:4]}" if extra else "",
+            )
+            if part
+        )
+        raise CheckpointError(
+            f"{weights_path}: the weights do not fit the {config.name!r} config in {config_path} ({detail})."
+        )
+    broken = sorted(
+        name for name, tensor in state.items() if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())
+    )
+    if broken:
+        raise CheckpointError(
+            f"{weights_path}: weights {broken[:4]} hold NaN or infinite values (a training run that "
+            "diverged?); the model would write black frames. Use an earlier checkpoint or train again."
+        )
     model.load_state_dict(state)
     return model.to(device).eval()

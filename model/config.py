@@ -55,8 +55,18 @@ class ModelConfig:
     keep_exposure: bool = False
 
     def __post_init__(self) -> None:
-        for field in ("patch", "dim", "depth", "heads", "window", "entity_slots", "entity_dim", "head_features",
-                      "refine_channels", "working_pixels"):
+        for field in (
+            "patch",
+            "dim",
+            "depth",
+            "heads",
+            "window",
+            "entity_slots",
+            "entity_dim",
+            "head_features",
+            "refine_channels",
+            "working_pixels",
+        ):
             if getattr(self, field) < 1:
                 raise InputError(f"model config: {field} must be at least 1, got {getattr(self, field)}.")
         if self.dim % self.heads:
@@ -68,7 +78,7 @@ class ModelConfig:
         if not 0 <= self.correction_scale <= 1:
             raise InputError(f"model config: correction_scale must be in [0, 1], got {self.correction_scale}.")
 
-    def architecture(self) -> "ModelConfig":
+    def architecture(self) -> ModelConfig:
         """This config with the settings of how the correction is applied at their defaults: two configs
         whose weights are interchangeable have the same architecture."""
         return dataclasses.replace(self, correction_scale=1.0, keep_exposure=False)
@@ -77,13 +87,15 @@ class ModelConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict) -> "ModelConfig":
+    def from_dict(cls, values: dict) -> ModelConfig:
         """Rebuild a config; unknown keys are an error (a checkpoint from another version)."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise InputError(f"model config: unknown settings {unknown}; this checkpoint was written by a "
-                             f"different version of reshoot.")
+            raise InputError(
+                f"model config: unknown settings {unknown}; this checkpoint was written by a "
+                f"different version of reshoot."
+            )
         return cls(**values)
 
 
@@ -91,11 +103,33 @@ CONFIGS: dict[str, ModelConfig] = {
     # Trains on 2 CPU cores; the tests and `make demo` use it.
     "tiny": ModelConfig(),
     # For one GPU.
-    "small": ModelConfig(name="small", patch=16, dim=384, depth=8, heads=6, mlp_ratio=4.0, window=6, overlap=2,
-                         head_features=16, refine_channels=32),
+    "small": ModelConfig(
+        name="small",
+        patch=16,
+        dim=384,
+        depth=8,
+        heads=6,
+        mlp_ratio=4.0,
+        window=6,
+        overlap=2,
+        head_features=16,
+        refine_channels=32,
+    ),
     # For a large GPU.
-    "base": ModelConfig(name="base", patch=8, dim=768, depth=12, heads=12, mlp_ratio=4.0, window=8, overlap=2,
-                        source_scale=0.5, head_features=16, refine_channels=48, working_pixels=640 * 360),
+    "base": ModelConfig(
+        name="base",
+        patch=8,
+        dim=768,
+        depth=12,
+        heads=12,
+        mlp_ratio=4.0,
+        window=8,
+        overlap=2,
+        source_scale=0.5,
+        head_features=16,
+        refine_channels=48,
+        working_pixels=640 * 360,
+    ),
 }
 
 

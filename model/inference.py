@@ -38,16 +38,21 @@ def working_size(width: int, height: int, working_pixels: int) -> tuple[int, int
     return max(1, round(width * factor)), max(1, round(height * factor))
 
 
-def resize_passes(rgb: torch.Tensor, depth: torch.Tensor, alpha: torch.Tensor, entity_ids: torch.Tensor,
-                  size: tuple[int, int]) -> tuple[torch.Tensor, ...]:
+def resize_passes(
+    rgb: torch.Tensor, depth: torch.Tensor, alpha: torch.Tensor, entity_ids: torch.Tensor, size: tuple[int, int]
+) -> tuple[torch.Tensor, ...]:
     """Conditioning passes [T, H, W(, 3)] at size (w, h): colour and coverage averaged over the area, depth and
     entity ids sampled at the nearest pixel (averaging would invent depths and ids between surfaces)."""
     w, h = size
     if (rgb.shape[2], rgb.shape[1]) == (w, h):
         return rgb, depth, alpha, entity_ids
     nearest = lambda x: F.interpolate(x, size=(h, w), mode="nearest-exact")  # noqa: E731
-    return (area_resized(rgb, size), nearest(depth[:, None])[:, 0], area_resized(alpha[..., None], size)[..., 0],
-            nearest(entity_ids[:, None].double())[:, 0].long())
+    return (
+        area_resized(rgb, size),
+        nearest(depth[:, None])[:, 0],
+        area_resized(alpha[..., None], size)[..., 0],
+        nearest(entity_ids[:, None].double())[:, 0].long(),
+    )
 
 
 @torch.no_grad()
@@ -62,5 +67,6 @@ def upsampled(correction_: torch.Tensor, width: int, height: int) -> torch.Tenso
     """[T, h, w, 3] → [T, height, width, 3], bilinear."""
     if correction_.shape[1:3] == (height, width):
         return correction_
-    return F.interpolate(correction_.permute(0, 3, 1, 2), size=(height, width), mode="bilinear",
-                         align_corners=False).permute(0, 2, 3, 1)
+    return F.interpolate(
+        correction_.permute(0, 3, 1, 2), size=(height, width), mode="bilinear", align_corners=False
+    ).permute(0, 2, 3, 1)

@@ -56,14 +56,15 @@ class ShotWindow:
     source_rays: torch.Tensor
     source_time: torch.Tensor
 
-    def to(self, device: torch.device | str) -> "ShotWindow":
+    def to(self, device: torch.device | str) -> ShotWindow:
         return ShotWindow(**{f.name: getattr(self, f.name).to(device) for f in dataclasses.fields(self)})
 
 
 def stack_windows(windows: list[ShotWindow]) -> ShotWindow:
     """Concatenate windows of equal shapes along the batch dimension."""
-    return ShotWindow(**{f.name: torch.cat([getattr(w, f.name) for w in windows])
-                         for f in dataclasses.fields(ShotWindow)})
+    return ShotWindow(
+        **{f.name: torch.cat([getattr(w, f.name) for w in windows]) for f in dataclasses.fields(ShotWindow)}
+    )
 
 
 def rig_frame(source_cameras: Camera) -> RigFrame:
@@ -89,8 +90,9 @@ def plucker_rays(cameras: Camera, frame: RigFrame) -> torch.Tensor:
     width, height = int(cameras.width[0]), int(cameras.height[0])
     if bool((cameras.width != width).any() or (cameras.height != height).any()):
         raise InputError("plucker_rays: the cameras must share one image size.")
-    rows, cols = torch.meshgrid(torch.arange(height, dtype=torch.float64), torch.arange(width, dtype=torch.float64),
-                                indexing="ij")
+    rows, cols = torch.meshgrid(
+        torch.arange(height, dtype=torch.float64), torch.arange(width, dtype=torch.float64), indexing="ij"
+    )
     pixels = torch.stack([cols, rows], dim=-1).reshape(1, -1, 2).expand(len(cameras), -1, -1)
     cams = cameras.to(torch.float64)
     directions = torch.nn.functional.normalize(cams.pixel_directions(pixels), dim=-1)  # [V, N, 3]
@@ -110,8 +112,12 @@ def resized_camera(cameras: Camera, width: int, height: int) -> Camera:
     K[:, 0, 2] += 0.5 * sx - 0.5
     K[:, 1, 2] += 0.5 * sy - 0.5
     n = len(cameras)
-    return dataclasses.replace(cameras, K=K.to(cameras.K.dtype), width=torch.full((n,), width, dtype=cameras.width.dtype),
-                               height=torch.full((n,), height, dtype=cameras.height.dtype))
+    return dataclasses.replace(
+        cameras,
+        K=K.to(cameras.K.dtype),
+        width=torch.full((n,), width, dtype=cameras.width.dtype),
+        height=torch.full((n,), height, dtype=cameras.height.dtype),
+    )
 
 
 def posed_frames(camera: Camera, cam_from_world: torch.Tensor | None = None, count: int | None = None) -> Camera:
@@ -119,11 +125,20 @@ def posed_frames(camera: Camera, cam_from_world: torch.Tensor | None = None, cou
     ([T, 4, 4]) or its own pose `count` times."""
     one = camera.select(0)
     t = len(cam_from_world) if cam_from_world is not None else int(count)
-    poses = cam_from_world.to(one.cam_from_world.dtype) if cam_from_world is not None \
+    poses = (
+        cam_from_world.to(one.cam_from_world.dtype)
+        if cam_from_world is not None
         else one.cam_from_world.expand(t, 4, 4).clone()
-    return dataclasses.replace(one, names=tuple(f"{one.names[0]}/{k}" for k in range(t)), cam_from_world=poses,
-                               K=one.K.expand(t, 3, 3).clone(), width=one.width.expand(t).clone(),
-                               height=one.height.expand(t).clone(), distortion=one.distortion.expand(t, -1).clone())
+    )
+    return dataclasses.replace(
+        one,
+        names=tuple(f"{one.names[0]}/{k}" for k in range(t)),
+        cam_from_world=poses,
+        K=one.K.expand(t, 3, 3).clone(),
+        width=one.width.expand(t).clone(),
+        height=one.height.expand(t).clone(),
+        distortion=one.distortion.expand(t, -1).clone(),
+    )
 
 
 def area_resized(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -132,17 +147,26 @@ def area_resized(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(images.float().permute(0, 3, 1, 2), size=(h, w), mode="area").permute(0, 2, 3, 1)
 
 
-def source_size(target_width: int, target_height: int, source_width: int, source_height: int,
-                source_scale: float) -> tuple[int, int]:
+def source_size(
+    target_width: int, target_height: int, source_width: int, source_height: int, source_scale: float
+) -> tuple[int, int]:
     """Size (w, h) of source frames in the model: source_scale² of the target's pixel count, source aspect."""
     factor = source_scale * ((target_width * target_height) / (source_width * source_height)) ** 0.5
     return max(1, round(source_width * factor)), max(1, round(source_height * factor))
 
 
-def make_window(target_cameras: Camera, render_rgb: torch.Tensor, render_depth: torch.Tensor,
-                render_alpha: torch.Tensor, entity_ids: torch.Tensor, target_frames: torch.Tensor,
-                source_cameras: Camera, source_rgb: torch.Tensor, source_frames: torch.Tensor,
-                source_scale: float) -> ShotWindow:
+def make_window(
+    target_cameras: Camera,
+    render_rgb: torch.Tensor,
+    render_depth: torch.Tensor,
+    render_alpha: torch.Tensor,
+    entity_ids: torch.Tensor,
+    target_frames: torch.Tensor,
+    source_cameras: Camera,
+    source_rgb: torch.Tensor,
+    source_frames: torch.Tensor,
+    source_scale: float,
+) -> ShotWindow:
     """One window (B = 1) from images in the module-boundary convention (channel-last).
 
     Args:
@@ -159,8 +183,13 @@ def make_window(target_cameras: Camera, render_rgb: torch.Tensor, render_depth: 
         source_scale: the model config's source_scale.
     """
     t, height, width, _ = render_rgb.shape
-    if len(target_cameras) != t or render_depth.shape != (t, height, width) or render_alpha.shape != (t, height, width) \
-            or entity_ids.shape != (t, height, width) or target_frames.shape != (t,):
+    if (
+        len(target_cameras) != t
+        or render_depth.shape != (t, height, width)
+        or render_alpha.shape != (t, height, width)
+        or entity_ids.shape != (t, height, width)
+        or target_frames.shape != (t,)
+    ):
         raise InputError("make_window: the target cameras and render passes disagree in frames or size.")
     if source_rgb.shape[0] != len(source_cameras) or source_frames.shape != (len(source_cameras),):
         raise InputError("make_window: one source frame and one frame number per source camera are needed.")

@@ -39,8 +39,9 @@ def patch_positions(rows: int, cols: int, dim: int, device) -> torch.Tensor:
     (so a larger image at inference keeps the same spread of positions)."""
     r, c = torch.meshgrid(torch.arange(rows, device=device), torch.arange(cols, device=device), indexing="ij")
     scale = 64.0 / max(rows, cols)
-    return torch.cat([sincos(r.reshape(-1) * scale, dim // 2, 256.0),
-                      sincos(c.reshape(-1) * scale, dim // 2, 256.0)], dim=-1)
+    return torch.cat(
+        [sincos(r.reshape(-1) * scale, dim // 2, 256.0), sincos(c.reshape(-1) * scale, dim // 2, 256.0)], dim=-1
+    )
 
 
 def patchify(images: torch.Tensor, patch: int) -> tuple[torch.Tensor, int, int]:
@@ -75,13 +76,22 @@ class UnifiedVideoModel(nn.Module):
         self.source_embed = nn.Linear(self.SOURCE_CHANNELS * p * p, d)
         self.modality = nn.Parameter(torch.zeros(2, d))
         self.time_mlp = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, d))
-        layer = nn.TransformerEncoderLayer(d, config.heads, int(d * config.mlp_ratio), dropout=0.0,
-                                           activation="gelu", batch_first=True, norm_first=True)
+        layer = nn.TransformerEncoderLayer(
+            d,
+            config.heads,
+            int(d * config.mlp_ratio),
+            dropout=0.0,
+            activation="gelu",
+            batch_first=True,
+            norm_first=True,
+        )
         self.backbone = nn.TransformerEncoder(layer, config.depth, norm=nn.LayerNorm(d), enable_nested_tensor=False)
         self.head = nn.Linear(d, config.head_features * p * p)
         self.refine = nn.Sequential(
-            nn.Conv2d(config.head_features + 4, config.refine_channels, 3, padding=1), nn.GELU(),
-            nn.Conv2d(config.refine_channels, 3, 3, padding=1))
+            nn.Conv2d(config.head_features + 4, config.refine_channels, 3, padding=1),
+            nn.GELU(),
+            nn.Conv2d(config.refine_channels, 3, 3, padding=1),
+        )
         nn.init.normal_(self.modality, std=0.02)
         nn.init.zeros_(self.refine[-1].weight)
         nn.init.zeros_(self.refine[-1].bias)
@@ -113,7 +123,7 @@ class UnifiedVideoModel(nn.Module):
         target_tokens, rows, cols = self._tokens(target, window.target_time, self.target_embed, TARGET)
         source_tokens, _, _ = self._tokens(source, window.source_time, self.source_embed, SOURCE)
         sequence = self.backbone(torch.cat([source_tokens, target_tokens], dim=1))
-        out = self.head(sequence[:, source_tokens.shape[1]:])  # [B, T * rows * cols, F * p²]
+        out = self.head(sequence[:, source_tokens.shape[1] :])  # [B, T * rows * cols, F * p²]
         features = unpatchify(out.reshape(b * t, rows * cols, -1), rows, cols, self.config.patch, h, w)
         render = window.render_rgb.reshape(b * t, 3, h, w)
         alpha = window.render_alpha.reshape(b * t, 1, h, w)

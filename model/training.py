@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass, asdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -24,7 +24,7 @@ from reshoot.geometry.errors import InputError
 from reshoot.geometry.files import atomic_path
 from reshoot.geometry.progress import ProgressFn, no_progress
 
-from .checkpoint import from_pretrained, read_checkpoint_config, save_checkpoint, WEIGHTS_FILE
+from .checkpoint import WEIGHTS_FILE, from_pretrained, read_checkpoint_config, save_checkpoint
 from .config import ModelConfig
 from .inputs import ShotWindow
 from .network import UnifiedVideoModel
@@ -67,8 +67,8 @@ class TrainOptions:
         for name in ("steps", "batch", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise InputError(f"train: {name} must be at least 1, got {getattr(self, name)}.")
-        if not self.lr > 0:
-            raise InputError(f"train: the learning rate must be positive, got {self.lr}.")
+        if not (math.isfinite(self.lr) and 0 < self.lr <= 1):
+            raise InputError(f"train: the learning rate (--lr) must be more than 0 and at most 1, got {self.lr}.")
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ class TrainSummary:
 
 
 def resolve_device(device: str) -> torch.device:
-    """"auto" → CUDA when present, else CPU."""
+    """ "auto" → CUDA when present, else CPU."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
@@ -130,8 +130,9 @@ def _load_state(out: Path, optimizer: torch.optim.Optimizer, model: UnifiedVideo
         step = int((handle.metadata() or {})["step"])
     tensors = load_file(str(out / STATE_FILE))
     for name, param in model.named_parameters():
-        state = {key.split("/", 1)[1]: value.to(device) for key, value in tensors.items()
-                 if key.split("/", 1)[0] == name}
+        state = {
+            key.split("/", 1)[1]: value.to(device) for key, value in tensors.items() if key.split("/", 1)[0] == name
+        }
         if state:
             optimizer.state[param] = state
     return step
@@ -144,9 +145,17 @@ def _truncate_log(path: Path, steps: int) -> None:
         path.write_text("".join(line + "\n" for line in kept))
 
 
-def train_model(config: ModelConfig, episodes: EpisodeFn, options: TrainOptions, out: str | Path,
-                record: dict | None = None, resume: bool = True, progress: ProgressFn | None = None,
-                stop_after: int | None = None, initial: str | Path | None = None) -> TrainSummary:
+def train_model(
+    config: ModelConfig,
+    episodes: EpisodeFn,
+    options: TrainOptions,
+    out: str | Path,
+    record: dict | None = None,
+    resume: bool = True,
+    progress: ProgressFn | None = None,
+    stop_after: int | None = None,
+    initial: str | Path | None = None,
+) -> TrainSummary:
     """Train (or resume training) a model and keep its checkpoint in `out`.
 
     Args:
@@ -176,15 +185,20 @@ def train_model(config: ModelConfig, episodes: EpisodeFn, options: TrainOptions,
     if source is not None:
         saved, _ = read_checkpoint_config(source)
         if saved.architecture() != config.architecture():
-            raise InputError(f"{source}: holds a checkpoint of config {saved.name!r} ({saved}), not of the asked "
-                             f"{config.name!r}; pick another --out or pass --restart.")
+            raise InputError(
+                f"{source}: holds a checkpoint of config {saved.name!r} ({saved}), not of the asked "
+                f"{config.name!r}; pick another --out or pass --restart."
+            )
         model = from_pretrained(source)
         model.config = config  # the asked inference settings (an adapted start's correction scale is not kept)
     model.to(device).train()
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in n]
     no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in n)]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": options.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=options.lr, betas=(0.9, 0.99))
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": options.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=options.lr,
+        betas=(0.9, 0.99),
+    )
     if resuming:
         start = _load_state(out, optimizer, model, device)
         _truncate_log(out / LOG_FILE, start)  # steps after the last checkpoint are run again
@@ -217,7 +231,11 @@ def train_model(config: ModelConfig, episodes: EpisodeFn, options: TrainOptions,
                 save_checkpoint(model, out, {**training_record, "steps": step + 1})
                 _save_state(out, optimizer, model, step + 1)
     tenth = max(len(losses) // 10, 1)
-    return TrainSummary(steps=end, resumed_from=start,
-                        first_loss=float(np.mean(losses[:tenth])) if losses else float("nan"),
-                        last_loss=float(np.mean(losses[-tenth:])) if losses else float("nan"),
-                        seconds=time.perf_counter() - started, out=out)
+    return TrainSummary(
+        steps=end,
+        resumed_from=start,
+        first_loss=float(np.mean(losses[:tenth])) if losses else float("nan"),
+        last_loss=float(np.mean(losses[-tenth:])) if losses else float("nan"),
+        seconds=time.perf_counter() - started,
+        out=out,
+    )

@@ -60,8 +60,9 @@ def clean_plate(source: CameraFootage, frames: tuple[int, ...]) -> CleanPlate:
     return CleanPlate(plate, moving.astype(np.float32), tuple(frames))
 
 
-def camera_plate(source: CameraFootage, frames: tuple[int, ...], shot_plate: CameraFootage | None,
-                 samples: int) -> CleanPlate:
+def camera_plate(
+    source: CameraFootage, frames: tuple[int, ...], shot_plate: CameraFootage | None, samples: int
+) -> CleanPlate:
     """A camera's clean plate: from the plate the crew shot (its frames sampled), else the temporal median
     of the footage's `frames`."""
     if shot_plate is None:
@@ -79,9 +80,14 @@ def prepared_image(image: np.ndarray, camera: Camera, downscale: int) -> torch.T
     return tensor[:h, :w].reshape(h // downscale, downscale, w // downscale, downscale, c).mean((1, 3)).contiguous()
 
 
-def prepared_plates(footage: Footage, cameras: Camera, downscale: int, samples: int,
-                    progress: ProgressFn | None = None,
-                    shot_plates: dict[str, CameraFootage] | None = None) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+def prepared_plates(
+    footage: Footage,
+    cameras: Camera,
+    downscale: int,
+    samples: int,
+    progress: ProgressFn | None = None,
+    shot_plates: dict[str, CameraFootage] | None = None,
+) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """Per camera name: its clean plate (`camera_plate`: shot by the crew, else over `samples` frames of
     the take) as (rgb [H/d, W/d, 3], moving share [H/d, W/d]), undistorted and downsampled like the
     frames (`prepared_image`)."""
@@ -91,8 +97,10 @@ def prepared_plates(footage: Footage, cameras: Camera, downscale: int, samples: 
     for i, name in enumerate(cameras.names):
         plate = camera_plate(footage.source(name), frames, (shot_plates or {}).get(name), samples)
         camera = cameras.select(i)
-        plates[name] = (prepared_image(plate.rgb, camera, downscale),
-                        prepared_image(plate.moving[..., None], camera, downscale)[..., 0])
+        plates[name] = (
+            prepared_image(plate.rgb, camera, downscale),
+            prepared_image(plate.moving[..., None], camera, downscale)[..., 0],
+        )
         report("clean plates", i + 1, len(cameras))
     return plates
 
@@ -127,5 +135,7 @@ def lingering(moving: torch.Tensor) -> dict:
         return {"share": 0.0, "box": None}
     rows = torch.nonzero(mask.any(1)).flatten()
     cols = torch.nonzero(mask.any(0)).flatten()
-    return {"share": round(float(mask.float().mean()), 4),
-            "box": [int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1]}
+    return {
+        "share": round(float(mask.float().mean()), 4),
+        "box": [int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1],
+    }

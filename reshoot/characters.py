@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from reshoot.geometry.camera import Camera, PixelHits
 from reshoot.geometry.carving import VisualHull
+from reshoot.workspace import Workspace
 
 HISTOGRAM_BINS = 4  # per RGB channel
 PREDICTION_WINDOW = 8  # detections a track's predicted position is fitted to
@@ -40,6 +40,7 @@ ONE_LINE_MOVE_M = 0.3  # a lone head line moves the hull's position across it by
 OUTLIER_WINDOW = 6  # frames either side that judge a track's detection
 OUTLIER_MIN_M = 0.08  # a detection this close to its neighbours' line is never an outlier
 STITCH_M = 1.0  # a track that ends this close to where another starts (within max_gap frames) is joined to it
+
 
 @dataclass(frozen=True)
 class CharacterOptions:
@@ -99,8 +100,9 @@ class Detection:
         `changes` say."""
         shift = np.append(floor - self.floor, 0.0)
         voxels = None if self.voxels is None else self.voxels + shift
-        return replace(self, floor=floor, box_min=self.box_min + shift, box_max=self.box_max + shift, voxels=voxels,
-                       **changes)
+        return replace(
+            self, floor=floor, box_min=self.box_min + shift, box_max=self.box_max + shift, voxels=voxels, **changes
+        )
 
 
 @dataclass
@@ -112,8 +114,9 @@ class _Track:
         PREDICTION_WINDOW detections, fitted robustly (Theil-Sen: the median of the pairwise velocities, then
         the median offset), so that one misplaced detection does not throw the prediction off."""
         frames = sorted(self.detections)[-PREDICTION_WINDOW:]
-        offset, velocity = _theil_sen(np.array(frames, dtype=np.float64),
-                                      np.stack([self.detections[f].floor for f in frames]))
+        offset, velocity = _theil_sen(
+            np.array(frames, dtype=np.float64), np.stack([self.detections[f].floor for f in frames])
+        )
         return offset + velocity * frame
 
     def histogram(self) -> np.ndarray:
@@ -133,8 +136,11 @@ class CharacterTracker:
 
     def expected(self, frame: int, min_detections: int = 3) -> list[np.ndarray]:
         """Predicted floor positions [2] at `frame` of the established tracks still alive."""
-        return [t.predict(frame) for t in self.active
-                if len(t.detections) >= min_detections and frame - max(t.detections) <= self.options.max_gap + 1]
+        return [
+            t.predict(frame)
+            for t in self.active
+            if len(t.detections) >= min_detections and frame - max(t.detections) <= self.options.max_gap + 1
+        ]
 
     def update(self, frame: int, detections: list[Detection]) -> None:
         """Assign the detections of `frame` (frames must come in increasing order)."""
@@ -164,9 +170,11 @@ class CharacterTracker:
     def tracks(self, frame_count: int) -> list[_Track]:
         """The finished tracks (`_stitched`, then `_outliers_replaced` and `_gaps_filled`) seen in at least
         `min_track_share` of the frames, in order of first appearance."""
-        keep = [_Track(_gaps_filled(_outliers_replaced(t.detections), self.options.max_gap))
-                for t in _stitched(self.finished + self.active, self.options)
-                if len(t.detections) >= self.options.min_track_share * frame_count]
+        keep = [
+            _Track(_gaps_filled(_outliers_replaced(t.detections), self.options.max_gap))
+            for t in _stitched(self.finished + self.active, self.options)
+            if len(t.detections) >= self.options.min_track_share * frame_count
+        ]
         return sorted(keep, key=lambda t: (min(t.detections), float(t.detections[min(t.detections)].floor[0])))
 
 
@@ -189,8 +197,10 @@ def _stitched(tracks: list[_Track], options: CharacterOptions) -> list[_Track]:
                 if i == j or not 0 < start - end <= options.max_gap + 1:
                     continue
                 distance = float(np.linalg.norm(b.detections[start].floor - a.detections[end].floor))
-                cost = (start - end,
-                        distance + options.appearance_weight * _hellinger(a.histogram(), b.detections[start].histogram))
+                cost = (
+                    start - end,
+                    distance + options.appearance_weight * _hellinger(a.histogram(), b.detections[start].histogram),
+                )
                 if distance <= STITCH_M and (best is None or cost < best[0]):
                     best = (cost, i, j)
         if best is None:
@@ -224,8 +234,9 @@ def _gaps_filled(detections: dict[int, Detection], max_gap: int) -> dict[int, De
             near = np.abs(frames - frame) <= OUTLIER_WINDOW
             offset, velocity = _theil_sen(frames[near], floors[near])
             closest = detections[int(frames[np.argmin(np.abs(frames - frame))])]
-            out[frame] = closest.moved(offset + velocity * frame, frame=frame, cameras=(),
-                                       confidence=closest.confidence / 4, interpolated=True)
+            out[frame] = closest.moved(
+                offset + velocity * frame, frame=frame, cameras=(), confidence=closest.confidence / 4, interpolated=True
+            )
     return out
 
 
@@ -253,9 +264,16 @@ def _outliers_replaced(detections: dict[int, Detection]) -> dict[int, Detection]
     return out
 
 
-def detect_characters(frame: int, hull: VisualHull, cameras: Camera, foreground: torch.Tensor,
-                      images: list[torch.Tensor], options: CharacterOptions,
-                      expected: list[np.ndarray] = (), occluder_depth: torch.Tensor | None = None) -> list[Detection]:
+def detect_characters(
+    frame: int,
+    hull: VisualHull,
+    cameras: Camera,
+    foreground: torch.Tensor,
+    images: list[torch.Tensor],
+    options: CharacterOptions,
+    expected: list[np.ndarray] = (),
+    occluder_depth: torch.Tensor | None = None,
+) -> list[Detection]:
     """Character candidates of one frame from its visual hull, ghosts removed.
 
     Args:
@@ -299,16 +317,28 @@ def detect_characters(frame: int, hull: VisualHull, cameras: Camera, foreground:
     for k, index in enumerate(accepted):
         voxels, lo, hi = candidates[index]
         hull_floor = _floor_point(voxels, options.min_height)
-        floor = _silhouette_floor(owner, k, foreground, voxels, hits[index].depth.median(1).values, cameras,
-                                  occluder_depth, hull_floor)
+        floor = _silhouette_floor(
+            owner, k, foreground, voxels, hits[index].depth.median(1).values, cameras, occluder_depth, hull_floor
+        )
         seen = [cameras.names[v] for v in range(len(cameras)) if int(covered[index][v].sum()) > 0]
-        detections.append(Detection(frame, floor, lo, hi, _histogram(covered[index], images), tuple(seen),
-                                    len(seen) / len(cameras), voxels=voxels))
+        detections.append(
+            Detection(
+                frame,
+                floor,
+                lo,
+                hi,
+                _histogram(covered[index], images),
+                tuple(seen),
+                len(seen) / len(cameras),
+                voxels=voxels,
+            )
+        )
     return detections
 
 
-def _foreground_owner(characters: list[PixelHits], cameras: Camera, foreground: torch.Tensor,
-                      voxel_size: float) -> torch.Tensor:
+def _foreground_owner(
+    characters: list[PixelHits], cameras: Camera, foreground: torch.Tensor, voxel_size: float
+) -> torch.Tensor:
     """[V, H, W] int64: which character (index into `characters`, each its hull voxels' pixels in the
     cameras) each foreground pixel shows: the nearest one whose voxels cover it (each voxel drawn as a
     square of its projected size); -1 for background and for foreground no character covers."""
@@ -324,13 +354,23 @@ def _foreground_owner(characters: list[PixelHits], cameras: Camera, foreground: 
             near = float(hits.depth[v][inside].quantile(0.1))
             reach = min(15, math.ceil(0.5 * voxel_size * float(cameras.K[v, 0, 0]) / near))
             drawn = depth[k, v].view(-1).scatter_reduce(0, index, hits.depth[v][inside].float(), "amin")
-            depth[k, v] = -torch.nn.functional.max_pool2d(-drawn.view(1, *foreground.shape[1:]), 2 * reach + 1, 1, reach)[0]
+            depth[k, v] = -torch.nn.functional.max_pool2d(
+                -drawn.view(1, *foreground.shape[1:]), 2 * reach + 1, 1, reach
+            )[0]
     nearest, owner = depth.min(0)
     return torch.where(foreground & torch.isfinite(nearest), owner, -1)
 
 
-def _silhouette_floor(owner: torch.Tensor, index: int, foreground: torch.Tensor, voxels: np.ndarray,
-                      distance: torch.Tensor, cameras: Camera, occluder_depth: torch.Tensor | None, hull_floor: np.ndarray) -> np.ndarray:
+def _silhouette_floor(
+    owner: torch.Tensor,
+    index: int,
+    foreground: torch.Tensor,
+    voxels: np.ndarray,
+    distance: torch.Tensor,
+    cameras: Camera,
+    occluder_depth: torch.Tensor | None,
+    hull_floor: np.ndarray,
+) -> np.ndarray:
     """[2] where a character stands: where the lines towards its head (`_axis_azimuth`) from the
     cameras meet on the floor plane.
 
@@ -353,8 +393,13 @@ def _silhouette_floor(owner: torch.Tensor, index: int, foreground: torch.Tensor,
     for v in range(len(cameras)):
         pixels_per_metre = float(cameras.K[v, 0, 0]) / float(distance[v])
         silhouette = _silhouette(owner[v], index, foreground[v], pixels_per_metre)
-        found = _axis_azimuth(silhouette, foreground[v], cameras.select(v), pixels_per_metre,
-                              None if occluder_depth is None else _in_front(occluder_depth[v], float(distance[v])))
+        found = _axis_azimuth(
+            silhouette,
+            foreground[v],
+            cameras.select(v),
+            pixels_per_metre,
+            None if occluder_depth is None else _in_front(occluder_depth[v], float(distance[v])),
+        )
         if found is None:
             continue
         azimuth, spread = found
@@ -393,8 +438,9 @@ def _in_front(set_depth: torch.Tensor, distance: float, margin: float = 0.1) -> 
     return (set_depth > 0) & (set_depth < distance - margin)
 
 
-def _silhouette(owner: torch.Tensor, index: int, foreground: torch.Tensor, pixels_per_metre: float,
-                reach_m: float = 0.3) -> torch.Tensor:
+def _silhouette(
+    owner: torch.Tensor, index: int, foreground: torch.Tensor, pixels_per_metre: float, reach_m: float = 0.3
+) -> torch.Tensor:
     """[H, W] bool: one character's silhouette in one view: the connected foreground region holding most
     of the pixels `owner` [H, W] gives it, not counting pixels of other characters, within `reach_m`
     of its own columns. Foreground no hull covers (the carving trims thin parts such as hair) joins the
@@ -407,7 +453,7 @@ def _silhouette(owner: torch.Tensor, index: int, foreground: torch.Tensor, pixel
     columns = torch.nonzero(own.any(0)).flatten()
     reach = round(reach_m * pixels_per_metre)
     window = torch.zeros_like(own)
-    window[:, max(int(columns[0]) - reach, 0):int(columns[-1]) + reach + 1] = True
+    window[:, max(int(columns[0]) - reach, 0) : int(columns[-1]) + reach + 1] = True
     candidate = foreground & ((owner == index) | (owner < 0)) & window
     regions, _ = label(candidate.numpy())
     regions = torch.from_numpy(regions)
@@ -417,8 +463,13 @@ def _silhouette(owner: torch.Tensor, index: int, foreground: torch.Tensor, pixel
     return regions == int(torch.bincount(held).argmax())
 
 
-def _axis_azimuth(silhouette: torch.Tensor, foreground: torch.Tensor, camera: Camera, pixels_per_metre: float,
-                  set_in_front: torch.Tensor | None) -> tuple[float, float] | None:
+def _axis_azimuth(
+    silhouette: torch.Tensor,
+    foreground: torch.Tensor,
+    camera: Camera,
+    pixels_per_metre: float,
+    set_in_front: torch.Tensor | None,
+) -> tuple[float, float] | None:
     """Azimuth (radians, world x towards y) of a character's vertical axis seen by one camera, from its
     head: the median over the head's rows of the middle of the silhouette's edge azimuths.
 
@@ -441,15 +492,19 @@ def _axis_azimuth(silhouette: torch.Tensor, foreground: torch.Tensor, camera: Ca
         return None
     occluding = foreground if set_in_front is None else foreground | set_in_front
     top = int(rows[0])
-    if bool((occluding[max(top - 2, 0):top] & silhouette[top]).any()):
+    if bool((occluding[max(top - 2, 0) : top] & silhouette[top]).any()):
         return None  # something stands in front of the top of the head
     rows = rows[rows < top + HEAD_HEIGHT_M * pixels_per_metre]
     columns = torch.arange(width)
     left = torch.where(silhouette[rows], columns, width).amin(1)
     right = torch.where(silhouette[rows], columns, -1).amax(1)
     gap = max(1, round(MAX_BODY_GAP_M * pixels_per_metre))
-    closed = -torch.nn.functional.max_pool1d(  # closing: gaps up to `gap` pixels filled
-        -torch.nn.functional.max_pool1d(silhouette[rows].float()[:, None], 2 * gap + 1, 1, gap), 2 * gap + 1, 1, gap)[:, 0] > 0
+    closed = (
+        -torch.nn.functional.max_pool1d(  # closing: gaps up to `gap` pixels filled
+            -torch.nn.functional.max_pool1d(silhouette[rows].float()[:, None], 2 * gap + 1, 1, gap), 2 * gap + 1, 1, gap
+        )[:, 0]
+        > 0
+    )
     runs = (closed[:, 1:] & ~closed[:, :-1]).sum(1) + closed[:, 0].long()
     clean = (runs == 1) & (left >= BORDER_MARGIN_PX) & (right < width - BORDER_MARGIN_PX)
     for edge, step in ((left, -1), (right, 1)):
@@ -461,7 +516,7 @@ def _axis_azimuth(silhouette: torch.Tensor, foreground: torch.Tensor, camera: Ca
     pixels = torch.stack([torch.cat([left - 0.5, right + 0.5]), torch.cat([rows, rows]).double()], -1)
     directions = camera.pixel_directions(pixels[None].double())[0]
     angles = torch.atan2(directions[:, 1], directions[:, 0]).double()
-    left_angle, right_angle = angles[: len(rows)], angles[len(rows):]
+    left_angle, right_angle = angles[: len(rows)], angles[len(rows) :]
     middle = left_angle + _wrapped(right_angle - left_angle) / 2
     offsets = _wrapped(middle - middle[0])
     centre = offsets.median()
@@ -475,8 +530,9 @@ def _wrapped(angles: torch.Tensor) -> torch.Tensor:
     return torch.remainder(angles + math.pi, 2 * math.pi) - math.pi
 
 
-def _split_blob(voxels: np.ndarray, expected: list[np.ndarray], voxel_size: float,
-                min_height: float) -> list[np.ndarray]:
+def _split_blob(
+    voxels: np.ndarray, expected: list[np.ndarray], voxel_size: float, min_height: float
+) -> list[np.ndarray]:
     """The voxels [N, 3] of one hull blob, split between the expected character positions [2] that fall
     on it (within two voxels of one of its voxels), by k-means on the floor plane started there; the
     whole blob when fewer than two do."""
@@ -487,8 +543,12 @@ def _split_blob(voxels: np.ndarray, expected: list[np.ndarray], voxel_size: floa
     centres = np.stack(on_blob)
     for _ in range(10):
         owner = np.argmin(np.linalg.norm(flat[:, None] - centres[None], axis=2), axis=1)
-        moved = np.stack([_floor_point(voxels[owner == k], min_height) if np.any(owner == k) else centres[k]
-                          for k in range(len(centres))])
+        moved = np.stack(
+            [
+                _floor_point(voxels[owner == k], min_height) if np.any(owner == k) else centres[k]
+                for k in range(len(centres))
+            ]
+        )
         if np.allclose(moved, centres):
             break
         centres = moved
@@ -534,14 +594,14 @@ def track_characters(detections: list[list[Detection]], options: CharacterOption
 CEILING_MARGIN = 1.3  # the carving box reaches this factor above the highest camera
 
 
-def carving_bounds(registration: Path, cameras: Camera) -> tuple[tuple[float, ...], tuple[float, ...]]:
+def carving_bounds(ws: Workspace, cameras: Camera) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """The box actors can be in: over the set's footprint (the sparse points' 2nd-98th percentiles joined
     with the cameras' positions, which surround or face the action), from the floor (or the lowest
     points, should the floor estimate sit above some of them) to a bit above the highest camera or
     point."""
     import open3d as o3d
 
-    points = np.asarray(o3d.io.read_point_cloud(str(registration / "points.ply")).points)
+    points = np.asarray(o3d.io.read_point_cloud(str(ws.points)).points)
     centres = cameras.centers.numpy()
     lo = np.minimum(np.percentile(points, 2, axis=0), centres.min(0))
     hi = np.maximum(np.percentile(points, 98, axis=0), centres.max(0))
@@ -550,11 +610,11 @@ def carving_bounds(registration: Path, cameras: Camera) -> tuple[tuple[float, ..
     return (float(lo[0]), float(lo[1]), bottom), (float(hi[0]), float(hi[1]), top)
 
 
-def floor_found(registration: Path) -> bool:
+def floor_found(ws: Workspace) -> bool:
     """Whether registration put z = 0 on a floor it found (rather than guessing up from the cameras)."""
     from reshoot.geometry.files import read_json_document
 
-    report = registration / "report.json"
+    report = ws.registration_report
     if not report.is_file():
         return True
     return int(read_json_document(report, "registration-report", 1).get("world_frame", {}).get("floor_points", 1)) > 0
@@ -575,14 +635,18 @@ class CharacterSearch:
     warnings: list[str]
 
 
-def character_search(registration: Path, cameras: Camera, options: CharacterOptions) -> CharacterSearch:
+def character_search(ws: Workspace, cameras: Camera, options: CharacterOptions) -> CharacterSearch:
     """The carving box and the options to find characters with, given what registration found."""
-    bounds = carving_bounds(registration, cameras)
-    if floor_found(registration):
+    bounds = carving_bounds(ws, cameras)
+    if floor_found(ws):
         return CharacterSearch(options, bounds, [])
     low = min(bounds[0][2], float(cameras.centers[:, 2].min()) - 1.5)  # a body reaching below the cameras
     high = max(bounds[1][2], float(cameras.centers[:, 2].max()) + 1.0)  # or above them
-    return CharacterSearch(replace(options, min_height=-math.inf, max_floor_gap=math.inf),
-                           ((bounds[0][0], bounds[0][1], low), (bounds[1][0], bounds[1][1], high)),
-                           ["registration found no floor (see registration/report.json): heights are not above a "
-                            "floor, so characters are found by size alone and floor positions are only x, y."])
+    return CharacterSearch(
+        replace(options, min_height=-math.inf, max_floor_gap=math.inf),
+        ((bounds[0][0], bounds[0][1], low), (bounds[1][0], bounds[1][1], high)),
+        [
+            "registration found no floor (see registration/report.json): heights are not above a "
+            "floor, so characters are found by size alone and floor positions are only x, y."
+        ],
+    )

@@ -29,17 +29,24 @@ from pathlib import Path
 
 import numpy as np
 
-from reshoot.consistency import (CrossViewAgreement, cross_view_agreement, established_sign, locate_entities,
-                                 screen_x, static_change)
+from reshoot.consistency import (
+    CrossViewAgreement,
+    cross_view_agreement,
+    established_sign,
+    locate_entities,
+    screen_x,
+    static_change,
+)
 from reshoot.geometry.cameras_io import read_cameras_json
 from reshoot.geometry.errors import InputError
 from reshoot.geometry.files import atomic_directory, read_json_document, write_json_document
 from reshoot.geometry.progress import ProgressFn, no_progress
+from reshoot.geometry.validation import check_number
 from reshoot.placement import smoothed
 from reshoot.render import load_splat_scene
 from reshoot.reprojection import ShotFrameReference, shot_frame_reference
-from reshoot.shots import existing_shot, scene_facts
-from reshoot.workspace import load_workspace
+from reshoot.shots import existing_shot, read_shot_document, scene_facts
+from reshoot.workspace import Workspace, load_workspace
 
 KIND = "check"
 VERSION = 1
@@ -88,11 +95,11 @@ class CheckThresholds:
     min_motion_px: float = 4.0
     direction_span: int = 4
 
-    def with_overrides(self, overrides: list[str]) -> "CheckThresholds":
+    def with_overrides(self, overrides: list[str]) -> CheckThresholds:
         """A copy with `NAME=VALUE` overrides applied.
 
         Raises:
-            InputError: an unknown name or a value that is not a number.
+            InputError: an unknown name, or a value that is not a finite number of at least 0 (1 for counts).
         """
         fields = {f.name: f for f in dataclasses.fields(self)}
         changes = {}
@@ -105,6 +112,7 @@ class CheckThresholds:
                 changes[name] = int(value) if fields[name].type in (int, "int") else float(value)
             except ValueError:
                 raise InputError(f"threshold {item!r}: {value!r} is not a number.") from None
+            check_number(changes[name], f"threshold {item!r}", 1 if fields[name].type in (int, "int") else 0)
         return dataclasses.replace(self, **changes)
 
 
@@ -157,9 +165,15 @@ def _round(value, digits: int = 4):
     return round(float(value), digits)
 
 
-def check_shot(workspace: str | Path, name: str, thresholds: CheckThresholds | None = None,
-               truth: str | Path | None = None, frames: tuple[int, int] | None = None, backend: str = "auto",
-               progress: ProgressFn | None = None) -> CheckSummary:
+def check_shot(
+    workspace: str | Path,
+    name: str,
+    thresholds: CheckThresholds | None = None,
+    truth: str | Path | None = None,
+    frames: tuple[int, int] | None = None,
+    backend: str = "auto",
+    progress: ProgressFn | None = None,
+) -> CheckSummary:
     """Check shot `name`'s output frames and write `shots/NAME/check.json` (see the module docstring).
 
     Args:
@@ -179,20 +193,24 @@ def check_shot(workspace: str | Path, name: str, thresholds: CheckThresholds | N
     report = progress or no_progress
     limits = thresholds or CheckThresholds()
     root = Path(workspace)
-    folder = existing_shot(root, name)
-    document = read_cameras_json(folder / "shot.json")
+    existing_shot(root, name)
+    shot = Workspace(root).shot(name)
+    document = read_shot_document(root, name)
     path = document.paths[name]
     camera = document.cameras.select(0).pinhole()
     shot_frames = [int(f) for f in path.frames]
     chosen = [i for i, f in enumerate(shot_frames) if frames is None or frames[0] <= f < frames[1]]
     if not chosen:
-        raise InputError(f"shot {name!r} has no frames in {frames[0]}:{frames[1]} (it has {shot_frames[0]} to "
-                         f"{shot_frames[-1]}).")
-    outputs = [folder / "frames" / f"{shot_frames[i]:06d}.png" for i in chosen]
+        raise InputError(
+            f"shot {name!r} has no frames in {frames[0]}:{frames[1]} (it has {shot_frames[0]} to {shot_frames[-1]})."
+        )
+    outputs = [shot.frames / f"{shot_frames[i]:06d}.png" for i in chosen]
     missing = [p.name for p in outputs if not p.is_file()]
     if missing:
-        raise InputError(f"shot {name!r}: {len(missing)} output frames are missing from {folder / 'frames'} "
-                         f"(first {missing[0]}); run `reshoot synthesize {root} {name}` first.")
+        raise InputError(
+            f"shot {name!r}: {len(missing)} output frames are missing from {shot.frames} "
+            f"(first {missing[0]}); run `reshoot synthesize {root} {name}` first."
+        )
     truth_folder = Path(truth) if truth is not None else None
     if truth_folder is not None and not truth_folder.is_dir():
         raise InputError(f"--truth {truth_folder}: not a folder of true frames (NNNNNN.png).")
@@ -200,7 +218,7 @@ def check_shot(workspace: str | Path, name: str, thresholds: CheckThresholds | N
     facts = scene_facts(root)
     scene = load_splat_scene(root)
     settings = load_workspace(root)
-    registered = read_cameras_json(root / "registration" / "cameras.json")
+    registered = read_cameras_json(Workspace(root).cameras)
     production = registered.names_with_role("production", default="production")
     sources = registered.cameras.select(production)
     entities = sorted(facts.entities.values(), key=lambda e: e.entity_id)
@@ -220,22 +238,33 @@ def check_shot(workspace: str | Path, name: str, thresholds: CheckThresholds | N
             frame = shot_frames[i]
             output = _read_frame(outputs[k])
             if output.shape[:2] != (height, width):
-                raise InputError(f"{outputs[k]}: {output.shape[1]}×{output.shape[0]} pixels, the shot is "
-                                 f"{width}×{height}; the frames do not belong to this shot.")
+                raise InputError(
+                    f"{outputs[k]}: {output.shape[1]}×{output.shape[0]} pixels, the shot is "
+                    f"{width}×{height}; the frames do not belong to this shot."
+                )
             index = frame - facts.first_frame
             shown = min(max(frame, footage.frames.start), footage.frames.stop - 1)
             images = [footage.source(n).read(shown) for n in production]
             shot_camera = camera.with_pose(path.cam_from_world[i])
             reference = shot_frame_reference(scene.at(frame), shot_camera, sources, images, entities, index, backend)
             agreement = cross_view_agreement(output, reference, production, limits.agreement_error)
-            located = locate_entities(smoothed(output), smoothed(reference.colour, reference.seen), reference,
-                                      [e.entity_id for e in entities])
+            located = locate_entities(
+                smoothed(output), smoothed(reference.colour, reference.seen), reference, [e.entity_id for e in entities]
+            )
             change = None
             if previous is not None and previous[0] == frame - 1:
                 change = static_change(previous[1], previous[2], previous[3], output, reference, character_ids)
             positions = {e.entity_id: e.box_at(index).mean(axis=0) for e in entities}
-            per_frame.append(_FrameResult(frame, agreement, located, change, positions,
-                                          {e.entity_id: frame in layout_frames.get(e.entity_id, {frame}) for e in entities}))
+            per_frame.append(
+                _FrameResult(
+                    frame,
+                    agreement,
+                    located,
+                    change,
+                    positions,
+                    {e.entity_id: frame in layout_frames.get(e.entity_id, {frame}) for e in entities},
+                )
+            )
             if k in samples:
                 sample_images[frame] = (reference.colour, agreement.error_map)
             if truth_folder is not None:
@@ -247,13 +276,16 @@ def check_shot(workspace: str | Path, name: str, thresholds: CheckThresholds | N
     if truth_folder is not None:
         body["ground_truth"] = _truth_summary(truth_folder, truth_rows, entities)
     body["seconds"] = round(time.perf_counter() - started, 2)
-    with atomic_directory(folder / "check", overwrite=True) as tmp:
+    with atomic_directory(shot.check_images, overwrite=True) as tmp:
         _write_samples(tmp, sample_images)
-    write_json_document(folder / "check.json", KIND, VERSION, body)
+    write_json_document(shot.check, KIND, VERSION, body)
     problems = [f"{item['name']}: {item['verdict']}" for item in body["entities"] if item["verdict"] != "pass"]
-    problems += [f"{rule}: {body[rule]['verdict']}" for rule in ("cross_view", "temporal", "continuity")
-                 if body[rule]["verdict"] != "pass"]
-    return CheckSummary(folder / "check.json", body["verdict"], problems, body)
+    problems += [
+        f"{rule}: {body[rule]['verdict']}"
+        for rule in ("cross_view", "temporal", "continuity")
+        if body[rule]["verdict"] != "pass"
+    ]
+    return CheckSummary(shot.check, body["verdict"], problems, body)
 
 
 @dataclass(frozen=True)
@@ -268,7 +300,7 @@ class _FrameResult:
 
 def _layout_frames(root: Path) -> dict[int, set[int]]:
     """Entity id → the take frames where the layout found it, not interpolated (props: every frame)."""
-    document = read_json_document(root / "layout.json", "layout", 1)
+    document = read_json_document(Workspace(root).layout, "layout", 1)
     out = {}
     for entity in document.get("entities", []):
         entries = [f for f in entity.get("frames", []) if not f.get("interpolated", False)]
@@ -291,22 +323,32 @@ def _assemble(name, document, per_frame, entities, limits, sources, production, 
     frames = [r.frame for r in per_frame]
     mirrored = []
     for r in per_frame:
-        margins = [flip.score - direct.score for direct, flip in r.located.values()
-                   if direct.measured and max(direct.score, flip.score) >= limits.found_score]
+        margins = [
+            flip.score - direct.score
+            for direct, flip in r.located.values()
+            if direct.measured and max(direct.score, flip.score) >= limits.found_score
+        ]
         mirrored.append(bool(margins) and float(np.mean(margins)) > limits.mirror_margin)
 
     entity_items = [_entity_item(e, per_frame, limits, focal) for e in entities]
     cross_view = _cross_view_item(per_frame, limits, production)
     temporal = _temporal_item(per_frame, limits)
     continuity = _continuity_item(per_frame, entities, character_ids, mirrored, limits, sources)
-    verdict = worst([e["verdict"] for e in entity_items] + [cross_view["verdict"], temporal["verdict"],
-                                                              continuity["verdict"]])
+    verdict = worst(
+        [e["verdict"] for e in entity_items] + [cross_view["verdict"], temporal["verdict"], continuity["verdict"]]
+    )
     shot = document.extra.get("shot", {})
     return {
-        "shot": name, "revision": shot.get("revision"), "frames": frames,
-        "thresholds": dataclasses.asdict(limits), "verdict": verdict,
+        "shot": name,
+        "revision": shot.get("revision"),
+        "frames": frames,
+        "thresholds": dataclasses.asdict(limits),
+        "verdict": verdict,
         "mirrored_frames": [f for f, m in zip(frames, mirrored) if m],
-        "entities": entity_items, "cross_view": cross_view, "temporal": temporal, "continuity": continuity,
+        "entities": entity_items,
+        "cross_view": cross_view,
+        "temporal": temporal,
+        "continuity": continuity,
         "ground_truth": None,
     }
 
@@ -316,15 +358,21 @@ def _entity_item(entity, per_frame, limits: CheckThresholds, focal: float) -> di
     for r in per_frame:
         direct, _ = r.located[entity.entity_id]
         found = direct.measured and direct.score >= limits.found_score
-        rows.append({
-            "frame": r.frame, "measured": direct.measured, "found": found, "template_pixels": direct.pixels,
-            "score": _round(direct.score, 3),
-            "placement_error_px": _round(direct.error_px, 2) if found else None,
-            "placement_error_m": _round(direct.error_m(focal), 4) if found else None,
-            "offset_px": [_round(direct.offset_px[0], 2), _round(direct.offset_px[1], 2)] if found else None,
-            "expected_px": [_round(direct.expected_px[0], 1), _round(direct.expected_px[1], 1)]
-            if direct.pixels else None,
-        })
+        rows.append(
+            {
+                "frame": r.frame,
+                "measured": direct.measured,
+                "found": found,
+                "template_pixels": direct.pixels,
+                "score": _round(direct.score, 3),
+                "placement_error_px": _round(direct.error_px, 2) if found else None,
+                "placement_error_m": _round(direct.error_m(focal), 4) if found else None,
+                "offset_px": [_round(direct.offset_px[0], 2), _round(direct.offset_px[1], 2)] if found else None,
+                "expected_px": [_round(direct.expected_px[0], 1), _round(direct.expected_px[1], 1)]
+                if direct.pixels
+                else None,
+            }
+        )
     measured = [row for row in rows if row["measured"]]
     found = [row for row in measured if row["found"]]
     errors = [row["placement_error_px"] for row in found]
@@ -347,10 +395,16 @@ def _entity_item(entity, per_frame, limits: CheckThresholds, focal: float) -> di
         reasons.append(f"within {limits.placement_tolerance_px} px in {within} of {len(found)} frames")
     verdict = worst([missing_verdict, placement_verdict, tolerance_verdict])
     return {
-        "id": entity.entity_id, "name": entity.name, "kind": entity.kind, "verdict": verdict, "reasons": reasons,
-        "placement_error_px": median_px, "placement_error_m": _median(row["placement_error_m"] for row in found),
+        "id": entity.entity_id,
+        "name": entity.name,
+        "kind": entity.kind,
+        "verdict": verdict,
+        "reasons": reasons,
+        "placement_error_px": median_px,
+        "placement_error_m": _median(row["placement_error_m"] for row in found),
         "within_tolerance_share": _round(within / len(found), 3) if found else None,
-        "frames_measured": len(measured), "frames_found": len(found),
+        "frames_measured": len(measured),
+        "frames_found": len(found),
         "missing_frames": [row["frame"] for row in measured if not row["found"]],
         "frames": rows,
     }
@@ -370,14 +424,23 @@ def _cross_view_item(per_frame, limits: CheckThresholds, production: list[str]) 
         count = sum(p[0] for p in pairs)
         if count:
             per_camera[name] = {"pixels": count, "mean_error": round(sum(p[0] * p[1] for p in pairs) / count, 4)}
-    verdict = "warn" if agreement is None else graded(agreement, limits.agreement_warn, limits.agreement_fail,
-                                                       higher_is_worse=False)
+    verdict = (
+        "warn"
+        if agreement is None
+        else graded(agreement, limits.agreement_warn, limits.agreement_fail, higher_is_worse=False)
+    )
     return {
-        "verdict": verdict, "agreement": _round(agreement, 4), "mean_error": _round(mean_error, 4),
-        "seen_share": _round(float(weights.mean()), 4), "per_camera": per_camera,
-        "series": {"frame": [r.frame for r in per_frame], "agreement": [_round(a.agreement) for a in agreements],
-                   "mean_error": [_round(a.mean_error) for a in agreements],
-                   "seen_share": [_round(a.seen_share) for a in agreements]},
+        "verdict": verdict,
+        "agreement": _round(agreement, 4),
+        "mean_error": _round(mean_error, 4),
+        "seen_share": _round(float(weights.mean()), 4),
+        "per_camera": per_camera,
+        "series": {
+            "frame": [r.frame for r in per_frame],
+            "agreement": [_round(a.agreement) for a in agreements],
+            "mean_error": [_round(a.mean_error) for a in agreements],
+            "seen_share": [_round(a.seen_share) for a in agreements],
+        },
     }
 
 
@@ -386,9 +449,14 @@ def _temporal_item(per_frame, limits: CheckThresholds) -> dict:
     changes = [c[0] for _, c in pairs]
     mean = float(np.mean(changes)) if changes else None
     return {
-        "verdict": graded(mean, limits.stability_warn, limits.stability_fail), "mean_change": _round(mean, 5), "max_change": _round(max(changes), 5) if changes else None,
-        "series": {"frame": [f for f, _ in pairs], "change": [_round(c[0], 5) for _, c in pairs],
-                   "pixels": [c[1] for _, c in pairs]},
+        "verdict": graded(mean, limits.stability_warn, limits.stability_fail),
+        "mean_change": _round(mean, 5),
+        "max_change": _round(max(changes), 5) if changes else None,
+        "series": {
+            "frame": [f for f, _ in pairs],
+            "change": [_round(c[0], 5) for _, c in pairs],
+            "pixels": [c[1] for _, c in pairs],
+        },
     }
 
 
@@ -408,7 +476,7 @@ def _continuity_item(per_frame, entities, character_ids, mirrored, limits: Check
 
     axis = []
     for a_index, a in enumerate(characters):
-        for b in characters[a_index + 1:]:
+        for b in characters[a_index + 1 :]:
             flipped, decidable = [], 0
             for k, r in enumerate(per_frame):
                 if not (r.in_layout[a] and r.in_layout[b]):
@@ -422,8 +490,14 @@ def _continuity_item(per_frame, entities, character_ids, mirrored, limits: Check
                 decidable += 1
                 if np.sign(xb - xa) != established:
                     flipped.append(r.frame)
-            axis.append({"pair": [by_id[a].name, by_id[b].name], "decidable_frames": decidable,
-                         "flipped_frames": flipped, "verdict": _rule_verdict(len(flipped), decidable, limits)})
+            axis.append(
+                {
+                    "pair": [by_id[a].name, by_id[b].name],
+                    "decidable_frames": decidable,
+                    "flipped_frames": flipped,
+                    "verdict": _rule_verdict(len(flipped), decidable, limits),
+                }
+            )
 
     direction = []
     span = max(1, limits.direction_span)
@@ -443,8 +517,14 @@ def _continuity_item(per_frame, entities, character_ids, mirrored, limits: Check
             decidable += 1
             if np.sign(x1 - x0) != established:
                 flipped.append(r1.frame)
-        direction.append({"entity": by_id[c].name, "decidable_frames": decidable, "flipped_frames": flipped,
-                          "verdict": _rule_verdict(len(flipped), decidable, limits)})
+        direction.append(
+            {
+                "entity": by_id[c].name,
+                "decidable_frames": decidable,
+                "flipped_frames": flipped,
+                "verdict": _rule_verdict(len(flipped), decidable, limits),
+            }
+        )
 
     props = []
     for e in entities:
@@ -460,14 +540,22 @@ def _continuity_item(per_frame, entities, character_ids, mirrored, limits: Check
                 missing.append(r.frame)
             elif direct.error_px > limits.placement_fail_px:
                 moved.append(r.frame)
-        verdict = worst(graded(len(bad) / measured if measured else None, limits.missing_warn_share,
-                               limits.missing_fail_share) for bad in (missing, moved))
-        props.append({"entity": e.name, "frames_measured": measured, "missing_frames": missing,
-                      "moved_frames": moved, "verdict": verdict})
+        verdict = worst(
+            graded(len(bad) / measured if measured else None, limits.missing_warn_share, limits.missing_fail_share)
+            for bad in (missing, moved)
+        )
+        props.append(
+            {
+                "entity": e.name,
+                "frames_measured": measured,
+                "missing_frames": missing,
+                "moved_frames": moved,
+                "verdict": verdict,
+            }
+        )
 
     verdict = worst([item["verdict"] for item in axis + direction + props])
-    return {"verdict": verdict, "axis_of_action": axis, "screen_direction": direction, "props": props,
-            "frames": frames}
+    return {"verdict": verdict, "axis_of_action": axis, "screen_direction": direction, "props": props, "frames": frames}
 
 
 def _write_samples(folder: Path, samples: dict) -> None:
@@ -482,8 +570,9 @@ def _write_samples(folder: Path, samples: dict) -> None:
         iio.imwrite(folder / f"{frame:06d}_error.png", (heat * 255 + 0.5).astype(np.uint8))
 
 
-def _truth_row(folder: Path, frame: int, output: np.ndarray, reference: ShotFrameReference, located,
-               limits: CheckThresholds) -> dict:
+def _truth_row(
+    folder: Path, frame: int, output: np.ndarray, reference: ShotFrameReference, located, limits: CheckThresholds
+) -> dict:
     """Ground-truth scores of one frame (PSNR, SSIM, FLIP by region; entity masks for IoU)."""
     import imageio.v3 as iio
 
@@ -508,8 +597,15 @@ def _truth_row(folder: Path, frame: int, output: np.ndarray, reference: ShotFram
             dx, dy = (int(round(v)) for v in direct.offset_px)
             mask = np.roll(mask, (dy, dx), axis=(0, 1))
         predicted[entity_id] = mask
-    return {"frame": frame, "squared": squared, "ssim": ssim, "flip": flip, "regions": regions,
-            "true_ids": true_ids, "predicted": predicted}
+    return {
+        "frame": frame,
+        "squared": squared,
+        "ssim": ssim,
+        "flip": flip,
+        "regions": regions,
+        "true_ids": true_ids,
+        "predicted": predicted,
+    }
 
 
 def _truth_summary(folder: Path, rows: list[dict], entities) -> dict:
@@ -523,12 +619,21 @@ def _truth_summary(folder: Path, rows: list[dict], entities) -> dict:
         squared = sum(float(r["squared"][m].sum()) for r, m in zip(rows, masks)) / total
         ssim = sum(float(r["ssim"][m].sum()) for r, m in zip(rows, masks)) / total
         flip = sum(float(r["flip"][m].sum()) for r, m in zip(rows, masks)) / total
-        return {"pixels": total, "psnr": round(10 * math.log10(1 / max(squared, 1e-12)), 3),
-                "ssim": round(ssim, 4), "flip": round(flip, 4)}
+        return {
+            "pixels": total,
+            "psnr": round(10 * math.log10(1 / max(squared, 1e-12)), 3),
+            "ssim": round(ssim, 4),
+            "flip": round(flip, 4),
+        }
 
-    out = {"truth": str(folder), "frames": [r["frame"] for r in rows],
-           "regions": {name: region_scores([r["regions"][name] for r in rows]) for name in ("all", "covered", "uncovered")},
-           "entities": []}
+    out = {
+        "truth": str(folder),
+        "frames": [r["frame"] for r in rows],
+        "regions": {
+            name: region_scores([r["regions"][name] for r in rows]) for name in ("all", "covered", "uncovered")
+        },
+        "entities": [],
+    }
     if all(r["true_ids"] is not None for r in rows):
         true_labels = sorted({int(v) for r in rows for v in np.unique(r["true_ids"]) if v >= 0})
         ids = [e.entity_id for e in entities]
@@ -546,10 +651,23 @@ def _truth_summary(folder: Path, rows: list[dict], entities) -> dict:
             truth_masks = [r["true_ids"] == true_labels[j] for r in rows]
             inter = sum(np.logical_and(r["predicted"][e.entity_id], m).sum() for r, m in zip(rows, truth_masks))
             union = sum(np.logical_or(r["predicted"][e.entity_id], m).sum() for r, m in zip(rows, truth_masks))
-            item = {"name": e.name, "true_label": true_labels[j], "iou": round(float(inter / union), 4) if union else None}
+            item = {
+                "name": e.name,
+                "true_label": true_labels[j],
+                "iou": round(float(inter / union), 4) if union else None,
+            }
             item.update(region_scores(truth_masks) or {})
             out["entities"].append(item)
     return out
+
+
+def read_check(path: str | Path) -> dict:
+    """A check.json as `check_shot` wrote it (its one reader).
+
+    Raises:
+        InputError / FormatError: missing, damaged or of a newer version.
+    """
+    return read_json_document(path, KIND, VERSION)
 
 
 def check_verdict_exit_code(verdict: str) -> int:

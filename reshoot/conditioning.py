@@ -25,7 +25,6 @@ import numpy as np
 import torch
 
 from reshoot.geometry.camera import Camera
-from reshoot.geometry.cameras_io import read_cameras_json
 from reshoot.geometry.errors import InputError
 from reshoot.geometry.files import atomic_directory, read_json_document, write_json_document
 from reshoot.geometry.progress import ProgressFn, no_progress
@@ -34,7 +33,8 @@ from reshoot.geometry.splats.gaussians import Gaussians
 from reshoot.geometry.splats.render import rasterize
 from reshoot.render import SplatScene, load_splat_scene
 from reshoot.shot_design import EntityTrack
-from reshoot.shots import existing_shot, scene_facts
+from reshoot.shots import existing_shot, read_shot_document, scene_facts
+from reshoot.workspace import Workspace
 
 KIND = "conditioning"
 VERSION = 1
@@ -98,8 +98,9 @@ def _in_boxes(means: torch.Tensor, boxes: list[np.ndarray], pad: float) -> torch
     return out
 
 
-def entity_one_hots(background: Gaussians, actors: Gaussians | None, entities: list[EntityTrack],
-                    frame_index: int) -> torch.Tensor:
+def entity_one_hots(
+    background: Gaussians, actors: Gaussians | None, entities: list[EntityTrack], frame_index: int
+) -> torch.Tensor:
     """[N_set + N_actors, E] one-hot entity features in the order of `merge_gaussians([set, actors])`.
 
     Set Gaussians may belong to props, actor Gaussians to characters (their box at `frame_index`, an
@@ -119,8 +120,9 @@ def entity_one_hots(background: Gaussians, actors: Gaussians | None, entities: l
     return torch.cat(parts)
 
 
-def render_conditioning_frame(scene: SplatScene, entities: list[EntityTrack], frame_index: int, frame: int,
-                              camera: Camera, backend: str = "auto") -> ConditioningFrame:
+def render_conditioning_frame(
+    scene: SplatScene, entities: list[EntityTrack], frame_index: int, frame: int, camera: Camera, backend: str = "auto"
+) -> ConditioningFrame:
     """The conditioning passes of one take frame seen by one posed pinhole camera.
 
     Args:
@@ -141,12 +143,17 @@ def render_conditioning_frame(scene: SplatScene, entities: list[EntityTrack], fr
         weight, best = render.features[0].max(dim=-1)
         chosen = np.array([e.entity_id for e in entities], dtype=np.int32)[best.numpy()]
         ids = np.where(weight.numpy() >= ENTITY_WEIGHT, chosen, -1).astype(np.int32)
-    return ConditioningFrame(rgb=render.rgb[0].clamp(0, 1).numpy(), depth=render.depth[0].numpy(),
-                             alpha=render.alpha[0].clamp(0, 1).numpy(), entity_ids=ids)
+    return ConditioningFrame(
+        rgb=render.rgb[0].clamp(0, 1).numpy(),
+        depth=render.depth[0].numpy(),
+        alpha=render.alpha[0].clamp(0, 1).numpy(),
+        entity_ids=ids,
+    )
 
 
-def render_conditioning(workspace: str | Path, name: str, backend: str = "auto",
-                        progress: ProgressFn | None = None) -> ConditioningSummary:
+def render_conditioning(
+    workspace: str | Path, name: str, backend: str = "auto", progress: ProgressFn | None = None
+) -> ConditioningSummary:
     """Render every frame of shot `name` into `WS/shots/<name>/conditioning/` (see the module docstring).
 
     Raises:
@@ -156,8 +163,9 @@ def render_conditioning(workspace: str | Path, name: str, backend: str = "auto",
 
     report = progress or no_progress
     root = Path(workspace)
-    folder = existing_shot(root, name)
-    document = read_cameras_json(folder / "shot.json")
+    existing_shot(root, name)
+    shot = Workspace(root).shot(name)
+    document = read_shot_document(root, name)
     camera = document.cameras.select(0)
     path = document.paths[name]
     facts = scene_facts(root)
@@ -167,12 +175,13 @@ def render_conditioning(workspace: str | Path, name: str, backend: str = "auto",
     without_actors = [f for f in frames if f not in scene.actors]
     previews = []
     pinhole = camera.pinhole()
-    with atomic_directory(folder / "conditioning", overwrite=True) as tmp:
+    with atomic_directory(shot.conditioning, overwrite=True) as tmp:
         for sub in ("rgb", "depth", "alpha", "entity"):
             (tmp / sub).mkdir()
         for i, frame in enumerate(frames):
-            passes = render_conditioning_frame(scene, entities, frame - facts.first_frame, frame,
-                                               pinhole.with_pose(path.cam_from_world[i]), backend)
+            passes = render_conditioning_frame(
+                scene, entities, frame - facts.first_frame, frame, pinhole.with_pose(path.cam_from_world[i]), backend
+            )
             stem = f"{frame:06d}"
             write_exr(tmp / "rgb" / f"{stem}.exr", "RGB", passes.rgb)
             write_exr(tmp / "depth" / f"{stem}.exr", "Z", passes.depth)
@@ -181,11 +190,27 @@ def render_conditioning(workspace: str | Path, name: str, backend: str = "auto",
             previews.append((passes.rgb * 255 + 0.5).astype(np.uint8))
             report("conditioning", i + 1, len(frames))
         iio.imwrite(tmp / "preview.mp4", np.stack(previews), fps=facts.fps, codec="libx264", macro_block_size=2)
-        write_json_document(tmp / "conditioning.json", KIND, VERSION, {
-            "shot": name, "revision": document.extra.get("shot", {}).get("revision"), "frames": frames,
-            "entities": {str(e.entity_id): e.name for e in entities}, "frames_without_actors": without_actors,
-        })
-    return ConditioningSummary(folder / "conditioning", frames, without_actors)
+        write_json_document(
+            tmp / "conditioning.json",
+            KIND,
+            VERSION,
+            {
+                "shot": name,
+                "revision": document.extra.get("shot", {}).get("revision"),
+                "frames": frames,
+                "entities": {str(e.entity_id): e.name for e in entities},
+                "frames_without_actors": without_actors,
+            },
+        )
+    return ConditioningSummary(shot.conditioning, frames, without_actors)
+
+
+def conditioning_revision(folder: str | Path) -> int | None | bool:
+    """The shot revision a conditioning folder was rendered for (None if unrecorded); False without one."""
+    path = Path(folder) / "conditioning.json"
+    if not path.is_file():
+        return False
+    return read_json_document(path, KIND, VERSION).get("revision")
 
 
 def read_conditioning_frame(folder: str | Path, frame: int) -> ConditioningFrame:
@@ -199,8 +224,9 @@ def read_conditioning_frame(folder: str | Path, frame: int) -> ConditioningFrame
     folder = Path(folder)
     document = read_json_document(folder / "conditioning.json", KIND, VERSION)
     if frame not in document["frames"]:
-        raise InputError(f"{folder}: frame {frame} was not rendered (frames {document['frames'][0]} to "
-                         f"{document['frames'][-1]}).")
+        raise InputError(
+            f"{folder}: frame {frame} was not rendered (frames {document['frames'][0]} to {document['frames'][-1]})."
+        )
     stem = f"{frame:06d}"
     return ConditioningFrame(
         rgb=read_exr(folder / "rgb" / f"{stem}.exr", "RGB"),

@@ -37,8 +37,9 @@ class CrossViewAgreement:
     error_map: np.ndarray
 
 
-def cross_view_agreement(output: np.ndarray, reference: ShotFrameReference, camera_names: list[str],
-                         error_threshold: float) -> CrossViewAgreement:
+def cross_view_agreement(
+    output: np.ndarray, reference: ShotFrameReference, camera_names: list[str], error_threshold: float
+) -> CrossViewAgreement:
     """Compare an output frame ([H, W, 3] in [0, 1]) with the reference where a camera saw the surface."""
     error = np.abs(output - reference.colour).mean(axis=-1)
     error_map = np.where(reference.seen, error, np.nan).astype(np.float32)
@@ -50,23 +51,36 @@ def cross_view_agreement(output: np.ndarray, reference: ShotFrameReference, came
         mine = reference.source == v
         if mine.any():
             per_camera[name] = (int(mine.sum()), float(error[mine].mean()))
-    return CrossViewAgreement(float(seen.mean()), float(error[seen].mean()),
-                              float((error[seen] < error_threshold).mean()), per_camera, error_map)
+    return CrossViewAgreement(
+        float(seen.mean()),
+        float(error[seen].mean()),
+        float((error[seen] < error_threshold).mean()),
+        per_camera,
+        error_map,
+    )
 
 
-def locate_entities(output_smooth: np.ndarray, reference_smooth: np.ndarray, reference: ShotFrameReference,
-                    entity_ids: list[int]) -> dict[int, tuple[EntityLocation, EntityLocation]]:
+def locate_entities(
+    output_smooth: np.ndarray, reference_smooth: np.ndarray, reference: ShotFrameReference, entity_ids: list[int]
+) -> dict[int, tuple[EntityLocation, EntityLocation]]:
     """Every entity looked for in a frame, as is and mirrored: id → (direct, mirrored) locations."""
     out = {}
     for entity_id in entity_ids:
         mask = reference.seen & (reference.entity == entity_id)
-        out[entity_id] = tuple(locate_entity(output_smooth, reference_smooth, mask, reference.depth, entity_id, m)
-                               for m in (False, True))
+        out[entity_id] = tuple(
+            locate_entity(output_smooth, reference_smooth, mask, reference.depth, entity_id, m) for m in (False, True)
+        )
     return out
 
 
-def static_change(previous_output: np.ndarray, previous: ShotFrameReference, previous_camera: Camera,
-                  output: np.ndarray, reference: ShotFrameReference, character_ids: set[int]) -> tuple[float, int]:
+def static_change(
+    previous_output: np.ndarray,
+    previous: ShotFrameReference,
+    previous_camera: Camera,
+    output: np.ndarray,
+    reference: ShotFrameReference,
+    character_ids: set[int],
+) -> tuple[float, int]:
     """Flow-free warped frame-to-frame change on the static set.
 
     Each pixel of the later frame is lifted with the reconstruction's depth, projected into the earlier

@@ -11,24 +11,26 @@ Formats (`reshoot.geometry.exports` documents each convention):
 | `usd` | `<name>.usda`, a time-sampled UsdGeom.Camera | Houdini, Maya, Blender, Omniverse |
 
 The export folder (default `WS/shots/<SHOT>/export/`, or `WS/export/` for the registered cameras) is
-written beside its place and renamed in when complete.
+written beside its place and renamed in when complete, with a marker `.reshoot-output.json`; `--overwrite`
+replaces only an earlier export (see `export_cameras`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from reshoot.geometry.camera import Camera
 from reshoot.geometry.cameras_io import CamerasDocument, read_cameras_json, write_cameras_json
 from reshoot.geometry.errors import InputError
 from reshoot.geometry.exports import write_colmap_text, write_nerfstudio_transforms, write_nuke_chan, write_usd_cameras
-from reshoot.geometry.files import atomic_directory
-from reshoot.shots import shot_folder
-from reshoot.workspace import load_workspace
+from reshoot.geometry.files import atomic_directory, check_replaceable, foreign_entries
+from reshoot.shots import read_shot_document, shot_folder
+from reshoot.workspace import Workspace, load_workspace
 
 FORMATS = ("json", "chan", "colmap", "nerfstudio", "usd")
+COMMAND = "reshoot export"
 
 
 @dataclass(frozen=True)
@@ -42,17 +44,30 @@ def _per_frame(document: CamerasDocument, name: str) -> Camera:
     camera = document.cameras.select(name)
     path = document.paths[name]
     T = len(path.frames)
-    return Camera.create([f"{int(f):06d}" for f in path.frames], camera.K.expand(T, 3, 3).clone(),
-                         path.cam_from_world.to(camera.K.dtype), [int(camera.width[0])] * T,
-                         [int(camera.height[0])] * T)
+    return Camera.create(
+        [f"{int(f):06d}" for f in path.frames],
+        camera.K.expand(T, 3, 3).clone(),
+        path.cam_from_world.to(camera.K.dtype),
+        [int(camera.width[0])] * T,
+        [int(camera.height[0])] * T,
+    )
 
 
-def export_cameras(workspace: str | Path, shot: str | None = None, formats: Sequence[str] = FORMATS,
-                   out: str | Path | None = None, overwrite: bool = False) -> ExportSummary:
+def export_cameras(
+    workspace: str | Path,
+    shot: str | None = None,
+    formats: Sequence[str] = FORMATS,
+    out: str | Path | None = None,
+    overwrite: bool = False,
+) -> ExportSummary:
     """Export shot `shot` (or, with None, the registered cameras) in `formats` to `out`.
 
+    `out` gets a marker (.reshoot-output.json); with `overwrite` an existing `out` is replaced only when it
+    is an earlier export (that marker, or the default folder) holding nothing but files an export writes.
+
     Raises:
-        InputError: an unknown format, a missing shot or registration, or `out` exists without `overwrite`.
+        InputError: an unknown format, a missing shot or registration, or `out` exists without `overwrite`
+            or is not an earlier export.
     """
     root = Path(workspace)
     settings = load_workspace(root)
@@ -60,20 +75,32 @@ def export_cameras(workspace: str | Path, shot: str | None = None, formats: Sequ
     if unknown or not formats:
         raise InputError(f"export formats {list(formats)}: choose from {', '.join(FORMATS)}.")
     if shot is not None:
-        source = shot_folder(root, shot) / "shot.json"
+        shot_folder(root, shot)  # checks the name
+        source = Workspace(root).shot(shot).spec
         if not source.is_file():
-            raise InputError(f"shot {shot!r} does not exist ({source} is missing); list shots with `reshoot shots {root}`.")
-        default_out = source.parent / "export"
+            raise InputError(
+                f"shot {shot!r} does not exist ({source} is missing); list shots with `reshoot shots {root}`."
+            )
+        default_out = Workspace(root).shot(shot).export
     else:
-        source = root / "registration" / "cameras.json"
+        source = Workspace(root).cameras
         if not source.is_file():
             raise InputError(f"{root}: not registered yet ({source} is missing). Run `reshoot register {root}`.")
-        default_out = root / "export"
-    document = read_cameras_json(source)
+        default_out = Workspace(root).export
+    document = read_shot_document(root, shot) if shot is not None else read_cameras_json(source)
     out = Path(out) if out is not None else default_out
     name = shot or "registration"
     written = []
-    with atomic_directory(out, overwrite=overwrite) as tmp:
+    own = {f"{name}.json", f"{name}.usda", "colmap", "transforms.json"} | {f"{c}.chan" for c in document.cameras.names}
+
+    def replaceable(folder: Path) -> str | None:
+        """None when `folder` is an earlier export: it holds export's marker, or it is the default folder (made
+        before exports were marked), and nothing but files an export writes."""
+        if folder.resolve() == default_out.resolve() and not foreign_entries(folder, own.__contains__):
+            return None
+        return check_replaceable(folder, COMMAND, own.__contains__)
+
+    with atomic_directory(out, overwrite=overwrite, replaceable=replaceable, marker=COMMAND, command=COMMAND) as tmp:
         cameras = document.cameras
         if "json" in formats:
             write_cameras_json(tmp / f"{name}.json", cameras, document.paths, document.attributes, document.extra)
@@ -97,4 +124,3 @@ def export_cameras(workspace: str | Path, shot: str | None = None, formats: Sequ
             write_nerfstudio_transforms(tmp / "transforms.json", flat, {n: f"{folder}/{n}.png" for n in flat.names})
             written.append("transforms.json")
     return ExportSummary(out, [out / w for w in written])
-

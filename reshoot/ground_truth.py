@@ -30,8 +30,10 @@ def registration_from_truth(truth: Camera, registered: Camera) -> np.ndarray:
     """
     common = [n for n in registered.names if n in truth.names]
     if len(common) < 3:
-        raise InputError(f"ground truth and registration share {len(common)} cameras ({common}); at least 3 are "
-                         "needed to align their frames.")
+        raise InputError(
+            f"ground truth and registration share {len(common)} cameras ({common}); at least 3 are "
+            "needed to align their frames."
+        )
     return similarity_transform(truth.select(common).centers.numpy(), registered.select(common).centers.numpy())
 
 
@@ -77,8 +79,9 @@ def _entity_track(entity: dict, transform: np.ndarray | None) -> dict:
     return out
 
 
-def compare_layouts(estimate: list[dict], truth: list[dict], registration_from_truth_: np.ndarray,
-                    radius: float = 0.5) -> LayoutScores:
+def compare_layouts(
+    estimate: list[dict], truth: list[dict], registration_from_truth_: np.ndarray, radius: float = 0.5
+) -> LayoutScores:
     """Match estimated entities to true ones and measure the errors (see LayoutScores).
 
     Args:
@@ -113,7 +116,9 @@ def compare_layouts(estimate: list[dict], truth: list[dict], registration_from_t
                 prop_errors[tru[j]["name"]] = float(np.linalg.norm(est_tracks[i][None][1] - tru_tracks[j][None][1]))
             else:
                 shared = sorted(f for f in est_tracks[i] if f in tru_tracks[j])
-                floor_errors[tru[j]["name"]] = [float(np.linalg.norm(est_tracks[i][f][0] - tru_tracks[j][f][0])) for f in shared]
+                floor_errors[tru[j]["name"]] = [
+                    float(np.linalg.norm(est_tracks[i][f][0] - tru_tracks[j][f][0])) for f in shared
+                ]
         missing += [tru[j]["name"] for j in range(len(tru)) if j not in {p[1] for p in paired}]
         phantoms += [est[i]["name"] for i in range(len(est)) if i not in {p[0] for p in paired}]
     found, total, switches = 0, 0, 0
@@ -136,8 +141,9 @@ def compare_layouts(estimate: list[dict], truth: list[dict], registration_from_t
     return LayoutScores(matches, missing, phantoms, floor_errors, prop_errors, found / max(total, 1), switches)
 
 
-def true_boxes_in_frame(path: ShotPath, truth: list[dict], registration_from_truth_: np.ndarray,
-                        names: list[str] | None = None) -> np.ndarray:
+def true_boxes_in_frame(
+    path: ShotPath, truth: list[dict], registration_from_truth_: np.ndarray, names: list[str] | None = None
+) -> np.ndarray:
     """[T] per shot frame: does every corner of the true entities' boxes project inside the image?
 
     Args:
@@ -160,17 +166,25 @@ def true_boxes_in_frame(path: ShotPath, truth: list[dict], registration_from_tru
                 raise InputError(f"ground-truth entity {e['name']!r} has no box for frame {int(frame)}.")
             lo, hi = np.asarray(entry["box_min"]), np.asarray(entry["box_max"])
             corners += [[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])]
-        world = np.asarray(corners).reshape(-1, 3) @ registration_from_truth_[:3, :3].T + registration_from_truth_[:3, 3]
+        world = (
+            np.asarray(corners).reshape(-1, 3) @ registration_from_truth_[:3, :3].T + registration_from_truth_[:3, 3]
+        )
         cam = world @ path.cam_from_world[i, :3, :3].T + path.cam_from_world[i, :3, 3]
         u = path.K[0, 0] * cam[:, 0] / cam[:, 2] + path.K[0, 2]
         v = path.K[1, 1] * cam[:, 1] / cam[:, 2] + path.K[1, 2]
-        inside.append(bool((cam[:, 2] > 0).all() and (u > -0.5).all() and (u < path.width - 0.5).all()
-                           and (v > -0.5).all() and (v < path.height - 0.5).all()))
+        inside.append(
+            bool(
+                (cam[:, 2] > 0).all()
+                and (u > -0.5).all()
+                and (u < path.width - 0.5).all()
+                and (v > -0.5).all()
+                and (v < path.height - 0.5).all()
+            )
+        )
     return np.asarray(inside)
 
 
-def ground_truth_shot(workspace: str | Path, take: str | Path, camera: str, name: str,
-                      overwrite: bool = False) -> Path:
+def ground_truth_shot(workspace: str | Path, take: str | Path, camera: str, name: str, overwrite: bool = False) -> Path:
     """Make shot `name` the synthetic take's ground-truth camera `camera` (moved into the registration's
     frame) and write its true frames beside it, for `reshoot check --truth`.
 
@@ -185,21 +199,24 @@ def ground_truth_shot(workspace: str | Path, take: str | Path, camera: str, name
     from reshoot.geometry.cameras_io import read_cameras_json, write_cameras_json
     from reshoot.geometry.files import atomic_directory
     from reshoot.shots import shoot
+    from reshoot.synthetic import TakePaths
+    from reshoot.workspace import Workspace
 
-    root, gt = Path(workspace), Path(take) / "gt"
-    truth = read_cameras_json(gt / "cameras.json").cameras
-    frames_folder, maps = gt / "frames" / camera, gt / "maps" / f"{camera}.npz"
+    root, paths = Path(workspace), TakePaths(take)
+    truth = read_cameras_json(paths.cameras).cameras
+    frames_folder, maps = paths.frames(camera), paths.maps(camera)
     if camera not in truth.names or not frames_folder.is_dir() or not maps.is_file():
-        raise InputError(f"{take}: no ground truth for camera {camera!r} (need gt/cameras.json, {frames_folder} "
-                         f"and {maps}).")
-    registered = read_cameras_json(root / "registration" / "cameras.json").cameras
+        raise InputError(
+            f"{take}: no ground truth for camera {camera!r} (need gt/cameras.json, {frames_folder} and {maps})."
+        )
+    registered = read_cameras_json(Workspace(root).cameras).cameras
     moved = cameras_in_registration_frame(truth, registered).select([camera])
     with tempfile.TemporaryDirectory() as tmp:
         cameras_file = Path(tmp) / "camera.json"
         write_cameras_json(cameras_file, moved)
         result = shoot(root, None, name, cameras_file, overwrite=overwrite)
     labels = np.load(maps)
-    with atomic_directory(result.folder / "truth", overwrite=True) as out:
+    with atomic_directory(Workspace(root).shot(result.name).truth, overwrite=True) as out:
         (out / "entity").mkdir()
         for frame, ids in zip(labels["frames"], labels["entity_ids"]):
             stem = f"{int(frame):06d}.png"

@@ -42,8 +42,9 @@ def ssim_map(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     from kornia.metrics import ssim
 
     single = a.ndim == 3
-    ta, tb = (torch.from_numpy(np.asarray(x, np.float32)).reshape(-1, *x.shape[-3:]).permute(0, 3, 1, 2)
-              for x in (a, b))
+    ta, tb = (
+        torch.from_numpy(np.asarray(x, np.float32)).reshape(-1, *x.shape[-3:]).permute(0, 3, 1, 2) for x in (a, b)
+    )
     out = ssim(ta, tb, SSIM_WINDOW).mean(dim=1).numpy()
     return out[0] if single else out
 
@@ -70,9 +71,13 @@ def flip_map(test: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """
     import flip_evaluator
 
-    error, _, _ = flip_evaluator.evaluate(np.ascontiguousarray(reference, np.float32),
-                                          np.ascontiguousarray(test, np.float32), "LDR",
-                                          applyMagma=False, computeMeanError=False)
+    error, _, _ = flip_evaluator.evaluate(
+        np.ascontiguousarray(reference, np.float32),
+        np.ascontiguousarray(test, np.float32),
+        "LDR",
+        applyMagma=False,
+        computeMeanError=False,
+    )
     return np.asarray(error, np.float32).reshape(test.shape[:2])
 
 

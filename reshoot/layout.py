@@ -22,16 +22,25 @@ import numpy as np
 import torch
 
 from reshoot.background import foreground_mask, prepared_image, prepared_plates
-from reshoot.characters import CharacterOptions, CharacterTracker, Detection, _Track, character_search, detect_characters
+from reshoot.characters import (
+    CharacterOptions,
+    CharacterTracker,
+    Detection,
+    _Track,
+    character_search,
+    detect_characters,
+)
 from reshoot.geometry.camera import Camera
 from reshoot.geometry.cameras_io import read_cameras_json
-from reshoot.geometry.carving import carve_visual_hull
+from reshoot.geometry.carving import carve_visual_hull, check_voxel_grid
 from reshoot.geometry.errors import InputError
-from reshoot.geometry.files import atomic_path, read_json_document, write_json_document
+from reshoot.geometry.files import atomic_path, write_json_document
 from reshoot.geometry.planes import vertical_planes
 from reshoot.geometry.progress import ProgressFn, no_progress
 from reshoot.geometry.splats.render import render_each
-from reshoot.workspace import load_workspace
+from reshoot.geometry.validation import check_number
+from reshoot.layout_io import read_layout_entities
+from reshoot.workspace import Workspace, load_workspace
 
 FAILED_CAMERA_FOREGROUND = 0.4  # a camera whose median foreground share exceeds this has no usable plate
 
@@ -48,6 +57,13 @@ class LayoutOptions(CharacterOptions):
     downscale: int = 2
     samples: int = 24
 
+    def __post_init__(self) -> None:
+        if isinstance(self.downscale, bool) or not isinstance(self.downscale, int) or not 1 <= self.downscale <= 16:
+            raise InputError(f"layout: --downscale must be a whole number from 1 to 16, got {self.downscale!r}.")
+        if not 3 <= self.samples <= 1000:
+            raise InputError(f"layout: samples must be 3 to 1000 frames per camera, got {self.samples!r}.")
+        check_number(self.voxel_size, "layout: --voxel-size", 0, 1, low_open=True)
+
 
 @dataclass(frozen=True)
 class LayoutSummary:
@@ -61,8 +77,9 @@ class LayoutSummary:
     plan: Path
 
 
-def layout(workspace: str | Path, options: LayoutOptions | None = None,
-           progress: ProgressFn | None = None) -> LayoutSummary:
+def layout(
+    workspace: str | Path, options: LayoutOptions | None = None, progress: ProgressFn | None = None
+) -> LayoutSummary:
     """Find characters and props, track the characters, write `layout.json` and the plan.
 
     Raises:
@@ -72,23 +89,30 @@ def layout(workspace: str | Path, options: LayoutOptions | None = None,
     report = progress or no_progress
     root = Path(workspace)
     settings = load_workspace(root)
-    registration = root / "registration"
-    if not (registration / "cameras.json").is_file():
+    ws = Workspace(root)
+    if not ws.cameras.is_file():
         raise InputError(f"{root}: no registration yet. Run `reshoot register {root}` first.")
-    cameras = read_cameras_json(registration / "cameras.json").cameras
+    cameras = read_cameras_json(ws.cameras).cameras
+    check_voxel_grid(*character_search(ws, cameras, options).bounds, options.voxel_size)  # before any work
+    previous = _previous_entities(ws.layout)  # a hand-edited layout.json that does not read stops us here
     footage = settings.open_footage()
     frames = list(footage.frames)
     warnings: list[str] = []
     try:
         small = cameras.scaled(options.downscale).pinhole()
-        plates = prepared_plates(footage, cameras, options.downscale, options.samples, report,
-                                 settings.open_plates(footage))
+        plates = prepared_plates(
+            footage, cameras, options.downscale, options.samples, report, settings.open_plates(footage)
+        )
         images = {}
         masks = {}
         for k, frame in enumerate(frames):
-            images[frame] = [prepared_image(footage.source(n).read(frame), cameras.select(i), options.downscale)
-                             for i, n in enumerate(cameras.names)]
-            masks[frame] = torch.stack([foreground_mask(im, plates[n][0]) for im, n in zip(images[frame], cameras.names)])
+            images[frame] = [
+                prepared_image(footage.source(n).read(frame), cameras.select(i), options.downscale)
+                for i, n in enumerate(cameras.names)
+            ]
+            masks[frame] = torch.stack(
+                [foreground_mask(im, plates[n][0]) for im, n in zip(images[frame], cameras.names)]
+            )
             report("foreground", k + 1, len(frames))
     finally:
         footage.close()
@@ -97,52 +121,78 @@ def layout(workspace: str | Path, options: LayoutOptions | None = None,
     usable = [i for i in range(len(cameras)) if float(shares[i]) <= FAILED_CAMERA_FOREGROUND]
     left_out = [cameras.names[i] for i in range(len(cameras)) if i not in usable]
     for name in left_out:
-        warnings.append(f"camera {name}: its background model fails (most of the picture differs from its clean "
-                        "plate: a moving camera or flickering light?); it is left out of the character search.")
+        warnings.append(
+            f"camera {name}: its background model fails (most of the picture differs from its clean "
+            "plate: a moving camera or flickering light?); it is left out of the character search."
+        )
     if len(usable) < 2:
-        raise InputError(f"{root}: only {len(usable)} camera(s) have a usable background model "
-                         f"({left_out} do not); characters need at least two.")
+        raise InputError(
+            f"{root}: only {len(usable)} camera(s) have a usable background model "
+            f"({left_out} do not); characters need at least two."
+        )
     small_used = small.select(usable)
-    occluders = _set_depth(root, small_used)
+    occluders = _set_depth(ws, small_used)
     if occluders is None:
-        warnings.append("no reconstruction (splats/background.ply): props cannot hide characters from the carving, "
-                        "and props come from the sparse registration points. Run `reshoot reconstruct` first "
-                        "for a better layout.")
-    search = character_search(registration, cameras, options)
+        warnings.append(
+            "no reconstruction (splats/background.ply): props cannot hide characters from the carving, "
+            "and props come from the sparse registration points. Run `reshoot reconstruct` first "
+            "for a better layout."
+        )
+    search = character_search(ws, cameras, options)
     warnings += search.warnings
     options, bounds = search.options, search.bounds
     tracker = CharacterTracker(options)
     for k, frame in enumerate(frames):
         fg = masks[frame][usable]
         hull = carve_visual_hull(small_used, fg, *bounds, options.voxel_size, occluder_depth=occluders)
-        tracker.update(frame, detect_characters(frame, hull, small_used, fg, [images[frame][i] for i in usable],
-                                                options, tracker.expected(frame), occluders))
+        tracker.update(
+            frame,
+            detect_characters(
+                frame,
+                hull,
+                small_used,
+                fg,
+                [images[frame][i] for i in usable],
+                options,
+                tracker.expected(frame),
+                occluders,
+            ),
+        )
         report("characters", k + 1, len(frames))
     tracks = tracker.tracks(len(frames))
     if not tracks:
         warnings.append("nothing moves in this take: the layout holds props only.")
-    props = find_props(root, registration)
-    previous = _previous_entities(root / "layout.json")
+    props = find_props(ws)
     entities = _named_entities(tracks, props, previous)
-    body = {"floor": {"z": 0.0}, "cameras": list(cameras.names), "cameras_left_out": left_out,
-            "frames": [frames[0], frames[-1] + 1], "warnings": warnings, "entities": entities}
-    write_json_document(root / "layout.json", "layout", 1, body)
-    plan = root / "layout_plan.png"
+    body = {
+        "floor": {"z": 0.0},
+        "cameras": list(cameras.names),
+        "cameras_left_out": left_out,
+        "frames": [frames[0], frames[-1] + 1],
+        "warnings": warnings,
+        "entities": entities,
+    }
+    write_json_document(ws.layout, "layout", 1, body)
+    plan = ws.layout_plan
     draw_plan(plan, entities, cameras, bounds)
-    return LayoutSummary([e["name"] for e in entities if e["kind"] == "character"],
-                         [e["name"] for e in entities if e["kind"] == "prop"], left_out, warnings,
-                         root / "layout.json", plan)
+    return LayoutSummary(
+        [e["name"] for e in entities if e["kind"] == "character"],
+        [e["name"] for e in entities if e["kind"] == "prop"],
+        left_out,
+        warnings,
+        ws.layout,
+        plan,
+    )
 
 
-def _set_depth(root: Path, cameras: Camera) -> torch.Tensor | None:
+def _set_depth(ws: Workspace, cameras: Camera) -> torch.Tensor | None:
     """[V, H, W] z-depth of the reconstructed set in each camera, or None without a reconstruction."""
-    path = root / "splats" / "background.ply"
+    path = ws.set_splats
     if not path.is_file():
         return None
     from reshoot.geometry.splats.ply import read_splat_ply
 
     return torch.stack([render.depth[0] for render in render_each(read_splat_ply(path), cameras)])
-
 
 
 @dataclass(frozen=True)
@@ -154,12 +204,12 @@ class Prop:
     support: int
 
 
-def find_props(root: Path, registration: Path, min_height: float = 0.15, min_points: int = 50) -> list[Prop]:
+def find_props(ws: Workspace, min_height: float = 0.15, min_points: int = 50) -> list[Prop]:
     """Props: the set's points minus the floor and the walls, clustered (open3d DBSCAN); clusters that
     nearly touch are merged, and a prop needs `min_points` points and `min_height` metres."""
     import open3d as o3d
 
-    points = _set_points(root, registration)
+    points = _set_points(ws)
     points = points[(points[:, 2] > 0.04)]
     walls = vertical_planes(points, distance=0.04, min_share=0.1)
     if walls:
@@ -189,8 +239,9 @@ def _merged(props: list[Prop], gap: float = 0.1) -> list[Prop]:
                 a, b = props[i], props[j]
                 apart = np.maximum(a.box_min[:2] - b.box_max[:2], b.box_min[:2] - a.box_max[:2]).max()
                 if apart < gap:
-                    props[i] = Prop(np.minimum(a.box_min, b.box_min), np.maximum(a.box_max, b.box_max),
-                                    a.support + b.support)
+                    props[i] = Prop(
+                        np.minimum(a.box_min, b.box_min), np.maximum(a.box_max, b.box_max), a.support + b.support
+                    )
                     del props[j]
                     merged = True
                     break
@@ -199,9 +250,9 @@ def _merged(props: list[Prop], gap: float = 0.1) -> list[Prop]:
     return props
 
 
-def _set_points(root: Path, registration: Path) -> np.ndarray:
+def _set_points(ws: Workspace) -> np.ndarray:
     """[N, 3] the static set: opaque, small splats of the reconstruction, else the sparse points."""
-    path = root / "splats" / "background.ply"
+    path = ws.set_splats
     if path.is_file():
         from reshoot.geometry.splats.ply import read_splat_ply
 
@@ -210,21 +261,29 @@ def _set_points(root: Path, registration: Path) -> np.ndarray:
         return g.means[keep].double().numpy()
     import open3d as o3d
 
-    return np.asarray(o3d.io.read_point_cloud(str(registration / "points.ply")).points)
+    return np.asarray(o3d.io.read_point_cloud(str(ws.points)).points)
 
 
 def _previous_entities(path: Path) -> list[dict]:
+    """The entities of the existing layout.json, whose names (possibly given by hand) are kept; [] without one.
+
+    Raises:
+        InputError: it exists but does not read (the error says where); nothing is overwritten then.
+    """
     if not path.is_file():
         return []
     try:
-        return list(read_json_document(path, "layout", 1).get("entities", []))
-    except InputError:
-        return []
+        return read_layout_entities(path)
+    except InputError as error:
+        raise InputError(
+            f"{error} The layout keeps the names given in it: fix the file, or move it away to start the names over."
+        ) from None
 
 
 def _named_entities(tracks: list[_Track], props: list[Prop], previous: list[dict]) -> list[dict]:
     """Entities in the layout format; ones found again (same kind, within 0.5 m on the floor) keep their
     previous id and name, the rest get new ids and default names."""
+
     def mean_floor(entity: dict) -> np.ndarray:
         return np.mean([np.asarray(f["position"][:2]) for f in entity["frames"]], axis=0)
 
@@ -265,10 +324,23 @@ def _named_entities(tracks: list[_Track], props: list[Prop], previous: list[dict
     for p in props:
         centre = (p.box_min + p.box_max) / 2
         entity_id, name = identity("prop", centre[:2])
-        entities.append({"id": entity_id, "name": name, "kind": "prop", "frames": [{
-            "frame": None, "position": _rounded(centre), "floor_position": _rounded([centre[0], centre[1], 0.0]),
-            "box_min": _rounded(p.box_min), "box_max": _rounded(p.box_max),
-            "confidence": round(min(1.0, p.support / 200), 3)}]})
+        entities.append(
+            {
+                "id": entity_id,
+                "name": name,
+                "kind": "prop",
+                "frames": [
+                    {
+                        "frame": None,
+                        "position": _rounded(centre),
+                        "floor_position": _rounded([centre[0], centre[1], 0.0]),
+                        "box_min": _rounded(p.box_min),
+                        "box_max": _rounded(p.box_max),
+                        "confidence": round(min(1.0, p.support / 200), 3),
+                    }
+                ],
+            }
+        )
     for e in entities:
         if e["name"] is None:
             e["name"] = default_name(e["kind"])
@@ -281,9 +353,16 @@ def _rounded(values) -> list[float]:
 
 def _frame_entry(d: Detection) -> dict:
     centre = (d.box_min + d.box_max) / 2
-    return {"frame": d.frame, "position": _rounded(centre), "floor_position": _rounded([d.floor[0], d.floor[1], 0.0]),
-            "box_min": _rounded(d.box_min), "box_max": _rounded(d.box_max), "confidence": round(d.confidence, 3),
-            "cameras": list(d.cameras), **({"interpolated": True} if d.interpolated else {})}
+    return {
+        "frame": d.frame,
+        "position": _rounded(centre),
+        "floor_position": _rounded([d.floor[0], d.floor[1], 0.0]),
+        "box_min": _rounded(d.box_min),
+        "box_max": _rounded(d.box_max),
+        "confidence": round(d.confidence, 3),
+        "cameras": list(d.cameras),
+        **({"interpolated": True} if d.interpolated else {}),
+    }
 
 
 def draw_plan(path: Path, entities: list[dict], cameras: Camera, bounds) -> None:
@@ -327,15 +406,27 @@ def plan_figure(entities: list[dict], cameras: Camera, bounds, shot_centres: dic
     for e in entities:
         if e["kind"] == "prop":
             f = e["frames"][0]
-            axes.add_patch(Rectangle(f["box_min"][:2], f["box_max"][0] - f["box_min"][0], f["box_max"][1] - f["box_min"][1],
-                                     fill=False, color="tab:brown", lw=1.5))
+            axes.add_patch(
+                Rectangle(
+                    f["box_min"][:2],
+                    f["box_max"][0] - f["box_min"][0],
+                    f["box_max"][1] - f["box_min"][1],
+                    fill=False,
+                    color="tab:brown",
+                    lw=1.5,
+                )
+            )
             axes.annotate(e["name"], f["box_max"][:2], fontsize=8, color="tab:brown")
         else:
             path_xy = np.array([f["floor_position"][:2] for f in e["frames"]])
-            line, = axes.plot(path_xy[:, 0], path_xy[:, 1], lw=1.5)
+            (line,) = axes.plot(path_xy[:, 0], path_xy[:, 1], lw=1.5)
             ticks = [f for f in e["frames"] if f["frame"] % 12 == 0]
-            axes.scatter([f["floor_position"][0] for f in ticks], [f["floor_position"][1] for f in ticks],
-                         s=12, color=line.get_color())
+            axes.scatter(
+                [f["floor_position"][0] for f in ticks],
+                [f["floor_position"][1] for f in ticks],
+                s=12,
+                color=line.get_color(),
+            )
             for f in ticks:
                 axes.annotate(str(f["frame"]), f["floor_position"][:2], fontsize=6, color=line.get_color())
             axes.annotate(e["name"], path_xy[0], fontsize=9, color=line.get_color(), weight="bold")

@@ -34,16 +34,16 @@ from reshoot.geometry.cameras_io import read_cameras_json, write_cameras_json
 from reshoot.geometry.errors import InputError
 from reshoot.geometry.files import atomic_directory
 from reshoot.geometry.progress import ProgressFn, no_progress
+from reshoot.geometry.world_frame import ScaleHint
 from reshoot.ground_truth import cameras_in_registration_frame
 from reshoot.layout import LayoutOptions, layout
-from reshoot.geometry.world_frame import ScaleHint
 from reshoot.model.inputs import ShotWindow, area_resized, make_window, posed_frames, resized_camera
 from reshoot.reconstruct import ReconstructOptions, reconstruct
 from reshoot.registration import RegistrationOptions, register
 from reshoot.render import load_splat_scene
 from reshoot.shots import scene_facts
-from reshoot.synthetic import SynthConfig, generate_take
-from reshoot.workspace import init_workspace, load_workspace
+from reshoot.synthetic import SynthConfig, TakePaths, generate_take
+from reshoot.workspace import Workspace, init_workspace, load_workspace
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +77,16 @@ class EpisodeSettings:
 
     def synth_config(self, seed: int) -> SynthConfig:
         """The take of scene `seed`: 1-3 characters and 2-6 props, varied with the seed."""
-        return SynthConfig(frames=self.frames, width=self.width, height=self.height, characters=1 + seed % 3,
-                           props=2 + (seed // 3) % 5, seed=seed, survey_frames=self.survey_frames,
-                           extra_views=self.extra_views)
+        return SynthConfig(
+            frames=self.frames,
+            width=self.width,
+            height=self.height,
+            characters=1 + seed % 3,
+            props=2 + (seed // 3) % 5,
+            seed=seed,
+            survey_frames=self.survey_frames,
+            extra_views=self.extra_views,
+        )
 
 
 @dataclass(frozen=True)
@@ -114,13 +121,16 @@ class EpisodeScene:
 def registered_take(take: Path, ws: Path) -> None:
     """A workspace on a synthetic take with its survey, registered like a user's (scale from the A-camera's
     true height, as a crew would measure it)."""
-    truth = read_cameras_json(take / "gt" / "cameras.json").cameras
+    truth = read_cameras_json(TakePaths(take).cameras).cameras
     init_workspace(ws, take / "footage", survey=take / "survey", force=True)
-    register(ws, RegistrationOptions(scale=ScaleHint(camera_heights={"a_wide": float(truth.select("a_wide").centers[0, 2])})))
+    register(
+        ws, RegistrationOptions(scale=ScaleHint(camera_heights={"a_wide": float(truth.select("a_wide").centers[0, 2])}))
+    )
 
 
-def render_targets(ws: Path, targets: Camera, frames: list[int], backend: str = "auto",
-                   progress: ProgressFn | None = None) -> dict[str, np.ndarray]:
+def render_targets(
+    ws: Path, targets: Camera, frames: list[int], backend: str = "auto", progress: ProgressFn | None = None
+) -> dict[str, np.ndarray]:
     """The conditioning passes of every target camera at every frame: arrays [C, F, ...] (see EpisodeScene)."""
     report = progress or no_progress
     scene = load_splat_scene(ws)
@@ -129,8 +139,10 @@ def render_targets(ws: Path, targets: Camera, frames: list[int], backend: str = 
     passes: dict[str, list] = {"render_rgb": [], "render_depth": [], "render_alpha": [], "entity_ids": []}
     pinhole = targets.pinhole()
     for c in range(len(targets)):
-        per_frame = [render_conditioning_frame(scene, entities, f - facts.first_frame, f, pinhole.select(c), backend)
-                     for f in frames]
+        per_frame = [
+            render_conditioning_frame(scene, entities, f - facts.first_frame, f, pinhole.select(c), backend)
+            for f in frames
+        ]
         passes["render_rgb"].append(np.stack([p.rgb for p in per_frame]))
         passes["render_depth"].append(np.stack([p.depth for p in per_frame]))
         passes["render_alpha"].append(np.stack([p.alpha for p in per_frame]))
@@ -149,8 +161,14 @@ def footage_frames(ws: Path, names: list[str], frames: list[int], size: tuple[in
     return (images * 255 + 0.5).clamp(0, 255).to(torch.uint8).numpy()
 
 
-def build_scene(cache: str | Path, seed: int, settings: EpisodeSettings, backend: str = "auto",
-                progress: ProgressFn | None = None, keep_in: Path | None = None) -> Path:
+def build_scene(
+    cache: str | Path,
+    seed: int,
+    settings: EpisodeSettings,
+    backend: str = "auto",
+    progress: ProgressFn | None = None,
+    keep_in: Path | None = None,
+) -> Path:
     """Make (or find) the cached scene of `seed`: CACHE/scene_<seed>/{episode.safetensors, cameras.json}.
 
     The take and its workspace are made in a temporary folder, or kept in `keep_in` (as take/ and ws/)
@@ -166,26 +184,42 @@ def build_scene(cache: str | Path, seed: int, settings: EpisodeSettings, backend
         take, ws = Path(scratch) / "take", Path(scratch) / "ws"
         summary = generate_take(take, settings.synth_config(seed))
         registered_take(take, ws)
-        reconstruct(ws, ReconstructOptions(downscale=settings.downscale, set_iterations=settings.set_iterations,
-                                           first_actor_iterations=settings.first_actor_iterations,
-                                           actor_iterations=settings.actor_iterations,
-                                           checkpoint_every=settings.set_iterations, seed=seed, backend=backend))
+        reconstruct(
+            ws,
+            ReconstructOptions(
+                downscale=settings.downscale,
+                set_iterations=settings.set_iterations,
+                first_actor_iterations=settings.first_actor_iterations,
+                actor_iterations=settings.actor_iterations,
+                checkpoint_every=settings.set_iterations,
+                seed=seed,
+                backend=backend,
+            ),
+        )
         layout(ws, LayoutOptions())
         size = (settings.width // settings.downscale, settings.height // settings.downscale)
-        registered = read_cameras_json(ws / "registration" / "cameras.json").cameras
-        truth = read_cameras_json(take / "gt" / "cameras.json").cameras
-        targets = resized_camera(cameras_in_registration_frame(truth, registered).select(
-            list(summary.ground_truth_cameras)), *size)
+        registered = read_cameras_json(Workspace(ws).cameras).cameras
+        truth = read_cameras_json(TakePaths(take).cameras).cameras
+        targets = resized_camera(
+            cameras_in_registration_frame(truth, registered).select(list(summary.ground_truth_cameras)), *size
+        )
         # a camera that registration could not place is not a source (as in a user's take)
-        sources = resized_camera(registered.select([n for n in summary.production_cameras if n in registered.names]),
-                                 *size)
+        sources = resized_camera(
+            registered.select([n for n in summary.production_cameras if n in registered.names]), *size
+        )
         frames = list(range(summary.frames))
         arrays = render_targets(ws, targets, frames, backend, progress)
-        true_frames = torch.from_numpy(np.stack([np.stack([iio.imread(take / "gt" / "frames" / n / f"{f:06d}.png")[..., :3]
-                                                           for f in frames]) for n in targets.names])).float()
-        true_frames = area_resized(true_frames.flatten(0, 1), size).reshape(len(targets), len(frames), size[1], size[0], 3)
-        true_ids = torch.from_numpy(np.stack([np.load(take / "gt" / "maps" / f"{n}.npz")["entity_ids"][frames]
-                                              for n in targets.names])).float()
+        true_frames = torch.from_numpy(
+            np.stack(
+                [np.stack([iio.imread(TakePaths(take).frame(n, f))[..., :3] for f in frames]) for n in targets.names]
+            )
+        ).float()
+        true_frames = area_resized(true_frames.flatten(0, 1), size).reshape(
+            len(targets), len(frames), size[1], size[0], 3
+        )
+        true_ids = torch.from_numpy(
+            np.stack([np.load(TakePaths(take).maps(n))["entity_ids"][frames] for n in targets.names])
+        ).float()
         true_ids = F.interpolate(true_ids, size=(size[1], size[0]), mode="nearest-exact").int()
         tensors = {
             "frames": torch.tensor(frames, dtype=torch.int64),
@@ -197,12 +231,18 @@ def build_scene(cache: str | Path, seed: int, settings: EpisodeSettings, backend
             "entity_ids": torch.from_numpy(arrays["entity_ids"]).int(),
             "truth": (true_frames + 0.5).clamp(0, 255).to(torch.uint8),
         }
-        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp / EPISODE_FILE),
-                  metadata={"seed": str(seed)})
-        write_cameras_json(tmp / CAMERAS_FILE, Camera.cat([sources, targets]),
-                           attributes={**{n: {"role": "source"} for n in sources.names},
-                                       **{n: {"role": "target"} for n in targets.names}},
-                           extra={"seed": seed, "settings": dataclasses.asdict(settings)})
+        save_file(
+            {k: v.contiguous() for k, v in tensors.items()}, str(tmp / EPISODE_FILE), metadata={"seed": str(seed)}
+        )
+        write_cameras_json(
+            tmp / CAMERAS_FILE,
+            Camera.cat([sources, targets]),
+            attributes={
+                **{n: {"role": "source"} for n in sources.names},
+                **{n: {"role": "target"} for n in targets.names},
+            },
+            extra={"seed": seed, "settings": dataclasses.asdict(settings)},
+        )
     log.info("episode scene %d cached in %s", seed, folder)
     return folder
 
@@ -219,8 +259,11 @@ def load_scene(folder: str | Path) -> EpisodeScene:
     tensors = load_file(str(folder / EPISODE_FILE))
     document = read_cameras_json(folder / CAMERAS_FILE)
     cameras = document.cameras
-    return EpisodeScene(sources=cameras.select(document.names_with_role("source")),
-                        targets=cameras.select(document.names_with_role("target")), **tensors)
+    return EpisodeScene(
+        sources=cameras.select(document.names_with_role("source")),
+        targets=cameras.select(document.names_with_role("target")),
+        **tensors,
+    )
 
 
 class EpisodePool:
@@ -244,22 +287,36 @@ class EpisodePool:
         middle = start + t // 2
         window = make_window(
             posed_frames(scene.targets.select(camera), count=t),
-            scene.render_rgb[camera, span].float(), scene.render_depth[camera, span].float(),
-            scene.render_alpha[camera, span].float(), scene.entity_ids[camera, span],
-            scene.frames[span].double(), scene.sources, scene.source_rgb[middle].float() / 255,
-            scene.frames[middle].repeat(len(scene.sources)).double(), self.source_scale)
+            scene.render_rgb[camera, span].float(),
+            scene.render_depth[camera, span].float(),
+            scene.render_alpha[camera, span].float(),
+            scene.entity_ids[camera, span],
+            scene.frames[span].double(),
+            scene.sources,
+            scene.source_rgb[middle].float() / 255,
+            scene.frames[middle].repeat(len(scene.sources)).double(),
+            self.source_scale,
+        )
         truth = scene.truth[camera, span].float().div(255).permute(0, 3, 1, 2)[None]
         return window, truth
 
     def __call__(self, rng: np.random.Generator) -> tuple[ShotWindow, torch.Tensor]:
         scene = self.scenes[int(rng.integers(len(self.scenes)))]
         t = min(self.window, len(scene.frames))
-        return self.window_of(scene, int(rng.integers(len(scene.targets))),
-                              int(rng.integers(len(scene.frames) - t + 1)))
+        return self.window_of(
+            scene, int(rng.integers(len(scene.targets))), int(rng.integers(len(scene.frames) - t + 1))
+        )
 
 
-def build_pool(cache: str | Path, seeds: list[int], settings: EpisodeSettings, window: int, source_scale: float,
-               backend: str = "auto", progress: ProgressFn | None = None) -> EpisodePool:
+def build_pool(
+    cache: str | Path,
+    seeds: list[int],
+    settings: EpisodeSettings,
+    window: int,
+    source_scale: float,
+    backend: str = "auto",
+    progress: ProgressFn | None = None,
+) -> EpisodePool:
     """Make the missing scenes of `seeds` in `cache` and load them all."""
     report = progress or no_progress
     scenes = []
@@ -267,4 +324,3 @@ def build_pool(cache: str | Path, seeds: list[int], settings: EpisodeSettings, w
         scenes.append(load_scene(build_scene(cache, seed, settings, backend)))
         report("episode scenes", i + 1, len(seeds))
     return EpisodePool(scenes, window, source_scale)
-

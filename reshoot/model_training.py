@@ -25,17 +25,27 @@ from reshoot.geometry.errors import InputError
 from reshoot.geometry.files import atomic_path
 from reshoot.geometry.progress import ProgressFn, no_progress
 from reshoot.image_metrics import psnr
-from reshoot.model.checkpoint import from_pretrained, read_checkpoint_config, save_checkpoint
-from reshoot.model.config import config_named
+from reshoot.model.checkpoint import checkpoint_files, from_pretrained, read_checkpoint_config, save_checkpoint
+from reshoot.model.config import ModelConfig, config_named
 from reshoot.model.inference import plan_windows, working_size
 from reshoot.model.inputs import area_resized, resized_camera
 from reshoot.model.network import UnifiedVideoModel
 from reshoot.model.training import TrainOptions, TrainSummary, train_model
-from reshoot.model_data import (CAMERAS_FILE, EPISODE_FILE, TRAINING_SEEDS, EpisodePool, EpisodeScene, EpisodeSettings,
-                                build_pool, footage_frames, load_scene, render_targets)
+from reshoot.model_data import (
+    CAMERAS_FILE,
+    EPISODE_FILE,
+    TRAINING_SEEDS,
+    EpisodePool,
+    EpisodeScene,
+    EpisodeSettings,
+    build_pool,
+    footage_frames,
+    load_scene,
+    render_targets,
+)
 from reshoot.reconstruct import ReconstructOptions, reconstruct
 from reshoot.synthesis import DEFAULT_CHECKPOINT
-from reshoot.workspace import init_workspace, load_workspace
+from reshoot.workspace import Workspace, init_workspace, load_workspace
 
 
 @dataclass(frozen=True)
@@ -64,21 +74,52 @@ class SyntheticOptions:
     restart: bool = False
 
 
-def train_synthetic(options: SyntheticOptions, progress: ProgressFn | None = None,
-                    stop_after: int | None = None) -> TrainSummary:
+def train_synthetic(
+    options: SyntheticOptions, progress: ProgressFn | None = None, stop_after: int | None = None
+) -> TrainSummary:
     """Make the missing episode scenes, then train (or resume) the model in `options.out`."""
     if not 1 <= options.scenes <= len(TRAINING_SEEDS):
         raise InputError(f"train: scenes must be 1 to {len(TRAINING_SEEDS)}, got {options.scenes}.")
     config = config_named(options.size)
+    train = TrainOptions(steps=options.steps, lr=options.lr, seed=options.seed, device=options.device)
+    check_checkpoint_out(options.out, config, options.restart)  # all settings are checked before episodes are built
     seeds = list(TRAINING_SEEDS[: options.scenes])
     pool = build_pool(options.cache, seeds, options.episodes, config.window, config.source_scale, progress=progress)
-    record = {"data": {"kind": "synthetic", "seeds": [seeds[0], seeds[-1]],
-                       "episode_settings": dataclasses.asdict(options.episodes)},
-              "command": f"reshoot train --size {options.size} --steps {options.steps} --scenes {options.scenes} "
-                         f"--lr {options.lr} --seed {options.seed}"}
-    train = TrainOptions(steps=options.steps, lr=options.lr, seed=options.seed, device=options.device)
-    return train_model(config, pool, train, options.out, record, resume=not options.restart, progress=progress,
-                       stop_after=stop_after)
+    record = {
+        "data": {
+            "kind": "synthetic",
+            "seeds": [seeds[0], seeds[-1]],
+            "episode_settings": dataclasses.asdict(options.episodes),
+        },
+        "command": f"reshoot train --size {options.size} --steps {options.steps} --scenes {options.scenes} "
+        f"--lr {options.lr} --seed {options.seed}",
+    }
+    return train_model(
+        config, pool, train, options.out, record, resume=not options.restart, progress=progress, stop_after=stop_after
+    )
+
+
+def check_checkpoint_out(out: Path, config: ModelConfig, restart: bool) -> None:
+    """Refuse a training `--out` that cannot hold this run's checkpoint, before any work: a file, a
+    workspace, or (without `restart`) a folder holding a checkpoint of another architecture.
+
+    Raises:
+        InputError: any of those, or a checkpoint there whose config.json does not read.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} is a file; give the checkpoint folder (new, or one `reshoot train` made).")
+    if Workspace(out).settings_file.exists():
+        raise InputError(
+            f"--out {out} is a reshoot workspace; give a checkpoint folder of its own (e.g. {out / 'model'})."
+        )
+    if not restart and checkpoint_files(out)[1].is_file():
+        saved, _ = read_checkpoint_config(out)
+        if saved.architecture() != config.architecture():
+            raise InputError(
+                f"--out {out} holds a checkpoint of config {saved.name!r}, not of the asked {config.name!r}; "
+                "pick another --out, or pass --restart to replace it."
+            )
 
 
 CORRECTION_SCALES = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -122,33 +163,48 @@ class AdaptOptions:
         object.__setattr__(self, "held_out", names)
 
 
-def adaptation_scene(workspace: str | Path, held_out: str, working_pixels: int,
-                     options: ReconstructOptions, progress: ProgressFn | None = None) -> Path:
+def adaptation_scene(
+    workspace: str | Path,
+    held_out: str,
+    working_pixels: int,
+    options: ReconstructOptions,
+    progress: ProgressFn | None = None,
+) -> Path:
     """Make (or find) WS/model/adapt_<held_out>/: a workspace reconstructed without `held_out` and the
     episode scene of `held_out` rendered from it beside its real frames, at the model's working size."""
     report = progress or no_progress
     root = Path(workspace)
-    folder = root / "model" / f"adapt_{held_out}"
+    ws = Workspace(root)
+    folder = ws.model / f"adapt_{held_out}"
     if (folder / EPISODE_FILE).is_file():
         return folder
     settings = load_workspace(root)
-    registered = read_cameras_json(root / "registration" / "cameras.json")
+    registered = read_cameras_json(ws.cameras)
     production = registered.names_with_role("production", default="production")
     others = [n for n in production if n != held_out]
     target = registered.cameras.select(held_out)
     width, height = int(target.width[0]), int(target.height[0])
     work_w, work_h = working_size(width, height, working_pixels)
     downscale = max(1, round(width / work_w))
-    if not (root / "layout.json").is_file():
-        raise InputError(f"{root}: no layout yet; run `reshoot layout {root}` before adapting (the model reads "
-                         f"entity ids).")
+    if not ws.layout.is_file():
+        raise InputError(
+            f"{root}: no layout yet; run `reshoot layout {root}` before adapting (the model reads entity ids)."
+        )
     sub = folder / "ws"
-    if not (sub / "splats" / "background.ply").is_file():
-        init_workspace(sub, settings.footage, settings.calibration, fps=settings.fps, offsets=settings.offsets or None,
-                       survey=settings.survey, force=True)
-        shutil.rmtree(sub / "registration", ignore_errors=True)
-        shutil.copytree(root / "registration", sub / "registration")
-        shutil.copy2(root / "layout.json", sub / "layout.json")
+    copy = Workspace(sub)
+    if not copy.set_splats.is_file():
+        init_workspace(
+            sub,
+            settings.footage,
+            settings.calibration,
+            fps=settings.fps,
+            offsets=settings.offsets or None,
+            survey=settings.survey,
+            force=True,
+        )
+        shutil.rmtree(copy.registration, ignore_errors=True)
+        shutil.copytree(ws.registration, copy.registration)
+        shutil.copy2(ws.layout, copy.layout)
         reconstruct(sub, dataclasses.replace(options, cameras=tuple(others), downscale=downscale), progress)
     span = options.frames or (settings.first_frame, settings.first_frame + settings.frames)
     frames = list(range(*span))  # the frames with actors
@@ -159,20 +215,28 @@ def adaptation_scene(workspace: str | Path, held_out: str, working_pixels: int,
     truth = area_resized(truth, (work_w, work_h))
     sources = resized_camera(registered.cameras.select(others), work_w, work_h)
     # cameras first, the episode file last: its presence marks the scene complete
-    write_cameras_json(folder / CAMERAS_FILE, Camera.cat([sources, rendered]),
-                       attributes={**{n: {"role": "source"} for n in others}, held_out: {"role": "target"}})
-    tensors = {"frames": torch.tensor(frames, dtype=torch.int64),
-               "source_rgb": torch.from_numpy(footage_frames(root, others, frames, (work_w, work_h))),
-               "render_rgb": arrays["render_rgb"][None].half(), "render_depth": arrays["render_depth"][None].half(),
-               "render_alpha": arrays["render_alpha"][None].half(), "entity_ids": arrays["entity_ids"][None].int(),
-               "truth": (truth[None] * 255 + 0.5).clamp(0, 255).to(torch.uint8)}
+    write_cameras_json(
+        folder / CAMERAS_FILE,
+        Camera.cat([sources, rendered]),
+        attributes={**{n: {"role": "source"} for n in others}, held_out: {"role": "target"}},
+    )
+    tensors = {
+        "frames": torch.tensor(frames, dtype=torch.int64),
+        "source_rgb": torch.from_numpy(footage_frames(root, others, frames, (work_w, work_h))),
+        "render_rgb": arrays["render_rgb"][None].half(),
+        "render_depth": arrays["render_depth"][None].half(),
+        "render_alpha": arrays["render_alpha"][None].half(),
+        "entity_ids": arrays["entity_ids"][None].int(),
+        "truth": (truth[None] * 255 + 0.5).clamp(0, 255).to(torch.uint8),
+    }
     with atomic_path(folder / EPISODE_FILE) as tmp:
         save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp))
     return folder
 
 
-def correction_scale_scores(model: UnifiedVideoModel, scene: EpisodeScene, window: int,
-                            source_scale: float) -> dict[float, float]:
+def correction_scale_scores(
+    model: UnifiedVideoModel, scene: EpisodeScene, window: int, source_scale: float
+) -> dict[float, float]:
     """PSNR (dB, over every pixel of every frame of the scene's target cameras) of render + s × the model's
     correction against the true frames, for each s of CORRECTION_SCALES. `model` must have correction_scale
     1 (its raw correction is what gets scaled). Windows do not overlap here: each frame is scored once,
@@ -200,8 +264,9 @@ def adaptation_validation(checkpoint: str | Path) -> dict | None:
     return read_checkpoint_config(checkpoint)[1].get("validation")
 
 
-def adapt_model(workspace: str | Path, options: AdaptOptions, progress: ProgressFn | None = None,
-                stop_after: int | None = None) -> TrainSummary:
+def adapt_model(
+    workspace: str | Path, options: AdaptOptions, progress: ProgressFn | None = None, stop_after: int | None = None
+) -> TrainSummary:
     """Fine-tune a pretrained model on one take by leaving production cameras out in turn (module docstring).
 
     The checkpoint in `out` is trained on every left-out camera. With two or more, the correction scale
@@ -217,35 +282,60 @@ def adapt_model(workspace: str | Path, options: AdaptOptions, progress: Progress
     root = Path(workspace)
     settings = load_workspace(root)
     if settings.sensitive:
-        raise InputError(f"{root}: initialized with --sensitive, so its footage may never be used to train models. "
-                         f"Synthesize with a model trained elsewhere (`reshoot synthesize` without adaptation).")
-    registered = read_cameras_json(root / "registration" / "cameras.json")
+        raise InputError(
+            f"{root}: initialized with --sensitive, so its footage may never be used to train models. "
+            f"Synthesize with a model trained elsewhere (`reshoot synthesize` without adaptation)."
+        )
+    registered = read_cameras_json(Workspace(root).cameras)
     production = registered.names_with_role("production", default="production")
     held_out = list(options.held_out) or production
     unknown = [name for name in held_out if name not in production]
     if unknown:
         raise InputError(f"--held-out {unknown[0]!r} is not a production camera of {root} ({production}).")
     if len(production) < 3:
-        raise InputError(f"{root}: adaptation leaves one camera out and needs at least two others; the take has "
-                         f"{len(production)}.")
+        raise InputError(
+            f"{root}: adaptation leaves one camera out and needs at least two others; the take has {len(production)}."
+        )
     start = Path(options.start_from) if options.start_from is not None else DEFAULT_CHECKPOINT
     config, _ = read_checkpoint_config(start)
+    from_pretrained(start)  # the weights too (a pickle, NaN, a config that does not match), before any work
     config = dataclasses.replace(config, correction_scale=1.0, keep_exposure=options.keep_exposure)
-    scenes = {name: load_scene(adaptation_scene(root, name, config.working_pixels, options.reconstruct, progress))
-              for name in held_out}
-    out = Path(options.out) if options.out is not None else root / "model" / "adapted"
+    out = Path(options.out) if options.out is not None else Workspace(root).model / "adapted"
+    check_checkpoint_out(out, config, options.restart)
+    train = TrainOptions(
+        steps=options.steps,
+        lr=options.lr,
+        warmup=min(50, options.steps // 5 + 1),
+        seed=options.seed,
+        device=options.device,
+        checkpoint_every=max(options.steps // 5, 1),
+    )
+    scenes = {
+        name: load_scene(adaptation_scene(root, name, config.working_pixels, options.reconstruct, progress))
+        for name in held_out
+    }
     cameras = " ".join(f"--held-out {name}" for name in held_out)
-    record = {"data": {"kind": "adaptation", "workspace": str(root), "held_out": held_out},
-              "start_from": str(start), "command": f"reshoot train --adapt {root} {cameras} "
-                                                   f"--steps {options.steps} --lr {options.lr}"}
-    train = TrainOptions(steps=options.steps, lr=options.lr, warmup=min(50, options.steps // 5 + 1), seed=options.seed,
-                         device=options.device, checkpoint_every=max(options.steps // 5, 1))
+    record = {
+        "data": {"kind": "adaptation", "workspace": str(root), "held_out": held_out},
+        "start_from": str(start),
+        "command": f"reshoot train --adapt {root} {cameras} --steps {options.steps} --lr {options.lr}",
+    }
 
-    def fit(names: list[str], folder: Path, fit_record: dict, report: ProgressFn | None,
-            limit: int | None = None) -> TrainSummary:
+    def fit(
+        names: list[str], folder: Path, fit_record: dict, report: ProgressFn | None, limit: int | None = None
+    ) -> TrainSummary:
         pool = EpisodePool([scenes[name] for name in names], config.window, config.source_scale)
-        return train_model(config, pool, train, folder, fit_record, resume=not options.restart, progress=report,
-                           stop_after=limit, initial=start)
+        return train_model(
+            config,
+            pool,
+            train,
+            folder,
+            fit_record,
+            resume=not options.restart,
+            progress=report,
+            stop_after=limit,
+            initial=start,
+        )
 
     summary = fit(held_out, out, record, progress, stop_after)
     if len(held_out) < 2 or summary.steps < options.steps:
@@ -253,8 +343,15 @@ def adapt_model(workspace: str | Path, options: AdaptOptions, progress: Progress
     psnr = {}
     for name in held_out:  # each camera is scored by a model that never trained on it
         others = [n for n in held_out if n != name]
-        labelled = None if progress is None else (
-            lambda what, done, total, _name=name, **extra: progress(f"{what} (without {_name})", done, total, **extra))
+        labelled = (
+            None
+            if progress is None
+            else (
+                lambda what, done, total, _name=name, **extra: progress(
+                    f"{what} (without {_name})", done, total, **extra
+                )
+            )
+        )
         folder = out / VALIDATION_FOLDER / f"without_{name}"
         fit(others, folder, {**record, "data": {**record["data"], "held_out": others}}, labelled)
         model = from_pretrained(folder)
@@ -264,7 +361,16 @@ def adapt_model(workspace: str | Path, options: AdaptOptions, progress: Progress
     model = from_pretrained(out)
     model.config = dataclasses.replace(config, correction_scale=best)
     _, training = read_checkpoint_config(out)
-    save_checkpoint(model, out, {**training, "validation": {
-        "psnr_by_camera": {name: {str(k): round(v, 3) for k, v in p.items()} for name, p in psnr.items()},
-        "worst_gain_db": {str(k): round(v, 3) for k, v in worst_gain.items()}, "correction_scale": best}})
+    save_checkpoint(
+        model,
+        out,
+        {
+            **training,
+            "validation": {
+                "psnr_by_camera": {name: {str(k): round(v, 3) for k, v in p.items()} for name, p in psnr.items()},
+                "worst_gain_db": {str(k): round(v, 3) for k, v in worst_gain.items()},
+                "correction_scale": best,
+            },
+        },
+    )
     return summary

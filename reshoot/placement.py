@@ -68,13 +68,15 @@ def _correlation_map(image: np.ndarray, template: np.ndarray, mask: np.ndarray) 
     where undefined, e.g. over a flat padded border)."""
     import cv2
 
-    scores = cv2.matchTemplate(image, template, cv2.TM_CCOEFF_NORMED,
-                               mask=np.repeat(mask[..., None], 3, -1).astype(np.float32))
+    scores = cv2.matchTemplate(
+        image, template, cv2.TM_CCOEFF_NORMED, mask=np.repeat(mask[..., None], 3, -1).astype(np.float32)
+    )
     return np.nan_to_num(scores, nan=-1.0, posinf=-1.0, neginf=-1.0).clip(-1, 1)
 
 
 def _subpixel(scores: np.ndarray, row: int, col: int) -> tuple[float, float]:
     """Parabola-fitted sub-pixel refinement of a score maximum (dx, dy in [-0.5, 0.5])."""
+
     def vertex(left: float, centre: float, right: float) -> float:
         curvature = 2 * centre - left - right
         return float(np.clip(0.5 * (right - left) / curvature, -0.5, 0.5)) if curvature > 1e-12 else 0.0
@@ -96,8 +98,9 @@ def smoothed(image: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     return blurred / np.maximum(weight, 1e-6)[..., None]
 
 
-def locate_entity(output: np.ndarray, colour: np.ndarray, mask: np.ndarray, depth: np.ndarray,
-                  entity_id: int, mirrored: bool = False) -> EntityLocation:
+def locate_entity(
+    output: np.ndarray, colour: np.ndarray, mask: np.ndarray, depth: np.ndarray, entity_id: int, mirrored: bool = False
+) -> EntityLocation:
     """Find one entity's template in an output frame, near where the geometry puts it.
 
     Args:
@@ -128,12 +131,26 @@ def locate_entity(output: np.ndarray, colour: np.ndarray, mask: np.ndarray, dept
     th, tw = template.shape[:2]
     radius = SEARCH_RADIUS_PX
     # A flat border (correlates with nothing) lets an entity at the frame's edge be found partly outside it.
-    padded = cv2.copyMakeBorder(np.ascontiguousarray(output, np.float32), radius, radius, radius, radius,
-                                cv2.BORDER_CONSTANT, value=(0.0, 0.0, 0.0))
-    window = padded[y0:y1 + 2 * radius, x0:x1 + 2 * radius]
+    padded = cv2.copyMakeBorder(
+        np.ascontiguousarray(output, np.float32),
+        radius,
+        radius,
+        radius,
+        radius,
+        cv2.BORDER_CONSTANT,
+        value=(0.0, 0.0, 0.0),
+    )
+    window = padded[y0 : y1 + 2 * radius, x0 : x1 + 2 * radius]
     scores = _correlation_map(np.ascontiguousarray(window), template, weights)
     row, col = np.unravel_index(scores.argmax(), scores.shape)
     sub_x, sub_y = _subpixel(scores, row, col)
     offset = (col - radius + sub_x, row - radius + sub_y)
-    return EntityLocation(entity_id, count, True, (float(offset[0]), float(offset[1])), float(scores[row, col]),
-                          depth_m, (float(xs.mean()), float(ys.mean())))
+    return EntityLocation(
+        entity_id,
+        count,
+        True,
+        (float(offset[0]), float(offset[1])),
+        float(scores[row, col]),
+        depth_m,
+        (float(xs.mean()), float(ys.mean())),
+    )

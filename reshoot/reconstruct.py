@@ -30,9 +30,9 @@ import json
 import logging
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -42,12 +42,17 @@ from reshoot.characters import CharacterOptions, CharacterTracker, character_sea
 from reshoot.datasets.footage import VIDEO_SUFFIXES, image_files, probe_video
 from reshoot.geometry.camera import Camera
 from reshoot.geometry.cameras_io import read_cameras_json
-from reshoot.geometry.carving import carve_visual_hull
+from reshoot.geometry.carving import carve_visual_hull, check_voxel_grid
 from reshoot.geometry.errors import InputError
 from reshoot.geometry.files import atomic_directory, write_json_document
 from reshoot.geometry.progress import ProgressFn, no_progress
 from reshoot.geometry.splats.actors import (
-    ActorConfig, ActorView, actor_points_gaussians, colors_at, fit_actors, merge_gaussians,
+    ActorConfig,
+    ActorView,
+    actor_points_gaussians,
+    colors_at,
+    fit_actors,
+    merge_gaussians,
 )
 from reshoot.geometry.splats.gaussians import Gaussians, select_gaussians
 from reshoot.geometry.splats.persistent import CharacterStart, FrameViews, PersistentConfig, fit_persistent_actors
@@ -56,12 +61,25 @@ from reshoot.geometry.splats.render import render_each
 from reshoot.geometry.splats.surfaces import nearest_distance, surfel_gaussians
 from reshoot.geometry.splats.train import TrainConfig, TrainingView, psnr, train_splats
 from reshoot.geometry.stereo import (
-    DensePoints, DepthMap, FusedDepth, StereoConfig, StereoView, fuse_depths, view_depth, voxel_downsampled,
+    DensePoints,
+    DepthMap,
+    FusedDepth,
+    StereoConfig,
+    StereoView,
+    fuse_depths,
+    view_depth,
+    voxel_downsampled,
 )
 from reshoot.static_set import (
-    SET_SH_DEGREE, SURFEL_THICKNESS, initial_set, read_sparse_points, scene_box, set_planes, stereo_surfaces,
+    SET_SH_DEGREE,
+    SURFEL_THICKNESS,
+    initial_set,
+    read_sparse_points,
+    scene_box,
+    set_planes,
+    stereo_surfaces,
 )
-from reshoot.workspace import load_workspace
+from reshoot.workspace import SplatsPaths, Workspace, load_workspace
 
 log = logging.getLogger(__name__)
 
@@ -109,15 +127,24 @@ class ReconstructOptions:
     samples: int = 24
     seed: int = 0
     checkpoint_every: int = 250
-    backend: str = "auto"
+    backend: str = field(default="auto", metadata={"affects_output": False})
 
     def __post_init__(self) -> None:
-        for name in ("downscale", "set_iterations", "stereo_downscale", "actor_iterations", "first_actor_iterations",
-                     "samples", "checkpoint_every"):
+        for name in (
+            "downscale",
+            "set_iterations",
+            "stereo_downscale",
+            "actor_iterations",
+            "first_actor_iterations",
+            "samples",
+            "checkpoint_every",
+        ):
             if getattr(self, name) < 1:
                 raise InputError(f"reconstruct: {name} must be at least 1, got {getattr(self, name)}.")
         if self.refine_actor_iterations < 0:
-            raise InputError(f"reconstruct: refine_actor_iterations must be 0 or more, got {self.refine_actor_iterations}.")
+            raise InputError(
+                f"reconstruct: refine_actor_iterations must be 0 or more, got {self.refine_actor_iterations}."
+            )
         for name in ("voxel_size", "surfel_spacing"):
             if not getattr(self, name) > 0:
                 raise InputError(f"reconstruct: {name} must be positive, got {getattr(self, name)}.")
@@ -161,18 +188,36 @@ def set_train_config(options: ReconstructOptions, surfels: bool) -> TrainConfig:
     """The static set's training settings for these options (schedules scaled to the step count): the
     3DGS recipe with the surface priors, pruning and per-view colour correction; surfels stay flat."""
     n = options.set_iterations
-    return TrainConfig(iterations=n, views_per_step=2, sh_degree=SET_SH_DEGREE, sh_degree_interval=max(n // 4, 1),
-                       refine_start=min(500, n // 5), refine_stop=int(n * 0.7), reset_every=10 * n,
-                       grow_grad2d=6e-4, seed=options.seed, backend=options.backend,
-                       thickness=SURFEL_THICKNESS if surfels else None, min_surfel_scale=options.surfel_spacing / 8,
-                       plane_weight=1.0, elongation_weight=0.1, coverage_weight=COVERAGE_WEIGHT,
-                       coverage_pixel=options.surfel_spacing / 8, coverage_cell=options.surfel_spacing,
-                       opacity_weight=0.01, appearance=True, learn_background=True, free_space_votes=2,
-                       surface_reach=0.15 if surfels else None, min_views=2)
+    return TrainConfig(
+        iterations=n,
+        views_per_step=2,
+        sh_degree=SET_SH_DEGREE,
+        sh_degree_interval=max(n // 4, 1),
+        refine_start=min(500, n // 5),
+        refine_stop=int(n * 0.7),
+        reset_every=10 * n,
+        grow_grad2d=6e-4,
+        seed=options.seed,
+        backend=options.backend,
+        thickness=SURFEL_THICKNESS if surfels else None,
+        min_surfel_scale=options.surfel_spacing / 8,
+        plane_weight=1.0,
+        elongation_weight=0.1,
+        coverage_weight=COVERAGE_WEIGHT,
+        coverage_pixel=options.surfel_spacing / 8,
+        coverage_cell=options.surfel_spacing,
+        opacity_weight=0.01,
+        appearance=True,
+        learn_background=True,
+        free_space_votes=2,
+        surface_reach=0.15 if surfels else None,
+        min_views=2,
+    )
 
 
-def reconstruct(workspace: str | Path, options: ReconstructOptions | None = None,
-                progress: ProgressFn | None = None) -> ReconstructSummary:
+def reconstruct(
+    workspace: str | Path, options: ReconstructOptions | None = None, progress: ProgressFn | None = None
+) -> ReconstructSummary:
     """Fit the static set and the actors of every frame; write `WS/splats/`.
 
     Raises:
@@ -183,43 +228,52 @@ def reconstruct(workspace: str | Path, options: ReconstructOptions | None = None
     started = time.perf_counter()
     root = Path(workspace)
     settings = load_workspace(root)
-    registration = root / "registration"
-    if not (registration / "cameras.json").is_file():
-        raise InputError(f"{root}: no registration yet ({registration / 'cameras.json'} is missing). "
-                         f"Run `reshoot register {root}` first.")
-    cameras = read_cameras_json(registration / "cameras.json").cameras
+    ws = Workspace(root)
+    if not ws.cameras.is_file():
+        raise InputError(f"{root}: no registration yet ({ws.cameras} is missing). Run `reshoot register {root}` first.")
+    cameras = read_cameras_json(ws.cameras).cameras
     if options.cameras is not None:
         unknown = sorted(set(options.cameras) - set(cameras.names))
         if unknown:
-            raise InputError(f"reconstruct: cameras {unknown} are not registered; registered are {list(cameras.names)}.")
+            raise InputError(
+                f"reconstruct: cameras {unknown} are not registered; registered are {list(cameras.names)}."
+            )
         cameras = cameras.select(list(options.cameras))
     frames = _frames(options.frames, settings.first_frame, settings.frames)
+    check_voxel_grid(*character_search(ws, cameras, CharacterOptions()).bounds, options.voxel_size)  # before any work
     torch.manual_seed(options.seed)
 
-    work = root / "splats.work"
-    resumed = _prepare_work_dir(work, options, registration)
+    work = ws.splats_work
+    resumed = _prepare_work_dir(work, options, ws)
     footage = settings.open_footage()
     try:
         training = cameras.scaled(options.downscale).pinhole()
-        plates = prepared_plates(footage, cameras, options.downscale, options.samples, report,
-                                 settings.open_plates(footage))
-        plate_report = {"from": "shot plates" if settings.plates else "temporal median",
-                        "lingering": {} if settings.plates else {n: lingering(plates[n][1]) for n in cameras.names}}
+        plates = prepared_plates(
+            footage, cameras, options.downscale, options.samples, report, settings.open_plates(footage)
+        )
+        plate_report = {
+            "from": "shot plates" if settings.plates else "temporal median",
+            "lingering": {} if settings.plates else {n: lingering(plates[n][1]) for n in cameras.names},
+        }
 
         set_started = time.perf_counter()
-        fitted = fit_static_set(work, registration, settings, cameras, training, plates, options, report)
+        fitted = fit_static_set(work, ws, settings, cameras, training, plates, options, report)
         set_seconds = time.perf_counter() - set_started
         actors_started = time.perf_counter()
         set_renders = render_each(fitted.background, training, options.backend, fitted.environment)
-        set_scores = {name: round(psnr(set_renders[i].rgb[0], plates[name][0],
-                                       (plates[name][1] < PLATE_MOVING_SHARE).float()), 3)
-                      for i, name in enumerate(training.names)}
+        set_scores = {
+            name: round(psnr(set_renders[i].rgb[0], plates[name][0], (plates[name][1] < PLATE_MOVING_SHARE).float()), 3)
+            for i, name in enumerate(training.names)
+        }
         views = []
         for k, frame in enumerate(frames):
-            views.append(_frame_views(footage, frame, cameras, training, plates, set_renders, fitted.appearance,
-                                      options.downscale))
+            views.append(
+                _frame_views(
+                    footage, frame, cameras, training, plates, set_renders, fitted.appearance, options.downscale
+                )
+            )
             report("frames", k + 1, len(frames))
-        actors, actor_log, pruned, characters = _actors(registration, training, views, options, report)
+        actors, actor_log, pruned, characters = _actors(ws, training, views, options, report)
         actor_seconds = time.perf_counter() - actors_started
     finally:
         footage.close()
@@ -227,27 +281,55 @@ def reconstruct(workspace: str | Path, options: ReconstructOptions | None = None
     actor_psnr = {n: float(np.mean([e["psnr"][n] for e in actor_log])) for n in cameras.names}
     pruned = {**fitted.pruned, **pruned}
     seconds = time.perf_counter() - started
-    out = root / "splats"
-    with atomic_directory(out, overwrite=True) as tmp:
-        shutil.copyfile(work / "background.ply", tmp / "background.ply")
-        (tmp / "actors").mkdir()
+    out = ws.splats
+    with atomic_directory(out, overwrite=True) as staging:
+        tmp = SplatsPaths(staging)
+        shutil.copyfile(work / "background.ply", tmp.set)
+        tmp.actors.mkdir()
         for frame, gaussians in zip(frames, actors):
-            write_splat_ply(tmp / "actors" / f"{frame:06d}.ply", gaussians)
-        write_json_document(tmp / "log.json", "splats-log", 1, {"set": fitted.log, "actors": actor_log})
-        write_json_document(tmp / "reconstruction.json", "reconstruction", 1, {
-            "options": _jsonable(asdict(options)),
-            "set_training": _jsonable(asdict(set_train_config(options, fitted.surfels))),
-            "cameras": list(cameras.names), "frames": frames, "set_gaussians": len(fitted.background),
-            "plates": plate_report, "set_start": fitted.start, "planes": fitted.planes, "pruned": pruned,
-            "environment": fitted.environment.tolist(),
-            "characters": characters,
-            "set_psnr_db": set_scores, "actor_psnr_db": actor_psnr, "seconds": round(seconds, 1),
-            "seconds_set": round(set_seconds, 1), "seconds_actors": round(actor_seconds, 1),
-            "resolution": {n: [int(training.width[i]), int(training.height[i])] for i, n in enumerate(cameras.names)},
-        })
+            write_splat_ply(tmp.actors / f"{frame:06d}.ply", gaussians)
+        write_json_document(tmp.log, "splats-log", 1, {"set": fitted.log, "actors": actor_log})
+        write_json_document(
+            tmp.reconstruction,
+            "reconstruction",
+            1,
+            {
+                "options": _jsonable(asdict(options)),
+                "set_training": _jsonable(asdict(set_train_config(options, fitted.surfels))),
+                "cameras": list(cameras.names),
+                "frames": frames,
+                "set_gaussians": len(fitted.background),
+                "plates": plate_report,
+                "set_start": fitted.start,
+                "planes": fitted.planes,
+                "pruned": pruned,
+                "environment": fitted.environment.tolist(),
+                "characters": characters,
+                "set_psnr_db": set_scores,
+                "actor_psnr_db": actor_psnr,
+                "seconds": round(seconds, 1),
+                "seconds_set": round(set_seconds, 1),
+                "seconds_actors": round(actor_seconds, 1),
+                "resolution": {
+                    n: [int(training.width[i]), int(training.height[i])] for i, n in enumerate(cameras.names)
+                },
+            },
+        )
     shutil.rmtree(work, ignore_errors=True)
-    return ReconstructSummary(len(fitted.background), set_scores, frames, actor_psnr, pruned, characters,
-                              plate_report, seconds, set_seconds, actor_seconds, "set" if resumed else None, out)
+    return ReconstructSummary(
+        len(fitted.background),
+        set_scores,
+        frames,
+        actor_psnr,
+        pruned,
+        characters,
+        plate_report,
+        seconds,
+        set_seconds,
+        actor_seconds,
+        "set" if resumed else None,
+        out,
+    )
 
 
 def _frames(span: tuple[int, int] | None, first: int, count: int) -> list[int]:
@@ -256,20 +338,25 @@ def _frames(span: tuple[int, int] | None, first: int, count: int) -> list[int]:
         return list(take)
     start, stop = span
     if start >= stop or start < take.start or stop > take.stop:
-        raise InputError(f"reconstruct: frames {start}:{stop} are not inside the take (frames {take.start} to "
-                         f"{take.stop - 1}; give A:B with B after A, B excluded).")
+        raise InputError(
+            f"reconstruct: frames {start}:{stop} are not inside the take (frames {take.start} to "
+            f"{take.stop - 1}; give A:B with B after A, B excluded)."
+        )
     return list(range(start, stop))
 
 
-def _prepare_work_dir(work: Path, options: ReconstructOptions, registration: Path) -> bool:
+def _prepare_work_dir(work: Path, options: ReconstructOptions, ws: Workspace) -> bool:
     """Keep `work` when it was made by the same settings and inputs, else empty it. True when kept."""
     digest = hashlib.sha256()
-    for name in ("cameras.json", "survey_cameras.json", "points.ply"):
-        if (registration / name).is_file():
-            digest.update((registration / name).read_bytes())
+    for path in (ws.cameras, ws.survey_cameras, ws.points):
+        if path.is_file():
+            digest.update(path.read_bytes())
     # The set's resolved training settings too: a work dir left by another version of the stage starts over.
-    fingerprint = {"options": _jsonable(asdict(options)), "registration": digest.hexdigest(),
-                   "set_training": _jsonable(asdict(set_train_config(options, True)))}
+    fingerprint = {
+        "options": _jsonable(asdict(options)),
+        "registration": digest.hexdigest(),
+        "set_training": _jsonable(asdict(set_train_config(options, True))),
+    }
     marker = work / "settings.json"
     if marker.is_file():
         try:
@@ -290,9 +377,9 @@ def _jsonable(value):
     return json.loads(json.dumps(value, default=str))
 
 
-def _survey_views(settings, registration: Path, downscale: int) -> list[TrainingView]:
+def _survey_views(settings, ws: Workspace, downscale: int) -> list[TrainingView]:
     """The registered survey photos with their cameras (none when the workspace has no survey)."""
-    path = registration / "survey_cameras.json"
+    path = ws.survey_cameras
     if settings.survey is None or not path.is_file():
         return []
     survey = read_cameras_json(path).cameras
@@ -307,8 +394,10 @@ def _survey_views(settings, registration: Path, downscale: int) -> list[Training
     for i, name in enumerate(survey.names):
         if source.is_dir():
             if name not in by_stem:
-                raise InputError(f"{source}: survey photo {name!r} was registered but is missing; restore it or "
-                                 "fit without the survey (--no-survey).")
+                raise InputError(
+                    f"{source}: survey photo {name!r} was registered but is missing; restore it or "
+                    "fit without the survey (--no-survey)."
+                )
             import imageio.v3 as iio
 
             image = np.asarray(iio.imread(by_stem[name]))[..., :3].astype(np.float32) / 255.0
@@ -335,21 +424,36 @@ class _FittedSet:
     environment: torch.Tensor  # [3] colour behind the set, in [0, 1]
 
     @staticmethod
-    def read(work: Path) -> "_FittedSet":
+    def read(work: Path) -> _FittedSet:
         """The set as `fit_static_set` left it in the work dir (background.ply and set.json)."""
         record = json.loads((work / "set.json").read_text())
-        return _FittedSet(read_splat_ply(work / "background.ply"), record["log"], torch.tensor(record["appearance"]),
-                          record["pruned"], record["surfels"], record["start"], record["planes"],
-                          torch.tensor(record.get("environment", [0.0, 0.0, 0.0])))  # older work dirs: fitted on black
+        return _FittedSet(
+            read_splat_ply(work / "background.ply"),
+            record["log"],
+            torch.tensor(record["appearance"]),
+            record["pruned"],
+            record["surfels"],
+            record["start"],
+            record["planes"],
+            torch.tensor(record.get("environment", [0.0, 0.0, 0.0])),
+        )  # older work dirs: fitted on black
 
 
-def fit_static_set(work: Path, registration: Path, settings, cameras: Camera, training: Camera, plates: dict,
-                   options: ReconstructOptions, report: ProgressFn,
-                   train_config: Callable[[ReconstructOptions, bool], TrainConfig] = set_train_config) -> _FittedSet:
+def fit_static_set(
+    work: Path,
+    ws: Workspace,
+    settings,
+    cameras: Camera,
+    training: Camera,
+    plates: dict,
+    options: ReconstructOptions,
+    report: ProgressFn,
+    train_config: Callable[[ReconstructOptions, bool], TrainConfig] = set_train_config,
+) -> _FittedSet:
     """Fit (or resume, or reuse from the work dir) the static set: background.ply and set.json in `work`.
 
     Args:
-        registration: the workspace's registration folder; settings: its `load_workspace`.
+        ws: the (registered) workspace; settings: its `load_workspace`.
         cameras: the production cameras to fit; training: the same at the fitting resolution (pinhole).
         plates: per camera (clean plate [H, W, 3], share of frames that moved there [H, W]).
         train_config: the training settings for (options, whether the set starts from surfels);
@@ -365,23 +469,42 @@ def fit_static_set(work: Path, registration: Path, settings, cameras: Camera, tr
         trusted = -torch.nn.functional.max_pool2d(-trusted[None, None], 5, 1, 2)[0, 0]  # erode: distrust edges
         views.append(TrainingView(training.select(i), rgb, trusted))
     if options.use_survey:
-        views += _survey_views(settings, registration, options.downscale)
-    points, colors = read_sparse_points(registration / "points.ply")
+        views += _survey_views(settings, ws, options.downscale)
+    points, colors = read_sparse_points(ws.points)
     if len(points) < 4:
-        raise InputError(f"{registration / 'points.ply'} holds {len(points)} points; rerun `reshoot register`.")
-    floor = floor_found(registration)
-    stereo = stereo_surfaces(views, scene_box(points, cameras), options.stereo_downscale, options.surfel_spacing, report)
-    init, surfels = initial_set(stereo, points, colors, training, views[:len(cameras)], options.surfel_spacing, floor,
-                                options.seed)
+        raise InputError(f"{ws.points} holds {len(points)} points; rerun `reshoot register`.")
+    floor = floor_found(ws)
+    stereo = stereo_surfaces(
+        views, scene_box(points, cameras), options.stereo_downscale, options.surfel_spacing, report
+    )
+    init, surfels = initial_set(
+        stereo, points, colors, training, views[: len(cameras)], options.surfel_spacing, floor, options.seed
+    )
     planes = set_planes(stereo.points, stereo.normals, floor) if surfels else []
-    result = train_splats(views, init, train_config(options, surfels), progress=report,
-                          log_every=max(options.set_iterations // 20, 1), checkpoint=work / "set_checkpoint.safetensors",
-                          checkpoint_every=options.checkpoint_every, planes=planes,
-                          observed=stereo.observed if surfels else None)
-    record = {"log": result.log, "appearance": result.appearance[:len(cameras)].tolist(), "pruned": result.pruned,
-              "surfels": surfels, "planes": [asdict(p) for p in planes], "environment": result.background.tolist(),
-              "start": {"stereo_points": len(stereo.observed.points), "gaussians": len(init),
-                        "from": "stereo surfels" if surfels else "sparse points and seeds"}}
+    result = train_splats(
+        views,
+        init,
+        train_config(options, surfels),
+        progress=report,
+        log_every=max(options.set_iterations // 20, 1),
+        checkpoint=work / "set_checkpoint.safetensors",
+        checkpoint_every=options.checkpoint_every,
+        planes=planes,
+        observed=stereo.observed if surfels else None,
+    )
+    record = {
+        "log": result.log,
+        "appearance": result.appearance[: len(cameras)].tolist(),
+        "pruned": result.pruned,
+        "surfels": surfels,
+        "planes": [asdict(p) for p in planes],
+        "environment": result.background.tolist(),
+        "start": {
+            "stereo_points": len(stereo.observed.points),
+            "gaussians": len(init),
+            "from": "stereo surfels" if surfels else "sparse points and seeds",
+        },
+    }
     write_splat_ply(done, result.gaussians)
     record_path.write_text(json.dumps(record))
     (work / "set_checkpoint.safetensors").unlink(missing_ok=True)
@@ -398,8 +521,16 @@ class _Frame:
     foreground: torch.Tensor  # [V, H, W] bool
 
 
-def _frame_views(footage, frame: int, cameras: Camera, training: Camera, plates: dict, set_renders: list,
-                 appearance: torch.Tensor, downscale: int) -> _Frame:
+def _frame_views(
+    footage,
+    frame: int,
+    cameras: Camera,
+    training: Camera,
+    plates: dict,
+    set_renders: list,
+    appearance: torch.Tensor,
+    downscale: int,
+) -> _Frame:
     """The cameras at `frame`: image, the set's render (in the camera's colours: its correction
     applied) and the foreground (frame vs clean plate)."""
     views, masks = [], []
@@ -413,19 +544,31 @@ def _frame_views(footage, frame: int, cameras: Camera, training: Camera, plates:
     return _Frame(frame, views, torch.stack(masks))
 
 
-def _actors(registration: Path, training: Camera, frames: list[_Frame], options: ReconstructOptions,
-            report: ProgressFn) -> tuple[list[Gaussians], list[dict], dict[str, int], int]:
+def _actors(
+    ws: Workspace, training: Camera, frames: list[_Frame], options: ReconstructOptions, report: ProgressFn
+) -> tuple[list[Gaussians], list[dict], dict[str, int], int]:
     """The actors of every frame: persistent characters where characters are tracked, else per-frame
     hulls. Returns (Gaussians per frame, log per frame, pruned counts, characters followed)."""
-    search = character_search(registration, training, CharacterOptions(voxel_size=options.voxel_size))
+    search = character_search(ws, training, CharacterOptions(voxel_size=options.voxel_size))
     occluders = torch.stack([v.set_depth for v in frames[0].views])
     hulls = []
     tracker = CharacterTracker(search.options)
     for k, f in enumerate(frames):
         hull = carve_visual_hull(training, f.foreground, *search.bounds, options.voxel_size, occluder_depth=occluders)
         hulls.append(hull)
-        tracker.update(f.frame, detect_characters(f.frame, hull, training, f.foreground, [v.image for v in f.views],
-                                                  search.options, tracker.expected(f.frame), occluders))
+        tracker.update(
+            f.frame,
+            detect_characters(
+                f.frame,
+                hull,
+                training,
+                f.foreground,
+                [v.image for v in f.views],
+                search.options,
+                tracker.expected(f.frame),
+                occluders,
+            ),
+        )
         report("characters", k + 1, len(frames))
     tracks = tracker.tracks(len(frames))
     if not tracks:
@@ -441,18 +584,33 @@ def _actors(registration: Path, training: Camera, frames: list[_Frame], options:
         known = np.array(numbers)
         floors = np.stack([track.detections[n].floor for n in numbers])
         floor = np.stack([np.interp(span, known, floors[:, 0]), np.interp(span, known, floors[:, 1])], -1)
-        starts.append(CharacterStart(numbers[0] - first_frame, floor,
-                                     _character_gaussians(first.voxels, frames[numbers[0] - first_frame], training,
-                                                          options, generator)))
-    config = PersistentConfig(start_iterations=options.first_actor_iterations, track_iterations=options.actor_iterations,
-                              refine_iterations=options.refine_actor_iterations, seed=options.seed)
-    fitted = fit_persistent_actors([FrameViews(f.frame, f.views, list(f.foreground)) for f in frames], starts, config,
-                                   report)
+        starts.append(
+            CharacterStart(
+                numbers[0] - first_frame,
+                floor,
+                _character_gaussians(first.voxels, frames[numbers[0] - first_frame], training, options, generator),
+            )
+        )
+    config = PersistentConfig(
+        start_iterations=options.first_actor_iterations,
+        track_iterations=options.actor_iterations,
+        refine_iterations=options.refine_actor_iterations,
+        seed=options.seed,
+    )
+    fitted = fit_persistent_actors(
+        [FrameViews(f.frame, f.views, list(f.foreground)) for f in frames], starts, config, report
+    )
     per_frame = [fitted.at(t) for t in range(len(frames))]
-    entries = [{"frame": f.frame, "gaussians": len(g), "characters": sorted(set(fitted.characters_at(t).tolist())),
-                "psnr": {n: round(p, 3) for n, p in zip(training.names, fitted.psnr[t])},
-                "psnr_set_only": {n: round(psnr(v.set_rgb, v.image), 3) for n, v in zip(training.names, f.views)}}
-               for t, (f, g) in enumerate(zip(frames, per_frame))]
+    entries = [
+        {
+            "frame": f.frame,
+            "gaussians": len(g),
+            "characters": sorted(set(fitted.characters_at(t).tolist())),
+            "psnr": {n: round(p, 3) for n, p in zip(training.names, fitted.psnr[t])},
+            "psnr_set_only": {n: round(psnr(v.set_rgb, v.image), 3) for n, v in zip(training.names, f.views)},
+        }
+        for t, (f, g) in enumerate(zip(frames, per_frame))
+    ]
     return per_frame, entries, fitted.pruned, len(tracks)
 
 
@@ -475,8 +633,9 @@ def _actor_surfaces(frame: _Frame, near_voxels: torch.Tensor, reduce: int) -> tu
     return views, fuse_depths(views, depths, ACTOR_STEREO)
 
 
-def _character_gaussians(voxels: np.ndarray, frame: _Frame, training: Camera, options: ReconstructOptions,
-                         generator: torch.Generator) -> Gaussians:
+def _character_gaussians(
+    voxels: np.ndarray, frame: _Frame, training: Camera, options: ReconstructOptions, generator: torch.Generator
+) -> Gaussians:
     """A character's Gaussians at its first frame: surfels on the surface the cameras' stereo agrees
     on inside its hull (a hull from few cameras is far larger than the body along their common viewing
     direction: the stereo finds where in it the body is), and isotropic Gaussians on the hull's surface
@@ -484,8 +643,10 @@ def _character_gaussians(voxels: np.ndarray, frame: _Frame, training: Camera, op
     centres = torch.from_numpy(voxels)
     points = _actor_surfaces(frame, centres, options.stereo_downscale)[1].points
     inside = nearest_distance(points.points, centres) < options.voxel_size
-    surface = voxel_downsampled(DensePoints(points.points[inside], points.colors[inside], points.normals[inside],
-                                            points.support[inside]), options.voxel_size / 2)
+    surface = voxel_downsampled(
+        DensePoints(points.points[inside], points.colors[inside], points.normals[inside], points.support[inside]),
+        options.voxel_size / 2,
+    )
     hull = centres[_surface(voxels, options.voxel_size)].float()
     unseen = hull[nearest_distance(hull, surface.points) > 2 * options.voxel_size]
     budget = max(options.max_new_points - len(surface.points), 0)
@@ -495,8 +656,17 @@ def _character_gaussians(voxels: np.ndarray, frame: _Frame, training: Camera, op
     sh_degree = PersistentConfig().sh_degree
     parts = [actor_points_gaussians(unseen, colors, options.voxel_size, sh_degree)]
     if len(surface.points):
-        parts.append(surfel_gaussians(surface.points, surface.colors, surface.normals, options.voxel_size / 2,
-                                      options.voxel_size / 4, sh_degree, opacity=0.5))
+        parts.append(
+            surfel_gaussians(
+                surface.points,
+                surface.colors,
+                surface.normals,
+                options.voxel_size / 2,
+                options.voxel_size / 4,
+                sh_degree,
+                opacity=0.5,
+            )
+        )
     return merge_gaussians(parts)
 
 
@@ -505,12 +675,14 @@ def _surface(voxels: np.ndarray, size: float) -> np.ndarray:
     cells = np.round(voxels / size).astype(np.int64)
     occupied = {tuple(c) for c in cells}
     steps = ((1, 0, 0), (-1, 0, 0), (0, 1, 0), (0, -1, 0), (0, 0, 1), (0, 0, -1))
-    return np.array([any((c[0] + a, c[1] + b, c[2] + d) not in occupied for a, b, d in steps) for c in cells.tolist()],
-                    dtype=bool)
+    return np.array(
+        [any((c[0] + a, c[1] + b, c[2] + d) not in occupied for a, b, d in steps) for c in cells.tolist()], dtype=bool
+    )
 
 
-def _hull_actors(training: Camera, frames: list[_Frame], hulls: list, options: ReconstructOptions,
-                 report: ProgressFn) -> tuple[list[Gaussians], list[dict], dict[str, int], int]:
+def _hull_actors(
+    training: Camera, frames: list[_Frame], hulls: list, options: ReconstructOptions, report: ProgressFn
+) -> tuple[list[Gaussians], list[dict], dict[str, int], int]:
     """Each frame's visual hull fitted on its own, warm-started from the previous frame's actors."""
     generator = torch.Generator()
     previous = None
@@ -518,20 +690,35 @@ def _hull_actors(training: Camera, frames: list[_Frame], hulls: list, options: R
     for k, (f, hull) in enumerate(zip(frames, hulls)):
         generator.manual_seed(options.seed * 100_003 + f.frame)
         init = _hull_init(previous, hull, training, f, options, generator)
-        iterations = options.first_actor_iterations if previous is None or len(previous) == 0 else options.actor_iterations
+        iterations = (
+            options.first_actor_iterations if previous is None or len(previous) == 0 else options.actor_iterations
+        )
         fit = fit_actors(f.views, init, ActorConfig(iterations=iterations))
         per_frame.append(fit.gaussians)
-        entries.append({"frame": f.frame, "hull_voxels": len(hull.centres), "gaussians": len(fit.gaussians),
-                        "iterations": iterations, "loss": fit.loss,
-                        "psnr": {n: round(p, 3) for n, p in zip(training.names, fit.psnr)},
-                        "psnr_set_only": {n: round(psnr(v.set_rgb, v.image), 3) for n, v in zip(training.names, f.views)}})
+        entries.append(
+            {
+                "frame": f.frame,
+                "hull_voxels": len(hull.centres),
+                "gaussians": len(fit.gaussians),
+                "iterations": iterations,
+                "loss": fit.loss,
+                "psnr": {n: round(p, 3) for n, p in zip(training.names, fit.psnr)},
+                "psnr_set_only": {n: round(psnr(v.set_rgb, v.image), 3) for n, v in zip(training.names, f.views)},
+            }
+        )
         previous = fit.gaussians
         report("actors", k + 1, len(frames))
     return per_frame, entries, {}, 0
 
 
-def _hull_init(previous: Gaussians | None, hull, training: Camera, frame: _Frame, options: ReconstructOptions,
-               generator: torch.Generator) -> Gaussians:
+def _hull_init(
+    previous: Gaussians | None,
+    hull,
+    training: Camera,
+    frame: _Frame,
+    options: ReconstructOptions,
+    generator: torch.Generator,
+) -> Gaussians:
     """The previous frame's actors that stay near the hull, plus up to `max_new_points` hull surface
     points not yet covered (a random subset when there are more)."""
     surface = hull.centres[hull.surface]
@@ -541,7 +728,7 @@ def _hull_init(previous: Gaussians | None, hull, training: Camera, frame: _Frame
     if kept is not None and len(kept):
         surface = surface[nearest_distance(surface, kept.means) > 1.5 * options.voxel_size]
     if len(surface) > options.max_new_points:
-        surface = surface[torch.randperm(len(surface), generator=generator)[:options.max_new_points].sort().values]
+        surface = surface[torch.randperm(len(surface), generator=generator)[: options.max_new_points].sort().values]
     colors = colors_at(surface, training, [v.image for v in frame.views], list(frame.foreground))
     fresh = actor_points_gaussians(surface, colors, options.voxel_size, sh_degree=ActorConfig().sh_degree)
     return fresh if kept is None or len(kept) == 0 else merge_gaussians([kept, fresh])

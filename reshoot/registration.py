@@ -36,7 +36,7 @@ from reshoot.geometry.files import atomic_directory, write_json_document
 from reshoot.geometry.progress import ProgressFn, no_progress
 from reshoot.geometry.sfm import ImageGroup, ImageStats, build_database, incremental_sfm, triangulate_with_known_poses
 from reshoot.geometry.world_frame import ScaleHint, estimate_world_frame
-from reshoot.workspace import load_workspace
+from reshoot.workspace import RegistrationPaths, Workspace, load_workspace
 
 log = logging.getLogger(__name__)
 
@@ -116,10 +116,10 @@ class RegistrationSummary:
 
 def _survey_images(path: Path, out: Path, limit: int) -> list[str]:
     """Copy (or decode) survey photos into `out`, at most `limit`, evenly spread. Returns their names."""
-    from reshoot.datasets.footage import VIDEO_SUFFIXES, image_files, probe_video
+    from reshoot.datasets.footage import VIDEO_SUFFIXES, check_survey_names, probe_video
 
     if path.is_dir():
-        files = image_files(path)
+        files = check_survey_names(path)
         if not files:
             raise InputError(f"{path}: the survey folder holds no .png/.jpg photos.")
         picked = [files[i] for i in sample_frames(0, len(files), limit)]
@@ -138,8 +138,15 @@ def _survey_images(path: Path, out: Path, limit: int) -> list[str]:
     raise InputError(f"{path}: the survey must be a folder of photos or a video ({', '.join(VIDEO_SUFFIXES)}).")
 
 
-def _prepare_images(footage, calibration: Camera | None, work: Path, samples: int, instants: int,
-                    report: ProgressFn, shot_plates: dict | None = None) -> tuple[list[ImageGroup], dict, set[str]]:
+def _prepare_images(
+    footage,
+    calibration: Camera | None,
+    work: Path,
+    samples: int,
+    instants: int,
+    report: ProgressFn,
+    shot_plates: dict | None = None,
+) -> tuple[list[ImageGroup], dict, set[str]]:
     """Clean plates (with moving-pixel masks; the crew's own where given) and synchronized instants of
     every camera, written under `work/images` and `work/masks`. Returns the image groups, the plates and
     the blank cameras."""
@@ -168,8 +175,9 @@ def _prepare_images(footage, calibration: Camera | None, work: Path, samples: in
     return groups, plates, blank
 
 
-def _camera_outcomes(names, groups: list[ImageGroup], result, blank: set[str],
-                     have_survey: bool) -> tuple[list[CameraOutcome], dict[str, str]]:
+def _camera_outcomes(
+    names, groups: list[ImageGroup], result, blank: set[str], have_survey: bool
+) -> tuple[list[CameraOutcome], dict[str, str]]:
     """Per production camera: registered or why not, and which of its images gives its pose."""
     outcomes, pose_image = [], {}
     for name in names:
@@ -195,8 +203,13 @@ def _merged(stats: list[ImageStats], cross_matches: int) -> ImageStats | None:
         return None
     observations = sum(s.observations for s in stats)
     errors = sum(s.observations * s.reprojection_error_px for s in stats if s.observations)
-    return ImageStats(max(s.keypoints for s in stats), cross_matches, any(s.registered for s in stats),
-                      observations, errors / observations if observations else float("nan"))
+    return ImageStats(
+        max(s.keypoints for s in stats),
+        cross_matches,
+        any(s.registered for s in stats),
+        observations,
+        errors / observations if observations else float("nan"),
+    )
 
 
 def _cross_matches(own: set[str], pairs: dict[tuple[str, str], int]) -> int:
@@ -206,30 +219,61 @@ def _cross_matches(own: set[str], pairs: dict[tuple[str, str], int]) -> int:
 
 def _registered(name: str, stats: list[ImageStats], cross_matches: int) -> CameraOutcome:
     merged = _merged(stats, cross_matches)
-    return CameraOutcome(name, True, keypoints=merged.keypoints, verified_matches=merged.verified_matches,
-                         observations=merged.observations, reprojection_error_px=merged.reprojection_error_px)
+    return CameraOutcome(
+        name,
+        True,
+        keypoints=merged.keypoints,
+        verified_matches=merged.verified_matches,
+        observations=merged.observations,
+        reprojection_error_px=merged.reprojection_error_px,
+    )
 
 
 def _failure(name: str, blank: bool, stats, have_survey: bool) -> CameraOutcome:
-    suggestion = ("give its calibration (reshoot init --calibration)" if have_survey else
-                  "add a survey pass of the set (reshoot init --survey) or give its calibration (--calibration)")
+    suggestion = (
+        "give its calibration (reshoot init --calibration)"
+        if have_survey
+        else "add a survey pass of the set (reshoot init --survey) or give its calibration (--calibration)"
+    )
     if blank:
-        return CameraOutcome(name, False, "a blank or black video (no contrast in its clean plate)",
-                             "check the file and the camera's exposure")
+        return CameraOutcome(
+            name,
+            False,
+            "a blank or black video (no contrast in its clean plate)",
+            "check the file and the camera's exposure",
+        )
     if stats is None or stats.keypoints < MIN_KEYPOINTS:
         count = 0 if stats is None else stats.keypoints
-        return CameraOutcome(name, False, f"too few features ({count} SIFT keypoints; needs {MIN_KEYPOINTS})",
-                             suggestion, keypoints=count)
+        return CameraOutcome(
+            name,
+            False,
+            f"too few features ({count} SIFT keypoints; needs {MIN_KEYPOINTS})",
+            suggestion,
+            keypoints=count,
+        )
     if stats.verified_matches < MIN_OVERLAP_MATCHES:
-        return CameraOutcome(name, False, f"no overlap with the other images ({stats.verified_matches} verified "
-                             "matches in all)", suggestion, stats.keypoints, stats.verified_matches)
-    return CameraOutcome(name, False, f"its pose could not be estimated ({stats.verified_matches} verified "
-                         "matches, too few consistent with the model)", suggestion, stats.keypoints,
-                         stats.verified_matches)
+        return CameraOutcome(
+            name,
+            False,
+            f"no overlap with the other images ({stats.verified_matches} verified matches in all)",
+            suggestion,
+            stats.keypoints,
+            stats.verified_matches,
+        )
+    return CameraOutcome(
+        name,
+        False,
+        f"its pose could not be estimated ({stats.verified_matches} verified "
+        "matches, too few consistent with the model)",
+        suggestion,
+        stats.keypoints,
+        stats.verified_matches,
+    )
 
 
-def register(workspace: str | Path, options: RegistrationOptions | None = None,
-             progress: ProgressFn | None = None) -> RegistrationSummary:
+def register(
+    workspace: str | Path, options: RegistrationOptions | None = None, progress: ProgressFn | None = None
+) -> RegistrationSummary:
     """Register the workspace's footage; see the module docstring.
 
     Raises:
@@ -251,12 +295,15 @@ def register(workspace: str | Path, options: RegistrationOptions | None = None,
     with tempfile.TemporaryDirectory(prefix=".register-", dir=ws) as tmp:
         work = Path(tmp)
         instants = options.instants if options.instants is not None else (6 if use_poses else 0)
-        groups, plates, blank = _prepare_images(footage, calibration, work, options.samples, instants, report,
-                                                settings.open_plates(footage))
+        groups, plates, blank = _prepare_images(
+            footage, calibration, work, options.samples, instants, report, settings.open_plates(footage)
+        )
         survey_names: list[str] = []
         if survey_path is not None:
-            survey_names = [f"survey/{n}" for n in _survey_images(Path(survey_path), work / "images" / "survey",
-                                                                  options.max_survey_images)]
+            survey_names = [
+                f"survey/{n}"
+                for n in _survey_images(Path(survey_path), work / "images" / "survey", options.max_survey_images)
+            ]
             groups.append(ImageGroup(SURVEY_GROUP, tuple(survey_names)))
         if len({g.name for g in groups}) - bool(survey_names) < 2:
             raise RegistrationError(_too_few_message(footage.camera_names, blank, {}))
@@ -266,20 +313,29 @@ def register(workspace: str | Path, options: RegistrationOptions | None = None,
         # One thread: multi-threaded extraction and matching verify slightly different matches run to run
         # (890 vs 892 on one pair), which moved the floor and origin by centimetres; one thread gives
         # byte-identical cameras for about 6 s more on the demo take (24 s instead of 18 s).
-        build_database(database, work / "images", groups, mask_root=work / "masks", pairs=_match_pairs(groups),
-                       seed=options.seed, threads=1)
+        build_database(
+            database,
+            work / "images",
+            groups,
+            mask_root=work / "masks",
+            pairs=_match_pairs(groups),
+            seed=options.seed,
+            threads=1,
+        )
         report("features and matches", 1, 1)
         report("mapping", 0, 1)
         if use_poses:
             mode = "calibrated"
-            poses = {image: (g.intrinsics, g.intrinsics.cam_from_world[0].numpy())
-                     for g in groups for image in g.images}
+            poses = {
+                image: (g.intrinsics, g.intrinsics.cam_from_world[0].numpy()) for g in groups for image in g.images
+            }
             result = triangulate_with_known_poses(database, work / "images", work / "model", poses)
         else:
             mode = "survey" if survey_names else "plates"
             all_known = not survey_names and all(g.intrinsics is not None for g in groups)
-            result = incremental_sfm(database, work / "images", work / "model", refine_intrinsics=not all_known,
-                                     seed=options.seed)
+            result = incremental_sfm(
+                database, work / "images", work / "model", refine_intrinsics=not all_known, seed=options.seed
+            )
         report("mapping", 1, 1)
 
         outcomes, pose_image = _camera_outcomes(footage.camera_names, groups, result, blank, bool(survey_names))
@@ -288,29 +344,35 @@ def register(workspace: str | Path, options: RegistrationOptions | None = None,
             raise RegistrationError(_too_few_message(footage.camera_names, blank, {o.name: o for o in outcomes}))
 
         production = result.cameras.select([pose_image[n] for n in registered]).renamed(registered)
-        frame = estimate_world_frame(production, result.points_xyz, options.scale, metric=use_poses,
-                                     seed=options.seed)
+        frame = estimate_world_frame(production, result.points_xyz, options.scale, metric=use_poses, seed=options.seed)
         world_cameras = frame.apply_to_cameras(production)
         survey_cameras = None
         registered_survey = [n for n in survey_names if result.stats.get(n) and result.stats[n].registered]
         if registered_survey:
             survey_cameras = frame.apply_to_cameras(result.cameras.select(registered_survey)).renamed(
-                [Path(n).stem for n in registered_survey])
+                [Path(n).stem for n in registered_survey]
+            )
         points = frame.apply_to_points(result.points_xyz)
         check = None
         if footage.calibration is not None and not use_poses:
             check = _calibration_check(production, footage.calibration, groups, result.pair_matches)
 
-        with atomic_directory(ws / "registration", overwrite=True) as out:
+        with atomic_directory(Workspace(ws).registration, overwrite=True) as out:
             _write_outputs(out, world_cameras, survey_cameras, points, result, frame, plates, registered)
-            summary = RegistrationSummary(ws / "registration", mode, tuple(outcomes), len(points),
-                                          frame.scale_source, frame.up_source, time.perf_counter() - started,
-                                          tuple(o for o in outcomes if not o.registered))
-            body = _report_body(summary, frame, options, survey_path, len(survey_names), len(registered_survey),
-                                result)
+            summary = RegistrationSummary(
+                Workspace(ws).registration,
+                mode,
+                tuple(outcomes),
+                len(points),
+                frame.scale_source,
+                frame.up_source,
+                time.perf_counter() - started,
+                tuple(o for o in outcomes if not o.registered),
+            )
+            body = _report_body(summary, frame, options, survey_path, len(survey_names), len(registered_survey), result)
             if check is not None:
                 body["calibration_check"] = check
-            write_json_document(out / "report.json", "registration-report", 1, body)
+            write_json_document(RegistrationPaths(out).report, "registration-report", 1, body)
     log.info("registered %d of %d cameras (%s) in %.1f s", len(registered), len(outcomes), mode, summary.seconds)
     return summary
 
@@ -336,18 +398,23 @@ def _match_pairs(groups: list[ImageGroup]) -> list[tuple[str, str]]:
     frames *of the same instant* only (the action moves between instants)."""
     static = [i for g in groups for i in g.images if not i.startswith("instants/")]
     moving = [i for g in groups for i in g.images if i.startswith("instants/")]
-    pairs = [(a, b) for k, a in enumerate(static) for b in static[k + 1:]]
+    pairs = [(a, b) for k, a in enumerate(static) for b in static[k + 1 :]]
     pairs += [(a, b) for a in moving for b in static]
-    pairs += [(a, b) for k, a in enumerate(moving) for b in moving[k + 1:]
-              if a.split("/")[1] != b.split("/")[1] and Path(a).name == Path(b).name]
+    pairs += [
+        (a, b)
+        for k, a in enumerate(moving)
+        for b in moving[k + 1 :]
+        if a.split("/")[1] != b.split("/")[1] and Path(a).name == Path(b).name
+    ]
     return pairs
 
 
 AGREEMENT_DEG = 2.0
 
 
-def _calibration_check(estimate: Camera, calibration: Camera, groups: list[ImageGroup],
-                       pair_matches: dict[tuple[str, str], int]) -> dict:
+def _calibration_check(
+    estimate: Camera, calibration: Camera, groups: list[ImageGroup], pair_matches: dict[tuple[str, str], int]
+) -> dict:
     """Estimated relative poses against a calibration's, pair by pair, with why a pair disagrees."""
     from reshoot.geometry.alignment import relative_pose_agreement
 
@@ -358,26 +425,45 @@ def _calibration_check(estimate: Camera, calibration: Camera, groups: list[Image
     median_baseline = float(np.median([p.baseline for p in agreements]))
     pairs = []
     for p in agreements:
-        shared = sum(n for (x, y), n in pair_matches.items()
-                     if (x in images[p.a] and y in images[p.b]) or (x in images[p.b] and y in images[p.a]))
+        shared = sum(
+            n
+            for (x, y), n in pair_matches.items()
+            if (x in images[p.a] and y in images[p.b]) or (x in images[p.b] and y in images[p.a])
+        )
         agrees = p.rotation_deg <= AGREEMENT_DEG and p.direction_deg <= AGREEMENT_DEG
         why = None
         if shared < 100 and not agrees:
             why = f"few matches between the two cameras ({shared}): their views barely overlap"
         elif p.direction_deg > AGREEMENT_DEG:
             short = "short " if p.baseline < median_baseline else ""
-            why = (f"baseline direction off by {p.direction_deg:.1f} deg over a {short}{p.baseline:.3g} baseline "
-                   f"(median {median_baseline:.3g}): the camera centres disagree by {p.centre_discrepancy:.3g}, "
-                   "in the calibration's units")
+            why = (
+                f"baseline direction off by {p.direction_deg:.1f} deg over a {short}{p.baseline:.3g} baseline "
+                f"(median {median_baseline:.3g}): the camera centres disagree by {p.centre_discrepancy:.3g}, "
+                "in the calibration's units"
+            )
         elif p.rotation_deg > AGREEMENT_DEG:
-            why = (f"relative rotation off by {p.rotation_deg:.1f} deg with {shared} shared matches: recalibrate or "
-                   "check the lens intrinsics")
-        pairs.append({"a": p.a, "b": p.b, "rotation_deg": round(p.rotation_deg, 3),
-                      "direction_deg": round(p.direction_deg, 3), "baseline": round(p.baseline, 4),
-                      "centre_discrepancy": round(p.centre_discrepancy, 4), "shared_matches": shared,
-                      "agrees": agrees, "why": why})
-    return {"tolerance_deg": AGREEMENT_DEG, "pairs": pairs,
-            "failed_pairs": [f"{p['a']}-{p['b']}" for p in pairs if not p["agrees"]]}
+            why = (
+                f"relative rotation off by {p.rotation_deg:.1f} deg with {shared} shared matches: recalibrate or "
+                "check the lens intrinsics"
+            )
+        pairs.append(
+            {
+                "a": p.a,
+                "b": p.b,
+                "rotation_deg": round(p.rotation_deg, 3),
+                "direction_deg": round(p.direction_deg, 3),
+                "baseline": round(p.baseline, 4),
+                "centre_discrepancy": round(p.centre_discrepancy, 4),
+                "shared_matches": shared,
+                "agrees": agrees,
+                "why": why,
+            }
+        )
+    return {
+        "tolerance_deg": AGREEMENT_DEG,
+        "pairs": pairs,
+        "failed_pairs": [f"{p['a']}-{p['b']}" for p in pairs if not p["agrees"]],
+    }
 
 
 def _too_few_message(names, blank, outcomes) -> str:
@@ -403,66 +489,93 @@ def _write_png(path: Path, image: np.ndarray) -> None:
     iio.imwrite(path, (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8))
 
 
-def _write_outputs(out: Path, cameras: Camera, survey: Camera | None, points: np.ndarray, result, frame,
-                   plates, registered) -> None:
+def _write_outputs(
+    folder: Path, cameras: Camera, survey: Camera | None, points: np.ndarray, result, frame, plates, registered
+) -> None:
     import open3d as o3d
-    import pycolmap
 
     from reshoot.geometry.cameras_io import write_cameras_json
     from reshoot.geometry.exports import write_colmap_text, write_nerfstudio_transforms
+    from reshoot.geometry.pycolmap_import import pycolmap
 
-    write_cameras_json(out / "cameras.json", cameras, attributes={n: {"role": "production"} for n in cameras.names})
+    out = RegistrationPaths(folder)
+    write_cameras_json(out.cameras, cameras, attributes={n: {"role": "production"} for n in cameras.names})
     if survey is not None:
-        write_cameras_json(out / "survey_cameras.json", survey, attributes={n: {"role": "survey"} for n in survey.names})
+        write_cameras_json(out.survey_cameras, survey, attributes={n: {"role": "survey"} for n in survey.names})
     cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points))
     cloud.colors = o3d.utility.Vector3dVector(result.points_rgb.astype(np.float64) / 255.0)
-    o3d.io.write_point_cloud(str(out / "points.ply"), cloud, write_ascii=False)
+    o3d.io.write_point_cloud(str(out.points), cloud, write_ascii=False)
     for name in registered:
-        _write_png(out / "plates" / f"{name}.png", plates[name].rgb)
+        _write_png(out.plates / f"{name}.png", plates[name].rgb)
     model = pycolmap.Reconstruction(result.reconstruction)
     model.transform(_sim3(frame.world_from_sfm))
-    (out / "colmap").mkdir()
-    model.write(out / "colmap")
+    out.colmap.mkdir()
+    model.write(out.colmap)
     images = {n: f"../plates/{n}.png" for n in cameras.names}
-    write_colmap_text(out / "export" / "colmap_text", cameras, {n: f"{n}.png" for n in cameras.names},
-                      points, result.points_rgb)
-    write_nerfstudio_transforms(out / "export" / "transforms.json", cameras, images)
+    write_colmap_text(
+        out.export / "colmap_text", cameras, {n: f"{n}.png" for n in cameras.names}, points, result.points_rgb
+    )
+    write_nerfstudio_transforms(out.export / "transforms.json", cameras, images)
 
 
 def _sim3(world_from_sfm: np.ndarray):
-    import pycolmap
+    from reshoot.geometry.pycolmap_import import pycolmap
 
     scale = float(np.cbrt(np.linalg.det(world_from_sfm[:3, :3])))
     rotation = pycolmap.Rotation3d(world_from_sfm[:3, :3] / scale)
     return pycolmap.Sim3d(scale, rotation, world_from_sfm[:3, 3].reshape(3, 1))
 
 
-def _report_body(summary: RegistrationSummary, frame, options: RegistrationOptions, survey_path, survey_used: int,
-                 survey_registered: int, result) -> dict:
+def _report_body(
+    summary: RegistrationSummary,
+    frame,
+    options: RegistrationOptions,
+    survey_path,
+    survey_used: int,
+    survey_registered: int,
+    result,
+) -> dict:
     def number(x: float):
         return None if not np.isfinite(x) else round(float(x), 4)
 
     return {
         "mode": summary.mode,
         "cameras": [
-            {"name": o.name, "registered": o.registered, "reason": o.reason or None,
-             "suggestion": o.suggestion or None, "keypoints": o.keypoints, "verified_matches": o.verified_matches,
-             "observations": o.observations, "reprojection_error_px": number(o.reprojection_error_px)}
+            {
+                "name": o.name,
+                "registered": o.registered,
+                "reason": o.reason or None,
+                "suggestion": o.suggestion or None,
+                "keypoints": o.keypoints,
+                "verified_matches": o.verified_matches,
+                "observations": o.observations,
+                "reprojection_error_px": number(o.reprojection_error_px),
+            }
             for o in summary.cameras
         ],
-        "survey": {"path": str(survey_path) if survey_path else None, "images": survey_used,
-                   "registered": survey_registered},
+        "survey": {
+            "path": str(survey_path) if survey_path else None,
+            "images": survey_used,
+            "registered": survey_registered,
+        },
         "points": summary.points,
         "mean_point_error_px": number(float(np.mean(result.points_error_px))) if len(result.points_error_px) else None,
         "world_frame": {
-            "up_source": frame.up_source, "floor_points": frame.floor_points,
+            "up_source": frame.up_source,
+            "floor_points": frame.floor_points,
             "up_vs_cameras_deg": round(frame.up_vs_cameras_deg, 3),
-            "scale_source": frame.scale_source, "scale": frame.scale,
+            "scale_source": frame.scale_source,
+            "scale": frame.scale,
             "world_from_sfm": frame.world_from_sfm.tolist(),
         },
-        "options": {"calibration_mode": options.calibration_mode, "samples": options.samples,
-                    "instants": options.instants, "seed": options.seed,
-                    "scale_hint": None if options.scale is None else {
-                        "known_distance": options.scale.known_distance, "camera_heights": options.scale.camera_heights}},
+        "options": {
+            "calibration_mode": options.calibration_mode,
+            "samples": options.samples,
+            "instants": options.instants,
+            "seed": options.seed,
+            "scale_hint": None
+            if options.scale is None
+            else {"known_distance": options.scale.known_distance, "camera_heights": options.scale.camera_heights},
+        },
         "seconds": round(summary.seconds, 2),
     }

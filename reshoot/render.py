@@ -8,12 +8,15 @@ frame's actors are rendered together (pinhole: lens distortion is not applied) a
     DIR/<camera>/depth/NNNNNN.png   z-depth, 16-bit, millimetres of world units (0 = nothing, clipped at 65.535)
     DIR/<camera>/alpha/NNNNNN.png   coverage, 8-bit (255 = fully covered)
 
-Each camera's folder is written beside its final place and renamed in when complete.
+Each camera's folder is written beside its final place and renamed in when complete, with a marker
+`.reshoot-output.json`; `--overwrite` replaces only camera folders that render made (the marker, or for
+renders made before it depth/ and alpha/), holding nothing else. OUT may not be a workspace.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,17 +25,21 @@ import torch
 
 from reshoot.geometry.cameras_io import read_cameras_json
 from reshoot.geometry.errors import InputError
-from reshoot.geometry.files import atomic_directory, read_json_document
+from reshoot.geometry.files import OUTPUT_MARKER, atomic_directory, foreign_entries, made_by, read_json_document
 from reshoot.geometry.progress import ProgressFn, no_progress
 from reshoot.geometry.splats.actors import merge_gaussians
 from reshoot.geometry.splats.gaussians import Gaussians
 from reshoot.geometry.splats.ply import read_splat_ply
 from reshoot.geometry.splats.render import SplatRender, rasterize
-from reshoot.workspace import load_workspace
+from reshoot.geometry.validation import check_image_size
+from reshoot.workspace import Workspace, load_workspace
 
 log = logging.getLogger(__name__)
 
 DEPTH_UNITS_PER_METRE = 1000  # 16-bit depth PNGs hold millimetres
+COMMAND = "reshoot render"
+FRAME_FILE = re.compile(r"-?\d+\.png")  # write_render_pngs' names: NNNNNN.png
+PASS_FOLDERS = ("depth", "alpha")
 
 
 @dataclass(frozen=True)
@@ -70,12 +77,14 @@ def load_splat_scene(workspace: str | Path) -> SplatScene:
     Raises:
         InputError: the workspace has not been reconstructed.
     """
-    folder = Path(workspace) / "splats"
-    if not (folder / "background.ply").is_file():
-        raise InputError(f"{workspace}: no reconstruction yet ({folder / 'background.ply'} is missing). "
-                         f"Run `reshoot reconstruct {workspace}` first.")
-    actors = {int(p.stem): p for p in sorted((folder / "actors").glob("*.ply")) if p.stem.isdigit()}
-    return SplatScene(read_splat_ply(folder / "background.ply"), actors, _environment(folder / "reconstruction.json"))
+    ws = Workspace(workspace)
+    if not ws.set_splats.is_file():
+        raise InputError(
+            f"{workspace}: no reconstruction yet ({ws.set_splats} is missing). "
+            f"Run `reshoot reconstruct {workspace}` first."
+        )
+    actors = {int(p.stem): p for p in sorted(ws.actor_splats.glob("*.ply")) if p.stem.isdigit()}
+    return SplatScene(read_splat_ply(ws.set_splats), actors, _environment(ws.reconstruction))
 
 
 def _environment(path: Path) -> torch.Tensor:
@@ -116,24 +125,33 @@ def parse_frames(text: str) -> tuple[int, int]:
     raise InputError(f"frames {text!r}: give A:B (take frames A to B-1, B after A) or a single frame A.")
 
 
-def render_cameras(workspace: str | Path, cameras_file: str | Path, out: str | Path,
-                   frames: tuple[int, int] | None = None, overwrite: bool = False, backend: str = "auto",
-                   progress: ProgressFn | None = None) -> RenderSummary:
+def render_cameras(
+    workspace: str | Path,
+    cameras_file: str | Path,
+    out: str | Path,
+    frames: tuple[int, int] | None = None,
+    overwrite: bool = False,
+    backend: str = "auto",
+    progress: ProgressFn | None = None,
+) -> RenderSummary:
     """Render the reconstruction into every camera of `cameras_file` and write the passes under `out`.
 
     Args:
         frames: (A, B) take frames A to B - 1; None = the whole take.
-        overwrite: replace a camera's existing folder under `out`.
+        overwrite: replace a camera's existing folder under `out` that render made (see `_not_a_render`).
 
     Raises:
         InputError: no reconstruction, a bad cameras file, frames outside the take, no frame to render
-            for a moving camera, or an existing camera folder without `overwrite`.
+            for a moving camera, `out` is a workspace, or an existing camera folder without `overwrite` or
+            not made by render. Everything is checked before anything is written.
     """
     report = progress or no_progress
     settings = load_workspace(workspace)
     take = range(settings.first_frame, settings.first_frame + settings.frames)
     if frames is not None and (frames[0] < take.start or frames[1] > take.stop):
-        raise InputError(f"frames {frames[0]}:{frames[1]} are outside the take (frames {take.start} to {take.stop - 1}).")
+        raise InputError(
+            f"frames {frames[0]}:{frames[1]} are outside the take (frames {take.start} to {take.stop - 1})."
+        )
     wanted = list(range(*frames)) if frames is not None else list(take)
     document = read_cameras_json(cameras_file)
     scene = load_splat_scene(workspace)
@@ -147,12 +165,31 @@ def render_cameras(workspace: str | Path, cameras_file: str | Path, out: str | P
         poses = {int(f): m for f, m in zip(path.frames.tolist(), path.cam_from_world)}
         plan[name] = [(f, poses[f]) for f in wanted if f in poses]
         if not plan[name]:
-            raise InputError(f"{cameras_file}: camera {name} has poses for frames {min(poses)} to {max(poses)}, none "
-                             f"of the frames asked for ({wanted[0]} to {wanted[-1]}).")
-    for name in plan:
+            raise InputError(
+                f"{cameras_file}: camera {name} has poses for frames {min(poses)} to {max(poses)}, none "
+                f"of the frames asked for ({wanted[0]} to {wanted[-1]})."
+            )
+    if Workspace(out).settings_file.exists():
+        raise InputError(
+            f"--out {out} is a reshoot workspace; render into a folder of its own (e.g. --out "
+            f"{out / 'renders'}), so no camera folder can replace a part of the workspace."
+        )
+    for i, name in enumerate(document.cameras.names):
+        size = int(document.cameras.width[i]), int(document.cameras.height[i])
+        check_image_size(*size, f"{cameras_file}: camera {name}")
         target = out / name
-        if target.is_dir() and any(target.iterdir()) and not overwrite:
-            raise InputError(f"{target} already exists; pass --overwrite to replace it or choose another --out.")
+        if target.exists() and not target.is_dir():
+            raise InputError(f"{target} exists and is a file; choose another --out.")
+        if target.is_dir() and any(target.iterdir()):
+            reason = _not_a_render(target)
+            if reason is not None:
+                raise InputError(
+                    f"{target} already exists and was not made by {COMMAND} ({reason}); --overwrite "
+                    "only replaces camera folders that render made. Nothing was changed: choose another "
+                    "--out, or move or delete that folder yourself."
+                )
+            if not overwrite:
+                raise InputError(f"{target} already exists; pass --overwrite to replace it or choose another --out.")
     total = sum(len(v) for v in plan.values())
     done = 0
     without_actors = sorted({f for v in plan.values() for f, _ in v if f not in scene.actors})
@@ -163,15 +200,34 @@ def render_cameras(workspace: str | Path, cameras_file: str | Path, out: str | P
         if bool(camera.has_distortion[0]):
             log.warning("camera %s has lens distortion; renders are pinhole (undistorted) with its K", name)
         pinhole = camera.pinhole()
-        with atomic_directory(out / name, overwrite=True) as tmp:
+        with atomic_directory(
+            out / name, overwrite=True, replaceable=_not_a_render, marker=COMMAND, command=COMMAND
+        ) as tmp:
             for frame, cam_from_world in plan[name]:
                 with torch.no_grad():
-                    render = rasterize(scene.at(frame), pinhole.with_pose(cam_from_world),
-                                       background=scene.environment, backend=backend)
+                    render = rasterize(
+                        scene.at(frame),
+                        pinhole.with_pose(cam_from_world),
+                        background=scene.environment,
+                        backend=backend,
+                    )
                 write_render_pngs(tmp, frame, render)
                 done += 1
                 report("rendering", done, total)
     return RenderSummary({n: [f for f, _ in v] for n, v in plan.items()}, without_actors)
+
+
+def _not_a_render(folder: Path) -> str | None:
+    """Why the camera folder `folder` is not an earlier render that may be replaced (None when it is one): it
+    holds render's marker (renders made before the marker: depth/ and alpha/ folders) and nothing but
+    NNNNNN.png frames and depth/, alpha/ of frames."""
+    if made_by(folder) != COMMAND and not ((folder / "depth").is_dir() and (folder / "alpha").is_dir()):
+        return f"it has no {OUTPUT_MARKER} written by {COMMAND}"
+    frame = lambda n: FRAME_FILE.fullmatch(n) is not None  # noqa: E731
+    foreign = foreign_entries(folder, lambda n: n in PASS_FOLDERS or frame(n))
+    for sub in (s for s in PASS_FOLDERS if (folder / s).is_dir()):
+        foreign += [f"{sub}/{n}" for n in foreign_entries(folder / sub, frame)]
+    return f"it also holds {', '.join(foreign[:5])}, which render does not write" if foreign else None
 
 
 def write_render_pngs(folder: Path, frame: int, render: SplatRender) -> None:

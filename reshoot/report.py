@@ -19,12 +19,15 @@ from pathlib import Path
 
 import numpy as np
 
+from reshoot.check import read_check
 from reshoot.geometry.cameras_io import read_cameras_json
 from reshoot.geometry.errors import InputError
-from reshoot.geometry.files import read_json_document, write_text_atomic
+from reshoot.geometry.files import write_text_atomic
 from reshoot.geometry.progress import ProgressFn, no_progress
 from reshoot.layout import plan_figure
-from reshoot.workspace import load_workspace
+from reshoot.layout_io import read_layout_entities
+from reshoot.shots import read_shot_document
+from reshoot.workspace import ShotPaths, Workspace, load_workspace
 
 THUMBNAIL_WIDTH = 320
 VERDICT_COLOURS = {"pass": "#1b7f3b", "warn": "#b36b00", "fail": "#b3261e"}
@@ -43,7 +46,9 @@ def _png(image: np.ndarray) -> str:
     """A data: URI of an 8-bit PNG of an [H, W, 3] float image in [0, 1] or uint8."""
     import imageio.v3 as iio
 
-    return "data:image/png;base64," + base64.b64encode(iio.imwrite("<bytes>", _to_uint8(image), extension=".png")).decode()
+    return (
+        "data:image/png;base64," + base64.b64encode(iio.imwrite("<bytes>", _to_uint8(image), extension=".png")).decode()
+    )
 
 
 def _figure_png(figure) -> str:
@@ -63,12 +68,16 @@ def _thumbnail(image: np.ndarray, width: int = THUMBNAIL_WIDTH) -> np.ndarray:
 
 
 def _figure(kind: str, caption: str, src: str, alt: str) -> str:
-    return (f'<figure data-figure="{kind}"><img src="{src}" alt="{html.escape(alt)}">'
-            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+    return (
+        f'<figure data-figure="{kind}"><img src="{src}" alt="{html.escape(alt)}">'
+        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+    )
 
 
 def _verdict(verdict: str) -> str:
-    return f'<span class="verdict" style="background:{VERDICT_COLOURS.get(verdict, "#555")}">{html.escape(verdict)}</span>'
+    return (
+        f'<span class="verdict" style="background:{VERDICT_COLOURS.get(verdict, "#555")}">{html.escape(verdict)}</span>'
+    )
 
 
 def _error_plot(check: dict):
@@ -80,8 +89,9 @@ def _error_plot(check: dict):
     figure, axes = plt.subplots(figsize=(8, 3.2))
     for entity in check["entities"]:
         frames = [row["frame"] for row in entity["frames"]]
-        errors = [row["placement_error_px"] if row["placement_error_px"] is not None else np.nan
-                  for row in entity["frames"]]
+        errors = [
+            row["placement_error_px"] if row["placement_error_px"] is not None else np.nan for row in entity["frames"]
+        ]
         if np.isfinite(errors).any():
             axes.plot(frames, errors, marker=".", label=entity["name"])
         missing = entity["missing_frames"]
@@ -125,42 +135,55 @@ def _entity_rows(check: dict) -> str:
         px = "–" if e["placement_error_px"] is None else f"{e['placement_error_px']:.1f}"
         metres = "–" if e["placement_error_m"] is None else f"{e['placement_error_m']:.3f}"
         share = "–" if e["within_tolerance_share"] is None else f"{100 * e['within_tolerance_share']:.0f}%"
-        rows.append(f"<tr><td>{html.escape(e['name'])}</td><td>{e['kind']}</td><td>{_verdict(e['verdict'])}</td>"
-                    f"<td>{px}</td><td>{metres}</td><td>{share}</td><td>{e['frames_found']}/{e['frames_measured']}</td>"
-                    f"<td>{html.escape('; '.join(e['reasons']))}</td></tr>")
-    return ("<table><tr><th>entity</th><th>kind</th><th>verdict</th><th>median error (px)</th>"
-            "<th>median error (m)</th><th>within tolerance</th><th>found / measured</th><th>why</th></tr>"
-            + "".join(rows) + "</table>")
+        rows.append(
+            f"<tr><td>{html.escape(e['name'])}</td><td>{e['kind']}</td><td>{_verdict(e['verdict'])}</td>"
+            f"<td>{px}</td><td>{metres}</td><td>{share}</td><td>{e['frames_found']}/{e['frames_measured']}</td>"
+            f"<td>{html.escape('; '.join(e['reasons']))}</td></tr>"
+        )
+    return (
+        "<table><tr><th>entity</th><th>kind</th><th>verdict</th><th>median error (px)</th>"
+        "<th>median error (m)</th><th>within tolerance</th><th>found / measured</th><th>why</th></tr>"
+        + "".join(rows)
+        + "</table>"
+    )
 
 
 def _rule_rows(check: dict) -> str:
     c = check["continuity"]
-    rows = [f"<tr><td>cross-view agreement</td><td>{_verdict(check['cross_view']['verdict'])}</td>"
-            f"<td>{check['cross_view']['agreement']} of seen pixels within {check['thresholds']['agreement_error']}"
-            f" ({check['cross_view']['seen_share']} of the frame seen)</td></tr>",
-            f"<tr><td>temporal stability</td><td>{_verdict(check['temporal']['verdict'])}</td>"
-            f"<td>mean change {check['temporal']['mean_change']}, max {check['temporal']['max_change']}</td></tr>"]
+    rows = [
+        f"<tr><td>cross-view agreement</td><td>{_verdict(check['cross_view']['verdict'])}</td>"
+        f"<td>{check['cross_view']['agreement']} of seen pixels within {check['thresholds']['agreement_error']}"
+        f" ({check['cross_view']['seen_share']} of the frame seen)</td></tr>",
+        f"<tr><td>temporal stability</td><td>{_verdict(check['temporal']['verdict'])}</td>"
+        f"<td>mean change {check['temporal']['mean_change']}, max {check['temporal']['max_change']}</td></tr>",
+    ]
     for item in c["axis_of_action"]:
-        rows.append(f"<tr><td>180° line {html.escape(' / '.join(item['pair']))}</td><td>{_verdict(item['verdict'])}</td>"
-                    f"<td>{len(item['flipped_frames'])} of {item['decidable_frames']} frames flipped</td></tr>")
+        rows.append(
+            f"<tr><td>180° line {html.escape(' / '.join(item['pair']))}</td><td>{_verdict(item['verdict'])}</td>"
+            f"<td>{len(item['flipped_frames'])} of {item['decidable_frames']} frames flipped</td></tr>"
+        )
     for item in c["screen_direction"]:
-        rows.append(f"<tr><td>screen direction {html.escape(item['entity'])}</td><td>{_verdict(item['verdict'])}</td>"
-                    f"<td>{len(item['flipped_frames'])} of {item['decidable_frames']} frames flipped</td></tr>")
+        rows.append(
+            f"<tr><td>screen direction {html.escape(item['entity'])}</td><td>{_verdict(item['verdict'])}</td>"
+            f"<td>{len(item['flipped_frames'])} of {item['decidable_frames']} frames flipped</td></tr>"
+        )
     for item in c["props"]:
-        rows.append(f"<tr><td>prop {html.escape(item['entity'])}</td><td>{_verdict(item['verdict'])}</td>"
-                    f"<td>missing in {len(item['missing_frames'])}, moved in {len(item['moved_frames'])} of "
-                    f"{item['frames_measured']} frames</td></tr>")
+        rows.append(
+            f"<tr><td>prop {html.escape(item['entity'])}</td><td>{_verdict(item['verdict'])}</td>"
+            f"<td>missing in {len(item['missing_frames'])}, moved in {len(item['moved_frames'])} of "
+            f"{item['frames_measured']} frames</td></tr>"
+        )
     return "<table><tr><th>rule</th><th>verdict</th><th>measured</th></tr>" + "".join(rows) + "</table>"
 
 
-def _side_by_side(folder: Path, footage, production: list[str]) -> list[str]:
+def _side_by_side(shot: ShotPaths, footage, production: list[str]) -> list[str]:
     import imageio.v3 as iio
 
     figures = []
-    for path in sorted((folder / "check").glob("*_error.png")):
+    for path in sorted(shot.check_images.glob("*_error.png")):
         frame = int(path.name.split("_")[0])
-        output = folder / "frames" / f"{frame:06d}.png"
-        reference = folder / "check" / f"{frame:06d}_reference.png"
+        output = shot.frames / f"{frame:06d}.png"
+        reference = shot.check_images / f"{frame:06d}_reference.png"
         if not output.is_file() or not reference.is_file():
             continue
         shown = min(max(frame, footage.frames.start), footage.frames.stop - 1)
@@ -169,12 +192,19 @@ def _side_by_side(folder: Path, footage, production: list[str]) -> list[str]:
         row_top = np.concatenate([_to_uint8(t) for t in originals], axis=1)
         row_bottom = np.concatenate([_to_uint8(t) for t in tiles], axis=1)
         width = max(row_top.shape[1], row_bottom.shape[1])
-        grid = np.concatenate([np.pad(r, ((0, 4), (0, width - r.shape[1]), (0, 0)), constant_values=255)
-                               for r in (row_top, row_bottom)], axis=0)
-        figures.append(_figure(
-            "side-by-side", f"frame {frame}: top, the original cameras ({', '.join(production)}); bottom, the "
-            "reshoot, the footage carried into the shot, and |reshoot − footage| (black: no camera saw it)",
-            _png(grid), f"frame {frame} side by side"))
+        grid = np.concatenate(
+            [np.pad(r, ((0, 4), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in (row_top, row_bottom)],
+            axis=0,
+        )
+        figures.append(
+            _figure(
+                "side-by-side",
+                f"frame {frame}: top, the original cameras ({', '.join(production)}); bottom, the "
+                "reshoot, the footage carried into the shot, and |reshoot − footage| (black: no camera saw it)",
+                _png(grid),
+                f"frame {frame} side by side",
+            )
+        )
     return figures
 
 
@@ -182,8 +212,9 @@ def _to_uint8(image: np.ndarray) -> np.ndarray:
     return image if image.dtype == np.uint8 else (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
-def write_report(workspace: str | Path, out: str | Path | None = None,
-                 progress: ProgressFn | None = None) -> ReportSummary:
+def write_report(
+    workspace: str | Path, out: str | Path | None = None, progress: ProgressFn | None = None
+) -> ReportSummary:
     """Write the report page (see the module docstring); default `WS/report/index.html`.
 
     Raises:
@@ -191,59 +222,90 @@ def write_report(workspace: str | Path, out: str | Path | None = None,
     """
     report = progress or no_progress
     root = Path(workspace)
+    ws = Workspace(root)
     settings = load_workspace(root)
-    layout_file = root / "layout.json"
+    layout_file = ws.layout
     if not layout_file.is_file():
-        raise InputError(f"{root}: no layout yet ({layout_file} is missing); run `reshoot layout {root}` and "
-                         f"`reshoot check {root} SHOT` first.")
-    layout = read_json_document(layout_file, "layout", 1)
-    registered = read_cameras_json(root / "registration" / "cameras.json")
+        raise InputError(
+            f"{root}: no layout yet ({layout_file} is missing); run `reshoot layout {root}` and "
+            f"`reshoot check {root} SHOT` first."
+        )
+    entities = read_layout_entities(layout_file)
+    registered = read_cameras_json(ws.cameras)
     production = registered.names_with_role("production", default="production")
-    shots = sorted(p.parent.name for p in (root / "shots").glob("*/shot.json")) if (root / "shots").is_dir() else []
-    checked = [s for s in shots if (root / "shots" / s / "check.json").is_file()]
+    shots = ws.shot_names()
+    checked = [s for s in shots if ws.shot(s).check.is_file()]
 
     centres = {}
     for name in shots:
-        document = read_cameras_json(root / "shots" / name / "shot.json")
-        path = document.paths.get(name)
-        if path is not None:
-            centres[name] = np.linalg.inv(path.cam_from_world.numpy())[:, :3, 3]
+        path = read_shot_document(root, name).paths[name]
+        centres[name] = np.linalg.inv(path.cam_from_world.numpy())[:, :3, 3]
     points = [registered.cameras.centers.numpy()] + [c for c in centres.values()]
-    for e in layout.get("entities", []):
+    for e in entities:
         points.append(np.array([f["box_min"] for f in e["frames"]] + [f["box_max"] for f in e["frames"]]))
     everything = np.concatenate(points)
     bounds = (tuple(everything.min(axis=0)), tuple(everything.max(axis=0)))
-    parts = [_figure("plan", "top-down plan: floor, camera frusta (blue), props (brown), character paths with "
-                     "frame ticks, shot camera paths (red, dashed)",
-                     _figure_png(plan_figure(layout.get("entities", []), registered.cameras, bounds, centres)),
-                     "top-down plan")]
+    parts = [
+        _figure(
+            "plan",
+            "top-down plan: floor, camera frusta (blue), props (brown), character paths with "
+            "frame ticks, shot camera paths (red, dashed)",
+            _figure_png(plan_figure(entities, registered.cameras, bounds, centres)),
+            "top-down plan",
+        )
+    ]
     summary_rows = []
     sections = []
     with settings.open_footage() as footage:
         for k, name in enumerate(checked):
-            folder = root / "shots" / name
-            check = read_json_document(folder / "check.json", "check", 1)
-            summary_rows.append(f"<tr><td><a href=\"#shot-{html.escape(name)}\">{html.escape(name)}</a></td>"
-                                f"<td>{_verdict(check['verdict'])}</td><td>{len(check['frames'])}</td></tr>")
-            body = [f'<section id="shot-{html.escape(name)}"><h2>shot {html.escape(name)} {_verdict(check["verdict"])}</h2>',
-                    "<h3>entities</h3>", _entity_rows(check), "<h3>rules</h3>", _rule_rows(check),
-                    _figure("entity-error", "placement error of each entity over time", _figure_png(_error_plot(check)),
-                            f"{name} placement error"),
-                    _figure("series", "cross-view agreement and temporal change over time",
-                            _figure_png(_series_plot(check)), f"{name} agreement and stability")]
-            body += _side_by_side(folder, footage, production)
+            shot = ws.shot(name)
+            check = read_check(shot.check)
+            summary_rows.append(
+                f'<tr><td><a href="#shot-{html.escape(name)}">{html.escape(name)}</a></td>'
+                f"<td>{_verdict(check['verdict'])}</td><td>{len(check['frames'])}</td></tr>"
+            )
+            body = [
+                f'<section id="shot-{html.escape(name)}"><h2>shot {html.escape(name)} {_verdict(check["verdict"])}</h2>',
+                "<h3>entities</h3>",
+                _entity_rows(check),
+                "<h3>rules</h3>",
+                _rule_rows(check),
+                _figure(
+                    "entity-error",
+                    "placement error of each entity over time",
+                    _figure_png(_error_plot(check)),
+                    f"{name} placement error",
+                ),
+                _figure(
+                    "series",
+                    "cross-view agreement and temporal change over time",
+                    _figure_png(_series_plot(check)),
+                    f"{name} agreement and stability",
+                ),
+            ]
+            body += _side_by_side(shot, footage, production)
             if check.get("ground_truth"):
                 regions = check["ground_truth"]["regions"]
-                body.append("<h3>ground truth</h3><table><tr><th>region</th><th>PSNR (dB)</th><th>SSIM</th>"
-                            "<th>FLIP</th></tr>" + "".join(
-                                f"<tr><td>{r}</td><td>{v['psnr']}</td><td>{v['ssim']}</td><td>{v['flip']}</td></tr>"
-                                for r, v in regions.items() if v) + "</table>")
+                body.append(
+                    "<h3>ground truth</h3><table><tr><th>region</th><th>PSNR (dB)</th><th>SSIM</th>"
+                    "<th>FLIP</th></tr>"
+                    + "".join(
+                        f"<tr><td>{r}</td><td>{v['psnr']}</td><td>{v['ssim']}</td><td>{v['flip']}</td></tr>"
+                        for r, v in regions.items()
+                        if v
+                    )
+                    + "</table>"
+                )
             body.append("</section>")
             sections.append("".join(body))
             report("report", k + 1, len(checked))
     unchecked = [s for s in shots if s not in checked]
-    note = (f"<p>Shots without a check (run <code>reshoot check {html.escape(str(root))} SHOT</code>): "
-            f"{html.escape(', '.join(unchecked))}</p>" if unchecked else "")
+    note = (
+        f"<p>Shots without a check (run <code>reshoot check {html.escape(str(root))} SHOT</code>): "
+        f"{html.escape(', '.join(unchecked))}</p>"
+        if unchecked
+        else ""
+    )
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>reshoot report: {html.escape(root.name)}</title>
 <style>
@@ -254,16 +316,16 @@ td, th {{ border: 1px solid #ccc; padding: 3px 8px; font-size: 13px; text-align:
 figure {{ margin: 1em 0; }} figure img {{ max-width: 100%; }} figcaption {{ font-size: 12px; color: #555; }}
 </style></head><body>
 <h1>reshoot continuity report: {html.escape(root.name)}</h1>
-<p>{len(production)} production cameras ({html.escape(', '.join(production))}), {settings.frames} frames at
+<p>{len(production)} production cameras ({html.escape(", ".join(production))}), {settings.frames} frames at
 {settings.fps:g} fps. Every measurement is from the output pixels against the real footage carried into
 the shot with the registered geometry (docs/checks.md).</p>
-<table><tr><th>shot</th><th>verdict</th><th>frames checked</th></tr>{''.join(summary_rows)}</table>
+<table><tr><th>shot</th><th>verdict</th><th>frames checked</th></tr>{"".join(summary_rows)}</table>
 {note}
 {parts[0]}
-{''.join(sections)}
+{"".join(sections)}
 </body></html>
 """
-    target = Path(out) if out is not None else root / "report" / "index.html"
+    target = Path(out) if out is not None else ws.report_page
     target.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(target, page)
     return ReportSummary(target, checked, unchecked)

@@ -149,8 +149,15 @@ def surface_normals(points: torch.Tensor) -> torch.Tensor:
     return normals
 
 
-def shot_frame_reference(gaussians: Gaussians, shot: Camera, sources: Camera, source_images: list[np.ndarray],
-                         entities: list[EntityTrack], frame_index: int, backend: str = "auto") -> ShotFrameReference:
+def shot_frame_reference(
+    gaussians: Gaussians,
+    shot: Camera,
+    sources: Camera,
+    source_images: list[np.ndarray],
+    entities: list[EntityTrack],
+    frame_index: int,
+    backend: str = "auto",
+) -> ShotFrameReference:
     """Carry the production cameras' footage of one frame into one shot camera.
 
     Args:
@@ -167,8 +174,9 @@ def shot_frame_reference(gaussians: Gaussians, shot: Camera, sources: Camera, so
     shot_depth, shot_alpha = render_depth(gaussians, shot, backend)
     depth = shot_depth[0].double()
     surface = shot_alpha[0] >= COVERED_ALPHA
-    ys, xs = torch.meshgrid(torch.arange(height, dtype=torch.float64), torch.arange(width, dtype=torch.float64),
-                            indexing="ij")
+    ys, xs = torch.meshgrid(
+        torch.arange(height, dtype=torch.float64), torch.arange(width, dtype=torch.float64), indexing="ij"
+    )
     pixels = torch.stack([xs, ys], dim=-1).reshape(1, -1, 2)
     points = shot.unproject(pixels, depth.reshape(1, -1))[0]  # [H*W, 3]
     source_depths, source_alphas = render_depth(gaussians, sources, backend)
@@ -184,8 +192,12 @@ def shot_frame_reference(gaussians: Gaussians, shot: Camera, sources: Camera, so
         seen_by = points_in_camera(camera, points)
         their_depth = seen_by.sample(source_depths[v], "nearest").double()
         their_alpha = seen_by.sample(source_alphas[v], "nearest")
-        visible = (flat_surface & seen_by.inside & (their_alpha >= COVERED_ALPHA)
-                   & ((their_depth - seen_by.depth).abs() <= DEPTH_AGREEMENT * seen_by.depth))
+        visible = (
+            flat_surface
+            & seen_by.inside
+            & (their_alpha >= COVERED_ALPHA)
+            & ((their_depth - seen_by.depth).abs() <= DEPTH_AGREEMENT * seen_by.depth)
+        )
         their_ray = F.normalize(points - camera.centers[0], dim=-1)
         facing = (normals * their_ray).sum(dim=-1).abs() >= GRAZING_COS
         cos = (shot_ray * their_ray).sum(dim=-1)
@@ -200,6 +212,11 @@ def shot_frame_reference(gaussians: Gaussians, shot: Camera, sources: Camera, so
     labels[~flat_surface | (points[:, 2] < FLOOR_CLEARANCE_M)] = -1
     shape = (height, width)
     return ShotFrameReference(
-        points=points.float().reshape(*shape, 3).numpy(), depth=torch.where(surface, depth, 0).float().numpy(),
-        surface=surface.numpy(), colour=colour.reshape(*shape, 3).numpy(), seen=(chosen >= 0).reshape(shape).numpy(),
-        source=chosen.reshape(shape).numpy(), entity=labels.reshape(shape).numpy())
+        points=points.float().reshape(*shape, 3).numpy(),
+        depth=torch.where(surface, depth, 0).float().numpy(),
+        surface=surface.numpy(),
+        colour=colour.reshape(*shape, 3).numpy(),
+        seen=(chosen >= 0).reshape(shape).numpy(),
+        source=chosen.reshape(shape).numpy(),
+        entity=labels.reshape(shape).numpy(),
+    )

@@ -136,8 +136,10 @@ def _intrinsics(spec: ShotSpec, facts: SceneFacts, reference: Camera | None) -> 
 
 def _entity(facts: SceneFacts, name: str) -> EntityTrack:
     if name not in facts.entities:
-        raise InputError(f"the shot names {name!r}, which is not in the layout ({', '.join(facts.entities) or 'empty'}); "
-                         "rerun `reshoot layout` or use one of those names.")
+        raise InputError(
+            f"the shot names {name!r}, which is not in the layout ({', '.join(facts.entities) or 'empty'}); "
+            "rerun `reshoot layout` or use one of those names."
+        )
     return facts.entities[name]
 
 
@@ -169,8 +171,7 @@ def _rolled(cam_from_world: torch.Tensor, roll_deg: float) -> torch.Tensor:
     return roll @ cam_from_world
 
 
-def _fits(cam_from_world: np.ndarray, K: np.ndarray, width: int, height: int, points: np.ndarray,
-          limit: float) -> bool:
+def _fits(cam_from_world: np.ndarray, K: np.ndarray, width: int, height: int, points: np.ndarray, limit: float) -> bool:
     """Do all `points` ([T, P, 3], world) project in front of and inside the central `limit` share of the frame?"""
     if points.shape[1] == 0:
         return True
@@ -236,8 +237,10 @@ def design_shot(spec: ShotSpec, facts: SceneFacts, keyframes: CamerasDocument | 
     reference = None
     if spec.match_camera is not None:
         if spec.match_camera not in facts.cameras.names:
-            raise InputError(f"the shot matches camera {spec.match_camera!r}, which is not registered "
-                             f"({', '.join(facts.cameras.names)}).")
+            raise InputError(
+                f"the shot matches camera {spec.match_camera!r}, which is not registered "
+                f"({', '.join(facts.cameras.names)})."
+            )
         reference = facts.cameras.select(spec.match_camera)
     K, width, height = _intrinsics(spec, facts, reference)
     index = frames - facts.first_frame
@@ -246,8 +249,10 @@ def design_shot(spec: ShotSpec, facts: SceneFacts, keyframes: CamerasDocument | 
     kept = [_entity(facts, k) for k in spec.keep]
     framed = everyone if spec.size == "wide" or target is None else [target]
     if not framed:
-        raise InputError("the layout has no characters or props to frame; run `reshoot layout` on a take with "
-                         "something in it, or give explicit cameras with --cameras.")
+        raise InputError(
+            "the layout has no characters or props to frame; run `reshoot layout` on a take with "
+            "something in it, or give explicit cameras with --cameras."
+        )
 
     T = len(frames)
     s = ease(np.arange(T) / max(T - 1, 1))
@@ -286,8 +291,10 @@ def design_shot(spec: ShotSpec, facts: SceneFacts, keyframes: CamerasDocument | 
     # The framing distance: the subject (at the start of the move) just fits, then the size's fill.
     still = _Design(aim, heading, np.ones(T), np.zeros(T), eye_height, elevation)
     fill = spec.fill
-    fit = _bisect(lambda d: _fits(still.poses(d, 0.0, spec.raise_m), K, width, height, framed_corners, min(fill, 1.0)),
-                  what="the subject")
+    fit = _bisect(
+        lambda d: _fits(still.poses(d, 0.0, spec.raise_m), K, width, height, framed_corners, min(fill, 1.0)),
+        what="the subject",
+    )
     distance = fit / max(fill, 1.0) * spec.distance_scale
 
     # A wide or full framing holds for the whole shot, except that a push-in means to leave it.
@@ -297,8 +304,13 @@ def design_shot(spec: ShotSpec, facts: SceneFacts, keyframes: CamerasDocument | 
     widened = 1.0
     if not _fits(design.poses(distance, spec.roll_deg, spec.raise_m), K, width, height, required_corners, limit):
         names = ", ".join(t.name for t in required)
-        widened = _bisect(lambda k: _fits(design.poses(distance * k, spec.roll_deg, spec.raise_m), K, width, height,
-                                          required_corners, limit), what=names, low=1.0)
+        widened = _bisect(
+            lambda k: _fits(
+                design.poses(distance * k, spec.roll_deg, spec.raise_m), K, width, height, required_corners, limit
+            ),
+            what=names,
+            low=1.0,
+        )
     poses = design.poses(distance * widened, spec.roll_deg, spec.raise_m)
     return ShotPath(frames, K, width, height, poses, widened)
 
@@ -313,8 +325,10 @@ def _bisect(ok, what: str, low: float = 0.05, iterations: int = 40) -> float:
     while not ok(high):
         high *= 2
         if high > 4096 * low:
-            raise InputError(f"{what} cannot be framed from this angle and height (it stays outside or behind the "
-                             "camera); choose another angle or drop it from the shot.")
+            raise InputError(
+                f"{what} cannot be framed from this angle and height (it stays outside or behind the "
+                "camera); choose another angle or drop it from the shot."
+            )
     if high == low:
         return low
     low_ = high / 2
@@ -344,8 +358,10 @@ def _explicit_path(spec: ShotSpec, keyframes: CamerasDocument, frames: np.ndarra
         key_world = torch.linalg.inv(path.cam_from_world.double()).numpy()[order]
         keyed = frames[(frames >= key_frames[0]) & (frames <= key_frames[-1])]
         if not len(keyed):
-            raise InputError(f"the keyed camera has keys for frames {key_frames[0]} to {key_frames[-1]}, none of the "
-                             f"shot's frames ({frames[0]} to {frames[-1]}).")
+            raise InputError(
+                f"the keyed camera has keys for frames {key_frames[0]} to {key_frames[-1]}, none of the "
+                f"shot's frames ({frames[0]} to {frames[-1]})."
+            )
         positions = CubicSpline(key_frames, key_world[:, :3, 3], bc_type="clamped")(keyed)
         rotations = RotationSpline(key_frames, Rotation.from_matrix(key_world[:, :3, :3]))(keyed).as_matrix()
         world = np.tile(np.eye(4), (len(keyed), 1, 1))

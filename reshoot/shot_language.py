@@ -17,10 +17,11 @@ from __future__ import annotations
 import dataclasses
 import re
 import tomllib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from reshoot.geometry.errors import InputError
 from reshoot.shot_spec import ShotSpec
@@ -28,6 +29,7 @@ from reshoot.shot_spec import ShotSpec
 SECTIONS = ("angles", "sizes", "moves", "speeds", "adjustments", "lenses")
 ROLES = ("target", "follow", "keep", "release", "match")
 WORKSPACE_VOCABULARY = "shot_language.toml"
+MAX_DESCRIPTION = 1000  # characters of a shot description: a few words, never a pasted file
 _LENS = re.compile(r"^(\d+(?:\.\d+)?)mm$")
 _CLAUSE_BREAK = re.compile(r"[,;!?\n]|\.(?:\s|$)")
 _ELEVATION_LIMITS = (-30.0, 80.0)  # pitch of angled cameras; 90 is the overhead angle's alone
@@ -90,7 +92,9 @@ def load_vocabulary(workspace: str | Path | None = None) -> Vocabulary:
     Raises:
         InputError: the workspace's file is not valid TOML or has malformed entries.
     """
-    data = _read_toml(resources.files("reshoot").joinpath("data", "shot_language.toml").read_text(), "shot_language.toml")
+    data = _read_toml(
+        resources.files("reshoot").joinpath("data", "shot_language.toml").read_text(), "shot_language.toml"
+    )
     where = "reshoot/data/shot_language.toml"
     if workspace is not None and (Path(workspace) / WORKSPACE_VOCABULARY).is_file():
         where = str(Path(workspace) / WORKSPACE_VOCABULARY)
@@ -101,7 +105,7 @@ def load_vocabulary(workspace: str | Path | None = None) -> Vocabulary:
         entries[section] = {}
         for name, entry in data.get(section, {}).items():
             if not isinstance(entry, dict) or not all(isinstance(p, str) for p in entry.get("phrases", [None])):
-                raise InputError(f"{where}: [{section}.{name}] needs phrases = [\"...\"] (a list of strings).")
+                raise InputError(f'{where}: [{section}.{name}] needs phrases = ["..."] (a list of strings).')
             entries[section][name] = {k: v for k, v in entry.items() if k != "phrases"}
             for phrase in entry["phrases"]:
                 phrases[_normal(phrase)] = (section, name)
@@ -130,14 +134,15 @@ class _Token:
     text: str
 
 
-def _tokens(words: Sequence[str], vocabulary: Vocabulary, entities: dict[str, str], cameras: dict[str, str],
-            description: str) -> list[_Token]:
+def _tokens(
+    words: Sequence[str], vocabulary: Vocabulary, entities: dict[str, str], cameras: dict[str, str], description: str
+) -> list[_Token]:
     """Longest phrase first at each position."""
     longest = max([len(p.split()) for p in (*vocabulary.phrases, *vocabulary.roles, *entities, *cameras)] + [1])
     out, i = [], 0
     while i < len(words):
         for n in range(min(longest, len(words) - i), 0, -1):
-            phrase = " ".join(words[i:i + n])
+            phrase = " ".join(words[i : i + n])
             token = None
             if phrase in entities:
                 token = _Token("entity", entities[phrase], phrase)
@@ -167,8 +172,9 @@ def _tokens(words: Sequence[str], vocabulary: Vocabulary, entities: dict[str, st
     return out
 
 
-def apply_description(spec: ShotSpec, description: str, vocabulary: Vocabulary, entities: Iterable[str] = (),
-                      cameras: Iterable[str] = ()) -> ShotSpec:
+def apply_description(
+    spec: ShotSpec, description: str, vocabulary: Vocabulary, entities: Iterable[str] = (), cameras: Iterable[str] = ()
+) -> ShotSpec:
     """`spec` changed by the words of `description` (see the module docstring for the grammar).
 
     Args:
@@ -177,12 +183,18 @@ def apply_description(spec: ShotSpec, description: str, vocabulary: Vocabulary, 
         cameras: the production cameras' names (for "match").
 
     Raises:
-        InputError: an unknown word (the message lists what is understood), a description with no
-            meaning, an entity or camera used where it cannot be, a lens outside 5 to 1200 mm, or a
-            word an explicit (keyframed) shot cannot take.
+        InputError: an empty or overlong description (MAX_DESCRIPTION), an unknown word (the message
+            lists what is understood), a description with no meaning, an entity or camera used where it
+            cannot be, a lens outside 5 to 1200 mm, or a word an explicit (keyframed) shot cannot take.
     """
     if not isinstance(description, str) or not description.strip():
-        raise InputError("the shot description is empty; describe the shot, e.g. \"overhead wide\".")
+        raise InputError('the shot description is empty; describe the shot, e.g. "overhead wide".')
+    if len(description) > MAX_DESCRIPTION:
+        raise InputError(
+            f"the shot description is {len(description)} characters long (it begins "
+            f"{description[:40]!r}); describe the shot in a few words, at most {MAX_DESCRIPTION} "
+            'characters, e.g. "overhead wide".'
+        )
     entity_names = {_normal(e): e for e in entities}
     camera_names = {_normal(c): c for c in cameras}
     changed = False
@@ -201,8 +213,10 @@ def apply_description(spec: ShotSpec, description: str, vocabulary: Vocabulary, 
                 spec = _apply_word(spec, token, vocabulary, description)
             changed = True
     if not changed:
-        raise InputError(f"shot description {description!r} has no shot words (only filler); say what to change, "
-                         "e.g. \"higher\", \"overhead wide\" or \"keep character_1 in frame\".")
+        raise InputError(
+            f"shot description {description!r} has no shot words (only filler); say what to change, "
+            'e.g. "higher", "overhead wide" or "keep character_1 in frame".'
+        )
     return spec
 
 
@@ -219,18 +233,24 @@ def _apply_name(spec: ShotSpec, token: _Token, role: str, description: str) -> S
     name = token.value
     if token.kind == "camera" or role == "match":
         if token.kind != "camera":
-            raise InputError(f"shot description {description!r}: match takes a production camera's name, and "
-                             f"{name!r} is an entity of the layout.")
+            raise InputError(
+                f"shot description {description!r}: match takes a production camera's name, and "
+                f"{name!r} is an entity of the layout."
+            )
         _explicit_only(spec, token, description)
-        return dataclasses.replace(spec, match_camera=name, angle="match", elevation_deg=None, height_m=None,
-                                   lens_mm=None)
+        return dataclasses.replace(
+            spec, match_camera=name, angle="match", elevation_deg=None, height_m=None, lens_mm=None
+        )
     _explicit_only(spec, token, description)
     if role == "keep":
         return dataclasses.replace(spec, keep=tuple(dict.fromkeys((*spec.keep, name))))
     if role == "release":
-        return dataclasses.replace(spec, keep=tuple(k for k in spec.keep if k != name),
-                                   target=None if spec.target == name else spec.target,
-                                   follow=spec.follow and spec.target != name)
+        return dataclasses.replace(
+            spec,
+            keep=tuple(k for k in spec.keep if k != name),
+            target=None if spec.target == name else spec.target,
+            follow=spec.follow and spec.target != name,
+        )
     return dataclasses.replace(spec, target=name, follow=role == "follow")
 
 
@@ -246,9 +266,13 @@ def _apply_word(spec: ShotSpec, token: _Token, vocabulary: Vocabulary, descripti
         return _adjust(spec, entry)
     _explicit_only(spec, token, description)
     if token.kind == "angles":
-        return dataclasses.replace(spec, angle=token.value, match_camera=None,
-                                   elevation_deg=_float(entry.get("elevation_deg")),
-                                   height_m=_float(entry.get("height_m")))
+        return dataclasses.replace(
+            spec,
+            angle=token.value,
+            match_camera=None,
+            elevation_deg=_float(entry.get("elevation_deg")),
+            height_m=_float(entry.get("height_m")),
+        )
     if token.kind == "sizes":
         return dataclasses.replace(spec, size=token.value, fill=float(entry["fill"]))
     if token.kind == "moves":

@@ -7,8 +7,9 @@ and comes back identical; `reshoot.shot_design` turns it into a camera per frame
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Mapping
+from typing import Any
 
 from reshoot.geometry.errors import FormatError
 
@@ -79,7 +80,7 @@ class ShotSpec:
         return out
 
     @staticmethod
-    def from_json(data: Mapping[str, Any], where: str) -> "ShotSpec":
+    def from_json(data: Mapping[str, Any], where: str) -> ShotSpec:
         """The inverse of `to_json`.
 
         Raises:
@@ -95,8 +96,17 @@ class ShotSpec:
                 if values.get(key) is not None:
                     values[key] = tuple(values[key])
             spec = ShotSpec(**values)
-            numbers = [spec.fill, spec.move_amount, spec.speed, spec.heading_offset_deg, spec.distance_scale,
-                       spec.roll_deg, spec.raise_m, spec.dolly_m, spec.truck_m]
+            numbers = [
+                spec.fill,
+                spec.move_amount,
+                spec.speed,
+                spec.heading_offset_deg,
+                spec.distance_scale,
+                spec.roll_deg,
+                spec.raise_m,
+                spec.dolly_m,
+                spec.truck_m,
+            ]
             numbers += [v for v in (spec.elevation_deg, spec.height_m, spec.lens_mm) if v is not None]
             if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in numbers):
                 raise TypeError("a number is not finite")

@@ -28,14 +28,13 @@ import torch
 from reshoot.geometry.camera import Camera
 from reshoot.geometry.cameras_io import CameraPath, CamerasDocument, read_cameras_json, write_cameras_json
 from reshoot.geometry.errors import FormatError, InputError
-from reshoot.geometry.files import atomic_directory, read_json_document, write_text_atomic
+from reshoot.geometry.files import atomic_directory, write_text_atomic
+from reshoot.geometry.validation import MAX_NAME_LENGTH, check_image_size, check_name
+from reshoot.layout_io import read_layout_entities
 from reshoot.shot_design import EntityTrack, SceneFacts, ShotPath, design_shot
 from reshoot.shot_language import Vocabulary, apply_description, default_spec, load_vocabulary
 from reshoot.shot_spec import ShotSpec
-from reshoot.workspace import load_workspace
-
-SHOT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-KEYFRAMES_FILE = "keyframes.json"
+from reshoot.workspace import KEYFRAMES_FILE, ShotPaths, Workspace, load_workspace
 
 
 @dataclass(frozen=True)
@@ -49,8 +48,13 @@ class Revision:
     layout_sha1: str | None
 
     def to_json(self) -> dict:
-        return {"revision": self.revision, "parent": self.parent, "description": self.description,
-                "spec": self.spec.to_json(), "layout_sha1": self.layout_sha1}
+        return {
+            "revision": self.revision,
+            "parent": self.parent,
+            "description": self.description,
+            "spec": self.spec.to_json(),
+            "layout_sha1": self.layout_sha1,
+        }
 
 
 @dataclass(frozen=True)
@@ -65,9 +69,8 @@ class ShotResult:
 
 def shot_folder(workspace: str | Path, name: str) -> Path:
     """WS/shots/NAME (checks the name)."""
-    if not isinstance(name, str) or not SHOT_NAME.match(name):
-        raise InputError(f"shot name {name!r}: use letters, digits, _ and - (up to 64, starting with a letter or digit).")
-    return Path(workspace) / "shots" / name
+    check_name(name, "shot name", "pick another name")
+    return Workspace(workspace).shot(name).folder
 
 
 def existing_shot(workspace: str | Path, name: str) -> Path:
@@ -77,10 +80,38 @@ def existing_shot(workspace: str | Path, name: str) -> Path:
         InputError: the shot has no shot.json.
     """
     folder = shot_folder(workspace, name)
-    if not (folder / "shot.json").is_file():
-        raise InputError(f"shot {name!r} does not exist ({folder / 'shot.json'} is missing); make it with "
-                         f"`reshoot shoot {workspace} ...`.")
+    spec = Workspace(workspace).shot(name).spec
+    if not spec.is_file():
+        raise InputError(
+            f"shot {name!r} does not exist ({spec} is missing); make it with `reshoot shoot {workspace} ...`."
+        )
     return folder
+
+
+def read_shot_document(workspace: str | Path, name: str) -> CamerasDocument:
+    """Shot `name`'s shot.json, its one camera (and that camera's poses) under the name `name`.
+
+    The folder's name is the shot's name: a shot folder copied under a new name to try a variant
+    (`cp -r WS/shots/overhead WS/shots/variant`) is shot "variant", though its shot.json still names
+    "overhead" until it is next written.
+
+    Raises:
+        InputError: the shot does not exist; FormatError: shot.json is not one camera with a pose per frame.
+    """
+    spec = Workspace(workspace).shot(name).spec
+    existing_shot(workspace, name)
+    document = read_cameras_json(spec)
+    if len(document.cameras) != 1 or len(document.paths) != 1:
+        raise FormatError(
+            f"{spec}: a shot holds one camera with a pose per frame; this file has "
+            f"{len(document.cameras)} camera(s), {len(document.paths)} with poses. Make the shot again "
+            f"with `reshoot shoot {workspace} ... --name {name} --overwrite`."
+        )
+    (path,) = document.paths.values()
+    (attributes,) = document.attributes.values() if document.attributes else ({},)
+    return dataclasses.replace(
+        document, cameras=document.cameras.renamed([name]), paths={name: path}, attributes={name: attributes}
+    )
 
 
 def scene_facts(workspace: str | Path) -> SceneFacts:
@@ -91,17 +122,18 @@ def scene_facts(workspace: str | Path) -> SceneFacts:
     """
     root = Path(workspace)
     settings = load_workspace(root)
-    cameras_file = root / "registration" / "cameras.json"
+    cameras_file = Workspace(root).cameras
     if not cameras_file.is_file():
         raise InputError(f"{root}: not registered yet ({cameras_file} is missing). Run `reshoot register {root}`.")
-    layout_file = root / "layout.json"
+    layout_file = Workspace(root).layout
     if not layout_file.is_file():
-        raise InputError(f"{root}: no layout yet ({layout_file} is missing). Run `reshoot layout {root}` so that "
-                         "shots know where everyone is.")
-    document = read_json_document(layout_file, "layout", 1)
+        raise InputError(
+            f"{root}: no layout yet ({layout_file} is missing). Run `reshoot layout {root}` so that "
+            "shots know where everyone is."
+        )
     take = range(settings.first_frame, settings.first_frame + settings.frames)
     entities = {}
-    for e in document.get("entities", []):
+    for e in read_layout_entities(layout_file):
         entities[e["name"]] = EntityTrack(e["name"], e["kind"], int(e["id"]), _boxes_per_frame(e, take, layout_file))
     cameras = read_cameras_json(cameras_file).cameras
     return SceneFacts(settings.first_frame, settings.frames, settings.fps, cameras, entities)
@@ -110,8 +142,9 @@ def scene_facts(workspace: str | Path) -> SceneFacts:
 def _boxes_per_frame(entity: dict, take: range, where: Path) -> np.ndarray:
     """[T, 2, 3] the entity's box per take frame; gaps take the nearest frame's box."""
     try:
-        entries = [(f["frame"], np.asarray(f["box_min"], float), np.asarray(f["box_max"], float))
-                   for f in entity["frames"]]
+        entries = [
+            (f["frame"], np.asarray(f["box_min"], float), np.asarray(f["box_max"], float)) for f in entity["frames"]
+        ]
     except (KeyError, TypeError, ValueError):
         raise FormatError(f"{where}: entity {entity.get('name')!r} has frames without box_min / box_max.") from None
     if not entries:
@@ -126,7 +159,7 @@ def _boxes_per_frame(entity: dict, take: range, where: Path) -> np.ndarray:
 
 
 def layout_sha1(workspace: str | Path) -> str | None:
-    path = Path(workspace) / "layout.json"
+    path = Workspace(workspace).layout
     return hashlib.sha1(path.read_bytes()).hexdigest() if path.is_file() else None
 
 
@@ -136,20 +169,31 @@ def read_history(folder: Path) -> list[Revision]:
     Raises:
         InputError: the shot does not exist; FormatError: a malformed line.
     """
-    path = folder / "history.jsonl"
+    path = ShotPaths(folder.name, folder).history
     if not path.is_file():
-        raise InputError(f"shot {folder.name!r} does not exist in {folder.parent} (no {path.name}); list shots with "
-                         f"`reshoot shots {folder.parent.parent}` or make it with `reshoot shoot`.")
+        raise InputError(
+            f"shot {folder.name!r} does not exist in {folder.parent} (no {path.name}); list shots with "
+            f"`reshoot shots {folder.parent.parent}` or make it with `reshoot shoot`."
+        )
     out = []
     for number, line in enumerate(path.read_text().splitlines(), 1):
         if not line.strip():
             continue
         try:
             data = json.loads(line)
-            out.append(Revision(int(data["revision"]), data["parent"], str(data["description"]),
-                                ShotSpec.from_json(data["spec"], f"{path}:{number}"), data.get("layout_sha1")))
+            out.append(
+                Revision(
+                    int(data["revision"]),
+                    data["parent"],
+                    str(data["description"]),
+                    ShotSpec.from_json(data["spec"], f"{path}:{number}"),
+                    data.get("layout_sha1"),
+                )
+            )
         except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-            raise FormatError(f"{path}:{number}: not a history line ({{revision, parent, description, spec}}).") from None
+            raise FormatError(
+                f"{path}:{number}: not a history line ({{revision, parent, description, spec}})."
+            ) from None
     return out
 
 
@@ -161,22 +205,42 @@ def _keyframes(folder: Path, spec: ShotSpec) -> CamerasDocument | None:
     return read_cameras_json(folder / spec.keyframes) if spec.explicit else None
 
 
-def _write_shot(folder: Path, name: str, revision: Revision, path: ShotPath, history: list[Revision],
-                fps: float) -> None:
-    camera = Camera.create([name], torch.as_tensor(path.K)[None], torch.as_tensor(path.cam_from_world[:1]),
-                           [path.width], [path.height])
-    extra = {"fps": fps, "shot": {"revision": revision.revision, "description": revision.description,
-                                  "spec": revision.spec.to_json(), "widened_by": round(path.widened_by, 6),
-                                  "layout_sha1": revision.layout_sha1}}
-    write_cameras_json(folder / "shot.json", camera,
-                       paths={name: CameraPath(torch.as_tensor(path.frames), torch.as_tensor(path.cam_from_world))},
-                       attributes={name: {"role": "shot"}}, extra=extra)
-    write_text_atomic(folder / "history.jsonl", "".join(json.dumps(r.to_json()) + "\n" for r in history))
+def _write_shot(
+    folder: Path, name: str, revision: Revision, path: ShotPath, history: list[Revision], fps: float
+) -> None:
+    camera = Camera.create(
+        [name], torch.as_tensor(path.K)[None], torch.as_tensor(path.cam_from_world[:1]), [path.width], [path.height]
+    )
+    extra = {
+        "fps": fps,
+        "shot": {
+            "revision": revision.revision,
+            "description": revision.description,
+            "spec": revision.spec.to_json(),
+            "widened_by": round(path.widened_by, 6),
+            "layout_sha1": revision.layout_sha1,
+        },
+    }
+    paths = ShotPaths(name, folder)
+    write_cameras_json(
+        paths.spec,
+        camera,
+        paths={name: CameraPath(torch.as_tensor(path.frames), torch.as_tensor(path.cam_from_world))},
+        attributes={name: {"role": "shot"}},
+        extra=extra,
+    )
+    write_text_atomic(paths.history, "".join(json.dumps(r.to_json()) + "\n" for r in history))
 
 
-def shoot(workspace: str | Path, description: str | None = None, name: str | None = None,
-          cameras_file: str | Path | None = None, frames: tuple[int, int] | None = None,
-          resolution: tuple[int, int] | None = None, overwrite: bool = False) -> ShotResult:
+def shoot(
+    workspace: str | Path,
+    description: str | None = None,
+    name: str | None = None,
+    cameras_file: str | Path | None = None,
+    frames: tuple[int, int] | None = None,
+    resolution: tuple[int, int] | None = None,
+    overwrite: bool = False,
+) -> ShotResult:
     """Design a new shot from a description, or follow explicit cameras (`cameras_file`), and write it.
 
     Args:
@@ -193,24 +257,28 @@ def shoot(workspace: str | Path, description: str | None = None, name: str | Non
             `overwrite`, a cameras file with other than one camera.
     """
     root = Path(workspace)
-    if description is None and cameras_file is None:
-        raise InputError("describe the shot (e.g. \"overhead wide\") or give explicit cameras with --cameras FILE.")
+    if (description is None or not description.strip()) and cameras_file is None:
+        raise InputError('describe the shot (e.g. "overhead wide") or give explicit cameras with --cameras FILE.')
     if name is None:
         if cameras_file is not None:
             raise InputError("a shot from --cameras needs a name: pass --name NAME.")
-        name = "_".join(re.findall(r"[a-z0-9]+", description.lower())[:4]) or "shot"
+        name = shot_name_for(description)
     folder = shot_folder(root, name)
     if folder.exists() and not overwrite:
-        raise InputError(f"shot {name!r} already exists ({folder}); change it with `reshoot revise {root} {name} ...`, "
-                         "pick another --name, or pass --overwrite to start it again.")
+        raise InputError(
+            f"shot {name!r} already exists ({folder}); change it with `reshoot revise {root} {name} ...`, "
+            "pick another --name, or pass --overwrite to start it again."
+        )
     facts = scene_facts(root)
     vocabulary = load_vocabulary(root)
     keyframes = None
     if cameras_file is not None:
         keyframes = read_cameras_json(cameras_file)
         if len(keyframes.cameras) != 1:
-            raise InputError(f"{cameras_file} holds {len(keyframes.cameras)} cameras ({', '.join(keyframes.cameras.names)}); "
-                             "a shot follows exactly one. Put the shot's camera alone in a file.")
+            raise InputError(
+                f"{cameras_file} holds {len(keyframes.cameras)} cameras ({', '.join(keyframes.cameras.names)}); "
+                "a shot follows exactly one. Put the shot's camera alone in a file."
+            )
     spec = _with_frames(_first_spec(vocabulary, explicit=cameras_file is not None), frames, resolution)
     text = description or ""
     if description is not None and description.strip():
@@ -224,6 +292,31 @@ def shoot(workspace: str | Path, description: str | None = None, name: str | Non
     return ShotResult(name, folder, revision, path)
 
 
+def shot_name_for(description: str) -> str:
+    """The default name of a shot described in words: its first four words joined by "_"."""
+    return "_".join(re.findall(r"[a-z0-9]+", description.lower())[:4])[:MAX_NAME_LENGTH] or "shot"
+
+
+def redesign(workspace: str | Path, name: str) -> ShotResult:
+    """Design shot `name`'s current revision again against the workspace as it is now (after the layout or
+    the registration changed): same words, same spec, new cameras; the history is kept.
+
+    Raises:
+        InputError: the shot does not exist, or its words no longer apply (an entity it names is gone).
+    """
+    root = Path(workspace)
+    folder = existing_shot(root, name)
+    history = read_history(folder)
+    shown = read_cameras_json(Workspace(root).shot(name).spec).extra.get("shot", {}).get("revision")
+    revision = next((r for r in history if r.revision == shown), history[-1])
+    facts = scene_facts(root)
+    path = design_shot(revision.spec, facts, _keyframes(folder, revision.spec))
+    revision = dataclasses.replace(revision, layout_sha1=layout_sha1(root))
+    history = [revision if r.revision == revision.revision else r for r in history]
+    _write_shot(folder, name, revision, path, history, facts.fps)
+    return ShotResult(name, folder, revision, path)
+
+
 def _first_spec(vocabulary: Vocabulary, explicit: bool) -> ShotSpec:
     """What revision 0's words apply to: the default shot, or an explicit shot following keyframes.json."""
     if explicit:
@@ -233,14 +326,25 @@ def _first_spec(vocabulary: Vocabulary, explicit: bool) -> ShotSpec:
 
 def _with_frames(spec: ShotSpec, frames, resolution) -> ShotSpec:
     """`spec` with new frames and resolution where given."""
-    if resolution is not None and (len(resolution) != 2 or min(resolution) < 16):
-        raise InputError(f"resolution {resolution}: give WIDTHxHEIGHT of at least 16 pixels each.")
-    return dataclasses.replace(spec, frames=tuple(frames) if frames else spec.frames,
-                               resolution=tuple(resolution) if resolution else spec.resolution)
+    if resolution is not None and len(resolution) != 2:
+        raise InputError(f"resolution {resolution}: give WIDTHxHEIGHT.")
+    if resolution is not None:
+        check_image_size(resolution[0], resolution[1], "shot --size")
+    return dataclasses.replace(
+        spec,
+        frames=tuple(frames) if frames else spec.frames,
+        resolution=tuple(resolution) if resolution else spec.resolution,
+    )
 
 
-def revise(workspace: str | Path, name: str, description: str, from_revision: int | None = None,
-           frames: tuple[int, int] | None = None, resolution: tuple[int, int] | None = None) -> ShotResult:
+def revise(
+    workspace: str | Path,
+    name: str,
+    description: str,
+    from_revision: int | None = None,
+    frames: tuple[int, int] | None = None,
+    resolution: tuple[int, int] | None = None,
+) -> ShotResult:
     """Change a shot relative to its newest revision (or to revision `from_revision`: a branch).
 
     Raises:
@@ -259,6 +363,9 @@ def revise(workspace: str | Path, name: str, description: str, from_revision: in
     path = design_shot(spec, facts, _keyframes(folder, spec))
     revision = Revision(max(by_number) + 1, parent.revision, description, spec, layout_sha1(root))
     _write_shot(folder, name, revision, path, history + [revision], facts.fps)
+    from reshoot.feedback import record_revision
+
+    record_revision(root, name, revision.revision, description)  # every revision is a crew's interaction
     return ShotResult(name, folder, revision, path)
 
 
@@ -282,12 +389,16 @@ def replay_history(workspace: str | Path, name: str, vocabulary: Vocabulary | No
         elif r.parent in made:
             start = _with_frames(made[r.parent], r.spec.frames, r.spec.resolution)
         else:
-            raise InputError(f"{folder / 'history.jsonl'}: revision {r.revision} branches from {r.parent}, which is "
-                             "not before it.")
+            raise InputError(
+                f"{Workspace(root).shot(name).history}: revision {r.revision} branches from {r.parent}, which is "
+                "not before it."
+            )
         spec = apply_description(start, r.description, vocabulary, *_names(facts)) if r.description.strip() else start
         if spec != r.spec:
-            raise InputError(f"shot {name!r} revision {r.revision} ({r.description!r}) no longer gives its recorded "
-                             "shot: the vocabulary or the layout's names changed since.")
+            raise InputError(
+                f"shot {name!r} revision {r.revision} ({r.description!r}) no longer gives its recorded "
+                "shot: the vocabulary or the layout's names changed since."
+            )
         made[r.revision] = spec
         paths.append(design_shot(spec, facts, _keyframes(folder, spec)))
     return paths
@@ -308,12 +419,17 @@ def list_shots(workspace: str | Path) -> list[ShotListing]:
     root = Path(workspace)
     load_workspace(root)
     out = []
-    for folder in sorted((root / "shots").glob("*/")) if (root / "shots").is_dir() else []:
-        if not (folder / "history.jsonl").is_file() or folder.name.startswith("."):
+    ws = Workspace(root)
+    for name in ws.shot_names():
+        folder = ws.shot(name).folder
+        if not ws.shot(name).history.is_file():
             continue
         history = read_history(folder)
-        document = read_cameras_json(folder / "shot.json")
-        path = document.paths[folder.name].frames
-        out.append(ShotListing(folder.name, (int(path[0]), int(path[-1]) + 1),
-                               int(document.extra["shot"]["revision"]), history))
+        document = read_shot_document(root, name)
+        path = document.paths[name].frames
+        out.append(
+            ShotListing(
+                folder.name, (int(path[0]), int(path[-1]) + 1), int(document.extra["shot"]["revision"]), history
+            )
+        )
     return out

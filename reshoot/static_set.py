@@ -12,9 +12,9 @@ From calibrated views of the empty set (clean plates with their moving pixels ma
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -68,8 +68,13 @@ def scene_box(points: np.ndarray, cameras: Camera) -> tuple[np.ndarray, np.ndarr
     return lo, hi
 
 
-def stereo_surfaces(views: Sequence[TrainingView], box: tuple[np.ndarray, np.ndarray], reduce: int, spacing: float,
-                    progress: ProgressFn | None = None) -> StereoSurfaces:
+def stereo_surfaces(
+    views: Sequence[TrainingView],
+    box: tuple[np.ndarray, np.ndarray],
+    reduce: int,
+    spacing: float,
+    progress: ProgressFn | None = None,
+) -> StereoSurfaces:
     """Dense stereo of the views at 1/`reduce` of their size, fused and thinned to one point per voxel.
 
     Args:
@@ -77,14 +82,17 @@ def stereo_surfaces(views: Sequence[TrainingView], box: tuple[np.ndarray, np.nda
         box: the scene's world box (bounds each view's depth range).
         spacing: voxel edge of the returned points, world units.
     """
-    stereo = [StereoView(view.camera, view.image, None if view.mask is None else view.mask > 0.5).reduced(reduce)
-              for view in views]
+    stereo = [
+        StereoView(view.camera, view.image, None if view.mask is None else view.mask > 0.5).reduced(reduce)
+        for view in views
+    ]
     depths = stereo_depths(stereo, box[0], box[1], progress=progress)
     fused = fuse_depths(stereo, depths)
     thinned = voxel_downsampled(fused.points, spacing)
     cameras = Camera.cat([v.camera.renamed([f"stereo_{i}"]) for i, v in enumerate(stereo)])
-    return StereoSurfaces(ObservedSurfaces(cameras, fused.depths, fused.points.points), thinned.points, thinned.colors,
-                          thinned.normals)
+    return StereoSurfaces(
+        ObservedSurfaces(cameras, fused.depths, fused.points.points), thinned.points, thinned.colors, thinned.normals
+    )
 
 
 def set_planes(points: torch.Tensor, normals: torch.Tensor, floor: bool) -> list[Plane]:
@@ -98,20 +106,38 @@ def set_planes(points: torch.Tensor, normals: torch.Tensor, floor: bool) -> list
     candidates = points[above].double().numpy()
     walls: list[Plane] = []
     for wall in vertical_planes(candidates, WALL_DISTANCE, WALL_SHARE, normals=normals[above].double().numpy()):
-        same = [w for w in walls if abs(cosine := float(np.dot(w.normal, wall.normal))) > 0.97
-                and abs(w.offset - np.sign(cosine) * wall.offset) < WALL_MERGE]
+        same = [
+            w
+            for w in walls
+            if abs(cosine := float(np.dot(w.normal, wall.normal))) > 0.97
+            and abs(w.offset - np.sign(cosine) * wall.offset) < WALL_MERGE
+        ]
         if not same:
             inliers = candidates[wall.inliers, :2]
             lo = np.percentile(inliers, 1, axis=0) - WALL_MERGE
             hi = np.percentile(inliers, 99, axis=0) + WALL_MERGE
-            walls.append(Plane(tuple(float(x) for x in wall.normal), float(wall.offset), f"wall_{len(walls) + 1}",
-                               reaches_beyond_start=True, footprint=(tuple(lo.tolist()), tuple(hi.tolist()))))
+            walls.append(
+                Plane(
+                    tuple(float(x) for x in wall.normal),
+                    float(wall.offset),
+                    f"wall_{len(walls) + 1}",
+                    reaches_beyond_start=True,
+                    footprint=(tuple(lo.tolist()), tuple(hi.tolist())),
+                )
+            )
     return planes + walls
 
 
-def initial_set(stereo: StereoSurfaces | None, sparse_points: np.ndarray, sparse_colors: np.ndarray,
-                training: Camera, plates: list[TrainingView], spacing: float, floor: bool,
-                seed: int) -> tuple[Gaussians, bool]:
+def initial_set(
+    stereo: StereoSurfaces | None,
+    sparse_points: np.ndarray,
+    sparse_colors: np.ndarray,
+    training: Camera,
+    plates: list[TrainingView],
+    spacing: float,
+    floor: bool,
+    seed: int,
+) -> tuple[Gaussians, bool]:
     """The set's starting Gaussians and whether they are surfels.
 
     Surfels on the stereo points when stereo confirmed at least MIN_STEREO_POINTS pixels, the floor's unseen gaps
@@ -130,8 +156,9 @@ def initial_set(stereo: StereoSurfaces | None, sparse_points: np.ndarray, sparse
     return initial_gaussians(points, colors, sh_degree=SET_SH_DEGREE), False
 
 
-def seeded_points(points: np.ndarray, colors: np.ndarray, training: Camera, plates: list[TrainingView],
-                  seed: int) -> tuple[np.ndarray, np.ndarray]:
+def seeded_points(
+    points: np.ndarray, colors: np.ndarray, training: Camera, plates: list[TrainingView], seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Sparse points, plus (when they are few, as with calibrated cameras that see little texture) seeds:
     half on the floor (z = 0, which the world frame guarantees) and half spread through the box over it,
     each coloured by the plates it projects into. Seeds in empty space fade and are pruned in training,

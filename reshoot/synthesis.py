@@ -14,28 +14,27 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 
 import reshoot.model as model_package
-from reshoot.conditioning import read_conditioning_frame
+from reshoot.conditioning import conditioning_revision, read_conditioning_frame
 from reshoot.geometry.camera import Camera
 from reshoot.geometry.cameras_io import read_cameras_json
 from reshoot.geometry.errors import InputError
-from reshoot.geometry.files import atomic_directory, atomic_path, read_json_document, write_json_document
+from reshoot.geometry.files import atomic_directory, atomic_path, write_json_document
 from reshoot.geometry.progress import ProgressFn, no_progress
 from reshoot.model.checkpoint import checkpoint_files, from_pretrained
-from reshoot.model.inference import (blend_weights, correction, plan_windows, resize_passes, upsampled,
-                                     working_size)
+from reshoot.model.inference import blend_weights, correction, plan_windows, resize_passes, upsampled, working_size
 from reshoot.model.inputs import make_window, posed_frames, resized_camera
 from reshoot.model.network import UnifiedVideoModel
 from reshoot.model.training import resolve_device
-from reshoot.shots import existing_shot
-from reshoot.workspace import load_workspace
+from reshoot.shots import existing_shot, read_shot_document
+from reshoot.workspace import Workspace, load_workspace
 
 DEFAULT_CHECKPOINT = Path(model_package.__file__).resolve().parent / "weights" / "tiny"
 """The tiny model trained by the repository's own command (docs/model.md), shipped with the package."""
@@ -51,10 +50,18 @@ class SynthesisSummary:
     seconds_per_frame: float
 
 
-def synthesize_frames(model: UnifiedVideoModel, cameras: Camera, frames: list[int], rgb: torch.Tensor,
-                      depth: torch.Tensor, alpha: torch.Tensor, entity_ids: torch.Tensor, sources: Camera,
-                      source_frames: Callable[[int], tuple[torch.Tensor, int]],
-                      progress: ProgressFn | None = None) -> tuple[torch.Tensor, float]:
+def synthesize_frames(
+    model: UnifiedVideoModel,
+    cameras: Camera,
+    frames: list[int],
+    rgb: torch.Tensor,
+    depth: torch.Tensor,
+    alpha: torch.Tensor,
+    entity_ids: torch.Tensor,
+    sources: Camera,
+    source_frames: Callable[[int], tuple[torch.Tensor, int]],
+    progress: ProgressFn | None = None,
+) -> tuple[torch.Tensor, float]:
     """The model's frames of a shot, window by window (overlaps blended), at the render's full size.
 
     The model reads each window at its working size; its correction is upsampled and added to the
@@ -84,9 +91,15 @@ def synthesize_frames(model: UnifiedVideoModel, cameras: Camera, frames: list[in
     windows = plan_windows(len(frames), config.window, config.overlap)
     for k, indices in enumerate(windows):
         source_rgb, shown = source_frames(frames[indices[len(indices) // 2]])
-        window = make_window(work_cameras.select(indices), *(p[indices] for p in small),
-                             torch.tensor([frames[i] for i in indices], dtype=torch.float64), sources, source_rgb,
-                             torch.full((len(sources),), float(shown), dtype=torch.float64), config.source_scale)
+        window = make_window(
+            work_cameras.select(indices),
+            *(p[indices] for p in small),
+            torch.tensor([frames[i] for i in indices], dtype=torch.float64),
+            sources,
+            source_rgb,
+            torch.full((len(sources),), float(shown), dtype=torch.float64),
+            config.source_scale,
+        )
         started = time.perf_counter()
         fix = correction(model, window)
         model_seconds += time.perf_counter() - started
@@ -98,8 +111,13 @@ def synthesize_frames(model: UnifiedVideoModel, cameras: Camera, frames: list[in
     return (total / weights[:, None, None, None]).float(), model_seconds
 
 
-def synthesize(workspace: str | Path, name: str, checkpoint: str | Path | None = None, device: str = "auto",
-               progress: ProgressFn | None = None) -> SynthesisSummary:
+def synthesize(
+    workspace: str | Path,
+    name: str,
+    checkpoint: str | Path | None = None,
+    device: str = "auto",
+    progress: ProgressFn | None = None,
+) -> SynthesisSummary:
     """Write the frames of shot `name` made by the model in `checkpoint` (the repository's tiny one by default).
 
     Raises:
@@ -110,21 +128,25 @@ def synthesize(workspace: str | Path, name: str, checkpoint: str | Path | None =
 
     report = progress or no_progress
     root = Path(workspace)
-    folder = existing_shot(root, name)
-    conditioning = folder / "conditioning"
-    if not (conditioning / "conditioning.json").is_file():
+    existing_shot(root, name)
+    shot = Workspace(root).shot(name)
+    conditioning = shot.conditioning
+    rendered = conditioning_revision(conditioning)
+    if rendered is False:
         raise InputError(f"shot {name!r} has no conditioning renders yet; run `reshoot condition {root} {name}`.")
-    document = read_cameras_json(folder / "shot.json")
+    document = read_shot_document(root, name)
     revision = document.extra.get("shot", {}).get("revision")
-    rendered = read_json_document(conditioning / "conditioning.json", "conditioning", 1).get("revision")
     if rendered != revision:
-        raise InputError(f"the conditioning of shot {name!r} is of revision {rendered}, the shot is at revision "
-                         f"{revision}; run `reshoot condition {root} {name}` first.")
+        raise InputError(
+            f"the conditioning of shot {name!r} is of revision {rendered}, the shot is at revision "
+            f"{revision}; run `reshoot condition {root} {name}` first."
+        )
     checkpoint = Path(checkpoint) if checkpoint is not None else DEFAULT_CHECKPOINT
     weights, _ = checkpoint_files(checkpoint)
     if not weights.is_file():
-        raise InputError(f"{checkpoint}: no model checkpoint there. Train one with `reshoot train` or pass "
-                         f"--checkpoint DIR.")
+        raise InputError(
+            f"{checkpoint}: no model checkpoint there. Train one with `reshoot train` or pass --checkpoint DIR."
+        )
     model = from_pretrained(checkpoint, resolve_device(device))
     with open(weights, "rb") as handle:
         weights_sha1 = hashlib.file_digest(handle, "sha1").hexdigest()
@@ -135,7 +157,7 @@ def synthesize(workspace: str | Path, name: str, checkpoint: str | Path | None =
     width, height = int(camera.width[0]), int(camera.height[0])
 
     settings = load_workspace(root)
-    registered = read_cameras_json(root / "registration" / "cameras.json")
+    registered = read_cameras_json(Workspace(root).cameras)
     production = registered.names_with_role("production", default="production")
     passes = [read_conditioning_frame(conditioning, f) for f in frames]
     posed = posed_frames(camera, path.cam_from_world)
@@ -147,23 +169,45 @@ def synthesize(workspace: str | Path, name: str, checkpoint: str | Path | None =
             return torch.from_numpy(np.stack([footage.source(n).read(nearest) for n in production])), nearest
 
         frames_out, model_seconds = synthesize_frames(
-            model, posed, frames, torch.from_numpy(np.stack([p.rgb for p in passes])),
-            torch.from_numpy(np.stack([p.depth for p in passes])), torch.from_numpy(np.stack([p.alpha for p in passes])),
-            torch.from_numpy(np.stack([p.entity_ids for p in passes])), registered.cameras.select(production),
-            source_frames, report)
+            model,
+            posed,
+            frames,
+            torch.from_numpy(np.stack([p.rgb for p in passes])),
+            torch.from_numpy(np.stack([p.depth for p in passes])),
+            torch.from_numpy(np.stack([p.alpha for p in passes])),
+            torch.from_numpy(np.stack([p.entity_ids for p in passes])),
+            registered.cameras.select(production),
+            source_frames,
+            report,
+        )
     work_w, work_h = working_size(width, height, config.working_pixels)
+    if not bool(torch.isfinite(frames_out).all()):  # never replace good frames with black ones
+        raise InputError(
+            f"{checkpoint}: the model wrote NaN or infinite pixels for shot {name!r}; nothing was "
+            "written. Use another checkpoint (`--checkpoint`) or train again."
+        )
     result = (frames_out.numpy() * 255 + 0.5).astype(np.uint8)
 
-    with atomic_directory(folder / "frames", overwrite=True) as tmp:
+    with atomic_directory(shot.frames, overwrite=True) as tmp:
         for frame, image in zip(frames, result):
             iio.imwrite(tmp / f"{frame:06d}.png", image)
-    video = folder / f"{name}.mp4"
+    video = shot.video
     with atomic_path(video) as tmp:
         iio.imwrite(tmp, result, extension=".mp4", fps=settings.fps, codec="libx264", macro_block_size=2)
-    write_json_document(folder / "synthesis.json", "synthesis", 1, {
-        "shot": name, "revision": revision, "frames": frames,
-        "checkpoint": str(checkpoint), "weights_sha1": weights_sha1,
-        "config": config.to_dict(), "device": str(next(model.parameters()).device),
-        "working_size": [work_w, work_h], "model_seconds_per_frame": round(model_seconds / max(len(frames), 1), 4),
-    })
-    return SynthesisSummary(folder / "frames", video, frames, model_seconds / max(len(frames), 1))
+    write_json_document(
+        shot.synthesis,
+        "synthesis",
+        1,
+        {
+            "shot": name,
+            "revision": revision,
+            "frames": frames,
+            "checkpoint": str(checkpoint),
+            "weights_sha1": weights_sha1,
+            "config": config.to_dict(),
+            "device": str(next(model.parameters()).device),
+            "working_size": [work_w, work_h],
+            "model_seconds_per_frame": round(model_seconds / max(len(frames), 1), 4),
+        },
+    )
+    return SynthesisSummary(shot.frames, video, frames, model_seconds / max(len(frames), 1))

@@ -3,6 +3,6 @@
 The CLI talks to the pipeline only (DESIGN.md §2); this names what it may use of the generator.
 """
 
-from reshoot.datasets.synthetic import SynthConfig, TakeSummary, generate_take
+from reshoot.datasets.synthetic import SynthConfig, TakePaths, TakeSummary, generate_take
 
-__all__ = ["SynthConfig", "TakeSummary", "generate_take"]
+__all__ = ["SynthConfig", "TakePaths", "TakeSummary", "generate_take"]

@@ -1,4 +1,18 @@
-"""The workspace: one folder per take, settings in `reshoot.toml` (DESIGN.md §4).
+"""The workspace: one folder per take, settings in `reshoot.toml` (DESIGN.md §4), and `Workspace`, the one
+object that knows where every artefact of a take lives (no other module spells an artefact path).
+
+```
+reshoot.toml                      settings (below)
+registration/                     cameras.json, points.ply, report.json, colmap/, export/  (register)
+splats/                           background.ply, actors/NNNNNN.ply, reconstruction.json, log.json  (reconstruct)
+splats.work/                      the reconstruction's resumable work (deleted when it finishes)
+layout.json, layout_plan.png      (layout)
+shots/<name>/                     shot.json, history.jsonl, conditioning/, frames/, <name>.mp4,
+                                  synthesis.json, check.json, check/, export/, truth/
+report/index.html                 (report)
+model/                            adapted checkpoints (train --adapt)
+.reshoot/                         manifests/<stage>.json, digests.json, lock
+```
 
 ```toml
 format = "reshoot/workspace"
@@ -26,6 +40,9 @@ source = "arbitrary"            # or "known_distance" / "camera_height" with the
 
 [privacy]
 sensitive = false               # true: the footage may never be used to train models
+
+[stages.register]               # optional: settings of `reshoot run`'s stages (reshoot/pipeline.py)
+camera_height = 1.6
 ```
 """
 
@@ -34,9 +51,10 @@ from __future__ import annotations
 import logging
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from reshoot.geometry.errors import FormatError, InputError
 from reshoot.geometry.files import read_text_document, write_text_atomic
@@ -44,6 +62,8 @@ from reshoot.geometry.files import read_text_document, write_text_atomic
 log = logging.getLogger(__name__)
 
 WORKSPACE_FILE = "reshoot.toml"
+META_FOLDER = ".reshoot"
+KEYFRAMES_FILE = "keyframes.json"  # inside a shot folder; shot specs record this relative name
 FORMAT = "reshoot/workspace"
 VERSION = 1
 
@@ -66,6 +86,7 @@ class WorkspaceSettings:
         survey: a survey of the empty set (photo folder or video), absolute, or None.
         plates: clean plates (one video or image folder per camera of the empty set), absolute, or None:
             used instead of the footage's temporal median.
+        stages: per stage name, the settings `reshoot run` runs it with (over the defaults).
     """
 
     root: Path
@@ -80,6 +101,7 @@ class WorkspaceSettings:
     scale: dict[str, Any] = field(default_factory=lambda: {"source": "arbitrary"})
     survey: Path | None = None
     plates: Path | None = None
+    stages: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def open_footage(self):
         """The take's footage on the workspace's frame clock (its calibration, offsets and fps); a `Footage`,
@@ -119,14 +141,23 @@ def init_workspace(
     force: bool = False,
     survey: str | Path | None = None,
     plates: str | Path | None = None,
+    stages: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> WorkspaceSettings:
     """Create a workspace for a take: check the footage, write `root/reshoot.toml`.
+
+    `stages` are settings of `reshoot run`'s stages ({"register": {"camera_height": 1.6}}), kept over
+    those an existing workspace had (`force`).
 
     The footage is opened (not decoded) to validate it: every camera readable, same fps and length,
     calibration matching the cameras.
 
+    With `force` on an existing workspace, the footage must be the same take (same folder and cameras)
+    when the workspace holds stage outputs, which would otherwise pass for outputs of the new take; a
+    workspace marked sensitive stays sensitive.
+
     Raises:
-        InputError: bad footage or calibration, or a workspace already exists and `force` is False.
+        InputError: bad footage or calibration, a workspace already exists and `force` is False, or
+            `force` would put another take under existing stage outputs.
     """
     from reshoot.datasets.footage import open_footage
 
@@ -140,6 +171,8 @@ def init_workspace(
     if root.exists() and not root.is_dir():
         raise InputError(f"{root} is a file; the workspace must be a folder.")
     take = open_footage(footage, calibration=calibration, offsets=offsets, fps=fps)
+    previous = _previous_settings(root)
+    _check_same_take(root, previous, Path(footage).resolve(), tuple(take.camera_names))
     if plates is not None:
         from reshoot.datasets.footage import open_plates
 
@@ -147,6 +180,10 @@ def init_workspace(
             plate.close()
     if survey is not None and not Path(survey).exists():
         raise InputError(f"{survey}: no such survey folder or video. Give the photos or video of the set's survey.")
+    if survey is not None and Path(survey).is_dir():
+        from reshoot.datasets.footage import check_survey_names
+
+        check_survey_names(Path(survey))
     settings = WorkspaceSettings(
         root=root,
         footage=Path(footage).resolve(),
@@ -156,14 +193,73 @@ def init_workspace(
         first_frame=int(take.first_frame),
         cameras=tuple(take.camera_names),
         offsets={s.name: int(s.offset) for s in take.sources},
-        sensitive=bool(sensitive),
+        sensitive=bool(sensitive) or (previous is not None and previous.sensitive),  # --force never un-marks
         survey=Path(survey).resolve() if survey else None,
         plates=Path(plates).resolve() if plates else None,
+        stages=_merged_stages(previous.stages if previous is not None else {}, stages or {}),
     )
     root.mkdir(parents=True, exist_ok=True)
     write_text_atomic(settings_file, _to_toml(settings))
-    log.info("workspace %s: %d cameras, %d frames at %g fps", root, len(settings.cameras), settings.frames, settings.fps)
+    log.info(
+        "workspace %s: %d cameras, %d frames at %g fps", root, len(settings.cameras), settings.frames, settings.fps
+    )
     return settings
+
+
+def _merged_stages(old: Mapping[str, Mapping[str, Any]], new: Mapping[str, Mapping[str, Any]]) -> dict:
+    merged = {name: dict(values) for name, values in old.items()}
+    for name, values in new.items():
+        merged.setdefault(name, {}).update(values)
+    return merged
+
+
+def parse_stage_settings(items: list[str]) -> dict[str, dict[str, Any]]:
+    """`STAGE.FIELD=VALUE` texts as {stage: {field: value}}; values that read as TOML numbers or booleans
+    are kept as such, others as text (each stage converts them to its options' types).
+
+    Raises:
+        InputError: an item is not STAGE.FIELD=VALUE.
+    """
+    settings: dict[str, dict[str, Any]] = {}
+    for item in items:
+        target, sep, text = item.partition("=")
+        stage, dot, name = target.partition(".")
+        if not (sep and dot and stage and name):
+            raise InputError(f"--set {item!r}: write STAGE.SETTING=VALUE, e.g. register.camera_height=1.6.")
+        try:
+            value = tomllib.loads(f"v = {text}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = text
+        settings.setdefault(stage.strip(), {})[name.strip()] = value
+    return settings
+
+
+def _previous_settings(root: Path) -> WorkspaceSettings | None:
+    """The settings of the workspace at `root`, None where there is none or it does not read (then
+    `init --force` is how it is repaired)."""
+    try:
+        return load_workspace(root) if (root / WORKSPACE_FILE).is_file() else None
+    except InputError:
+        return None
+
+
+def _check_same_take(root: Path, previous: WorkspaceSettings | None, footage: Path, cameras: tuple[str, ...]) -> None:
+    """Refuse to re-point a workspace that has stage outputs at another take (another footage folder or
+    other cameras): its registration, splats, layout and shots would silently pass for the new take's.
+
+    Raises:
+        InputError: it would; the message says what to do.
+    """
+    if previous is None or (previous.footage == footage and previous.cameras == cameras):
+        return
+    outputs = sorted(p.name for p in root.iterdir() if p.name != WORKSPACE_FILE and not p.name.startswith("."))
+    if outputs:
+        raise InputError(
+            f"{root} holds stage outputs ({', '.join(outputs[:5])}) of another take: footage {previous.footage} "
+            f"with cameras {', '.join(previous.cameras)}, not {footage} with {', '.join(cameras)}. Nothing was "
+            f"changed. Make a new workspace for this take, or move those outputs out of {root} first; if the same "
+            f"footage only moved, edit footage.path in {root / WORKSPACE_FILE} instead."
+        )
 
 
 def _to_toml(settings: WorkspaceSettings) -> str:
@@ -172,14 +268,21 @@ def _to_toml(settings: WorkspaceSettings) -> str:
     footage: dict[str, Any] = {"path": _relative(settings.footage, settings.root)}
     if settings.calibration is not None:
         footage["calibration"] = _relative(settings.calibration, settings.root)
-    footage.update(fps=settings.fps, frames=settings.frames, first_frame=settings.first_frame,
-                   cameras=list(settings.cameras), offsets=dict(settings.offsets))
+    footage.update(
+        fps=settings.fps,
+        frames=settings.frames,
+        first_frame=settings.first_frame,
+        cameras=list(settings.cameras),
+        offsets=dict(settings.offsets),
+    )
     doc: dict[str, Any] = {"format": FORMAT, "version": VERSION, "footage": footage}
     if settings.survey is not None:
         doc["survey"] = {"path": _relative(settings.survey, settings.root)}
     if settings.plates is not None:
         doc["plates"] = {"path": _relative(settings.plates, settings.root)}
     doc.update(scale=dict(settings.scale), privacy={"sensitive": settings.sensitive})
+    if settings.stages:
+        doc["stages"] = {name: dict(values) for name, values in settings.stages.items()}
     return tomli_w.dumps(doc)
 
 
@@ -218,6 +321,283 @@ def load_workspace(root: str | Path) -> WorkspaceSettings:
             scale=dict(doc.get("scale", {"source": "arbitrary"})),
             survey=(root / doc["survey"]["path"]).resolve() if "survey" in doc else None,
             plates=(root / doc["plates"]["path"]).resolve() if "plates" in doc else None,
+            stages={str(name): dict(values) for name, values in doc.get("stages", {}).items()},
         )
     except (KeyError, TypeError, ValueError) as exc:
-        raise FormatError(f"{settings_file}: missing or malformed setting ({exc}). Rerun `reshoot init --force`.") from None
+        raise FormatError(
+            f"{settings_file}: missing or malformed setting ({exc}). Rerun `reshoot init --force`."
+        ) from None
+
+
+@dataclass(frozen=True)
+class RegistrationPaths:
+    """The files of a registration folder (`Workspace.registration`, or the staging folder its writer fills)."""
+
+    folder: Path
+
+    @property
+    def cameras(self) -> Path:
+        """cameras.json: the registered production cameras."""
+        return self.folder / "cameras.json"
+
+    @property
+    def survey_cameras(self) -> Path:
+        """survey_cameras.json: the registered survey photos, when there was a survey."""
+        return self.folder / "survey_cameras.json"
+
+    @property
+    def points(self) -> Path:
+        """points.ply: the sparse points, world frame."""
+        return self.folder / "points.ply"
+
+    @property
+    def report(self) -> Path:
+        return self.folder / "report.json"
+
+    @property
+    def plates(self) -> Path:
+        """plates/: each registered camera's clean plate, <camera>.png."""
+        return self.folder / "plates"
+
+    @property
+    def colmap(self) -> Path:
+        """colmap/: the pycolmap model in the world frame."""
+        return self.folder / "colmap"
+
+    @property
+    def export(self) -> Path:
+        """export/: colmap_text/ and transforms.json of the registered cameras."""
+        return self.folder / "export"
+
+
+@dataclass(frozen=True)
+class SplatsPaths:
+    """The files of a reconstruction folder (`Workspace.splats`, or the staging folder its writer fills)."""
+
+    folder: Path
+
+    @property
+    def set(self) -> Path:
+        """background.ply: the static set."""
+        return self.folder / "background.ply"
+
+    @property
+    def actors(self) -> Path:
+        """actors/: the actors, one NNNNNN.ply per take frame."""
+        return self.folder / "actors"
+
+    @property
+    def reconstruction(self) -> Path:
+        """reconstruction.json: what was fitted, with which settings."""
+        return self.folder / "reconstruction.json"
+
+    @property
+    def log(self) -> Path:
+        """log.json: the training log."""
+        return self.folder / "log.json"
+
+
+@dataclass(frozen=True)
+class ShotPaths:
+    """Where the artefacts of one shot live (`Workspace.shot(name)`); `name` is checked by the caller."""
+
+    name: str
+    folder: Path
+
+    @property
+    def spec(self) -> Path:
+        """shot.json: the shot's camera per frame and its current revision (reshoot/cameras)."""
+        return self.folder / "shot.json"
+
+    @property
+    def history(self) -> Path:
+        """history.jsonl: one line per revision."""
+        return self.folder / "history.jsonl"
+
+    @property
+    def keyframes(self) -> Path:
+        """keyframes.json: the explicit cameras an explicit shot follows."""
+        return self.folder / KEYFRAMES_FILE
+
+    @property
+    def conditioning(self) -> Path:
+        """conditioning/: the render passes of the reconstruction into the shot."""
+        return self.folder / "conditioning"
+
+    @property
+    def frames(self) -> Path:
+        """frames/: the synthesized frames, NNNNNN.png, and synthesis.json."""
+        return self.folder / "frames"
+
+    @property
+    def video(self) -> Path:
+        """<name>.mp4: the synthesized frames as a video."""
+        return self.folder / f"{self.name}.mp4"
+
+    @property
+    def synthesis(self) -> Path:
+        """synthesis.json: how the frames were made (checkpoint, revision, device)."""
+        return self.folder / "synthesis.json"
+
+    @property
+    def check(self) -> Path:
+        """check.json: `reshoot check`'s result."""
+        return self.folder / "check.json"
+
+    @property
+    def check_images(self) -> Path:
+        """check/: the check's sample images (reference, error heat maps)."""
+        return self.folder / "check"
+
+    @property
+    def export(self) -> Path:
+        """export/: the shot's camera for other tools (default of `reshoot export`)."""
+        return self.folder / "export"
+
+    @property
+    def truth(self) -> Path:
+        """truth/: the true frames of a synthetic take's ground-truth shot."""
+        return self.folder / "truth"
+
+
+class Workspace:
+    """A take's workspace folder and where each of its artefacts lives.
+
+    `Workspace(root)` reads nothing; `settings` reads reshoot.toml (raising `InputError` when `root` is
+    not a workspace).
+    """
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.root = Path(root)
+
+    def __repr__(self) -> str:
+        return f"Workspace({str(self.root)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Workspace) and other.root == self.root
+
+    def __hash__(self) -> int:
+        return hash(self.root)
+
+    @property
+    def settings_file(self) -> Path:
+        return self.root / WORKSPACE_FILE
+
+    @property
+    def settings(self) -> WorkspaceSettings:
+        return load_workspace(self.root)
+
+    # registration
+    @property
+    def registration(self) -> Path:
+        """registration/: the folder `reshoot register` writes whole."""
+        return self.root / "registration"
+
+    @property
+    def registered(self) -> RegistrationPaths:
+        return RegistrationPaths(self.registration)
+
+    @property
+    def cameras(self) -> Path:
+        """registration/cameras.json: the registered production cameras."""
+        return self.registered.cameras
+
+    @property
+    def survey_cameras(self) -> Path:
+        return self.registered.survey_cameras
+
+    @property
+    def points(self) -> Path:
+        """registration/points.ply: the sparse points, world frame."""
+        return self.registered.points
+
+    @property
+    def registration_report(self) -> Path:
+        return self.registered.report
+
+    # reconstruction
+    @property
+    def splats(self) -> Path:
+        """splats/: the folder `reshoot reconstruct` writes whole."""
+        return self.root / "splats"
+
+    @property
+    def splats_work(self) -> Path:
+        """splats.work/: the reconstruction's resumable work in progress."""
+        return self.root / "splats.work"
+
+    @property
+    def reconstructed(self) -> SplatsPaths:
+        return SplatsPaths(self.splats)
+
+    @property
+    def set_splats(self) -> Path:
+        """splats/background.ply: the static set."""
+        return self.reconstructed.set
+
+    @property
+    def actor_splats(self) -> Path:
+        """splats/actors/: the actors, one NNNNNN.ply per take frame."""
+        return self.reconstructed.actors
+
+    @property
+    def reconstruction(self) -> Path:
+        """splats/reconstruction.json: what was fitted, with which settings."""
+        return self.reconstructed.reconstruction
+
+    # layout
+    @property
+    def layout(self) -> Path:
+        """layout.json: characters and props per frame (entity names may be edited by hand)."""
+        return self.root / "layout.json"
+
+    @property
+    def layout_plan(self) -> Path:
+        return self.root / "layout_plan.png"
+
+    # shots
+    @property
+    def shots(self) -> Path:
+        return self.root / "shots"
+
+    def shot(self, name: str) -> ShotPaths:
+        """The artefacts of shot `name` (the name is not checked here; `reshoot.shots.shot_folder` does)."""
+        return ShotPaths(name, self.shots / name)
+
+    def shot_names(self) -> list[str]:
+        """The shots that have a shot.json, by name."""
+        if not self.shots.is_dir():
+            return []
+        return sorted(
+            p.name for p in self.shots.iterdir() if not p.name.startswith(".") and self.shot(p.name).spec.is_file()
+        )
+
+    # report, model, exports
+    @property
+    def report_page(self) -> Path:
+        """report/index.html: the continuity report."""
+        return self.root / "report" / "index.html"
+
+    @property
+    def export(self) -> Path:
+        """export/: the registered cameras for other tools (default of `reshoot export WS`)."""
+        return self.root / "export"
+
+    @property
+    def model(self) -> Path:
+        """model/: checkpoints adapted to this take."""
+        return self.root / "model"
+
+    # bookkeeping
+    @property
+    def meta(self) -> Path:
+        """.reshoot/: stage manifests, the digest cache and the lock."""
+        return self.root / META_FOLDER
+
+    def manifest(self, stage: str) -> Path:
+        """.reshoot/manifests/<stage>.json (stage keys such as "check@overhead" are checked by the runner)."""
+        return self.meta / "manifests" / f"{stage}.json"
+
+    @property
+    def lock(self) -> Path:
+        return self.meta / "lock"

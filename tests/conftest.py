@@ -62,29 +62,42 @@ def registration_take(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def registered_workspace(registration_take: Path, tmp_path_factory):
     """The registration take registered through its survey, the wide camera's true height as the scale
-    hint: (workspace, RegistrationSummary). Shared; tests that write into a workspace copy it."""
+    hint: (workspace, RegistrationSummary). Shared; tests that write into a workspace copy it. Made
+    through the stage runner (as every fixture workspace here), so it carries its stage's manifest."""
     from reshoot.geometry.cameras_io import read_cameras_json
     from reshoot.geometry.world_frame import ScaleHint
-    from reshoot.registration import RegistrationOptions, register
+    from reshoot.registration import RegistrationOptions
     from reshoot.workspace import init_workspace
 
     ws = tmp_path_factory.mktemp("ws") / "ws"
     init_workspace(ws, registration_take / "footage", survey=registration_take / "survey")
     truth = read_cameras_json(registration_take / "gt" / "cameras.json").cameras
     height = float(truth.select("a_wide").centers[0, 2])
-    summary = register(ws, RegistrationOptions(scale=ScaleHint(camera_heights={"a_wide": height})))
-    return ws, summary
+    return ws, run_stage(ws, "register", RegistrationOptions(scale=ScaleHint(camera_heights={"a_wide": height})))
+
+
+def run_stage(ws: Path, name: str, options):
+    """Run stage `name` of workspace `ws` through the stage runner (writes its manifest); its summary."""
+    from reshoot.pipeline import stages
+    from reshoot.stage import run_stage as run
+    from reshoot.workspace import Workspace
+
+    return run(Workspace(ws), stages()[name], None, options)
 
 
 def copy_workspace(ws: Path, take: Path, root: Path) -> Path:
-    """A fresh workspace on `take` (with its survey) holding `ws`'s registration."""
+    """A fresh workspace on `take` (with its survey) holding `ws`'s registration and its manifest."""
     import shutil
 
-    from reshoot.workspace import init_workspace
+    from reshoot.workspace import Workspace, init_workspace
 
     copy = root / "ws"
     init_workspace(copy, take / "footage", survey=take / "survey")
-    shutil.copytree(ws / "registration", copy / "registration")
+    source, target = Workspace(ws), Workspace(copy)
+    shutil.copytree(source.registration, target.registration)
+    if source.manifest("register").is_file():
+        target.manifest("register").parent.mkdir(parents=True)
+        shutil.copy2(source.manifest("register"), target.manifest("register"))
     return copy
 
 
@@ -93,8 +106,14 @@ def _reconstruct_options():
 
     # Small budgets: tests check the stage's plumbing and that each part does its job, not the bars
     # (benchmarks/reconstruct_take.py measures those on the default take).
-    return ReconstructOptions(downscale=2, set_iterations=400, first_actor_iterations=60, actor_iterations=20,
-                              frames=(0, 3), checkpoint_every=100)
+    return ReconstructOptions(
+        downscale=2,
+        set_iterations=400,
+        first_actor_iterations=60,
+        actor_iterations=20,
+        frames=(0, 3),
+        checkpoint_every=100,
+    )
 
 
 RECONSTRUCT_OPTIONS = _reconstruct_options()
@@ -104,10 +123,8 @@ RECONSTRUCT_OPTIONS = _reconstruct_options()
 def reconstructed_workspace(registered_workspace, registration_take: Path, tmp_path_factory):
     """A copy of the registered workspace, reconstructed with RECONSTRUCT_OPTIONS (actors for frames 0-2):
     (workspace, ReconstructSummary)."""
-    from reshoot.reconstruct import reconstruct
-
     ws = copy_workspace(registered_workspace[0], registration_take, tmp_path_factory.mktemp("reconstruct"))
-    return ws, reconstruct(ws, RECONSTRUCT_OPTIONS)
+    return ws, run_stage(ws, "reconstruct", RECONSTRUCT_OPTIONS)
 
 
 @pytest.fixture(scope="session")
@@ -115,10 +132,11 @@ def laid_out_workspace(reconstructed_workspace, tmp_path_factory) -> Path:
     """A copy of the reconstructed workspace with its layout (for shots, conditioning and exports)."""
     import shutil
 
-    from reshoot.layout import layout
+    from reshoot.layout import LayoutOptions
+    from reshoot.workspace import Workspace
 
     ws = tmp_path_factory.mktemp("shots") / "ws"
     shutil.copytree(reconstructed_workspace[0], ws, symlinks=True)
-    (ws / "layout.json").unlink(missing_ok=True)  # another test may have renamed entities in the source
-    layout(ws)
+    Workspace(ws).layout.unlink(missing_ok=True)  # another test may have renamed entities in the source
+    run_stage(ws, "layout", LayoutOptions())
     return ws

@@ -106,16 +106,16 @@ def geometric_matches(a: Features, b: Features, max_error_px: float = 4.0) -> Co
 
 def concat(parts: list[Correspondences]) -> Correspondences:
     """Pool correspondences (e.g. of several frames of the same camera pair)."""
-    return Correspondences(
-        np.concatenate([p.pixels_a for p in parts]), np.concatenate([p.pixels_b for p in parts])
-    )
+    return Correspondences(np.concatenate([p.pixels_a for p in parts]), np.concatenate([p.pixels_b for p in parts]))
 
 
 def median_epipolar_px(cameras: Camera, name_a: str, name_b: str, matches: Correspondences) -> float:
     """Median symmetric epipolar distance (pixels) of the matches under the calibration `cameras`."""
     d = epipolar_distances(
-        cameras.select(name_a), cameras.select(name_b),
-        torch.from_numpy(matches.pixels_a), torch.from_numpy(matches.pixels_b),
+        cameras.select(name_a),
+        cameras.select(name_b),
+        torch.from_numpy(matches.pixels_a),
+        torch.from_numpy(matches.pixels_b),
     )
     return float(d.median())
 
@@ -129,6 +129,4 @@ def rotate_camera(cameras: Camera, name: str, degrees: float) -> Camera:
     turn = torch.from_numpy(Rotation.from_rotvec(np.deg2rad(degrees) * axis).as_matrix())
     cam_from_world = cameras.cam_from_world.clone()
     cam_from_world[i, :3, :] = turn @ cam_from_world[i, :3, :]
-    return Camera.create(
-        cameras.names, cameras.K, cam_from_world, cameras.width, cameras.height, cameras.distortion
-    )
+    return Camera.create(cameras.names, cameras.K, cam_from_world, cameras.width, cameras.height, cameras.distortion)

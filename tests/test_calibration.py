@@ -30,9 +30,7 @@ IDENTITY = "[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]"
 
 
 def _caliscope_toml(path: Path, entries: list[dict]) -> Path:
-    text = "".join(
-        CALISCOPE_ENTRY.format(**{"ignore": "false", "rotation": IDENTITY, **e}) for e in entries
-    )
+    text = "".join(CALISCOPE_ENTRY.format(**{"ignore": "false", "rotation": IDENTITY, **e}) for e in entries)
     path.write_text(text)
     return path
 
@@ -70,7 +68,11 @@ def test_caliscope_toml_fields_and_names(tmp_path):
         ("this is [not toml", InputError, ["not valid TOML"]),
         ("[other]\nx = 1\n", FormatError, ["[cameras.N]"]),
         (CALISCOPE_ENTRY.format(key=0, cam_id=0, ignore="true", rotation=IDENTITY), FormatError, ["ignore"]),
-        (CALISCOPE_ENTRY.format(key=0, cam_id=0, ignore="false", rotation="[1, 2]"), FormatError, ["cam_0", "rotation"]),
+        (
+            CALISCOPE_ENTRY.format(key=0, cam_id=0, ignore="false", rotation="[1, 2]"),
+            FormatError,
+            ["cam_0", "rotation"],
+        ),
         (
             CALISCOPE_ENTRY.format(key=0, cam_id=0, ignore="false", rotation="[[1,0,0],[0,1,0],[0,0,2]]"),
             FormatError,
@@ -102,8 +104,11 @@ def test_caliscope_toml_errors(tmp_path, text, error, words):
 
 def test_load_calibration_dispatch(tmp_path):
     cams = Camera.create(
-        ["a", "b"], torch.eye(3).expand(2, 3, 3) * torch.tensor([100.0, 100.0, 1.0])[:, None],
-        torch.eye(4).expand(2, 4, 4), [64, 64], [48, 48],
+        ["a", "b"],
+        torch.eye(3).expand(2, 3, 3) * torch.tensor([100.0, 100.0, 1.0])[:, None],
+        torch.eye(4).expand(2, 4, 4),
+        [64, 64],
+        [48, 48],
     )
     write_cameras_json(tmp_path / "calibration.json", cams)
     loaded = load_calibration(tmp_path / "calibration.json")
@@ -205,8 +210,10 @@ def test_caliscope_board_corners_reproject(caliscope):
     folder = caliscope / "calibration" / "extrinsic" / "CHARUCO"
     cams = load_calibration(caliscope / "camera_array.toml")
     with open(folder / "xyz_CHARUCO.csv") as f:
-        points = {(r["sync_index"], r["keypoint_id"]): [float(r[k]) for k in ("x_coord", "y_coord", "z_coord")]
-                  for r in csv.DictReader(f)}
+        points = {
+            (r["sync_index"], r["keypoint_id"]): [float(r[k]) for k in ("x_coord", "y_coord", "z_coord")]
+            for r in csv.DictReader(f)
+        }
     with open(folder / "xy_CHARUCO.csv") as f:
         detections = [r for r in csv.DictReader(f) if (r["sync_index"], r["keypoint_id"]) in points]
     for name in cams.names:
@@ -244,13 +251,12 @@ FOUNTAIN_PAIRS = (("0000", "0001"), ("0001", "0002"), ("0002", "0003"))
 @pytest.fixture(scope="module")
 def caliscope_matches(caliscope):
     from helpers_epipolar import concat, geometric_matches, sift
+
     from reshoot.datasets.footage import open_footage
 
     footage = caliscope / "calibration" / "extrinsic"
     with open_footage(footage, calibration=caliscope / "camera_array.toml") as take:
-        features = {
-            (s.name, f): sift(s.read(f)) for s in take.sources for f in CALISCOPE_FRAMES
-        }
+        features = {(s.name, f): sift(s.read(f)) for s in take.sources for f in CALISCOPE_FRAMES}
         cameras = take.calibration
     matches = {
         (a, b): concat([geometric_matches(features[(a, f)], features[(b, f)]) for f in CALISCOPE_FRAMES])

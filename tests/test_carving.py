@@ -17,8 +17,13 @@ def _ring(n: int) -> Camera:
     angles = np.linspace(0, 2 * np.pi, n, endpoint=False)
     eyes = [(3 * np.cos(a), 3 * np.sin(a), 1.5) for a in angles]
     K = torch.tensor([[80.0, 0, (SIZE[0] - 1) / 2], [0, 80.0, (SIZE[1] - 1) / 2], [0, 0, 1]], dtype=torch.float64)
-    return Camera.create([f"c{i}" for i in range(n)], K.expand(n, 3, 3),
-                         np.stack([look_at(e, (0, 0, 0.45)).numpy() for e in eyes]), [SIZE[0]] * n, [SIZE[1]] * n)
+    return Camera.create(
+        [f"c{i}" for i in range(n)],
+        K.expand(n, 3, 3),
+        np.stack([look_at(e, (0, 0, 0.45)).numpy() for e in eyes]),
+        [SIZE[0]] * n,
+        [SIZE[1]] * n,
+    )
 
 
 def _silhouettes(cameras: Camera, lo=BOX_MIN, hi=BOX_MAX) -> torch.Tensor:

@@ -90,9 +90,17 @@ def _entity_mask(ws: Path, shot: str, entity_id: int, frame: int) -> np.ndarray:
     names = registered.names_with_role("production", default="production")
     with load_workspace(ws).open_footage() as footage:
         images = [footage.source(n).read(frame) for n in names]
-    camera = document.cameras.select(0).pinhole().with_pose(document.paths[shot].cam_from_world[frame - facts.first_frame])
-    reference = shot_frame_reference(load_splat_scene(ws).at(frame), camera, registered.cameras.select(names), images,
-                                     list(facts.entities.values()), frame - facts.first_frame)
+    camera = (
+        document.cameras.select(0).pinhole().with_pose(document.paths[shot].cam_from_world[frame - facts.first_frame])
+    )
+    reference = shot_frame_reference(
+        load_splat_scene(ws).at(frame),
+        camera,
+        registered.cameras.select(names),
+        images,
+        list(facts.entities.values()),
+        frame - facts.first_frame,
+    )
     return cv2.dilate((reference.entity == entity_id).astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
 
 
@@ -112,11 +120,14 @@ def test_clean_output_passes(truth_shot, registration_take):
     assert found, "the true frames must show some entity where the geometry puts it"
     # A phantom of the layout (an entity where no true one stands: test_layout's known regression) is
     # rightly flagged by the check; every entity the layout has right must pass.
-    transform = registration_from_truth(read_cameras_json(registration_take / "gt" / "cameras.json").cameras,
-                                        read_cameras_json(ws / "registration" / "cameras.json").cameras)
+    transform = registration_from_truth(
+        read_cameras_json(registration_take / "gt" / "cameras.json").cameras,
+        read_cameras_json(ws / "registration" / "cameras.json").cameras,
+    )
     truth_entities = json.loads((registration_take / "gt" / "entities.json").read_text())["entities"]
-    phantoms = set(compare_layouts(json.loads((ws / "layout.json").read_text())["entities"], truth_entities,
-                                   transform).phantoms)
+    phantoms = set(
+        compare_layouts(json.loads((ws / "layout.json").read_text())["entities"], truth_entities, transform).phantoms
+    )
     for entity in [e for e in found if e["name"] not in phantoms]:
         assert entity["placement_error_px"] <= CheckThresholds().placement_warn_px, entity
         assert entity["placement_error_m"] is not None
@@ -159,8 +170,10 @@ def test_shifted_character_placement_error_is_the_shift(truth_shot):
 def test_deleted_entity_is_flagged_missing(truth_shot):
     ws, name, clean = truth_shot
     entity = _best_found(clean.document)
-    masks = {f: cv2.dilate(_entity_mask(ws, name, entity["id"], f).astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
-             for f in range(*FRAMES)}
+    masks = {
+        f: cv2.dilate(_entity_mask(ws, name, entity["id"], f).astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+        for f in range(*FRAMES)
+    }
     bad = _corrupt(ws, name, lambda frame, image: _inpainted(image, masks[frame]))
     check = check_shot(ws, bad.name, frames=FRAMES).document
     deleted = _entity(check, entity["name"])
@@ -215,13 +228,14 @@ def test_check_without_frames_says_to_synthesize(truth_shot):
 
 
 def test_cli_check_exit_status_and_json(truth_shot):
-    from reshoot.cli.app import app
     from typer.testing import CliRunner
+
+    from reshoot.cli.app import app
 
     ws, name, clean = truth_shot
     runner = CliRunner()
     result = runner.invoke(app, ["check", str(ws), name, "--frames", "0:3", "--json"])
-    document = json.loads(result.stdout[result.stdout.index("{"):])
+    document = json.loads(result.stdout[result.stdout.index("{") :])
     assert document["format"] == "reshoot/check" and document["verdict"] == clean.verdict
     assert result.exit_code == (1 if clean.verdict == "fail" else 0)
     # A threshold nothing can meet fails the shot, and the exit status says so.
@@ -243,19 +257,37 @@ def test_report_opens_in_headless_chromium(truth_shot, tmp_path):
     if chromium is None:
         pytest.skip("Debian's chromium is not installed (make test installs it)")
     probe = tmp_path / "probe.html"
-    probe.write_text(page.replace("</body>", """<script>
+    probe.write_text(
+        page.replace(
+            "</body>",
+            """<script>
 window.addEventListener('load', () => {
   const figures = [...document.querySelectorAll('figure[data-figure]')];
   const loaded = figures.filter(f => { const i = f.querySelector('img'); return i && i.complete && i.naturalWidth > 0; });
   document.title = 'figures ' + loaded.length + '/' + figures.length + ' ' +
     [...new Set(loaded.map(f => f.dataset.figure))].sort().join(',');
 });
-</script></body>"""))
+</script></body>""",
+        )
+    )
     result = subprocess.run(
-        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
-         "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()],
-        capture_output=True, text=True, timeout=120)
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--no-first-run",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            probe.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     title = result.stdout.split("<title>")[1].split("</title>")[0]
     count, kinds = title.split()[1], title.split()[2]
     loaded, total = (int(v) for v in count.split("/"))

@@ -52,19 +52,27 @@ def test_init_writes_the_workspace(capsys, small_take: Path, tmp_path: Path):
     before = (ws / "reshoot.toml").read_text()
     code, _, err = run(capsys, "init", str(ws), "--footage", str(small_take / "footage"))
     assert code == 2 and "already exists" in err and (ws / "reshoot.toml").read_text() == before
-    code, _, err = run(capsys, "init", str(ws), "--footage", str(small_take / "footage"), "--force",
-                       "--offset", "b_medium=2")
+    code, _, err = run(
+        capsys, "init", str(ws), "--footage", str(small_take / "footage"), "--force", "--offset", "b_medium=2"
+    )
     assert code == 0, err
     settings = load_workspace(ws)
     assert settings.offsets["b_medium"] == 2 and settings.frames == 8 and settings.first_frame == 2
-    assert not settings.sensitive
+    assert settings.sensitive, "--force never un-marks a sensitive workspace"
 
 
 def test_init_with_a_calibration(capsys, small_take: Path, tmp_path: Path):
     """The generator's ground-truth cameras name two cameras without footage: a clear error."""
     ws = tmp_path / "ws"
-    code, _, err = run(capsys, "init", str(ws), "--footage", str(small_take / "footage"),
-                       "--calibration", str(small_take / "gt" / "cameras.json"))
+    code, _, err = run(
+        capsys,
+        "init",
+        str(ws),
+        "--footage",
+        str(small_take / "footage"),
+        "--calibration",
+        str(small_take / "gt" / "cameras.json"),
+    )
     assert code == 2 and "overhead" in err and "no footage" in err
     assert not ws.exists(), "nothing is written for bad input"
 
@@ -109,8 +117,23 @@ def test_load_workspace_errors(tmp_path: Path):
 
 def test_synth_command_writes_a_take(capsys, tmp_path: Path):
     out_dir = tmp_path / "take"
-    code, out, err = run(capsys, "synth", str(out_dir), "--cameras", "2", "--frames", "2", "--size", "96x64",
-                         "--characters", "1", "--props", "2", "--seed", "4")
+    code, out, err = run(
+        capsys,
+        "synth",
+        str(out_dir),
+        "--cameras",
+        "2",
+        "--frames",
+        "2",
+        "--size",
+        "96x64",
+        "--characters",
+        "1",
+        "--props",
+        "2",
+        "--seed",
+        "4",
+    )
     assert code == 0, err
     assert out.strip() == str(out_dir)
     assert sorted(p.name for p in (out_dir / "footage").iterdir()) == ["a_wide.mp4", "b_medium.mp4"]

@@ -153,9 +153,15 @@ def test_colmap_bad_input(tmp_path: Path) -> None:
 
 def test_colmap_refusals_leave_nothing(tmp_path: Path) -> None:
     cameras = random_cameras(False)
-    skewed = Camera.create(cameras.names, cameras.K.clone().index_put_((torch.tensor([1]), torch.tensor([0]),
-                           torch.tensor([1])), torch.tensor([2.0], dtype=F64)), cameras.cam_from_world,
-                           cameras.width, cameras.height)
+    skewed = Camera.create(
+        cameras.names,
+        cameras.K.clone().index_put_(
+            (torch.tensor([1]), torch.tensor([0]), torch.tensor([1])), torch.tensor([2.0], dtype=F64)
+        ),
+        cameras.cam_from_world,
+        cameras.width,
+        cameras.height,
+    )
     with pytest.raises(InputError, match="cam_1.*skew"):
         write_colmap_text(tmp_path / "a", skewed)
     with pytest.raises(InputError, match="spaces"):
@@ -236,11 +242,19 @@ def test_nerfstudio_reads_shared_intrinsics(tmp_path: Path) -> None:
     c2w = np.eye(4)
     c2w[:3, 3] = [1.0, 2.0, 3.0]
     doc = {
-        "camera_model": "OPENCV", "fl_x": 500.0, "fl_y": 510.0, "cx": 320.0, "cy": 240.0, "w": 640, "h": 480,
+        "camera_model": "OPENCV",
+        "fl_x": 500.0,
+        "fl_y": 510.0,
+        "cx": 320.0,
+        "cy": 240.0,
+        "w": 640,
+        "h": 480,
         "distortion_params": [0.1, 0.01, 0.001, 0.0, 0.002, 0.003],
         "applied_transform": [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0]],
-        "frames": [{"file_path": "images/frame_00001.png", "transform_matrix": c2w[:3].tolist()},
-                   {"file_path": "images/frame_00002.png", "transform_matrix": c2w.tolist(), "fl_x": 1.0}],
+        "frames": [
+            {"file_path": "images/frame_00001.png", "transform_matrix": c2w[:3].tolist()},
+            {"file_path": "images/frame_00002.png", "transform_matrix": c2w.tolist(), "fl_x": 1.0},
+        ],
     }
     (tmp_path / "transforms.json").write_text(json.dumps(doc))
     cameras, paths = read_nerfstudio_transforms(tmp_path / "transforms.json")
@@ -258,18 +272,31 @@ def test_nerfstudio_reads_shared_intrinsics(tmp_path: Path) -> None:
     [
         ("{not json", InputError, "not valid JSON"),
         ('{"frames": []}', FormatError, "frames"),
-        ('{"camera_model": "OPENCV_FISHEYE", "frames": [{"file_path": "a.png"}]}', FormatError,
-         "OPENCV_FISHEYE"),
+        ('{"camera_model": "OPENCV_FISHEYE", "frames": [{"file_path": "a.png"}]}', FormatError, "OPENCV_FISHEYE"),
         ('{"frames": [{"file_path": "a.png", "fl_y": 1, "cx": 1, "cy": 1, "w": 4, "h": 4}]}', FormatError, "fl_x"),
-        ('{"fl_x": 1, "fl_y": 1, "cx": 1, "cy": 1, "w": 4.5, "h": 4, "frames": [{"file_path": "a.png"}]}',
-         FormatError, '"w" must be an integer'),
-        ('{"fl_x": 1, "fl_y": 1, "cx": 1, "cy": 1, "w": 4, "h": 4, "frames": [{"file_path": "a.png", '
-         '"transform_matrix": [[1, 0], [0, 1]]}]}', FormatError, "transform_matrix"),
-        ('{"fl_x": 1, "fl_y": 1, "cx": 1, "cy": 1, "w": 4, "h": 4, "frames": [{"file_path": "a.png", '
-         '"transform_matrix": [[2, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0]]}]}', FormatError, "not a rotation"),
-        ('{"fl_x": 1, "fl_y": 1, "cx": 1, "cy": 1, "w": 4, "h": 4, "k1": 0, "k4": 0.1, '
-         '"frames": [{"file_path": "a.png", "transform_matrix": [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0]]}]}',
-         FormatError, "k4"),
+        (
+            '{"fl_x": 1, "fl_y": 1, "cx": 1, "cy": 1, "w": 4.5, "h": 4, "frames": [{"file_path": "a.png"}]}',
+            FormatError,
+            '"w" must be an integer',
+        ),
+        (
+            '{"fl_x": 1, "fl_y": 1, "cx": 1, "cy": 1, "w": 4, "h": 4, "frames": [{"file_path": "a.png", '
+            '"transform_matrix": [[1, 0], [0, 1]]}]}',
+            FormatError,
+            "transform_matrix",
+        ),
+        (
+            '{"fl_x": 1, "fl_y": 1, "cx": 1, "cy": 1, "w": 4, "h": 4, "frames": [{"file_path": "a.png", '
+            '"transform_matrix": [[2, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0]]}]}',
+            FormatError,
+            "not a rotation",
+        ),
+        (
+            '{"fl_x": 1, "fl_y": 1, "cx": 1, "cy": 1, "w": 4, "h": 4, "k1": 0, "k4": 0.1, '
+            '"frames": [{"file_path": "a.png", "transform_matrix": [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0]]}]}',
+            FormatError,
+            "k4",
+        ),
     ],
 )
 def test_nerfstudio_bad_input(tmp_path: Path, content: str, error: type, message: str) -> None:
@@ -297,7 +324,9 @@ def _moving_path(T: int = 7, seed: int = 1) -> tuple[list[int], torch.Tensor]:
     """A camera circling and rising, with one straight-down pose (ZXY's gimbal lock) in the middle."""
     from reshoot.geometry.conventions import look_at, look_down
 
-    poses = [look_at([4 * np.cos(a), 4 * np.sin(a), 1 + 0.3 * i], [0, 0, 1]) for i, a in enumerate(np.linspace(0, 2, T))]
+    poses = [
+        look_at([4 * np.cos(a), 4 * np.sin(a), 1 + 0.3 * i], [0, 0, 1]) for i, a in enumerate(np.linspace(0, 2, T))
+    ]
     poses[T // 2] = look_down([0.3, -0.2, 7.0], image_up=[np.cos(seed), np.sin(seed), 0])
     return list(range(100, 100 + T)), torch.stack(poses)
 
@@ -328,8 +357,9 @@ def test_usd_camera_round_trips_and_projects_like_pxr(tmp_path: Path):
     from reshoot.geometry.exports import read_usd_cameras, write_usd_cameras
 
     frames, poses = _moving_path()
-    K = torch.tensor([[[640.0, 0, 300.2], [0, 652.0, 190.7], [0, 0, 1]], [[500.0, 0, 319.5], [0, 500, 239.5], [0, 0, 1]]],
-                     dtype=F64)
+    K = torch.tensor(
+        [[[640.0, 0, 300.2], [0, 652.0, 190.7], [0, 0, 1]], [[500.0, 0, 319.5], [0, 500, 239.5], [0, 0, 1]]], dtype=F64
+    )
     cameras = Camera.create(["shot", "witness"], K, poses[:2], [640, 640], [360, 480])
     write_usd_cameras(tmp_path / "cams.usda", cameras, {"shot": CameraPath(torch.tensor(frames), poses)}, fps=25)
     read, moving = read_usd_cameras(tmp_path / "cams.usda")
@@ -347,7 +377,7 @@ def test_usd_camera_round_trips_and_projects_like_pxr(tmp_path: Path):
         gf = usd_camera.GetCamera(Usd.TimeCode(frames[i]))
         frustum = gf.frustum
         to_ndc = frustum.ComputeViewMatrix() * frustum.ComputeProjectionMatrix()
-        ours = Camera.create(["c"], K[:1], poses[i:i + 1], [640], [360]).project(points.to(F64))
+        ours = Camera.create(["c"], K[:1], poses[i : i + 1], [640], [360]).project(points.to(F64))
         for p, uv in zip(points.tolist(), ours.pixels[0].tolist()):
             ndc = to_ndc.Transform(Gf.Vec3d(*p))
             u = (ndc[0] + 1) / 2 * 640 - 0.5

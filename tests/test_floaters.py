@@ -33,8 +33,13 @@ def test_alpha_in_front_sees_a_floater_and_not_the_surface():
 
     K = torch.tensor([[50.0, 0, 31.5], [0, 50.0, 23.5], [0, 0, 1]], dtype=torch.float64)
     camera = Camera.create(["c"], K[None], look_at((0, -3, 1), (0, 0, 1))[None].numpy(), [64], [48])
-    g = Gaussians(torch.tensor([[0.0, 0.0, 1.0], [0.0, -1.5, 1.0]]), torch.tensor([[1.0, 0, 0, 0]]).repeat(2, 1),
-                  torch.full((2, 3), -2.0), torch.full((2,), 4.0), torch.zeros(2, 1, 3))
+    g = Gaussians(
+        torch.tensor([[0.0, 0.0, 1.0], [0.0, -1.5, 1.0]]),
+        torch.tensor([[1.0, 0, 0, 0]]).repeat(2, 1),
+        torch.full((2, 3), -2.0),
+        torch.full((2,), 4.0),
+        torch.zeros(2, 1, 3),
+    )
     wall = torch.full((48, 64), 3.0)  # the true surface: 3 m away, where the first Gaussian sits
     alpha = alpha_in_front(g, camera, wall)
     assert float(alpha.max()) > 0.9, "the Gaussian 1.5 m in front of the wall is a floater"
@@ -53,10 +58,13 @@ def test_no_floaters_in_front_of_the_synthetic_takes_held_out_cameras(reconstruc
     for name in ("overhead", "high_angle"):
         depth = np.load(registration_take / "gt" / "maps" / f"{name}.npz")["depth"]
         for frame in range(3):
-            floaters = alpha_in_front(scene.at(frame), cameras.select(name).pinhole(),
-                                      torch.from_numpy(depth[frame] * scale))
+            floaters = alpha_in_front(
+                scene.at(frame), cameras.select(name).pinhole(), torch.from_numpy(depth[frame] * scale)
+            )
             share = float((floaters < FLOATER_ALPHA).float().mean())
-            assert share >= SYNTHETIC_SHARE, f"{name} frame {frame}: only {share:.1%} of the pixels are free of floaters"
+            assert share >= SYNTHETIC_SHARE, (
+                f"{name} frame {frame}: only {share:.1%} of the pixels are free of floaters"
+            )
 
 
 def test_no_floaters_in_front_of_a_held_out_real_camera(shared_data: Path, tmp_path: Path):
@@ -75,8 +83,18 @@ def test_no_floaters_in_front_of_a_held_out_real_camera(shared_data: Path, tmp_p
     register(ws)
     cameras = read_cameras_json(ws / "registration" / "cameras.json").cameras
     training = ("cam_0", "cam_1", "cam_2")
-    reconstruct(ws, ReconstructOptions(downscale=4, set_iterations=300, first_actor_iterations=30, actor_iterations=10,
-                                       refine_actor_iterations=10, frames=(0, 1), cameras=training))
+    reconstruct(
+        ws,
+        ReconstructOptions(
+            downscale=4,
+            set_iterations=300,
+            first_actor_iterations=30,
+            actor_iterations=10,
+            refine_actor_iterations=10,
+            frames=(0, 1),
+            cameras=training,
+        ),
+    )
     doc = json.loads((ws / "splats" / "reconstruction.json").read_text())
     assert doc["pruned"]["unseen"] > 0, "what fewer than two cameras see is pruned"
 
@@ -84,16 +102,20 @@ def test_no_floaters_in_front_of_a_held_out_real_camera(shared_data: Path, tmp_p
     small = seen.scaled(4).pinhole()
     with load_workspace(ws).open_footage() as footage:
         plates = prepared_plates(footage, seen, 4, 12)
-    views = [StereoView(small.select(i), plates[n][0], plates[n][1] < PLATE_MOVING_SHARE).reduced(2)
-             for i, n in enumerate(training)]
-    points = fuse_depths(views, stereo_depths(views, *scene_box(read_sparse_points(ws / "registration" / "points.ply")[0],
-                                                                  cameras))).points.points
+    views = [
+        StereoView(small.select(i), plates[n][0], plates[n][1] < PLATE_MOVING_SHARE).reduced(2)
+        for i, n in enumerate(training)
+    ]
+    points = fuse_depths(
+        views, stereo_depths(views, *scene_box(read_sparse_points(ws / "registration" / "points.ply")[0], cameras))
+    ).points.points
     held = cameras.select("cam_3").scaled(4).pinhole()
     hits = held.pixel_hits(points.double())
     depth = torch.full((int(held.height[0]), int(held.width[0])), float("inf"), dtype=torch.float64)
     inside = hits.inside[0]
-    depth.view(-1).scatter_reduce_(0, hits.rows[0][inside] * depth.shape[1] + hits.cols[0][inside],
-                                   hits.depth[0][inside], "amin")
+    depth.view(-1).scatter_reduce_(
+        0, hits.rows[0][inside] * depth.shape[1] + hits.cols[0][inside], hits.depth[0][inside], "amin"
+    )
     depth = torch.where(torch.isfinite(depth), depth, torch.zeros_like(depth))
     known = depth > 0
     assert int(known.sum()) > 20, "stereo of the other cameras sees part of cam_3's view"

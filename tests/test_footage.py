@@ -38,7 +38,12 @@ def write_video(path: Path, num_frames: int, fps: float = 24.0, camera: int = 0)
 
     # Short GOP with B-frames, so that seeking has to decode from a keyframe and reorder frames.
     writer = imageio_ffmpeg.write_frames(
-        str(path), (W, H), fps=fps, codec="libx264", quality=None, macro_block_size=16,
+        str(path),
+        (W, H),
+        fps=fps,
+        codec="libx264",
+        quality=None,
+        macro_block_size=16,
         output_params=["-g", "8", "-bf", "2", "-crf", "12"],
     )
     writer.send(None)
@@ -213,7 +218,8 @@ def test_calibration_is_attached_in_footage_order(tmp_path, videos):
     assert take.calibration is not None and take.calibration.names == take.camera_names == ("cam_0", "cam_1")
     # A given calibration: a Camera, or a caliscope TOML path.
     assert open_footage(folder, calibration=calibration_for(["cam_1", "cam_0"])).calibration.names == (
-        "cam_0", "cam_1",
+        "cam_0",
+        "cam_1",
     )
     toml = "".join(
         f"[cameras.{i}]\ncam_id = {i}\nsize = [{W}, {H}]\nmatrix = [[50, 0, 31.5], [0, 50, 23.5], [0, 0, 1]]\n"

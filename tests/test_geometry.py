@@ -37,11 +37,13 @@ def random_rotations(n: int, seed: int = 0) -> torch.Tensor:
 
 def rig(distortion: bool = False) -> Camera:
     """Three cameras around the origin looking at it, 640x480; optionally with lens distortion."""
-    poses = torch.stack([
-        look_at([4.0, 0.0, 1.5], [0.0, 0.0, 0.5]),
-        look_at([0.0, -5.0, 2.0], [0.2, 0.0, 0.5]),
-        look_down([0.5, 0.5, 6.0]),
-    ])
+    poses = torch.stack(
+        [
+            look_at([4.0, 0.0, 1.5], [0.0, 0.0, 0.5]),
+            look_at([0.0, -5.0, 2.0], [0.2, 0.0, 0.5]),
+            look_down([0.5, 0.5, 6.0]),
+        ]
+    )
     K = torch.tensor([[500.0, 0.0, 319.5], [0.0, 505.0, 239.5], [0.0, 0.0, 1.0]], dtype=F64).expand(3, 3, 3)
     dist = None
     if distortion:
@@ -73,9 +75,7 @@ def test_invert_rigid_and_transform_points():
 
 
 def test_project_known_values():
-    cam = Camera.create(
-        ["c"], [[100.0, 0.0, 50.0], [0.0, 120.0, 40.0], [0.0, 0.0, 1.0]], torch.eye(4), [101], [81]
-    )
+    cam = Camera.create(["c"], [[100.0, 0.0, 50.0], [0.0, 120.0, 40.0], [0.0, 0.0, 1.0]], torch.eye(4), [101], [81])
     proj = cam.project(torch.tensor([[0.0, 0.0, 2.0], [1.0, -1.0, 4.0]], dtype=F64))
     assert torch.allclose(proj.pixels[0], torch.tensor([[50.0, 40.0], [75.0, 10.0]], dtype=F64))
     assert torch.allclose(proj.depth[0], torch.tensor([2.0, 4.0], dtype=F64))
@@ -236,7 +236,10 @@ def test_cameras_json_round_trip(tmp_path):
         torch.tensor([0, 1, 5]), torch.stack([look_at([4.0, float(i), 1.5], [0.0, 0.0, 0.5]) for i in range(3)])
     )
     write_cameras_json(
-        tmp_path / "cameras.json", cams, paths={"b": path}, attributes={"a": {"role": "A-cam"}},
+        tmp_path / "cameras.json",
+        cams,
+        paths={"b": path},
+        attributes={"a": {"role": "A-cam"}},
         extra={"scale_source": "arbitrary"},
     )
     doc = read_cameras_json(tmp_path / "cameras.json")
@@ -255,8 +258,12 @@ def test_cameras_json_round_trip(tmp_path):
 
 def _camera_entry(**changes):
     entry = {
-        "name": "a", "width": 64, "height": 48, "K": [[50, 0, 31.5], [0, 50, 23.5], [0, 0, 1]],
-        "distortion": [], "cam_from_world": [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]],
+        "name": "a",
+        "width": 64,
+        "height": 48,
+        "K": [[50, 0, 31.5], [0, 50, 23.5], [0, 0, 1]],
+        "distortion": [],
+        "cam_from_world": [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]],
     }
     entry.update(changes)
     return {k: v for k, v in entry.items() if v is not None}
@@ -291,7 +298,8 @@ def _camera_entry(**changes):
         ),
         (
             {
-                "format": "reshoot/cameras", "version": 1,
+                "format": "reshoot/cameras",
+                "version": 1,
                 "cameras": [_camera_entry(cam_from_world=[[2, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]])],
             },
             InputError,

@@ -44,8 +44,11 @@ def imports(source: str) -> list[tuple[str, bool]]:
 
 
 def violations(layer: str, source: str) -> list[str]:
-    return [f"{layer} imports {module}" for module, _ in imports(source)
-            if (target := layer_of_module(module)) is not None and target not in ALLOWED[layer]]
+    return [
+        f"{layer} imports {module}"
+        for module, _ in imports(source)
+        if (target := layer_of_module(module)) is not None and target not in ALLOWED[layer]
+    ]
 
 
 def project_files():
@@ -55,14 +58,16 @@ def project_files():
 
 
 def test_dependencies_follow_the_design():
-    problems = [f"{path.relative_to(REPO)}: {v}" for layer, path in project_files()
-                for v in violations(layer, path.read_text())]
+    problems = [
+        f"{path.relative_to(REPO)}: {v}" for layer, path in project_files() for v in violations(layer, path.read_text())
+    ]
     assert not problems, "\n".join(problems)
 
 
 def test_the_check_catches_a_violation():
     assert violations("geometry", "from reshoot.datasets.footage import open_footage") == [
-        "geometry imports reshoot.datasets.footage"]
+        "geometry imports reshoot.datasets.footage"
+    ]
     assert violations("cli", "import reshoot.geometry.camera") == ["cli imports reshoot.geometry.camera"]
     assert violations("model", "from reshoot.datasets import synthetic") != []
     assert violations("datasets", "from reshoot.geometry.camera import Camera") == []

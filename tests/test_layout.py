@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
+from reshoot.characters import Detection, detect_characters, track_characters
 from reshoot.geometry.camera import Camera
-from reshoot.geometry.carving import carve_visual_hull
 from reshoot.geometry.cameras_io import read_cameras_json
+from reshoot.geometry.carving import carve_visual_hull
 from reshoot.geometry.conventions import look_at
 from reshoot.ground_truth import compare_layouts, registration_from_truth
-from reshoot.characters import Detection, detect_characters, track_characters
 from reshoot.layout import LayoutOptions, Prop, _merged, _named_entities, layout
 
 SIZE = (128, 96)
@@ -23,16 +23,28 @@ SIZE = (128, 96)
 def _cameras() -> Camera:
     eyes = [(4.0, 0.3, 1.6), (-0.3, 4.0, 1.6), (-4.0, -0.3, 1.6), (0.3, -4.0, 1.6)]
     K = torch.tensor([[90.0, 0, (SIZE[0] - 1) / 2], [0, 90.0, (SIZE[1] - 1) / 2], [0, 0, 1]], dtype=torch.float64)
-    return Camera.create([f"c{i}" for i in range(4)], K.expand(4, 3, 3),
-                         np.stack([look_at(e, (0, 0, 0.8)).numpy() for e in eyes]), [SIZE[0]] * 4, [SIZE[1]] * 4)
+    return Camera.create(
+        [f"c{i}" for i in range(4)],
+        K.expand(4, 3, 3),
+        np.stack([look_at(e, (0, 0, 0.8)).numpy() for e in eyes]),
+        [SIZE[0]] * 4,
+        [SIZE[1]] * 4,
+    )
 
 
 def _box_silhouettes(cameras: Camera, boxes: list[tuple], samples: tuple[int, int, int]) -> torch.Tensor:
     """[V, H, W] bool: the pixels of `samples` points per axis in each box ((x0, x1), (y0, y1), (z0, z1))."""
     masks = torch.zeros(len(cameras), SIZE[1], SIZE[0], dtype=torch.bool)
     for (x0, x1), (y0, y1), (z0, z1) in boxes:
-        g = np.stack(np.meshgrid(np.linspace(x0, x1, samples[0]), np.linspace(y0, y1, samples[1]),
-                                 np.linspace(z0, z1, samples[2]), indexing="ij"), -1).reshape(-1, 3)
+        g = np.stack(
+            np.meshgrid(
+                np.linspace(x0, x1, samples[0]),
+                np.linspace(y0, y1, samples[1]),
+                np.linspace(z0, z1, samples[2]),
+                indexing="ij",
+            ),
+            -1,
+        ).reshape(-1, 3)
         p = cameras.project(torch.from_numpy(g))
         for v in range(len(cameras)):
             u = p.pixels[v, :, 0].round().long().clamp(0, SIZE[0] - 1)
@@ -77,16 +89,23 @@ def test_a_blob_of_two_touching_people_is_split_between_their_tracks():
 def _detection(frame: int, x: float, y: float, colour: int) -> Detection:
     histogram = np.zeros(64)
     histogram[colour] = 1.0
-    return Detection(frame, np.array([x, y]), np.array([x - 0.2, y - 0.2, 0.0]), np.array([x + 0.2, y + 0.2, 1.7]),
-                     histogram, ("c0", "c1"), 1.0)
+    return Detection(
+        frame,
+        np.array([x, y]),
+        np.array([x - 0.2, y - 0.2, 0.0]),
+        np.array([x + 0.2, y + 0.2, 1.7]),
+        histogram,
+        ("c0", "c1"),
+        1.0,
+    )
 
 
 def test_tracks_keep_identities_through_a_crossing_and_a_gap():
     frames = []
     for f in range(40):
         t = f / 39
-        a = _detection(f, -1.5 + 3 * t, -0.1 + 0.2 * t, colour=5)   # walks right
-        b = _detection(f, 1.5 - 3 * t, 0.1 - 0.2 * t, colour=40)    # walks left, passing within 0.2 m
+        a = _detection(f, -1.5 + 3 * t, -0.1 + 0.2 * t, colour=5)  # walks right
+        b = _detection(f, 1.5 - 3 * t, 0.1 - 0.2 * t, colour=40)  # walks left, passing within 0.2 m
         frames.append([a] if 18 <= f <= 22 else [a, b])  # b hidden for five frames
     frames.append([_detection(40, 4.0, 4.0, colour=9)])  # a one-frame blip
     tracks = track_characters(frames, LayoutOptions(), frame_count=41)
@@ -128,9 +147,11 @@ def _striding_people_masks(cameras: Camera, people: list[tuple[float, float]], s
     `stride` metres forward along +x (the asymmetry that moves the middle of every row below the hips)."""
     boxes = []
     for cx, cy in people:
-        boxes += [((cx - 0.22, cx + 0.22), (cy - 0.15, cy + 0.15), (0.0, 1.45)),
-                  ((cx - 0.11, cx + 0.11), (cy - 0.11, cy + 0.11), (1.46, 1.68)),
-                  ((cx, cx + stride), (cy - 0.07, cy + 0.07), (0.0, 0.85))]
+        boxes += [
+            ((cx - 0.22, cx + 0.22), (cy - 0.15, cy + 0.15), (0.0, 1.45)),
+            ((cx - 0.11, cx + 0.11), (cy - 0.11, cy + 0.11), (1.46, 1.68)),
+            ((cx, cx + stride), (cy - 0.07, cy + 0.07), (0.0, 0.85)),
+        ]
     return _box_silhouettes(cameras, boxes, (30, 20, 40))
 
 
@@ -150,9 +171,11 @@ def test_a_character_stands_under_its_head_not_under_its_stride():
 
 
 def test_pieces_of_one_prop_merge_and_names_survive_a_rerun():
-    pieces = [Prop(np.array([0.0, 0.0, 0.0]), np.array([0.5, 0.5, 0.8]), 50),
-              Prop(np.array([0.55, 0.0, 0.0]), np.array([0.9, 0.4, 0.4]), 40),
-              Prop(np.array([2.0, 2.0, 0.0]), np.array([2.4, 2.4, 1.0]), 60)]
+    pieces = [
+        Prop(np.array([0.0, 0.0, 0.0]), np.array([0.5, 0.5, 0.8]), 50),
+        Prop(np.array([0.55, 0.0, 0.0]), np.array([0.9, 0.4, 0.4]), 40),
+        Prop(np.array([2.0, 2.0, 0.0]), np.array([2.4, 2.4, 1.0]), 60),
+    ]
     merged = _merged(pieces)
     assert len(merged) == 2 and any(float(p.box_max[0]) == 0.9 and p.support == 90 for p in merged)
     first = _named_entities([], merged, [])
@@ -174,8 +197,10 @@ def test_characters_are_found_where_the_ground_truth_has_them(laid_out, registra
     doc = json.loads((ws / "layout.json").read_text())
     assert doc["format"] == "reshoot/layout" and not summary.warnings
     truth = json.loads((registration_take / "gt" / "entities.json").read_text())["entities"]
-    transform = registration_from_truth(read_cameras_json(registration_take / "gt" / "cameras.json").cameras,
-                                        read_cameras_json(ws / "registration" / "cameras.json").cameras)
+    transform = registration_from_truth(
+        read_cameras_json(registration_take / "gt" / "cameras.json").cameras,
+        read_cameras_json(ws / "registration" / "cameras.json").cameras,
+    )
     scores = compare_layouts(doc["entities"], truth, transform)
     characters = [e["name"] for e in truth if e["kind"] == "character"]
     assert all(c in scores.matches.values() for c in characters), scores
@@ -190,8 +215,10 @@ def test_no_phantom_character_and_no_identity_switch(laid_out, registration_take
     ws, _ = laid_out
     doc = json.loads((ws / "layout.json").read_text())
     truth = json.loads((registration_take / "gt" / "entities.json").read_text())["entities"]
-    transform = registration_from_truth(read_cameras_json(registration_take / "gt" / "cameras.json").cameras,
-                                        read_cameras_json(ws / "registration" / "cameras.json").cameras)
+    transform = registration_from_truth(
+        read_cameras_json(registration_take / "gt" / "cameras.json").cameras,
+        read_cameras_json(ws / "registration" / "cameras.json").cameras,
+    )
     scores = compare_layouts(doc["entities"], truth, transform)
     assert not [p for p in scores.phantoms if p.startswith("character")] and scores.identity_switches == 0, scores
 

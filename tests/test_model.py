@@ -20,17 +20,25 @@ from reshoot.model.network import UnifiedVideoModel
 from reshoot.model.training import TrainOptions, train_model
 
 # Small enough for fast CPU steps, same architecture as tiny.
-SMALL = dataclasses.replace(CONFIGS["tiny"], dim=32, depth=2, heads=2, patch=8, window=2, head_features=4,
-                            refine_channels=8)
+SMALL = dataclasses.replace(
+    CONFIGS["tiny"], dim=32, depth=2, heads=2, patch=8, window=2, head_features=4, refine_channels=8
+)
 
 
 def _cameras(count: int, width: int, height: int, seed: int) -> Camera:
     rng = np.random.default_rng(seed)
-    poses = [look_at(rng.uniform(-3, 3, 3) + np.array([0, 0, 3.0]), rng.uniform(-0.5, 0.5, 3)).numpy()
-             for _ in range(count)]
+    poses = [
+        look_at(rng.uniform(-3, 3, 3) + np.array([0, 0, 3.0]), rng.uniform(-0.5, 0.5, 3)).numpy() for _ in range(count)
+    ]
     K = np.array([[0.8 * width, 0, (width - 1) / 2], [0, 0.8 * width, (height - 1) / 2], [0, 0, 1]])
-    return Camera.create([f"c{i}" for i in range(count)], np.stack([K] * count), np.stack(poses), [width] * count,
-                         [height] * count, [[0.0] * 5] * count)
+    return Camera.create(
+        [f"c{i}" for i in range(count)],
+        np.stack([K] * count),
+        np.stack(poses),
+        [width] * count,
+        [height] * count,
+        [[0.0] * 5] * count,
+    )
 
 
 def _window(seed: int = 0, t: int = 2, size=(40, 24), views: int = 2, scale: float = 0.5):
@@ -38,11 +46,18 @@ def _window(seed: int = 0, t: int = 2, size=(40, 24), views: int = 2, scale: flo
     rng = torch.Generator().manual_seed(seed)
     targets = _cameras(t, width, height, seed)
     sources = _cameras(views, 64, 48, seed + 100)
-    return make_window(targets, torch.rand(t, height, width, 3, generator=rng),
-                       torch.rand(t, height, width, generator=rng) * 4, torch.rand(t, height, width, generator=rng),
-                       torch.randint(-1, 5, (t, height, width), generator=rng), torch.arange(t, dtype=torch.float64),
-                       sources, torch.rand(views, 48, 64, 3, generator=rng), torch.zeros(views, dtype=torch.float64),
-                       scale)
+    return make_window(
+        targets,
+        torch.rand(t, height, width, 3, generator=rng),
+        torch.rand(t, height, width, generator=rng) * 4,
+        torch.rand(t, height, width, generator=rng),
+        torch.randint(-1, 5, (t, height, width), generator=rng),
+        torch.arange(t, dtype=torch.float64),
+        sources,
+        torch.rand(views, 48, 64, 3, generator=rng),
+        torch.zeros(views, dtype=torch.float64),
+        scale,
+    )
 
 
 def test_forward_backward_shapes_and_untrained_model_returns_the_render():
@@ -86,7 +101,7 @@ def test_plucker_rays_are_unit_directions_with_moments_about_the_rig_centre():
     # the principal point's ray is the optical axis (third row of the rotation)
     axis = cams.cam_from_world[1, 2, :3].float()
     cx, cy = int(cams.K[1, 0, 2]), int(cams.K[1, 1, 2])  # (15.5, 9.5): between four pixel centres
-    centre = torch.nn.functional.normalize(d[1, :, cy:cy + 2, cx:cx + 2].mean(dim=(1, 2)), dim=0)
+    centre = torch.nn.functional.normalize(d[1, :, cy : cy + 2, cx : cx + 2].mean(dim=(1, 2)), dim=0)
     assert torch.allclose(centre, axis, atol=1e-3)
     # resizing the camera keeps the rays of the same scene points
     half = plucker_rays(resized_camera(cams, 16, 10), frame)
@@ -116,8 +131,12 @@ def _fixed_episodes(window, truth):
 def test_training_steps_lower_the_loss_on_a_fixed_batch(tmp_path):
     window = _window(7)
     truth = (window.render_rgb * 0.5 + 0.3).clamp(0, 1)  # a consistent correction to learn
-    summary = train_model(SMALL, _fixed_episodes(window, truth), TrainOptions(steps=60, lr=3e-3, warmup=5,
-                          checkpoint_every=60, device="cpu"), tmp_path / "ckpt")
+    summary = train_model(
+        SMALL,
+        _fixed_episodes(window, truth),
+        TrainOptions(steps=60, lr=3e-3, warmup=5, checkpoint_every=60, device="cpu"),
+        tmp_path / "ckpt",
+    )
     assert summary.last_loss < 0.5 * summary.first_loss
     model = from_pretrained(tmp_path / "ckpt")
     with torch.no_grad():
@@ -126,8 +145,9 @@ def test_training_steps_lower_the_loss_on_a_fixed_batch(tmp_path):
 
 
 def test_training_is_deterministic_and_resumes_to_the_same_weights(tmp_path):
-    episodes = lambda rng: (_window(int(rng.integers(1000))), torch.rand(1, 2, 3, 24, 40,  # noqa: E731
-                                                                          generator=torch.Generator().manual_seed(1)))
+    def episodes(rng):
+        return _window(int(rng.integers(1000))), torch.rand(1, 2, 3, 24, 40, generator=torch.Generator().manual_seed(1))
+
     options = TrainOptions(steps=6, lr=1e-3, warmup=2, checkpoint_every=2, device="cpu", seed=3)
     train_model(SMALL, episodes, options, tmp_path / "a")
     train_model(SMALL, episodes, options, tmp_path / "b", stop_after=4)
@@ -188,8 +208,13 @@ def test_correction_scale_scales_the_correction_and_is_not_architecture(tmp_path
     assert from_pretrained(tmp_path / "scaled").config.correction_scale == 0.25
     assert model.config.architecture() == SMALL
     # a run resumed or started from a scaled checkpoint trains with the asked config's scale
-    train_model(SMALL, lambda rng: (window, torch.rand_like(full)), TrainOptions(steps=1, warmup=1, device="cpu"),
-                tmp_path / "run", initial=tmp_path / "scaled")
+    train_model(
+        SMALL,
+        lambda rng: (window, torch.rand_like(full)),
+        TrainOptions(steps=1, warmup=1, device="cpu"),
+        tmp_path / "run",
+        initial=tmp_path / "scaled",
+    )
     assert from_pretrained(tmp_path / "run").config == SMALL
     with pytest.raises(InputError, match="correction_scale"):
         dataclasses.replace(SMALL, correction_scale=1.5)
@@ -249,11 +274,16 @@ def test_episode_pool_windows_match_their_scene():
     f, c, v, h, w = 5, 2, 3, 18, 32
     g = torch.Generator().manual_seed(0)
     scene = EpisodeScene(
-        frames=torch.arange(10, 10 + f), sources=_cameras(v, w, h, 1), targets=_cameras(c, w, h, 2),
+        frames=torch.arange(10, 10 + f),
+        sources=_cameras(v, w, h, 1),
+        targets=_cameras(c, w, h, 2),
         source_rgb=torch.randint(0, 256, (f, v, h, w, 3), dtype=torch.uint8, generator=g),
-        render_rgb=torch.rand(c, f, h, w, 3, generator=g).half(), render_depth=torch.rand(c, f, h, w, generator=g).half(),
-        render_alpha=torch.rand(c, f, h, w, generator=g).half(), entity_ids=torch.randint(-1, 3, (c, f, h, w), generator=g),
-        truth=torch.randint(0, 256, (c, f, h, w, 3), dtype=torch.uint8, generator=g))
+        render_rgb=torch.rand(c, f, h, w, 3, generator=g).half(),
+        render_depth=torch.rand(c, f, h, w, generator=g).half(),
+        render_alpha=torch.rand(c, f, h, w, generator=g).half(),
+        entity_ids=torch.randint(-1, 3, (c, f, h, w), generator=g),
+        truth=torch.randint(0, 256, (c, f, h, w, 3), dtype=torch.uint8, generator=g),
+    )
     pool = EpisodePool([scene], window=3, source_scale=0.5)
     window, truth = pool.window_of(scene, 1, 2)
     assert truth.shape == (1, 3, 3, h, w)

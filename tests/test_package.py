@@ -10,8 +10,13 @@ import pytest
 
 from conftest import REPO
 
-ROOTS = {"reshoot": "reshoot", "reshoot.geometry": "geometry", "reshoot.model": "model",
-         "reshoot.cli": "cli", "reshoot.datasets": "datasets"}
+ROOTS = {
+    "reshoot": "reshoot",
+    "reshoot.geometry": "geometry",
+    "reshoot.model": "model",
+    "reshoot.cli": "cli",
+    "reshoot.datasets": "datasets",
+}
 
 
 def _discover() -> dict[str, str]:
@@ -29,7 +34,7 @@ SUBPACKAGES = sorted(FOLDERS)
 
 
 def _locations(python_path: str | None, cwd: Path) -> dict[str, str]:
-    code = "import importlib, json; print(json.dumps({m: importlib.import_module(m).__file__ for m in %r}))" % SUBPACKAGES
+    code = f"import importlib, json; print(json.dumps({{m: importlib.import_module(m).__file__ for m in {SUBPACKAGES!r}}}))"
     env = None
     if python_path is not None:
         import os
@@ -52,14 +57,30 @@ def test_editable_install_maps_the_folders(tmp_path: Path):
 def test_installed_copy_imports_every_subpackage(tmp_path: Path):
     target = tmp_path / "site"
     build = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--target", str(target), str(REPO)],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(REPO),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert build.returncode == 0, build.stderr[-3000:]
     found = _locations(str(target), tmp_path)
     for module in SUBPACKAGES:
         assert Path(found[module]).is_relative_to(target), (module, found[module])
-    cli = subprocess.run([sys.executable, "-m", "reshoot.cli", "--version"], capture_output=True, text=True,
-                         cwd=tmp_path, env={**__import__("os").environ, "PYTHONPATH": str(target)})
+    cli = subprocess.run(
+        [sys.executable, "-m", "reshoot.cli", "--version"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**__import__("os").environ, "PYTHONPATH": str(target)},
+    )
     assert cli.returncode == 0 and cli.stdout.startswith("reshoot "), cli.stderr

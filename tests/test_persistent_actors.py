@@ -13,7 +13,12 @@ from reshoot.geometry.conventions import look_at
 from reshoot.geometry.splats.actors import ActorView
 from reshoot.geometry.splats.gaussians import Gaussians
 from reshoot.geometry.splats.persistent import (
-    CharacterStart, FrameViews, PersistentConfig, _Neighbours, fit_persistent_actors, rigidity_losses,
+    CharacterStart,
+    FrameViews,
+    PersistentConfig,
+    _Neighbours,
+    fit_persistent_actors,
+    rigidity_losses,
 )
 from reshoot.geometry.splats.render import rasterize
 from reshoot.geometry.splats.sh import rgb_to_sh_dc
@@ -37,12 +42,22 @@ def _box(seed: int = 0) -> Gaussians:
     side = torch.where(torch.rand(900, generator=g) < 0.5, -0.5, 0.5)
     points[torch.arange(900), face] = side * size[face]
     points[:, 2] += 0.3
-    colors = torch.stack([0.5 + 0.4 * torch.sin(19 * points[:, 0] + 7 * points[:, 2]),
-                          0.5 + 0.4 * torch.sin(23 * points[:, 1] - 11 * points[:, 2]),
-                          0.5 + 0.4 * torch.cos(17 * points[:, 2])], -1)
+    colors = torch.stack(
+        [
+            0.5 + 0.4 * torch.sin(19 * points[:, 0] + 7 * points[:, 2]),
+            0.5 + 0.4 * torch.sin(23 * points[:, 1] - 11 * points[:, 2]),
+            0.5 + 0.4 * torch.cos(17 * points[:, 2]),
+        ],
+        -1,
+    )
     sh = rgb_to_sh_dc(colors)[:, None]
-    return Gaussians(points, torch.tensor([[1.0, 0, 0, 0]]).repeat(900, 1), torch.full((900, 3), math.log(0.025)),
-                     torch.full((900,), 4.0), torch.cat([sh, torch.zeros(900, 3, 3)], 1))
+    return Gaussians(
+        points,
+        torch.tensor([[1.0, 0, 0, 0]]).repeat(900, 1),
+        torch.full((900, 3), math.log(0.025)),
+        torch.full((900,), 4.0),
+        torch.cat([sh, torch.zeros(900, 3, 3)], 1),
+    )
 
 
 def _moved(g: Gaussians, shift: torch.Tensor) -> Gaussians:
@@ -96,8 +111,13 @@ def test_a_rigidly_moving_box_keeps_its_shape_where_a_frame_has_no_views():
     truth = _box()
     frames = _frames(truth, cameras, 6, without=(3,))
     noisy = torch.randn(900, 3, generator=torch.Generator().manual_seed(2)) * 0.01
-    start = Gaussians(truth.means + noisy, truth.quats_wxyz, truth.log_scales, torch.full((900,), 1.0),
-                      torch.cat([torch.zeros(900, 1, 3), torch.zeros(900, 3, 3)], 1))
+    start = Gaussians(
+        truth.means + noisy,
+        truth.quats_wxyz,
+        truth.log_scales,
+        torch.full((900,), 1.0),
+        torch.cat([torch.zeros(900, 1, 3), torch.zeros(900, 3, 3)], 1),
+    )
     floor = np.stack([(t * STEP[:2]).numpy() for t in range(6)])
     config = PersistentConfig(start_iterations=150, track_iterations=25, refine_iterations=120)
     actors = fit_persistent_actors(frames, [CharacterStart(0, floor, start)], config)
@@ -117,14 +137,25 @@ def test_ghosts_of_the_hull_are_pruned():
     cameras, _ = _rig()
     truth = _box()
     frames = _frames(truth, cameras, 4)
-    ghost = Gaussians(torch.tensor([[0.0, 0.0, 1.2]]).repeat(40, 1) + torch.randn(40, 3) * 0.03,
-                      torch.tensor([[1.0, 0, 0, 0]]).repeat(40, 1), torch.full((40, 3), math.log(0.025)),
-                      torch.full((40,), 1.0), torch.zeros(40, 4, 3))
-    start = Gaussians(torch.cat([truth.means, ghost.means]), torch.cat([truth.quats_wxyz, ghost.quats_wxyz]),
-                      torch.cat([truth.log_scales, ghost.log_scales]), torch.cat([truth.logit_opacities, ghost.logit_opacities]),
-                      torch.cat([truth.sh, ghost.sh]))
+    ghost = Gaussians(
+        torch.tensor([[0.0, 0.0, 1.2]]).repeat(40, 1) + torch.randn(40, 3) * 0.03,
+        torch.tensor([[1.0, 0, 0, 0]]).repeat(40, 1),
+        torch.full((40, 3), math.log(0.025)),
+        torch.full((40,), 1.0),
+        torch.zeros(40, 4, 3),
+    )
+    start = Gaussians(
+        torch.cat([truth.means, ghost.means]),
+        torch.cat([truth.quats_wxyz, ghost.quats_wxyz]),
+        torch.cat([truth.log_scales, ghost.log_scales]),
+        torch.cat([truth.logit_opacities, ghost.logit_opacities]),
+        torch.cat([truth.sh, ghost.sh]),
+    )
     floor = np.stack([(t * STEP[:2]).numpy() for t in range(4)])
-    actors = fit_persistent_actors(frames, [CharacterStart(0, floor, start)],
-                                   PersistentConfig(start_iterations=30, track_iterations=10, refine_iterations=20))
+    actors = fit_persistent_actors(
+        frames,
+        [CharacterStart(0, floor, start)],
+        PersistentConfig(start_iterations=30, track_iterations=10, refine_iterations=20),
+    )
     assert actors.pruned["ghost"] >= 30, actors.pruned
     assert float(actors.means[0][:, 2].max()) < 0.75, "nothing is left floating over the box"

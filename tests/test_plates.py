@@ -34,7 +34,9 @@ def test_plates_replace_the_temporal_median(small_take: Path, tmp_path: Path):
     from reshoot.geometry.camera import Camera
 
     with settings.open_footage() as footage:
-        cameras = Camera.create(CAMERAS, np.tile(np.eye(3), (4, 1, 1)), np.tile(np.eye(4), (4, 1, 1)), [224] * 4, [128] * 4)
+        cameras = Camera.create(
+            CAMERAS, np.tile(np.eye(3), (4, 1, 1)), np.tile(np.eye(4), (4, 1, 1)), [224] * 4, [128] * 4
+        )
         given = prepared_plates(footage, cameras, 2, 8, shot_plates=settings.open_plates(footage))
         median = prepared_plates(footage, cameras, 2, 8)
     for name in CAMERAS:
@@ -44,12 +46,15 @@ def test_plates_replace_the_temporal_median(small_take: Path, tmp_path: Path):
         assert not np.allclose(median[name][0].numpy(), rgb.numpy()), "without plates: the take's own median"
 
 
-@pytest.mark.parametrize("make, words", [
-    (lambda root: _plates(root, names=CAMERAS[:3]), "no plate for camera(s) ['d_reverse']"),
-    (lambda root: _plates(root, names=(*CAMERAS, "z_cam")), "match no camera"),
-    (lambda root: _plates(root, size=(112, 64)), "is 112x64 but its footage is 224x128"),
-    (lambda root: root, "no such plates folder"),
-])
+@pytest.mark.parametrize(
+    "make, words",
+    [
+        (lambda root: _plates(root, names=CAMERAS[:3]), "no plate for camera(s) ['d_reverse']"),
+        (lambda root: _plates(root, names=(*CAMERAS, "z_cam")), "match no camera"),
+        (lambda root: _plates(root, size=(112, 64)), "is 112x64 but its footage is 224x128"),
+        (lambda root: root, "no such plates folder"),
+    ],
+)
 def test_bad_plates_are_named_and_nothing_is_written(small_take: Path, tmp_path: Path, make, words):
     plates = make(tmp_path / "plates")
     with pytest.raises(InputError) as error:

@@ -24,15 +24,25 @@ from reshoot.geometry.splats.rasterize_reference import (
     tile_ranges,
 )
 
-needs_kernel = pytest.mark.skipif(not cpu_kernel_available(),
-                                  reason="C++ rasterizer not built (python -m reshoot.geometry.splats.build)")
+needs_kernel = pytest.mark.skipif(
+    not cpu_kernel_available(), reason="C++ rasterizer not built (python -m reshoot.geometry.splats.build)"
+)
 SIZES = [(17, 13), (64, 48), (100, 75)]  # none a multiple of 16
 DIFFERENTIABLE = ("means2d", "conics", "colors", "opacities")
 
 
-def random_scene(cameras: int, n: int, width: int, height: int, channels: int = 3, dtype=torch.float64,
-                 seed: int = 0, max_sigma: float = 6.0, culled: float = 0.1,
-                 min_ratio: float = 0.2) -> dict[str, torch.Tensor]:
+def random_scene(
+    cameras: int,
+    n: int,
+    width: int,
+    height: int,
+    channels: int = 3,
+    dtype=torch.float64,
+    seed: int = 0,
+    max_sigma: float = 6.0,
+    culled: float = 0.1,
+    min_ratio: float = 0.2,
+) -> dict[str, torch.Tensor]:
     """2D Gaussians, some partly or fully off-screen, some culled (radius 0), anisotropic (minor / major
     axis >= min_ratio) and rotated."""
     g = torch.Generator().manual_seed(seed)
@@ -52,9 +62,14 @@ def random_scene(cameras: int, n: int, width: int, height: int, channels: int = 
     det = xx * yy - xy**2
     radii = torch.ceil(3 * s_major).to(torch.int32)
     radii[u(cameras, n) < culled] = 0
-    return {"means2d": means, "conics": torch.stack([yy / det, -xy / det, xx / det], dim=-1),
-            "colors": u(cameras, n, channels), "opacities": 0.05 + 0.9 * u(cameras, n),
-            "depths": 0.5 + 10 * u(cameras, n), "radii": radii}
+    return {
+        "means2d": means,
+        "conics": torch.stack([yy / det, -xy / det, xx / det], dim=-1),
+        "colors": u(cameras, n, channels),
+        "opacities": 0.05 + 0.9 * u(cameras, n),
+        "depths": 0.5 + 10 * u(cameras, n),
+        "radii": radii,
+    }
 
 
 def heavy_scene(width: int, height: int, n: int = 120, dtype=torch.float64, seed: int = 1) -> dict[str, torch.Tensor]:
@@ -67,22 +82,31 @@ def heavy_scene(width: int, height: int, n: int = 120, dtype=torch.float64, seed
     return scene
 
 
-def run(fn, scene: dict[str, torch.Tensor], width: int, height: int, backgrounds=None, tile_size: int = 16,
-        weights=None):
+def run(
+    fn, scene: dict[str, torch.Tensor], width: int, height: int, backgrounds=None, tile_size: int = 16, weights=None
+):
     """Forward, then gradients of sum(w_r * render) + sum(w_a * alpha) w.r.t. the differentiable inputs."""
     leaves = {k: (v.clone().requires_grad_() if k in DIFFERENTIABLE else v) for k, v in scene.items()}
     out = fn(**leaves, width=width, height=height, tile_size=tile_size, backgrounds=backgrounds)
     if weights is None:
         g = torch.Generator().manual_seed(7)
-        weights = (torch.randn(out.render.shape, generator=g, dtype=out.render.dtype),
-                   torch.randn(out.alpha.shape, generator=g, dtype=out.alpha.dtype))
+        weights = (
+            torch.randn(out.render.shape, generator=g, dtype=out.render.dtype),
+            torch.randn(out.alpha.shape, generator=g, dtype=out.alpha.dtype),
+        )
     loss = (out.render * weights[0]).sum() + (out.alpha * weights[1]).sum()
     grads = torch.autograd.grad(loss, [leaves[k] for k in DIFFERENTIABLE])
     return out, dict(zip(DIFFERENTIABLE, grads))
 
 
-def assert_mostly_close(actual: torch.Tensor, expected: torch.Tensor, atol: float, what: str,
-                        max_fraction: float = 2e-3, max_error: float = 0.05) -> None:
+def assert_mostly_close(
+    actual: torch.Tensor,
+    expected: torch.Tensor,
+    atol: float,
+    what: str,
+    max_fraction: float = 2e-3,
+    max_error: float = 0.05,
+) -> None:
     """float32 comparison: the kernel's exp differs from torch's in the last bit, which may flip the 1/255
     threshold of a rare pixel; allow a few such elements, bounded."""
     err = (actual - expected).abs()
@@ -165,9 +189,9 @@ def test_reference_follows_the_rules_pixel_by_pixel(tile_size):
 
 def test_reference_early_termination_is_exclusive():
     scene = heavy_scene(24, 20)
-    render, transmittance, terminated = _rasterize(*(scene[k] for k in ("means2d", "conics", "colors", "opacities",
-                                                                         "depths", "radii")),
-                                                    24, 20, 16, None, 1 << 22)
+    render, transmittance, terminated = _rasterize(
+        *(scene[k] for k in ("means2d", "conics", "colors", "opacities", "depths", "radii")), 24, 20, 16, None, 1 << 22
+    )
     assert terminated.any(), "the heavy scene must make some pixels stop early"
     # The stopping Gaussian is not added, so T never reaches the threshold.
     assert transmittance.min().item() > TRANSMITTANCE_MIN
@@ -187,10 +211,14 @@ def test_tile_ranges_follow_gsplat():
 
 def test_membership_is_per_tile():
     """A Gaussian reaching beyond its radius is cut at the edge of its tiles, as in gsplat."""
-    scene = {"means2d": torch.tensor([[[8.0, 8.0]]], dtype=torch.float64),
-             "conics": torch.tensor([[[1 / 100, 0.0, 1 / 100]]], dtype=torch.float64),  # sigma 10 px
-             "colors": torch.ones(1, 1, 1, dtype=torch.float64), "opacities": torch.full((1, 1), 0.9, dtype=torch.float64),
-             "depths": torch.ones(1, 1, dtype=torch.float64), "radii": torch.full((1, 1), 4, dtype=torch.int32)}
+    scene = {
+        "means2d": torch.tensor([[[8.0, 8.0]]], dtype=torch.float64),
+        "conics": torch.tensor([[[1 / 100, 0.0, 1 / 100]]], dtype=torch.float64),  # sigma 10 px
+        "colors": torch.ones(1, 1, 1, dtype=torch.float64),
+        "opacities": torch.full((1, 1), 0.9, dtype=torch.float64),
+        "depths": torch.ones(1, 1, dtype=torch.float64),
+        "radii": torch.full((1, 1), 4, dtype=torch.int32),
+    }
     out = rasterize_to_pixels_reference(**scene, width=40, height=40)
     assert out.alpha[0, :16, :16].min() > 0.5 and out.alpha[0, 16:, :].max() == 0 and out.alpha[0, :, 16:].max() == 0
     if cpu_kernel_available():
@@ -203,8 +231,9 @@ def test_reference_gradcheck_float64():
     inputs = [scene[k].clone().requires_grad_() for k in DIFFERENTIABLE]
 
     def fn(means2d, conics, colors, opacities, bg):
-        out = rasterize_to_pixels_reference(means2d, conics, colors, opacities, scene["depths"], scene["radii"],
-                                            10, 8, tile_size=4, backgrounds=bg)
+        out = rasterize_to_pixels_reference(
+            means2d, conics, colors, opacities, scene["depths"], scene["radii"], 10, 8, tile_size=4, backgrounds=bg
+        )
         return out.render, out.alpha
 
     assert torch.autograd.gradcheck(fn, (*inputs, backgrounds), eps=1e-6, atol=1e-7, rtol=1e-5)
@@ -221,8 +250,9 @@ def test_kernel_gradcheck_float64(isa):
     inputs = [scene[k].clone().requires_grad_() for k in DIFFERENTIABLE]
 
     def fn(means2d, conics, colors, opacities, bg):
-        out = rasterize_to_pixels(means2d, conics, colors, opacities, scene["depths"], scene["radii"], 12, 9,
-                                  tile_size=4, backgrounds=bg)
+        out = rasterize_to_pixels(
+            means2d, conics, colors, opacities, scene["depths"], scene["radii"], 12, 9, tile_size=4, backgrounds=bg
+        )
         return out.render, out.alpha
 
     assert torch.autograd.gradcheck(fn, (*inputs, backgrounds), eps=1e-6, atol=1e-7, rtol=1e-5)
@@ -245,8 +275,10 @@ def test_kernel_matches_reference_float64(isa, width, height):
 @needs_kernel
 @pytest.mark.parametrize("width,height", SIZES)
 def test_kernel_matches_reference_float32(isa, width, height):
-    scene = {k: (v.float() if v.is_floating_point() else v)
-             for k, v in random_scene(3, 400, width, height, seed=width + 1).items()}
+    scene = {
+        k: (v.float() if v.is_floating_point() else v)
+        for k, v in random_scene(3, 400, width, height, seed=width + 1).items()
+    }
     backgrounds = torch.rand(3, 3)
     out_k, grads_k = run(rasterize_to_pixels, scene, width, height, backgrounds)
     out_t, grads_t = run(rasterize_to_pixels_reference, scene, width, height, backgrounds)
@@ -260,8 +292,9 @@ def test_kernel_thin_and_opaque_gaussians(isa):
     """Needle-thin, tiny and near-opaque Gaussians: the kernel's per-Gaussian pixel bounds must keep
     every pixel the twin keeps."""
     scene = random_scene(2, 300, 64, 48, seed=21, max_sigma=12.0, min_ratio=0.002)
-    scene["opacities"] = 0.9 + 0.099 * torch.rand(2, 300, generator=torch.Generator().manual_seed(2),
-                                                  dtype=torch.float64)
+    scene["opacities"] = 0.9 + 0.099 * torch.rand(
+        2, 300, generator=torch.Generator().manual_seed(2), dtype=torch.float64
+    )
     scene["conics"][:, :40] *= 30.0  # sub-pixel Gaussians
     out_k, grads_k = run(rasterize_to_pixels, scene, 64, 48)
     out_t, grads_t = run(rasterize_to_pixels_reference, scene, 64, 48)
@@ -282,8 +315,9 @@ def test_kernel_no_gaussians():
 @needs_kernel
 def test_kernel_early_termination_matches(isa):
     scene = heavy_scene(40, 30)
-    _, _, terminated = _rasterize(*(scene[k] for k in ("means2d", "conics", "colors", "opacities", "depths", "radii")),
-                                  40, 30, 16, None, 1 << 22)
+    _, _, terminated = _rasterize(
+        *(scene[k] for k in ("means2d", "conics", "colors", "opacities", "depths", "radii")), 40, 30, 16, None, 1 << 22
+    )
     assert terminated.sum() > 50, "most covered pixels must stop early"
     out_k, grads_k = run(rasterize_to_pixels, scene, 40, 30)
     out_t, grads_t = run(rasterize_to_pixels_reference, scene, 40, 30)
@@ -369,7 +403,7 @@ def test_kernel_tile_lists_match_gsplat_isect_tiles():
     tiles = 4 * 3
     for cam in range(2):
         for tile in range(tiles):
-            ours = gauss_ids[tile_offsets[cam, tile]:tile_offsets[cam, tile + 1]].tolist()
+            ours = gauss_ids[tile_offsets[cam, tile] : tile_offsets[cam, tile + 1]].tolist()
             key = (isect_ids >> 32) == (cam << (tiles.bit_length())) | tile
             theirs = (flatten_ids[key] - cam * 40).tolist()
             assert ours == theirs, (cam, tile)

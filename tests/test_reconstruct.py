@@ -10,15 +10,16 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import RECONSTRUCT_OPTIONS as OPTIONS
+from conftest import copy_workspace as _copy_workspace
 from reshoot import InputError
 from reshoot.geometry.cameras_io import read_cameras_json, write_cameras_json
-from reshoot.ground_truth import cameras_in_registration_frame, registration_from_truth
 from reshoot.geometry.splats.ply import read_splat_ply
+from reshoot.ground_truth import cameras_in_registration_frame, registration_from_truth
 from reshoot.reconstruct import ReconstructOptions, reconstruct
 from reshoot.workspace import init_workspace
 
 PRODUCTION = ["a_wide", "b_medium", "c_medium", "d_reverse"]
-from conftest import RECONSTRUCT_OPTIONS as OPTIONS, copy_workspace as _copy_workspace
 
 
 @pytest.fixture(scope="module")
@@ -55,12 +56,15 @@ def test_actors_stand_where_the_ground_truth_characters_are(reconstructed, regis
     ws, _ = reconstructed
     entities = json.loads((registration_take / "gt" / "entities.json").read_text())["entities"]
     registered = read_cameras_json(ws / "registration" / "cameras.json").cameras
-    to_registration = torch.from_numpy(registration_from_truth(
-        read_cameras_json(registration_take / "gt" / "cameras.json").cameras, registered)).float()
+    to_registration = torch.from_numpy(
+        registration_from_truth(read_cameras_json(registration_take / "gt" / "cameras.json").cameras, registered)
+    ).float()
     for frame in range(3):
         actors = read_splat_ply(ws / "splats" / "actors" / f"{frame:06d}.ply")
         # Actor means back in the ground truth's frame, tested against the characters' true boxes.
-        means = (torch.linalg.inv(to_registration) @ torch.cat([actors.means, torch.ones(len(actors), 1)], 1).T).T[:, :3]
+        means = (torch.linalg.inv(to_registration) @ torch.cat([actors.means, torch.ones(len(actors), 1)], 1).T).T[
+            :, :3
+        ]
         boxes = [next(f for f in e["frames"] if f["frame"] == frame) for e in entities if e["kind"] == "character"]
         near = torch.zeros(len(actors), dtype=torch.bool)
         for box in boxes:
@@ -69,8 +73,10 @@ def test_actors_stand_where_the_ground_truth_characters_are(reconstructed, regis
         weight = actors.opacities
         share = float((weight * near).sum() / weight.sum())
         assert share > 0.5, f"frame {frame}: only {share:.0%} of the actors' opacity is on a character"
-        assert all(bool((((means >= torch.tensor(b["box_min"])) & (means <= torch.tensor(b["box_max"]))).all(-1)).any())
-                   for b in boxes), f"frame {frame}: a character has no actor Gaussian"
+        assert all(
+            bool((((means >= torch.tensor(b["box_min"])) & (means <= torch.tensor(b["box_max"]))).all(-1)).any())
+            for b in boxes
+        ), f"frame {frame}: a character has no actor Gaussian"
 
 
 def _ground_truth_cameras(ws: Path, take: Path, out: Path) -> Path:
@@ -115,8 +121,14 @@ def test_render_writes_every_pass_for_held_out_cameras(reconstructed, registrati
 
     environment = np.array(json.loads((ws / "splats" / "reconstruction.json").read_text())["environment"])
     with open_footage(registration_take / "footage") as footage:
-        void = np.concatenate([footage.source(name).read(1)[np.load(
-            registration_take / "gt" / "maps" / f"{name}.npz")["depth"][1] <= 0] for name in PRODUCTION])
+        void = np.concatenate(
+            [
+                footage.source(name).read(1)[
+                    np.load(registration_take / "gt" / "maps" / f"{name}.npz")["depth"][1] <= 0
+                ]
+                for name in PRODUCTION
+            ]
+        )
     assert len(void) > 1000 and np.abs(environment - np.median(void, 0)).max() < 0.03, (environment, np.median(void, 0))
     overhead = iio.imread(out / "overhead" / "000001.png") / 255
     empty = iio.imread(out / "overhead" / "alpha" / "000001.png") == 0

@@ -67,8 +67,10 @@ def test_outputs_are_complete_and_readable(registered):
     floor_share = np.mean(np.abs(np.asarray(cloud.points)[:, 2]) < 0.03)
     assert floor_share > 0.3, "the textured floor gives many points at z = 0"
     cameras = read_cameras_json(out / "cameras.json").cameras
-    for exported in (read_colmap_text(out / "export" / "colmap_text"),
-                     read_nerfstudio_transforms(out / "export" / "transforms.json").cameras):
+    for exported in (
+        read_colmap_text(out / "export" / "colmap_text"),
+        read_nerfstudio_transforms(out / "export" / "transforms.json").cameras,
+    ):
         assert np.allclose(exported.cam_from_world.numpy(), cameras.cam_from_world.numpy(), atol=1e-9)
     import pycolmap
 
@@ -138,7 +140,9 @@ def test_calibration_in_millimetres_is_refused(registration_take: Path, tmp_path
     truth = _gt(registration_take).select(PRODUCTION)
     poses = truth.cam_from_world.clone()
     poses[:, :3, 3] *= 1000
-    write_cameras_json(tmp_path / "calibration.json", Camera.create(truth.names, truth.K, poses, truth.width, truth.height))
+    write_cameras_json(
+        tmp_path / "calibration.json", Camera.create(truth.names, truth.K, poses, truth.width, truth.height)
+    )
     ws = tmp_path / "ws"
     init_workspace(ws, registration_take / "footage", calibration=tmp_path / "calibration.json")
     with pytest.raises(InputError, match="look like millimetres"):
@@ -147,8 +151,8 @@ def test_calibration_in_millimetres_is_refused(registration_take: Path, tmp_path
 
 
 def test_calibration_for_another_resolution_is_refused(registration_take: Path, tmp_path: Path):
-    from reshoot.geometry.camera import Camera
     from reshoot import InputError
+    from reshoot.geometry.camera import Camera
 
     truth = _gt(registration_take).select(PRODUCTION)
     doubled = Camera.create(truth.names, truth.K * 2, truth.cam_from_world, truth.width * 2, truth.height * 2)

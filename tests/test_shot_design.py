@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from test_shot_language import CAMERAS, ENTITIES, small_scene
 
 from reshoot import ReshootError
 from reshoot.geometry.camera import Camera
@@ -15,7 +16,6 @@ from reshoot.geometry.conventions import look_at
 from reshoot.shot_design import BOX_PAD_M, default_heading, design_shot, ease
 from reshoot.shot_language import apply_description, default_spec, load_vocabulary
 from reshoot.shot_spec import ShotSpec
-from test_shot_language import CAMERAS, ENTITIES, small_scene
 
 VOCABULARY = load_vocabulary()
 
@@ -79,8 +79,13 @@ def test_moves_push_orbit_and_crane_by_their_amounts():
 
 
 def test_horizons_stay_level_unless_dutch():
-    for description in ("high wide", "low angle on character_1", "eye level, orbit around prop_1", "match a_wide",
-                        "medium, follow character_2, crane down"):
+    for description in (
+        "high wide",
+        "low angle on character_1",
+        "eye level, orbit around prop_1",
+        "match a_wide",
+        "medium, follow character_2, crane down",
+    ):
         path, _ = designed(description)
         right = path.cam_from_world[:, 0, :3]
         assert np.abs(right[:, 2]).max() < 1e-9, description

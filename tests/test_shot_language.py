@@ -70,8 +70,13 @@ def test_words_do_what_they_say():
     v = load_vocabulary()
     start = default_spec(v)
     spec = apply_description(start, "overhead wide, slow push in on character_1", v, ENTITIES)
-    assert (spec.angle, spec.elevation_deg, spec.size, spec.move, spec.target) == ("overhead", 90.0, "wide", "push_in",
-                                                                                   "character_1")
+    assert (spec.angle, spec.elevation_deg, spec.size, spec.move, spec.target) == (
+        "overhead",
+        90.0,
+        "wide",
+        "push_in",
+        "character_1",
+    )
     assert spec.speed == 0.6 and not spec.follow
     higher = apply_description(spec, "higher", v, ENTITIES)
     assert higher.distance_scale == pytest.approx(1.25) and higher.elevation_deg == 90.0  # overhead rises
@@ -102,8 +107,9 @@ def test_unknown_words_and_empty_descriptions_are_refused_with_what_is_understoo
 
 
 def test_a_studio_extends_the_vocabulary_in_the_workspace(tmp_path: Path):
-    (tmp_path / "shot_language.toml").write_text('[angles.overhead]\nphrases = ["helicopter"]\n'
-                                                 '[moves.push_in]\nphrases = ["snorricam in"]\n')
+    (tmp_path / "shot_language.toml").write_text(
+        '[angles.overhead]\nphrases = ["helicopter"]\n[moves.push_in]\nphrases = ["snorricam in"]\n'
+    )
     v = load_vocabulary(tmp_path)
     spec = apply_description(default_spec(v), "helicopter, snorricam in", v)
     assert spec.angle == "overhead" and spec.move == "push_in"

@@ -29,7 +29,9 @@ def ws(laid_out_workspace: Path, tmp_path_factory) -> Path:
     return copy
 
 
-def test_auto_framed_overhead_keeps_every_true_entity_in_frame_and_looks_straight_down(ws: Path, registration_take: Path):
+def test_auto_framed_overhead_keeps_every_true_entity_in_frame_and_looks_straight_down(
+    ws: Path, registration_take: Path
+):
     result = shoot(ws, "overhead wide")
     path = result.path
     truth_cameras = read_cameras_json(registration_take / "gt" / "cameras.json").cameras
@@ -89,7 +91,9 @@ def test_bad_shot_requests_fail_cleanly_and_write_nothing(ws: Path):
 def test_explicit_keyed_cameras_become_a_smooth_shot_that_revisions_move(ws: Path, tmp_path: Path):
     registered = read_cameras_json(ws / "registration" / "cameras.json").cameras.select("a_wide")
     keys = torch.tensor([0, 5, 11])
-    poses = torch.stack([look_at([-3, -4, 2], [0, 0, 1]), look_at([0, -5, 3], [0, 0, 1]), look_at([3, -4, 2.5], [0, 0, 1])])
+    poses = torch.stack(
+        [look_at([-3, -4, 2], [0, 0, 1]), look_at([0, -5, 3], [0, 0, 1]), look_at([3, -4, 2.5], [0, 0, 1])]
+    )
     write_cameras_json(tmp_path / "crane.json", registered.renamed(["crane"]), {"crane": CameraPath(keys, poses)})
     result = shoot(ws, None, name="crane", cameras_file=tmp_path / "crane.json")
     assert list(result.path.frames) == list(range(12))
@@ -117,7 +121,9 @@ def test_conditioning_passes_match_the_render_and_name_the_entities(ws: Path):
     # The files hold the render exactly (EXR float32, 16-bit alpha).
     shot = read_cameras_json(ws / "shots" / "top" / "shot.json")
     camera = shot.cameras.select(0)
-    posed = dataclasses.replace(camera.pinhole(), cam_from_world=shot.paths["top"].cam_from_world[1:2].to(camera.K.dtype))
+    posed = dataclasses.replace(
+        camera.pinhole(), cam_from_world=shot.paths["top"].cam_from_world[1:2].to(camera.K.dtype)
+    )
     scene = load_splat_scene(ws)
     with torch.no_grad():
         direct = rasterize(scene.at(1), posed, background=scene.environment, backend="cpu")
@@ -158,7 +164,9 @@ def test_exports_of_a_shot_round_trip(ws: Path):
     _, moving = read_usd_cameras(summary.folder / "orbit.usda")
     assert (moving["orbit"][1] - poses).abs().max() < 1e-6
     colmap = read_colmap_text(summary.folder / "colmap")
-    assert (colmap.select("000004.png" if "000004.png" in colmap.names else "000004").cam_from_world[0] - poses[4]).abs().max() < 1e-6
+    assert (
+        colmap.select("000004.png" if "000004.png" in colmap.names else "000004").cam_from_world[0] - poses[4]
+    ).abs().max() < 1e-6
     nerf = read_nerfstudio_transforms(summary.folder / "transforms.json")
     assert nerf.image_paths["000004"] == "frames/000004.png"
     assert (nerf.cameras.select("000004").cam_from_world[0] - poses[4]).abs().max() < 1e-6
@@ -168,8 +176,12 @@ def test_exports_of_a_shot_round_trip(ws: Path):
     with pytest.raises(ReshootError, match="choose from"):
         export_cameras(ws, "orbit", formats=["fbx"], overwrite=True)
     registered = export_cameras(ws)
-    assert sorted(p.name for p in registered.folder.glob("*.chan")) == ["a_wide.chan", "b_medium.chan", "c_medium.chan",
-                                                                        "d_reverse.chan"]
+    assert sorted(p.name for p in registered.folder.glob("*.chan")) == [
+        "a_wide.chan",
+        "b_medium.chan",
+        "c_medium.chan",
+        "d_reverse.chan",
+    ]
 
 
 def test_cli_shoot_revise_shots_export(ws: Path, capsys):
@@ -189,4 +201,8 @@ def test_cli_shoot_revise_shots_export(ws: Path, capsys):
     assert run("shoot", str(ws), "overhead gibberish", "--no-render") == 2
     assert "not understood" in capsys.readouterr().err
     assert run("export", str(ws), "top", "--format", "chan", "--format", "usd") == 0
-    assert sorted(p.name for p in (ws / "shots" / "top" / "export").iterdir()) == ["top.chan", "top.usda"]
+    assert sorted(p.name for p in (ws / "shots" / "top" / "export").iterdir()) == [
+        ".reshoot-output.json",
+        "top.chan",
+        "top.usda",
+    ]  # the marker lets --overwrite replace it

@@ -16,8 +16,13 @@ def _cameras(n: int, size=(64, 48)) -> Camera:
     angles = np.linspace(0, 2 * np.pi, n, endpoint=False)
     eyes = [(2.5 * np.cos(a), 2.5 * np.sin(a), 1.2) for a in angles]
     K = torch.tensor([[70.0, 0, (size[0] - 1) / 2], [0, 70.0, (size[1] - 1) / 2], [0, 0, 1]], dtype=torch.float64)
-    return Camera.create([f"c{i}" for i in range(n)], K.expand(n, 3, 3), np.stack([look_at(e, (0, 0, 0.3)).numpy() for e in eyes]),
-                         [size[0]] * n, [size[1]] * n)
+    return Camera.create(
+        [f"c{i}" for i in range(n)],
+        K.expand(n, 3, 3),
+        np.stack([look_at(e, (0, 0, 0.3)).numpy() for e in eyes]),
+        [size[0]] * n,
+        [size[1]] * n,
+    )
 
 
 def _truth(seed: int = 0) -> Gaussians:
@@ -25,9 +30,13 @@ def _truth(seed: int = 0) -> Gaussians:
     n = 150
     sh = torch.zeros(n, 1, 3)
     sh[:, 0] = (torch.rand(n, 3, generator=g) - 0.5) / 0.282
-    return Gaussians((torch.rand(n, 3, generator=g) - 0.5) * torch.tensor([1.2, 1.2, 0.8]) + torch.tensor([0, 0, 0.3]),
-                     torch.randn(n, 4, generator=g), torch.log(torch.rand(n, 3, generator=g) * 0.08 + 0.03),
-                     torch.full((n,), 2.0), sh)
+    return Gaussians(
+        (torch.rand(n, 3, generator=g) - 0.5) * torch.tensor([1.2, 1.2, 0.8]) + torch.tensor([0, 0, 0.3]),
+        torch.randn(n, 4, generator=g),
+        torch.log(torch.rand(n, 3, generator=g) * 0.08 + 0.03),
+        torch.full((n,), 2.0),
+        sh,
+    )
 
 
 def test_fitting_recovers_a_scene_from_its_renders():
@@ -44,8 +53,16 @@ def test_fitting_recovers_a_scene_from_its_renders():
     init = initial_gaussians(points, np.full((150, 3), 0.5), sh_degree=1)
     with torch.no_grad():
         before = [psnr(rasterize(init, cameras.select(i)).rgb[0], images[i]) for i in held]
-    config = TrainConfig(iterations=400, views_per_step=2, sh_degree=1, sh_degree_interval=200, refine_start=100,
-                         refine_every=50, reset_every=10_000, lr_means=1.6e-3)
+    config = TrainConfig(
+        iterations=400,
+        views_per_step=2,
+        sh_degree=1,
+        sh_degree_interval=200,
+        refine_start=100,
+        refine_every=50,
+        reset_every=10_000,
+        lr_means=1.6e-3,
+    )
     result = train_splats(train, init, config, log_every=100)
     with torch.no_grad():
         after = [psnr(rasterize(result.gaussians, cameras.select(i)).rgb[0], images[i]) for i in held]
@@ -87,8 +104,16 @@ def test_a_learned_background_explains_the_void_and_no_gaussians_paint_it():
     init = initial_gaussians(truth.means.numpy(), np.full((150, 3), 0.5), sh_degree=0)
     results = {}
     for learn in (False, True):
-        config = TrainConfig(iterations=250, views_per_step=2, sh_degree=0, refine_start=50, refine_every=50,
-                             reset_every=10_000, lr_means=1.6e-3, learn_background=learn)
+        config = TrainConfig(
+            iterations=250,
+            views_per_step=2,
+            sh_degree=0,
+            refine_start=50,
+            refine_every=50,
+            reset_every=10_000,
+            lr_means=1.6e-3,
+            learn_background=learn,
+        )
         results[learn] = train_splats(train, init, config)
     learned = results[True].background
     assert (learned - void).abs().max() < 0.03, learned
@@ -130,8 +155,18 @@ def test_a_resumed_fit_ends_exactly_where_an_uninterrupted_one_does(tmp_path):
         images = rasterize(truth, cameras).rgb
     views = [TrainingView(cameras.select(i), images[i]) for i in range(4)]
     init = initial_gaussians(truth.means.numpy(), np.full((150, 3), 0.5), sh_degree=1)
-    config = TrainConfig(iterations=120, views_per_step=2, sh_degree=1, sh_degree_interval=60, refine_start=20,
-                         refine_every=20, reset_every=10_000, lr_means=1.6e-3, seed=5, learn_background=True)
+    config = TrainConfig(
+        iterations=120,
+        views_per_step=2,
+        sh_degree=1,
+        sh_degree_interval=60,
+        refine_start=20,
+        refine_every=20,
+        reset_every=10_000,
+        lr_means=1.6e-3,
+        seed=5,
+        learn_background=True,
+    )
     whole = train_splats(views, init, config)
 
     def stop_at_70(what, done, total):

@@ -65,15 +65,21 @@ def test_projected_covariance_matches_sampled_points():
     """The 2D covariance is the spread of the projected samples of the 3D Gaussian (small ones:
     the projection is then close to its linearization)."""
     cam = _camera(width=200, height=150)
-    gs = Gaussians(torch.tensor([[0.2, 0.1, 0.6]], dtype=torch.float64),
-                   torch.tensor([[0.9, 0.2, -0.3, 0.1]], dtype=torch.float64),
-                   torch.log(torch.tensor([[0.02, 0.005, 0.01]], dtype=torch.float64)),
-                   torch.zeros(1, dtype=torch.float64), torch.zeros(1, 1, 3, dtype=torch.float64))
+    gs = Gaussians(
+        torch.tensor([[0.2, 0.1, 0.6]], dtype=torch.float64),
+        torch.tensor([[0.9, 0.2, -0.3, 0.1]], dtype=torch.float64),
+        torch.log(torch.tensor([[0.02, 0.005, 0.01]], dtype=torch.float64)),
+        torch.zeros(1, dtype=torch.float64),
+        torch.zeros(1, 1, 3, dtype=torch.float64),
+    )
     proj = project_gaussians(gs.means, gs.covariances(), cam.cam_from_world, cam.K, 200, 150, eps2d=0.0)
     a, b, c = proj.conics[0, 0]
     cov2d = torch.linalg.inv(torch.tensor([[a, b], [b, c]]))
     g = torch.Generator().manual_seed(2)
-    samples = gs.means + torch.randn(200_000, 3, generator=g, dtype=torch.float64) @ torch.linalg.cholesky(gs.covariances()[0]).T
+    samples = (
+        gs.means
+        + torch.randn(200_000, 3, generator=g, dtype=torch.float64) @ torch.linalg.cholesky(gs.covariances()[0]).T
+    )
     pixels = cam.project(samples).pixels[0]
     empirical = torch.cov(pixels.T)
     assert torch.allclose(cov2d, empirical, rtol=0.03, atol=0.01), (cov2d, empirical)
@@ -105,8 +111,13 @@ def _one_gaussian(colour=(0.9, 0.2, 0.1), opacity=0.8, at=(0.0, 0.0, 0.5), scale
     """One round splat; the default is ~3 px wide in `_camera()`, so its peak pixel sees its full opacity."""
     sh = torch.zeros(1, 1, 3)
     sh[0, 0] = rgb_to_sh_dc(torch.tensor(colour))
-    return Gaussians(torch.tensor([at]), torch.tensor([[1.0, 0, 0, 0]]), torch.log(torch.full((1, 3), scale)),
-                     torch.logit(torch.tensor([opacity])), sh)
+    return Gaussians(
+        torch.tensor([at]),
+        torch.tensor([[1.0, 0, 0, 0]]),
+        torch.log(torch.full((1, 3), scale)),
+        torch.logit(torch.tensor([opacity])),
+        sh,
+    )
 
 
 def test_a_single_splat_renders_where_and_how_it_should():
@@ -120,7 +131,9 @@ def test_a_single_splat_renders_where_and_how_it_should():
     assert abs(peak[1] - expected[0].item()) <= 0.5 and abs(peak[0] - expected[1].item()) <= 0.5
     # The peak pixel's centre is off the mean by < 1/2 pixel: alpha = opacity * exp(-d^T conic d / 2).
     d = torch.tensor([peak[1] + 0.5, peak[0] + 0.5]) - out.means2d[0, 0].detach()
-    a, b, c = project_gaussians(gs.means, gs.covariances(), cam.cam_from_world.float(), cam.K.float(), 64, 48).conics[0, 0]
+    a, b, c = project_gaussians(gs.means, gs.covariances(), cam.cam_from_world.float(), cam.K.float(), 64, 48).conics[
+        0, 0
+    ]
     expected_alpha = 0.8 * torch.exp(-0.5 * (a * d[0] ** 2 + 2 * b * d[0] * d[1] + c * d[1] ** 2))
     assert out.alpha[0].max().item() == pytest.approx(expected_alpha.item(), rel=1e-5)
     centre = out.rgb[0, peak[0], peak[1]] / out.alpha[0, peak[0], peak[1]]
@@ -134,9 +147,16 @@ def test_nearer_splat_hides_the_farther_one_and_background_shows_elsewhere():
     from reshoot.geometry.splats.render import rasterize
 
     cam = _camera()
-    near, far = _one_gaussian((1.0, 0.0, 0.0), 0.99, (0.0, -1.0, 0.7)), _one_gaussian((0.0, 0.0, 1.0), 0.99, (0.0, 1.0, 0.5), 0.4)
-    both = Gaussians(*(torch.cat([getattr(near, f), getattr(far, f)]) for f in
-                       ("means", "quats_wxyz", "log_scales", "logit_opacities", "sh")))
+    near, far = (
+        _one_gaussian((1.0, 0.0, 0.0), 0.99, (0.0, -1.0, 0.7)),
+        _one_gaussian((0.0, 0.0, 1.0), 0.99, (0.0, 1.0, 0.5), 0.4),
+    )
+    both = Gaussians(
+        *(
+            torch.cat([getattr(near, f), getattr(far, f)])
+            for f in ("means", "quats_wxyz", "log_scales", "logit_opacities", "sh")
+        )
+    )
     out = rasterize(both, cam, background=torch.tensor([0.0, 1.0, 0.0]), backend="reference")
     row, col = (int(round(v)) for v in cam.project(near.means.double()).pixels[0, 0].flip(0).tolist())
     assert out.rgb[0, row, col, 0] > 0.95 and out.rgb[0, row, col, 2] < 0.05
@@ -154,15 +174,18 @@ def test_cpu_backend_matches_the_reference_on_full_scenes():
         pytest.skip("the C++ rasterizer is not built on this machine (the reference twin is used instead)")
     cam = Camera.cat([_camera(48, 40), _camera(48, 40, eye=(2.0, -2.0, 1.5)).renamed(["b"])])
     params = _random_gaussians(300, seed=4, degree=2)
-    leaves = {f: getattr(params, f).clone().requires_grad_(True) for f in
-              ("means", "quats_wxyz", "log_scales", "logit_opacities", "sh")}
+    leaves = {
+        f: getattr(params, f).clone().requires_grad_(True)
+        for f in ("means", "quats_wxyz", "log_scales", "logit_opacities", "sh")
+    }
     features = torch.rand(300, 2, generator=torch.Generator().manual_seed(5))
     results = {}
     for backend in ("cpu", "reference"):
         for leaf in leaves.values():
             leaf.grad = None
-        out = rasterize(Gaussians(**leaves), cam, features=features, background=torch.tensor([0.1, 0.2, 0.3]),
-                        backend=backend)
+        out = rasterize(
+            Gaussians(**leaves), cam, features=features, background=torch.tensor([0.1, 0.2, 0.3]), backend=backend
+        )
         loss = out.rgb.square().sum() + out.alpha.sum() + (out.depth * out.alpha).sum() + out.features.sum()
         loss.backward()
         results[backend] = (out, {k: v.grad.clone() for k, v in leaves.items()}, out.means2d.grad.clone())
@@ -181,7 +204,9 @@ def test_gsplat_backend_matches_the_cpu_backend():
     cam = _camera(96, 64)
     params = _random_gaussians(500, seed=6, degree=1)
     cpu = rasterize(params, cam, backend="cpu")
-    cuda = Gaussians(*(getattr(params, f).cuda() for f in ("means", "quats_wxyz", "log_scales", "logit_opacities", "sh")))
+    cuda = Gaussians(
+        *(getattr(params, f).cuda() for f in ("means", "quats_wxyz", "log_scales", "logit_opacities", "sh"))
+    )
     gpu = rasterize(cuda, cam, backend="gsplat")
     # gsplat 1.5 bins tiles with per-axis radii, our square with the larger one: the extra tiles hold
     # only pixels beyond 3.33 sigma, where alpha < 1/255 for all but near-opaque splats.
@@ -199,7 +224,15 @@ def test_splat_ply_round_trip_in_the_3dgs_layout(tmp_path):
     names = [p.name for p in PlyData.read(str(tmp_path / "set.ply"))["vertex"].properties]
     assert names[:9] == ["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"]
     assert names[9:54] == [f"f_rest_{i}" for i in range(45)] and names[54:] == [
-        "opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"]
+        "opacity",
+        "scale_0",
+        "scale_1",
+        "scale_2",
+        "rot_0",
+        "rot_1",
+        "rot_2",
+        "rot_3",
+    ]
     back = read_splat_ply(tmp_path / "set.ply")
     for field in ("means", "quats_wxyz", "log_scales", "logit_opacities", "sh"):
         assert torch.equal(getattr(back, field), getattr(gs, field)), field
@@ -221,7 +254,8 @@ def test_projection_and_sh_match_gsplats_own_torch_implementation():
     shifted = K.clone()
     shifted[:, :2, 2] += 0.5  # gsplat's pixel centres
     radii, means2d, depths, conics, _ = gsplat_torch._fully_fused_projection(
-        gs.means, gs.covariances(), viewmats, shifted, 96, 64)
+        gs.means, gs.covariances(), viewmats, shifted, 96, 64
+    )
     visible = radii.amax(-1) > 0
     assert torch.equal(visible, ours.radii > 0)
     assert visible.sum() > 100

@@ -8,32 +8,57 @@ import torch
 from reshoot.geometry.camera import Camera
 from reshoot.geometry.conventions import look_at
 from reshoot.geometry.stereo import (
-    DepthMap, StereoConfig, StereoView, depth_normals, fuse_depths, select_sources, stereo_depths, view_depth,
+    DepthMap,
+    StereoConfig,
+    StereoView,
+    depth_normals,
+    fuse_depths,
+    select_sources,
+    stereo_depths,
+    view_depth,
     voxel_downsampled,
 )
 
 SIZE = (96, 64)
 
+
 def _cameras(eyes, target) -> Camera:
     K = torch.tensor([[80.0, 0, (SIZE[0] - 1) / 2], [0, 80.0, (SIZE[1] - 1) / 2], [0, 0, 1]], dtype=torch.float64)
     n = len(eyes)
-    return Camera.create([f"c{i}" for i in range(n)], K.expand(n, 3, 3),
-                         np.stack([look_at(e, target).numpy() for e in eyes]), [SIZE[0]] * n, [SIZE[1]] * n)
+    return Camera.create(
+        [f"c{i}" for i in range(n)],
+        K.expand(n, 3, 3),
+        np.stack([look_at(e, target).numpy() for e in eyes]),
+        [SIZE[0]] * n,
+        [SIZE[1]] * n,
+    )
+
 
 def _texture(xy: torch.Tensor) -> torch.Tensor:
     """A colourful, non-repeating texture [..., 3] of plane coordinates [..., 2] (metres)."""
     x, y = xy[..., 0], xy[..., 1]
-    return torch.stack([0.5 + 0.25 * torch.sin(7.3 * x) * torch.cos(5.1 * y) + 0.2 * torch.sin(23.0 * x + 3 * y),
-                        0.5 + 0.3 * torch.sin(11.0 * y + 2 * x) * torch.cos(3.7 * x),
-                        0.5 + 0.3 * torch.cos(17.0 * x - 13.0 * y)], -1).clamp(0, 1).float()
+    return (
+        torch.stack(
+            [
+                0.5 + 0.25 * torch.sin(7.3 * x) * torch.cos(5.1 * y) + 0.2 * torch.sin(23.0 * x + 3 * y),
+                0.5 + 0.3 * torch.sin(11.0 * y + 2 * x) * torch.cos(3.7 * x),
+                0.5 + 0.3 * torch.cos(17.0 * x - 13.0 * y),
+            ],
+            -1,
+        )
+        .clamp(0, 1)
+        .float()
+    )
+
 
 def _floor_views(cameras: Camera) -> tuple[list[StereoView], list[torch.Tensor]]:
     """Each camera's picture of a textured floor z = 0 (black where its rays miss it) and true z-depth."""
     views, depths = [], []
     for i in range(len(cameras)):
         camera = cameras.select(i)
-        rows, cols = torch.meshgrid(torch.arange(SIZE[1], dtype=torch.float64),
-                                    torch.arange(SIZE[0], dtype=torch.float64), indexing="ij")
+        rows, cols = torch.meshgrid(
+            torch.arange(SIZE[1], dtype=torch.float64), torch.arange(SIZE[0], dtype=torch.float64), indexing="ij"
+        )
         directions = camera.pixel_directions(torch.stack([cols, rows], -1).reshape(1, -1, 2))[0]
         depth = -camera.centers[0, 2] / directions[:, 2]
         hit = camera.centers[0] + depth[:, None] * directions
@@ -41,6 +66,7 @@ def _floor_views(cameras: Camera) -> tuple[list[StereoView], list[torch.Tensor]]
         views.append(StereoView(camera, image))
         depths.append(torch.where(depth > 0, depth, torch.zeros_like(depth)).reshape(SIZE[1], SIZE[0]).float())
     return views, depths
+
 
 class TestViewDepth:
     def test_a_floor_seen_obliquely_comes_out_at_its_depth(self):
@@ -75,7 +101,8 @@ class TestViewDepth:
         mask[:, : SIZE[0] // 2] = False
         found = view_depth(StereoView(views[0].camera, views[0].image, mask), views[1:], 0.5, 12.0, 2.0)
         assert not bool((found.depth[:, : SIZE[0] // 2] > 0).any())
-        assert float((found.depth[:, SIZE[0] // 2:] > 0).float().mean()) > 0.5
+        assert float((found.depth[:, SIZE[0] // 2 :] > 0).float().mean()) > 0.5
+
 
 class TestFusion:
     def test_only_points_another_view_confirms_are_kept(self):
@@ -85,19 +112,25 @@ class TestFusion:
         fused = fuse_depths(views, good)
         assert len(fused.points.points) > 0.8 * sum(int((d > 0).sum()) for d in truth)
         assert float(fused.points.points[:, 2].abs().max()) < 1e-3, "true depths lift onto the floor"
-        wrong = [good[0], DepthMap(truth[1] * 0.8, good[1].normal, good[1].score), DepthMap(truth[2] * 0.8, good[2].normal, good[2].score)]
+        wrong = [
+            good[0],
+            DepthMap(truth[1] * 0.8, good[1].normal, good[1].score),
+            DepthMap(truth[2] * 0.8, good[2].normal, good[2].score),
+        ]
         fused_wrong = fuse_depths(views, wrong, StereoConfig(min_consistent=1))
         assert float((fused_wrong.depths[0] > 0).float().mean()) < 0.05, "no other view agrees with view 0"
 
     def test_voxel_downsampling_keeps_one_point_per_voxel(self):
         eyes = [(0.0, -3.0, 1.6), (0.5, -3.0, 1.6)]
         views, truth = _floor_views(_cameras(eyes, (0.0, 0.5, 0.0)))
-        fused = fuse_depths(views, [DepthMap(d, torch.tensor([0.0, 0.0, 1.0]).expand(*d.shape, 3), torch.ones_like(d))
-                                    for d in truth])
+        fused = fuse_depths(
+            views, [DepthMap(d, torch.tensor([0.0, 0.0, 1.0]).expand(*d.shape, 3), torch.ones_like(d)) for d in truth]
+        )
         thin = voxel_downsampled(fused.points, 0.1)
         keys = torch.floor(thin.points.double() / 0.1)
         assert len(torch.unique(keys, dim=0)) == len(thin.points) < len(fused.points.points)
         assert torch.allclose(thin.normals, torch.tensor([0.0, 0.0, 1.0]).expand_as(thin.normals))
+
 
 def test_depth_normals_of_a_plane_are_its_normal():
     cameras = _cameras([(0.0, -3.0, 1.6)], (0.0, 0.5, 0.0))
@@ -106,12 +139,14 @@ def test_depth_normals_of_a_plane_are_its_normal():
     inner = normals[2:-2, 2:-2][truth[0][2:-2, 2:-2] > 0]
     assert torch.allclose(inner, torch.tensor([0.0, 0.0, 1.0], dtype=inner.dtype).expand_as(inner), atol=1e-4)
 
+
 def test_sources_are_views_that_share_the_frustum():
     eyes = [(0.0, -3.0, 1.6), (0.5, -3.0, 1.6), (0.0, 3.0, 1.6), (-0.6, -3.0, 1.6), (0.0, -3.0, 1.61)]
     cameras = _cameras(eyes[:4], (0.0, 0.0, 0.5))
     cameras = Camera.cat([cameras, _cameras(eyes[4:], (0.0, 0.0, 0.5)).renamed(["same_place"])])
     chosen = select_sources(cameras, 0, 1.0, 8.0, count=2, min_angle_deg=2.0, max_angle_deg=50.0)
     assert sorted(chosen) == [1, 3], "the camera opposite and the one at the same place are no use"
+
 
 def test_stereo_depths_bounds_each_view_by_the_box():
     eyes = [(0.0, -3.0, 1.6), (0.4, -3.0, 1.6), (-0.4, -3.1, 1.7)]

@@ -13,8 +13,21 @@ from reshoot.geometry.conventions import look_at, look_down
 from reshoot.geometry.splats.gaussians import Gaussians
 from reshoot.geometry.splats.render import rasterize
 from reshoot.geometry.splats.surfaces import (
-    Plane, depth_normal_loss, elongation_loss, facing_normals, floating, gaussian_normals, on_planes, plane_axes,
-    plane_camera, plane_coverage_loss, plane_fill, plane_loss, rotation_to_normal, surfel_gaussians, views_seeing,
+    Plane,
+    depth_normal_loss,
+    elongation_loss,
+    facing_normals,
+    floating,
+    gaussian_normals,
+    on_planes,
+    plane_axes,
+    plane_camera,
+    plane_coverage_loss,
+    plane_fill,
+    plane_loss,
+    rotation_to_normal,
+    surfel_gaussians,
+    views_seeing,
 )
 from reshoot.geometry.splats.train import TrainConfig, TrainingView, initial_gaussians, psnr, train_splats
 from reshoot.geometry.stereo import StereoView, fuse_depths, stereo_depths, voxel_downsampled
@@ -45,8 +58,10 @@ def test_a_surfels_normal_is_its_local_z():
 class TestPlaneLoss:
     def test_pulls_near_gaussians_onto_the_plane_and_leaves_the_rest(self):
         tilted = torch.nn.functional.normalize(torch.tensor([[0.3, 0.0, 1.0]]), dim=-1)
-        g = _surfels([[0.0, 0.0, 0.05], [1.0, 0.0, 1.0], [2.0, 0.0, 0.02]],
-                     torch.cat([tilted, torch.tensor([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]])]))
+        g = _surfels(
+            [[0.0, 0.0, 0.05], [1.0, 0.0, 1.0], [2.0, 0.0, 0.02]],
+            torch.cat([tilted, torch.tensor([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]])]),
+        )
         means = g.means.clone().requires_grad_(True)
         quats = g.quats_wxyz.clone().requires_grad_(True)
         moved = Gaussians(means, quats, g.log_scales, g.logit_opacities, g.sh)
@@ -74,8 +89,9 @@ class TestPlaneLoss:
 def _floor_grid(spacing: float, extent: float = 1.0, scale: float | None = None) -> Gaussians:
     """Opaque grey surfels on z = 0 every `spacing` over [0, extent)^2, each of in-plane scale `scale`."""
     xs = torch.arange(spacing / 2, extent, spacing)  # centres inside the cells, off their edges
-    points = torch.cat([torch.stack(torch.meshgrid(xs, xs, indexing="ij"), -1).reshape(-1, 2),
-                        torch.zeros(len(xs) ** 2, 1)], 1)
+    points = torch.cat(
+        [torch.stack(torch.meshgrid(xs, xs, indexing="ij"), -1).reshape(-1, 2), torch.zeros(len(xs) ** 2, 1)], 1
+    )
     normals = torch.tensor([[0.0, 0.0, 1.0]]).expand(len(points), 3)
     return surfel_gaussians(points, torch.full((len(points), 3), 0.5), normals, scale or spacing, 1e-3, 0, opacity=0.9)
 
@@ -86,11 +102,18 @@ class TestPlaneCoverage:
         camera = plane_camera(wall, 1.0, torch.tensor([0.5, 2.3, 1.0]), 0.01, 64, distance=1.5)
         assert torch.allclose(camera.centers[0], torch.tensor([0.5, 0.5, 1.0], dtype=torch.float64)), "in front"
         u, v, n = plane_axes(wall, 1.0)
-        points = torch.stack([torch.tensor([0.5, 2.0, 1.0]), torch.tensor([0.5, 2.0, 1.0]) + 0.1 * u,
-                              torch.tensor([0.5, 2.0, 1.0]) + 0.2 * v]).double()
+        points = torch.stack(
+            [
+                torch.tensor([0.5, 2.0, 1.0]),
+                torch.tensor([0.5, 2.0, 1.0]) + 0.1 * u,
+                torch.tensor([0.5, 2.0, 1.0]) + 0.2 * v,
+            ]
+        ).double()
         projection = camera.project(points)
         c = 31.5
-        assert torch.allclose(projection.pixels[0], torch.tensor([[c, c], [c + 10, c], [c, c + 20]], dtype=torch.float64))
+        assert torch.allclose(
+            projection.pixels[0], torch.tensor([[c, c], [c + 10, c], [c, c + 20]], dtype=torch.float64)
+        )
         assert torch.allclose(projection.depth[0], torch.full((3,), 1.5, dtype=torch.float64))
         assert torch.allclose(n, torch.tensor([0.0, -1.0, 0.0], dtype=torch.float64)), "towards the front side"
 
@@ -99,8 +122,9 @@ class TestPlaneCoverage:
         touching = plane_coverage_loss(_floor_grid(0.05), FLOOR, 1.0, centre, 0.01, 64, 0.05)
         gapped = plane_coverage_loss(_floor_grid(0.05, scale=0.012), FLOOR, 1.0, centre, 0.01, 64, 0.05)
         assert float(touching) < 0.01 < 0.2 < float(gapped), (touching, gapped)
-        beyond = plane_coverage_loss(_floor_grid(0.05, scale=0.012), FLOOR, 1.0, torch.tensor([3.0, 3.0, 0.0]),
-                                     0.01, 64, 0.05)
+        beyond = plane_coverage_loss(
+            _floor_grid(0.05, scale=0.012), FLOOR, 1.0, torch.tensor([3.0, 3.0, 0.0]), 0.01, 64, 0.05
+        )
         assert float(beyond) == 0.0, "where no surfel stands, nothing is asked"
         from_below = plane_coverage_loss(_floor_grid(0.05, scale=0.012), FLOOR, -1.0, centre, 0.01, 64, 0.05)
         assert abs(float(from_below) - float(gapped)) < 0.02, "a disc covers the same from either side"
@@ -126,8 +150,13 @@ class TestPlaneCoverage:
 def test_elongation_loss_is_zero_for_discs_and_grows_for_needles():
     def gaussians(scales):
         n = len(scales)
-        return Gaussians(torch.zeros(n, 3), torch.tensor([[1.0, 0, 0, 0]]).repeat(n, 1), torch.log(torch.tensor(scales)),
-                         torch.zeros(n), torch.zeros(n, 1, 3))
+        return Gaussians(
+            torch.zeros(n, 3),
+            torch.tensor([[1.0, 0, 0, 0]]).repeat(n, 1),
+            torch.log(torch.tensor(scales)),
+            torch.zeros(n),
+            torch.zeros(n, 1, 3),
+        )
 
     assert float(elongation_loss(gaussians([[0.05, 0.05, 0.001], [0.05, 0.04, 0.05]]), 4.0)) == 0
     short, long = (float(elongation_loss(gaussians([[0.05 * r, 0.05, 0.001]]), 4.0)) for r in (8.0, 16.0))
@@ -149,24 +178,27 @@ def test_depth_normal_loss_is_zero_when_the_normals_agree_with_the_depth():
 
 def test_facing_normals_turn_towards_each_camera():
     g = _surfels([[0.0, 0.0, 0.0]], [[0.0, 0.0, -1.0]])
-    cameras = Camera.cat([_camera((0.0, -2.0, 1.0), (0, 0, 0), name="above"),
-                          _camera((0.0, -2.0, -1.0), (0, 0, 0), name="below")])
+    cameras = Camera.cat(
+        [_camera((0.0, -2.0, 1.0), (0, 0, 0), name="above"), _camera((0.0, -2.0, -1.0), (0, 0, 0), name="below")]
+    )
     normals = facing_normals(g, cameras)
     assert float(normals[0, 0, 2]) > 0.99 and float(normals[1, 0, 2]) < -0.99
 
 
 class TestPruningRules:
     def test_floating_needs_two_views_that_see_through_the_point(self):
-        cameras = Camera.cat([_camera((0.0, -3.0, 1.0), (0, 0, 1.0), name="a"),
-                              _camera((0.3, -3.0, 1.0), (0, 0, 1.0), name="b")])
+        cameras = Camera.cat(
+            [_camera((0.0, -3.0, 1.0), (0, 0, 1.0), name="a"), _camera((0.3, -3.0, 1.0), (0, 0, 1.0), name="b")]
+        )
         depths = [torch.full((48, 64), 3.0), torch.full((48, 64), 3.0)]  # both see a wall 3 m away
         points = torch.tensor([[0.0, -1.5, 1.0], [0.0, 0.0, 1.0]], dtype=torch.float64)  # in front, on it
         assert floating(points, cameras, depths, 0.05, min_votes=2).tolist() == [True, False]
         assert floating(points, cameras, [depths[0], torch.zeros(48, 64)], 0.05, min_votes=2).tolist() == [False, False]
 
     def test_views_seeing_skips_views_where_the_point_is_hidden(self):
-        cameras = Camera.cat([_camera((0.0, -3.0, 1.0), (0, 0, 1.0), name="a"),
-                              _camera((0.0, 3.0, 1.0), (0, 0, 1.0), name="b")])
+        cameras = Camera.cat(
+            [_camera((0.0, -3.0, 1.0), (0, 0, 1.0), name="a"), _camera((0.0, 3.0, 1.0), (0, 0, 1.0), name="b")]
+        )
         depths = torch.stack([torch.full((48, 64), 1.0), torch.zeros(48, 64)])  # a: a surface 1 m in front
         assert views_seeing(torch.tensor([[0.0, 0.0, 1.0]]), cameras, depths, 0.05).tolist() == [1]
 
@@ -188,14 +220,26 @@ def test_plane_fill_covers_the_floors_unseen_gaps_and_nothing_outside():
 
 def _texture(xy: torch.Tensor) -> torch.Tensor:
     x, y = xy[..., 0], xy[..., 1]
-    return torch.stack([0.5 + 0.3 * torch.sin(6.0 * x) * torch.cos(4.0 * y), 0.5 + 0.3 * torch.sin(9.0 * y + 2 * x),
-                        0.5 + 0.3 * torch.cos(7.0 * x - 5.0 * y)], -1).clamp(0, 1).float()
+    return (
+        torch.stack(
+            [
+                0.5 + 0.3 * torch.sin(6.0 * x) * torch.cos(4.0 * y),
+                0.5 + 0.3 * torch.sin(9.0 * y + 2 * x),
+                0.5 + 0.3 * torch.cos(7.0 * x - 5.0 * y),
+            ],
+            -1,
+        )
+        .clamp(0, 1)
+        .float()
+    )
 
 
 def _floor_image(camera: Camera) -> torch.Tensor:
     """[H, W, 3] the textured floor z = 0 (within |x|, |y| < 2 m) seen by a camera, black elsewhere."""
     w, h = int(camera.width[0]), int(camera.height[0])
-    rows, cols = torch.meshgrid(torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64), indexing="ij")
+    rows, cols = torch.meshgrid(
+        torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64), indexing="ij"
+    )
     directions = camera.pixel_directions(torch.stack([cols, rows], -1).reshape(1, -1, 2))[0]
     depth = -camera.centers[0, 2] / directions[:, 2]
     hit = camera.centers[0] + depth[:, None] * directions
@@ -217,17 +261,38 @@ def test_a_floor_seen_only_at_grazing_angles_renders_right_from_above():
     stereo = [StereoView(v.camera, v.image) for v in views]
     fused = fuse_depths(stereo, stereo_depths(stereo, (-2.5, -2.5, -0.05), (2.5, 2.5, 1.0)))
     dense = voxel_downsampled(fused.points, 0.04)
-    config = TrainConfig(iterations=300, views_per_step=2, sh_degree=0, refine_start=100, refine_stop=250,
-                         refine_every=50, reset_every=10_000, thickness=1e-3, min_surfel_scale=0.01, plane_weight=1.0,
-                         elongation_weight=0.1)
-    surfels = train_splats(views, surfel_gaussians(dense.points, dense.colors, dense.normals, 0.02, 1e-3, 0), config,
-                           planes=[FLOOR]).gaussians
+    config = TrainConfig(
+        iterations=300,
+        views_per_step=2,
+        sh_degree=0,
+        refine_start=100,
+        refine_stop=250,
+        refine_every=50,
+        reset_every=10_000,
+        thickness=1e-3,
+        min_surfel_scale=0.01,
+        plane_weight=1.0,
+        elongation_weight=0.1,
+    )
+    surfels = train_splats(
+        views, surfel_gaussians(dense.points, dense.colors, dense.normals, 0.02, 1e-3, 0), config, planes=[FLOOR]
+    ).gaussians
 
     rng = np.random.default_rng(0)
     points = np.column_stack([rng.uniform(-2, 2, (3000, 2)), rng.uniform(0, 1.0, 3000)])
-    plain = train_splats(views, initial_gaussians(points, np.full((3000, 3), 0.5), sh_degree=3),
-                         TrainConfig(iterations=300, views_per_step=2, sh_degree_interval=75, refine_start=100,
-                                     refine_stop=250, refine_every=50, reset_every=10_000)).gaussians
+    plain = train_splats(
+        views,
+        initial_gaussians(points, np.full((3000, 3), 0.5), sh_degree=3),
+        TrainConfig(
+            iterations=300,
+            views_per_step=2,
+            sh_degree_interval=75,
+            refine_start=100,
+            refine_stop=250,
+            refine_every=50,
+            reset_every=10_000,
+        ),
+    ).gaussians
     with torch.no_grad():
         renders = {name: rasterize(g, above) for name, g in (("surfels", surfels), ("plain", plain))}
         seen = min(psnr(rasterize(surfels, v.camera).rgb[0], v.image) for v in views)

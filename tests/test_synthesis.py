@@ -11,6 +11,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 import torch
+
 from reshoot.conditioning import read_conditioning_frame, render_conditioning
 from reshoot.geometry.errors import InputError
 from reshoot.model.checkpoint import save_checkpoint
@@ -20,8 +21,17 @@ from reshoot.shots import revise, shoot
 from reshoot.synthesis import synthesize
 
 # Windows of 3 with 1 overlap over 5 frames: two windows that share a frame.
-CONFIG = dataclasses.replace(CONFIGS["tiny"], dim=32, depth=1, heads=2, window=3, overlap=1, head_features=4,
-                             refine_channels=8, working_pixels=160 * 90)
+CONFIG = dataclasses.replace(
+    CONFIGS["tiny"],
+    dim=32,
+    depth=1,
+    heads=2,
+    window=3,
+    overlap=1,
+    head_features=4,
+    refine_channels=8,
+    working_pixels=160 * 90,
+)
 
 
 @pytest.fixture(scope="module")
@@ -118,11 +128,14 @@ def test_adaptation_leaves_cameras_out_and_cross_validates_the_correction(shot_w
 
     ws = tmp_path / "ws"
     shutil.copytree(shot_ws, ws, symlinks=True, ignore=shutil.ignore_patterns("shots"))
-    budget = ReconstructOptions(set_iterations=40, first_actor_iterations=8, actor_iterations=4, frames=(0, 2),
-                                checkpoint_every=40)
+    budget = ReconstructOptions(
+        set_iterations=40, first_actor_iterations=8, actor_iterations=4, frames=(0, 2), checkpoint_every=40
+    )
     start = _checkpoint(tmp_path / "start", perturb=False)
-    summary = adapt_model(ws, AdaptOptions(held_out=("c_medium", "d_reverse"), start_from=start, steps=3,
-                                           reconstruct=budget, device="cpu"))
+    summary = adapt_model(
+        ws,
+        AdaptOptions(held_out=("c_medium", "d_reverse"), start_from=start, steps=3, reconstruct=budget, device="cpu"),
+    )
     assert summary.steps == 3 and np.isfinite(summary.last_loss)
     scenes = {}
     for name in ("c_medium", "d_reverse"):
@@ -152,8 +165,23 @@ def test_adaptation_leaves_cameras_out_and_cross_validates_the_correction(shot_w
     from reshoot.cli.app import main
 
     with pytest.raises(SystemExit) as exit_:
-        main(["train", "--adapt", str(ws), "--held-out", "c_medium", "--held-out", "d_reverse", "--steps", "3",
-              "--from", str(start), "--device", "cpu"])
+        main(
+            [
+                "train",
+                "--adapt",
+                str(ws),
+                "--held-out",
+                "c_medium",
+                "--held-out",
+                "d_reverse",
+                "--steps",
+                "3",
+                "--from",
+                str(start),
+                "--device",
+                "cpu",
+            ]
+        )
     assert exit_.value.code == 0
     assert f"correction scale {config.correction_scale} kept" in capsys.readouterr().err  # rich writes to stderr
     assert read_checkpoint_config(ws / "model" / "adapted")[0] == config

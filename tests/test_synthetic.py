@@ -12,13 +12,12 @@ import pytest
 import torch
 from scipy import ndimage
 
+from conftest import SMALL_TAKE
 from reshoot.datasets.synthetic import SynthConfig, generate_take
 from reshoot.geometry.camera import Camera
 from reshoot.geometry.cameras_io import read_cameras_json
 from reshoot.geometry.errors import InputError
 from reshoot.geometry.files import read_json_document
-
-from conftest import SMALL_TAKE
 
 
 def _maps(take: Path, camera: str) -> dict[str, np.ndarray]:
@@ -104,7 +103,9 @@ def test_depth_of_two_views_agrees_in_3d(small_take: Path):
     both see the surface, and it never sees *through* a surface the first one saw."""
     cameras = read_cameras_json(small_take / "gt" / "cameras.json").cameras
 
-    def residuals(cam_a: Camera, cam_b: Camera, depth_a: np.ndarray, depth_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def residuals(
+        cam_a: Camera, cam_b: Camera, depth_a: np.ndarray, depth_b: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Relative depth residuals in b at the nearest pixel, and at the nearest of its 3x3 pixels
         (so that rounding at silhouettes does not count as seeing through; the void counts as far)."""
         rows, cols = np.nonzero(depth_a > 0)
@@ -127,8 +128,13 @@ def test_depth_of_two_views_agrees_in_3d(small_take: Path):
         return covisible, precision, see_through
 
     frame = 5
-    pairs = [("a_wide", "b_medium"), ("b_medium", "c_medium"), ("a_wide", "d_reverse"),
-             ("b_medium", "overhead"), ("overhead", "high_angle")]
+    pairs = [
+        ("a_wide", "b_medium"),
+        ("b_medium", "c_medium"),
+        ("a_wide", "d_reverse"),
+        ("b_medium", "overhead"),
+        ("overhead", "high_angle"),
+    ]
     for a, b in pairs:
         cam_a, cam_b = cameras.select(a), cameras.select(b)
         depth_a, depth_b = _maps(small_take, a)["depth"][frame], _maps(small_take, b)["depth"][frame]
@@ -158,8 +164,11 @@ def test_footage_has_features_that_sift_finds(small_take: Path):
 
 
 def _digest(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_same_seed_same_take_different_seed_different_set(tmp_path: Path):
@@ -185,8 +194,13 @@ def test_existing_take_is_never_clobbered(tmp_path: Path):
     with pytest.raises(InputError, match="already exists"):
         generate_take(out, config)
     assert (out / "keep.txt").read_text() == "precious"
+    with pytest.raises(InputError, match="not made by reshoot synth"):  # --overwrite replaces only a take
+        generate_take(out, config, overwrite=True)
+    assert (out / "keep.txt").read_text() == "precious"
+    (out / "keep.txt").unlink()
+    generate_take(out, config)
     generate_take(out, config, overwrite=True)
-    assert not (out / "keep.txt").exists() and (out / "take.json").is_file()
+    assert (out / "take.json").is_file()
     assert [p.name for p in tmp_path.iterdir()] == ["take"], "no temporary folders left behind"
 
 

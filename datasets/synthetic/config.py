@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from reshoot.geometry.errors import InputError
+from reshoot.geometry.validation import MAX_IMAGE_SIDE
 
 
 @dataclass(frozen=True)
@@ -50,17 +51,24 @@ class SynthConfig:
         checks = [
             (1 <= self.cameras <= 8, f"cameras must be 1 to 8, got {self.cameras}"),
             (1 <= self.frames <= 10000, f"frames must be 1 to 10000, got {self.frames}"),
-            (self.width >= 32 and self.height >= 32, f"size must be at least 32x32, got {self.width}x{self.height}"),
-            (self.width % 2 == 0 and self.height % 2 == 0,
-             f"width and height must be even (H.264 needs it), got {self.width}x{self.height}"),
+            (
+                32 <= self.width <= MAX_IMAGE_SIDE and 32 <= self.height <= MAX_IMAGE_SIDE,
+                f"size must be 32x32 to {MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE}, got {self.width}x{self.height}",
+            ),
+            (
+                self.width % 2 == 0 and self.height % 2 == 0,
+                f"width and height must be even (H.264 needs it), got {self.width}x{self.height}",
+            ),
             (1 <= self.characters <= 3, f"characters must be 1 to 3, got {self.characters}"),
             (2 <= self.props <= 6, f"props must be 2 to 6, got {self.props}"),
-            (self.fps > 0, f"fps must be positive, got {self.fps}"),
+            (0 < self.fps <= 1000, f"fps must be more than 0 and at most 1000, got {self.fps}"),
             (1 <= self.antialias <= 5, f"antialias must be 1 to 5, got {self.antialias}"),
             (0 <= self.video_crf <= 51, f"video_crf must be 0 to 51, got {self.video_crf}"),
             (self.texels_per_m > 0, "texels_per_m must be positive"),
-            (self.survey_frames == 0 or 8 <= self.survey_frames <= 500,
-             f"survey_frames must be 0 (no survey) or 8 to 500, got {self.survey_frames}"),
+            (
+                self.survey_frames == 0 or 8 <= self.survey_frames <= 500,
+                f"survey_frames must be 0 (no survey) or 8 to 500, got {self.survey_frames}",
+            ),
             (0 <= self.extra_views <= 64, f"extra_views must be 0 to 64, got {self.extra_views}"),
         ]
         for ok, message in checks:

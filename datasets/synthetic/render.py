@@ -59,9 +59,7 @@ class _FrameScene:
         self.scene = o3d.t.geometry.RaycastingScene()
         for expected, index in enumerate(parts):
             part = film_set.parts[index]
-            gid = self.scene.add_triangles(
-                o3c.Tensor(part.world_vertices(frame)), o3c.Tensor(part.triangles)
-            )
+            gid = self.scene.add_triangles(o3c.Tensor(part.world_vertices(frame)), o3c.Tensor(part.triangles))
             assert gid == expected
         self.part_of_geometry = np.asarray(parts + [NO_HIT], dtype=np.int64)
 
@@ -110,8 +108,14 @@ class SetRenderer:
 
         rgb = static.rgb.copy()
         flat = interior.reshape(-1)
-        rgb[interior] = self._shade(hits.part[flat], origin, self._directions(camera_index).reshape(-1, 3)[flat],
-                                    hits.t[flat], hits.normal[flat], frame)
+        rgb[interior] = self._shade(
+            hits.part[flat],
+            origin,
+            self._directions(camera_index).reshape(-1, 3)[flat],
+            hits.t[flat],
+            hits.normal[flat],
+            frame,
+        )
         if edges.any():
             rgb[edges] = self._supersample(scene, cam, np.argwhere(edges), frame)
         depth = np.where(hits.part >= 0, hits.t, 0).astype(np.float32).reshape(h, w)
@@ -151,8 +155,9 @@ class SetRenderer:
             self._static_cache[camera_index] = self.render_static(cam, self.antialias)
         return self._static_cache[camera_index]
 
-    def _supersample(self, scene: _FrameScene, cam: Camera, pixels_rc: np.ndarray, frame: int,
-                     antialias: int | None = None) -> np.ndarray:
+    def _supersample(
+        self, scene: _FrameScene, cam: Camera, pixels_rc: np.ndarray, frame: int, antialias: int | None = None
+    ) -> np.ndarray:
         """Mean colour of n×n sub-pixel rays per pixel (n = `antialias`, default the renderer's).
 
         Args:
@@ -179,8 +184,9 @@ class SetRenderer:
             out[start:stop] = colour.reshape(-1, samples, 3).mean(axis=1)
         return out
 
-    def _shade(self, part: np.ndarray, origin: np.ndarray, dirs: np.ndarray, t: np.ndarray,
-               normal: np.ndarray, frame: int) -> np.ndarray:
+    def _shade(
+        self, part: np.ndarray, origin: np.ndarray, dirs: np.ndarray, t: np.ndarray, normal: np.ndarray, frame: int
+    ) -> np.ndarray:
         """Colour of ray hits: textured albedo times Lambertian light; the void is BACKGROUND.
 
         Args:
@@ -202,9 +208,12 @@ class SetRenderer:
             n_world *= -np.sign(np.sum(n_world * dirs[sel], axis=1, keepdims=True) + 1e-12)  # face the camera
             u, v = _texture_uv(p, local)
             albedo = sample_bilinear(p.texture, u * p.texels_per_m, v * p.texels_per_m)
-            light = (0.32 + 0.12 * n_world[:, 2:3]
-                     + 0.55 * np.clip(n_world @ KEY_LIGHT, 0, None)[:, None]
-                     + 0.18 * np.clip(n_world @ FILL_LIGHT, 0, None)[:, None])
+            light = (
+                0.32
+                + 0.12 * n_world[:, 2:3]
+                + 0.55 * np.clip(n_world @ KEY_LIGHT, 0, None)[:, None]
+                + 0.18 * np.clip(n_world @ FILL_LIGHT, 0, None)[:, None]
+            )
             colour[sel] = albedo * light
         return np.clip(colour, 0.0, 1.0).astype(np.float32)
 
@@ -252,8 +261,11 @@ def _texture_uv(part: Part, local: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         positive = local[np.arange(len(local)), axis] > 0
         up = local + half  # distance from the min side per axis
         down = half - local  # distance from the max side per axis
-        u = np.select([axis == 0, axis == 1], [np.where(positive, up[:, 1], down[:, 1]),
-                                               np.where(positive, down[:, 0], up[:, 0])], up[:, 0])
+        u = np.select(
+            [axis == 0, axis == 1],
+            [np.where(positive, up[:, 1], down[:, 1]), np.where(positive, down[:, 0], up[:, 0])],
+            up[:, 0],
+        )
         v = np.where(axis == 2, down[:, 1], down[:, 2])
         return u + 0.61 * (axis * 2 + positive), v
     if part.shape == "cylinder":

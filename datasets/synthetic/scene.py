@@ -172,8 +172,14 @@ def _build_room(rng: np.random.Generator, config: SynthConfig) -> tuple[tuple[fl
     sx, sy = float(rng.uniform(7.5, 9.0)), float(rng.uniform(6.5, 8.0))
     tpm = config.texels_per_m
     parts = [
-        _box_part("floor", (sx, sy, 0.1), surface_texture(rng, sx, sy, tpm, str(rng.choice(["planks", "tiles"])), 4.0),
-                  tpm, NO_ENTITY, [_translation(0, 0, -0.05)])
+        _box_part(
+            "floor",
+            (sx, sy, 0.1),
+            surface_texture(rng, sx, sy, tpm, str(rng.choice(["planks", "tiles"])), 4.0),
+            tpm,
+            NO_ENTITY,
+            [_translation(0, 0, -0.05)],
+        )
     ]
     walls = ["back", "left", "right"][: int(rng.integers(2, 4))]
     for wall in walls:
@@ -219,8 +225,15 @@ def _build_prop(rng, kind: str, entity: int, name: str, xy, yaw: float, tpm: flo
         metal = surface_texture(rng, 0.5, 0.8, tpm, None, 2.0, 0.2)
         parts += [
             _cylinder_part(f"{name}/base", 0.25, 0.03, metal, tpm, entity, [base @ _translation(0, 0, 0.015)]),
-            _cylinder_part(f"{name}/column", 0.05, top_z - 0.03, metal, tpm, entity,
-                           [base @ _translation(0, 0, 0.03 + (top_z - 0.03) / 2)]),
+            _cylinder_part(
+                f"{name}/column",
+                0.05,
+                top_z - 0.03,
+                metal,
+                tpm,
+                entity,
+                [base @ _translation(0, 0, 0.03 + (top_z - 0.03) / 2)],
+            ),
             _cylinder_part(f"{name}/top", r_top, 0.05, wood, tpm, entity, [base @ _translation(0, 0, top_z + 0.025)]),
         ]
         return parts, float(r_top)
@@ -351,10 +364,12 @@ def _build_character(rng, entity: int, name: str, walk: Walk, frames: int, tpm: 
     torso = np.array([0.24, 0.40, 1.50 - 0.78]) * scale
 
     def limb_poses(joint_y: float, joint_z: float, length: float, swing: np.ndarray) -> np.ndarray:
-        return np.stack([
-            wfb @ _translation(0, joint_y, joint_z) @ _rot_y(a) @ _translation(0, 0, -length / 2)
-            for wfb, a in zip(world_from_body, swing)
-        ])
+        return np.stack(
+            [
+                wfb @ _translation(0, joint_y, joint_z) @ _rot_y(a) @ _translation(0, 0, -length / 2)
+                for wfb, a in zip(world_from_body, swing)
+            ]
+        )
 
     leg_swing = np.radians(26) * np.sin(phase)
     arm_swing = np.radians(22) * np.sin(phase)
@@ -364,8 +379,12 @@ def _build_character(rng, entity: int, name: str, walk: Walk, frames: int, tpm: 
     return [
         _box_part(f"{name}/torso", torso, shirt, tpm, entity, torso_poses),
         Part(f"{name}/head", "sphere", np.array([head_r]), head_v, head_t, head, head_tpm, entity, head_poses),
-        _box_part(f"{name}/arm_left", arm, shirt, tpm, entity, limb_poses(0.255 * scale, shoulder_z, arm[2], -arm_swing)),
-        _box_part(f"{name}/arm_right", arm, shirt, tpm, entity, limb_poses(-0.255 * scale, shoulder_z, arm[2], arm_swing)),
+        _box_part(
+            f"{name}/arm_left", arm, shirt, tpm, entity, limb_poses(0.255 * scale, shoulder_z, arm[2], -arm_swing)
+        ),
+        _box_part(
+            f"{name}/arm_right", arm, shirt, tpm, entity, limb_poses(-0.255 * scale, shoulder_z, arm[2], arm_swing)
+        ),
         _box_part(f"{name}/leg_left", leg, pants, tpm, entity, limb_poses(0.1 * scale, hip_z, leg[2], leg_swing)),
         _box_part(f"{name}/leg_right", leg, pants, tpm, entity, limb_poses(-0.1 * scale, hip_z, leg[2], -leg_swing)),
     ]

@@ -26,7 +26,8 @@ import imageio.v3 as iio
 import numpy as np
 
 from reshoot.geometry.cameras_io import write_cameras_json
-from reshoot.geometry.files import atomic_directory, write_json_document
+from reshoot.geometry.errors import InputError
+from reshoot.geometry.files import atomic_directory, foreign_entries, read_json_document, write_json_document
 from reshoot.geometry.progress import ProgressFn, no_progress
 
 from .config import SynthConfig
@@ -35,6 +36,49 @@ from .scene import FilmSet, build_film_set
 
 log = logging.getLogger(__name__)
 
+
+@dataclass(frozen=True)
+class TakePaths:
+    """Where each file of a synthetic take lives (the layout in the module docstring)."""
+
+    root: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))
+
+    @property
+    def footage(self) -> Path:
+        return self.root / "footage"
+
+    @property
+    def survey(self) -> Path:
+        return self.root / "survey"
+
+    @property
+    def gt(self) -> Path:
+        """gt/: the ground truth."""
+        return self.root / "gt"
+
+    @property
+    def cameras(self) -> Path:
+        """gt/cameras.json: every camera, production and ground-truth-only."""
+        return self.gt / "cameras.json"
+
+    @property
+    def entities(self) -> Path:
+        """gt/entities.json: every character and prop, per frame (reshoot/layout)."""
+        return self.gt / "entities.json"
+
+    def maps(self, camera: str) -> Path:
+        """gt/maps/<camera>.npz: depth, entity_ids and frames."""
+        return self.gt / "maps" / f"{camera}.npz"
+
+    def frames(self, camera: str) -> Path:
+        """gt/frames/<camera>/: the RGB frames of a ground-truth-only camera."""
+        return self.gt / "frames" / camera
+
+    def frame(self, camera: str, frame: int) -> Path:
+        return self.frames(camera) / frame_file_name(frame)
 
 
 @dataclass(frozen=True)
@@ -67,11 +111,29 @@ def _to_uint8(rgb: np.ndarray) -> np.ndarray:
 
 def _video_writer(path: Path, config: SynthConfig):
     return imageio_v2.get_writer(
-        path, format="FFMPEG", mode="I", fps=config.fps, codec="libx264", quality=None,
-        pixelformat="yuv420p", macro_block_size=2, ffmpeg_log_level="error",
+        path,
+        format="FFMPEG",
+        mode="I",
+        fps=config.fps,
+        codec="libx264",
+        quality=None,
+        pixelformat="yuv420p",
+        macro_block_size=2,
+        ffmpeg_log_level="error",
         # Deterministic output: one encoder thread, no encoder/muxer version strings.
-        ffmpeg_params=["-crf", str(config.video_crf), "-preset", "medium", "-threads", "1",
-                       "-bitexact", "-fflags", "+bitexact", "-map_metadata", "-1"],
+        ffmpeg_params=[
+            "-crf",
+            str(config.video_crf),
+            "-preset",
+            "medium",
+            "-threads",
+            "1",
+            "-bitexact",
+            "-fflags",
+            "+bitexact",
+            "-map_metadata",
+            "-1",
+        ],
     )
 
 
@@ -82,13 +144,15 @@ def _entities_document(film_set: FilmSet) -> dict:
         records = []
         for frame in frames:
             lo, hi = film_set.entity_box(entity, 0 if frame is None else frame)
-            records.append({
-                "frame": frame,
-                "position": [round(float(x), 6) for x in (lo + hi) / 2],
-                "box_min": [round(float(x), 6) for x in lo],
-                "box_max": [round(float(x), 6) for x in hi],
-                "confidence": 1.0,
-            })
+            records.append(
+                {
+                    "frame": frame,
+                    "position": [round(float(x), 6) for x in (lo + hi) / 2],
+                    "box_min": [round(float(x), 6) for x in lo],
+                    "box_max": [round(float(x), 6) for x in hi],
+                    "confidence": 1.0,
+                }
+            )
         entities.append({"id": entity.id, "name": entity.name, "kind": entity.kind, "frames": records})
     return {"entities": entities}
 
@@ -103,6 +167,23 @@ def _write_survey(root: Path, renderer: SetRenderer, survey, report: ProgressFn)
     write_cameras_json(root / "gt" / "survey_cameras.json", survey, extra={"images": "survey/<name>.png"})
 
 
+TAKE_ENTRIES = ("take.json", "footage", "survey", "gt")
+"""Everything `generate_take` writes at the top of a take folder."""
+
+
+def _not_a_take(folder: Path) -> str | None:
+    """Why `folder` is not a synthetic take that `generate_take` may replace (None when it is one): it must
+    hold a reshoot/synthetic-take take.json and nothing else than a take has."""
+    try:
+        read_json_document(folder / "take.json", "synthetic-take", 1)
+    except InputError:
+        return "it has no reshoot/synthetic-take take.json"
+    foreign = foreign_entries(folder, lambda name: name in TAKE_ENTRIES)
+    if foreign:
+        return f"it also holds {', '.join(foreign[:5])}, which a synthetic take does not have"
+    return None
+
+
 def generate_take(
     out: str | Path, config: SynthConfig, progress: ProgressFn | None = None, overwrite: bool = False
 ) -> TakeSummary:
@@ -112,12 +193,13 @@ def generate_take(
     interrupted run leaves nothing half-written and an existing take is only replaced on success.
 
     Raises:
-        InputError: `out` exists and is not empty and `overwrite` is False.
+        InputError: `out` exists and is not empty and `overwrite` is False, or it is not a synthetic take
+            (`--overwrite` replaces only a folder with a take.json and nothing a take does not have).
     """
     started = time.perf_counter()
     out = Path(out)
     report = progress or no_progress
-    with atomic_directory(out, overwrite=overwrite) as tmp:
+    with atomic_directory(out, overwrite=overwrite, replaceable=_not_a_take, command="reshoot synth") as tmp:
         report("building the set", 0, 1)
         film_set = build_film_set(config)
         cameras = film_set.cameras
@@ -126,7 +208,8 @@ def generate_take(
         renderer = SetRenderer(film_set, config.antialias)
 
         write_cameras_json(
-            tmp / "gt" / "cameras.json", cameras,
+            tmp / "gt" / "cameras.json",
+            cameras,
             attributes={n: {"role": film_set.roles[n]} for n in cameras.names},
             extra={"fps": config.fps, "frames": config.frames},
         )
@@ -161,23 +244,32 @@ def generate_take(
         (tmp / "gt" / "maps").mkdir()
         frame_numbers = np.arange(config.frames, dtype=np.int64)
         for i, name in enumerate(cameras.names):
-            np.savez_compressed(tmp / "gt" / "maps" / f"{name}.npz", depth=depth[name],
-                                entity_ids=entity_ids[name], frames=frame_numbers)
+            np.savez_compressed(
+                tmp / "gt" / "maps" / f"{name}.npz",
+                depth=depth[name],
+                entity_ids=entity_ids[name],
+                frames=frame_numbers,
+            )
             report("writing ground truth", i + 1, len(cameras.names))
 
-        write_json_document(tmp / "take.json", "synthetic-take", 1, {
-            "generator": "reshoot.datasets.synthetic",
-            "config": config.to_dict(),
-            "seed": config.seed,
-            "fps": config.fps,
-            "frames": config.frames,
-            "first_frame": 0,
-            "floor_size": [float(s) for s in film_set.floor_size],
-            "walls": film_set.walls,
-            "production_cameras": list(production),
-            "ground_truth_cameras": list(ground_truth),
-            "survey_frames": config.survey_frames,
-        })
+        write_json_document(
+            tmp / "take.json",
+            "synthetic-take",
+            1,
+            {
+                "generator": "reshoot.datasets.synthetic",
+                "config": config.to_dict(),
+                "seed": config.seed,
+                "fps": config.fps,
+                "frames": config.frames,
+                "first_frame": 0,
+                "floor_size": [float(s) for s in film_set.floor_size],
+                "walls": film_set.walls,
+                "production_cameras": list(production),
+                "ground_truth_cameras": list(ground_truth),
+                "survey_frames": config.survey_frames,
+            },
+        )
     seconds = time.perf_counter() - started
     log.info("synthetic take written to %s in %.1f s", out, seconds)
     return TakeSummary(out, production, ground_truth, config.frames, seconds)

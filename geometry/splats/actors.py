@@ -12,8 +12,8 @@ case for people on a floor among props, and costs a fraction of rendering set + 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import torch
 
@@ -86,8 +86,9 @@ class ActorFit:
     loss: float = math.nan
 
 
-def actor_points_gaussians(points: torch.Tensor, colors: torch.Tensor, spacing: float, sh_degree: int,
-                           opacity: float = 0.5) -> Gaussians:
+def actor_points_gaussians(
+    points: torch.Tensor, colors: torch.Tensor, spacing: float, sh_degree: int, opacity: float = 0.5
+) -> Gaussians:
     """Isotropic Gaussians on points (e.g. a visual hull's surface voxels).
 
     Args:
@@ -96,9 +97,13 @@ def actor_points_gaussians(points: torch.Tensor, colors: torch.Tensor, spacing: 
     n = len(points)
     sh = torch.zeros(n, (sh_degree + 1) ** 2, 3)
     sh[:, 0] = rgb_to_sh_dc(colors.float())
-    return Gaussians(points.float(), torch.tensor([[1.0, 0.0, 0.0, 0.0]]).repeat(n, 1),
-                     torch.full((n, 3), math.log(spacing * 0.6)),
-                     torch.full((n,), math.log(opacity / (1 - opacity))), sh)
+    return Gaussians(
+        points.float(),
+        torch.tensor([[1.0, 0.0, 0.0, 0.0]]).repeat(n, 1),
+        torch.full((n, 3), math.log(spacing * 0.6)),
+        torch.full((n,), math.log(opacity / (1 - opacity))),
+        sh,
+    )
 
 
 def merge_gaussians(parts: Sequence[Gaussians]) -> Gaussians:
@@ -108,14 +113,24 @@ def merge_gaussians(parts: Sequence[Gaussians]) -> Gaussians:
     def padded(sh: torch.Tensor) -> torch.Tensor:
         return torch.cat([sh, sh.new_zeros(sh.shape[0], k - sh.shape[1], 3)], 1)
 
-    return Gaussians(torch.cat([g.means for g in parts]), torch.cat([g.quats_wxyz for g in parts]),
-                     torch.cat([g.log_scales for g in parts]), torch.cat([g.logit_opacities for g in parts]),
-                     torch.cat([padded(g.sh) for g in parts]))
+    return Gaussians(
+        torch.cat([g.means for g in parts]),
+        torch.cat([g.quats_wxyz for g in parts]),
+        torch.cat([g.log_scales for g in parts]),
+        torch.cat([g.logit_opacities for g in parts]),
+        torch.cat([padded(g.sh) for g in parts]),
+    )
 
 
-def composite_over_set(actors_rgb: torch.Tensor, actors_alpha: torch.Tensor, actors_depth: torch.Tensor,
-                       set_rgb: torch.Tensor, set_depth: torch.Tensor, set_alpha: torch.Tensor,
-                       depth_margin: float) -> torch.Tensor:
+def composite_over_set(
+    actors_rgb: torch.Tensor,
+    actors_alpha: torch.Tensor,
+    actors_depth: torch.Tensor,
+    set_rgb: torch.Tensor,
+    set_depth: torch.Tensor,
+    set_alpha: torch.Tensor,
+    depth_margin: float,
+) -> torch.Tensor:
     """Actors over the set with a per-pixel depth test.
 
     Args:
@@ -129,8 +144,9 @@ def composite_over_set(actors_rgb: torch.Tensor, actors_alpha: torch.Tensor, act
     return actors_rgb * visible[..., None] + (1 - actors_alpha * visible)[..., None] * set_rgb
 
 
-def fit_actors(views: Sequence[ActorView], init: Gaussians, config: ActorConfig = ActorConfig(),
-               progress: ProgressFn | None = None) -> ActorFit:
+def fit_actors(
+    views: Sequence[ActorView], init: Gaussians, config: ActorConfig = ActorConfig(), progress: ProgressFn | None = None
+) -> ActorFit:
     """Fit one frame's actor Gaussians to every camera's frame over the frozen set.
 
     Args:
@@ -141,28 +157,50 @@ def fit_actors(views: Sequence[ActorView], init: Gaussians, config: ActorConfig 
     report = progress or no_progress
     if len(init) == 0:
         return ActorFit(init, [_psnr_no_actors(v) for v in views], math.nan)
-    params = {"means": init.means, "quats": init.quats_wxyz, "scales": init.log_scales,
-              "opacities": init.logit_opacities, "sh0": init.sh[:, :1], "shN": init.sh[:, 1:]}
+    params = {
+        "means": init.means,
+        "quats": init.quats_wxyz,
+        "scales": init.log_scales,
+        "opacities": init.logit_opacities,
+        "sh0": init.sh[:, :1],
+        "shN": init.sh[:, 1:],
+    }
     params = {k: torch.nn.Parameter(v.detach().clone()) for k, v in params.items()}
-    rates = {"means": config.lr_means, "scales": config.lr_scales, "quats": config.lr_quats,
-             "opacities": config.lr_opacities, "sh0": config.lr_sh0, "shN": config.lr_shN}
+    rates = {
+        "means": config.lr_means,
+        "scales": config.lr_scales,
+        "quats": config.lr_quats,
+        "opacities": config.lr_opacities,
+        "sh0": config.lr_sh0,
+        "shN": config.lr_shN,
+    }
     optimizer = torch.optim.Adam([{"params": [params[k]], "lr": rates[k]} for k in params], eps=1e-15)
     groups = _group_by_size(views)
     loss = torch.tensor(math.nan)
     for step in range(config.iterations):
-        gaussians = Gaussians(params["means"], params["quats"], params["scales"], params["opacities"],
-                              torch.cat([params["sh0"], params["shN"]], 1))
+        gaussians = Gaussians(
+            params["means"],
+            params["quats"],
+            params["scales"],
+            params["opacities"],
+            torch.cat([params["sh0"], params["shN"]], 1),
+        )
         loss = sum(_group_loss(gaussians, group, config) * len(group) for group in groups) / len(views)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         report("fitting actors", step + 1, config.iterations)
-    fitted = Gaussians(*(p.detach() for p in (params["means"], params["quats"], params["scales"],
-                                              params["opacities"])), torch.cat([params["sh0"], params["shN"]], 1).detach())
+    fitted = Gaussians(
+        *(p.detach() for p in (params["means"], params["quats"], params["scales"], params["opacities"])),
+        torch.cat([params["sh0"], params["shN"]], 1).detach(),
+    )
     fitted = select_gaussians(fitted, fitted.opacities > config.prune_opacity)
     with torch.no_grad():
-        scores = [psnr(composite, target) for group in groups
-                  for composite, target in zip(_composite(fitted, group, config), _stack(group, "image"))]
+        scores = [
+            psnr(composite, target)
+            for group in groups
+            for composite, target in zip(_composite(fitted, group, config), _stack(group, "image"))
+        ]
     return ActorFit(fitted, scores, float(loss.detach()))
 
 
@@ -180,8 +218,15 @@ def _stack(group: Sequence[ActorView], name: str) -> torch.Tensor:
 def _composite(gaussians: Gaussians, group: Sequence[ActorView], config: ActorConfig) -> torch.Tensor:
     cameras = Camera.cat([v.camera.renamed([f"v{i}"]) for i, v in enumerate(group)])
     out = rasterize(gaussians, cameras, sh_degree=min(config.sh_degree, gaussians.sh_degree))
-    return composite_over_set(out.rgb, out.alpha, out.depth, _stack(group, "set_rgb"), _stack(group, "set_depth"),
-                              _stack(group, "set_alpha"), config.depth_margin)
+    return composite_over_set(
+        out.rgb,
+        out.alpha,
+        out.depth,
+        _stack(group, "set_rgb"),
+        _stack(group, "set_depth"),
+        _stack(group, "set_alpha"),
+        config.depth_margin,
+    )
 
 
 def _group_loss(gaussians: Gaussians, group: Sequence[ActorView], config: ActorConfig) -> torch.Tensor:
@@ -194,8 +239,9 @@ def _psnr_no_actors(view: ActorView) -> float:
     return psnr(view.set_rgb, view.image)
 
 
-def colors_at(points: torch.Tensor, cameras: Camera, images: Sequence[torch.Tensor],
-              masks: Sequence[torch.Tensor]) -> torch.Tensor:
+def colors_at(
+    points: torch.Tensor, cameras: Camera, images: Sequence[torch.Tensor], masks: Sequence[torch.Tensor]
+) -> torch.Tensor:
     """Mean colour of points over the cameras whose mask is set at their projection.
 
     Args:

@@ -116,8 +116,14 @@ def build(verbose: bool = False) -> ModuleType:
 
     directory = build_directory()
     directory.mkdir(parents=True, exist_ok=True)
-    module = load(name=EXTENSION_NAME, sources=[str(s) for s in SOURCES], extra_cflags=list(CFLAGS),
-                  extra_ldflags=list(LDFLAGS), build_directory=str(directory), verbose=verbose)
+    module = load(
+        name=EXTENSION_NAME,
+        sources=[str(s) for s in SOURCES],
+        extra_cflags=list(CFLAGS),
+        extra_ldflags=list(LDFLAGS),
+        build_directory=str(directory),
+        verbose=verbose,
+    )
     # Written last and atomically: a stamp always describes a complete, loadable build.
     temporary = directory / (STAMP_NAME + ".tmp")
     temporary.write_text(fingerprint() + "\n")
@@ -138,10 +144,13 @@ def main(argv: list[str] | None = None) -> int:
         build(verbose="-v" in argv or "--verbose" in argv)
     except Exception as error:  # noqa: BLE001 - any toolchain failure means: fall back, loudly
         lines = str(error).strip().splitlines()
-        LOG.warning("WARNING: the CPU rasterizer did not build (%s: %s). Splat rendering on CPU falls back to "
-                    "the pure-torch reference, which is much slower. Install a C++ compiler with OpenMP "
-                    "(e.g. g++) and ninja, then run `python -m reshoot.geometry.splats.build -v` to see why.",
-                    type(error).__name__, lines[-1] if lines else "no message")
+        LOG.warning(
+            "WARNING: the CPU rasterizer did not build (%s: %s). Splat rendering on CPU falls back to "
+            "the pure-torch reference, which is much slower. Install a C++ compiler with OpenMP "
+            "(e.g. g++) and ninja, then run `python -m reshoot.geometry.splats.build -v` to see why.",
+            type(error).__name__,
+            lines[-1] if lines else "no message",
+        )
         return 1
     LOG.info("CPU rasterizer built in %.0f s", time.perf_counter() - start)
     return 0

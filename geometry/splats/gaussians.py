@@ -60,11 +60,20 @@ class Gaussians:
         """[N, 3, 3] world_from_local rotation matrices of the normalized quaternions."""
         q = self.quats_wxyz / self.quats_wxyz.norm(dim=-1, keepdim=True)
         w, x, y, z = q.unbind(-1)
-        return torch.stack([
-            1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-            2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-            2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
-        ], dim=-1).reshape(-1, 3, 3)
+        return torch.stack(
+            [
+                1 - 2 * (y * y + z * z),
+                2 * (x * y - w * z),
+                2 * (x * z + w * y),
+                2 * (x * y + w * z),
+                1 - 2 * (x * x + z * z),
+                2 * (y * z - w * x),
+                2 * (x * z - w * y),
+                2 * (y * z + w * x),
+                1 - 2 * (x * x + y * y),
+            ],
+            dim=-1,
+        ).reshape(-1, 3, 3)
 
     def covariances(self) -> torch.Tensor:
         """[N, 3, 3] world covariances R S S^T R^T (metres^2)."""

@@ -22,8 +22,8 @@ between the actors' coverage and the foreground mask, where the set does not sta
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -157,8 +157,13 @@ class PersistentActors:
     def at(self, index: int) -> Gaussians:
         """The actors of frame `index` (into the frames), as Gaussians."""
         keep = self.alive[index]
-        return Gaussians(self.means[index][keep], self.quats_wxyz[index][keep], self.shared.log_scales[keep],
-                         self.shared.logit_opacities[keep], self.shared.sh[keep])
+        return Gaussians(
+            self.means[index][keep],
+            self.quats_wxyz[index][keep],
+            self.shared.log_scales[keep],
+            self.shared.logit_opacities[keep],
+            self.shared.sh[keep],
+        )
 
     def characters_at(self, index: int) -> torch.Tensor:
         """[N_alive] the character index of each Gaussian of `at(index)`."""
@@ -198,23 +203,44 @@ def _gathered(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
 def _rotations(quats: torch.Tensor) -> torch.Tensor:
     q = quats / quats.norm(dim=-1, keepdim=True)
     w, x, y, z = q.unbind(-1)
-    return torch.stack([
-        1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-        2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-        2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
-    ], dim=-1).reshape(*quats.shape[:-1], 3, 3)
+    return torch.stack(
+        [
+            1 - 2 * (y * y + z * z),
+            2 * (x * y - w * z),
+            2 * (x * z + w * y),
+            2 * (x * y + w * z),
+            1 - 2 * (x * x + z * z),
+            2 * (y * z - w * x),
+            2 * (x * z - w * y),
+            2 * (y * z + w * x),
+            1 - 2 * (x * x + y * y),
+        ],
+        dim=-1,
+    ).reshape(*quats.shape[:-1], 3, 3)
 
 
 def _quat_multiply(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     aw, ax, ay, az = a.unbind(-1)
     bw, bx, by, bz = b.unbind(-1)
-    return torch.stack([aw * bw - ax * bx - ay * by - az * bz, aw * bx + ax * bw + ay * bz - az * by,
-                        aw * by - ax * bz + ay * bw + az * bx, aw * bz + ax * by - ay * bx + az * bw], -1)
+    return torch.stack(
+        [
+            aw * bw - ax * bx - ay * by - az * bz,
+            aw * bx + ax * bw + ay * bz - az * by,
+            aw * by - ax * bz + ay * bw + az * bx,
+            aw * bz + ax * by - ay * bx + az * bw,
+        ],
+        -1,
+    )
 
 
-def rigidity_losses(means: torch.Tensor, quats: torch.Tensor, previous_means: torch.Tensor,
-                    previous_quats: torch.Tensor, neighbours: _Neighbours,
-                    members: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def rigidity_losses(
+    means: torch.Tensor,
+    quats: torch.Tensor,
+    previous_means: torch.Tensor,
+    previous_quats: torch.Tensor,
+    neighbours: _Neighbours,
+    members: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """D3DGS's local rigidity, rotation similarity and isometry losses of the Gaussians `members`.
 
     Args:
@@ -251,12 +277,23 @@ def _frame_loss(gaussians: Gaussians, frame: FrameViews, config: PersistentConfi
     composites = []
     for view, foreground in zip(frame.views, frame.foreground):
         out = rasterize(gaussians, view.camera, sh_degree=min(config.sh_degree, gaussians.sh_degree))
-        composite = composite_over_set(out.rgb, out.alpha, out.depth, view.set_rgb[None], view.set_depth[None],
-                                       view.set_alpha[None], config.depth_margin)
-        loss = loss + masked_loss(composite, view.image[None], torch.ones_like(foreground[None], dtype=torch.float32),
-                                  config.ssim_weight)
-        unhidden = ((view.set_alpha < 0.5) | (out.depth[0] < view.set_depth + config.depth_margin)
-                    | ~foreground).float().detach()
+        composite = composite_over_set(
+            out.rgb,
+            out.alpha,
+            out.depth,
+            view.set_rgb[None],
+            view.set_depth[None],
+            view.set_alpha[None],
+            config.depth_margin,
+        )
+        loss = loss + masked_loss(
+            composite, view.image[None], torch.ones_like(foreground[None], dtype=torch.float32), config.ssim_weight
+        )
+        unhidden = (
+            ((view.set_alpha < 0.5) | (out.depth[0] < view.set_depth + config.depth_margin) | ~foreground)
+            .float()
+            .detach()
+        )
         loss = loss + config.silhouette_weight * ((out.alpha[0] - foreground.float()).abs() * unhidden).mean()
         composites.append(composite[0])
     loss = loss / max(len(frame.views), 1)
@@ -278,8 +315,15 @@ def cropped(frame: FrameViews, margin: int) -> FrameViews:
         top, bottom = max(int(rows[0]) - margin, 0), min(int(rows[-1]) + margin + 1, h)
         left, right = max(int(cols[0]) - margin, 0), min(int(cols[-1]) + margin + 1, w)
         window = (slice(top, bottom), slice(left, right))
-        views.append(ActorView(view.camera.cropped(left, top, right - left, bottom - top), view.image[window],
-                               view.set_rgb[window], view.set_depth[window], view.set_alpha[window]))
+        views.append(
+            ActorView(
+                view.camera.cropped(left, top, right - left, bottom - top),
+                view.image[window],
+                view.set_rgb[window],
+                view.set_depth[window],
+                view.set_alpha[window],
+            )
+        )
         masks.append(foreground[window])
     return FrameViews(frame.frame, views, masks)
 
@@ -290,33 +334,52 @@ class _Fit:
     def __init__(self, starts: Sequence[CharacterStart], frames: int, config: PersistentConfig):
         parts = [s.gaussians for s in starts]
         k = (config.sh_degree + 1) ** 2
-        sh = torch.cat([torch.cat([g.sh[:, :k], g.sh.new_zeros(len(g), max(k - g.sh.shape[1], 0), 3)], 1) for g in parts])
+        sh = torch.cat(
+            [torch.cat([g.sh[:, :k], g.sh.new_zeros(len(g), max(k - g.sh.shape[1], 0), 3)], 1) for g in parts]
+        )
         self.character = torch.cat([torch.full((len(g),), c, dtype=torch.long) for c, g in enumerate(parts)])
         n = len(self.character)
         self.alive = torch.zeros(frames, n, dtype=torch.bool)
         offset = 0
         for s in starts:
-            self.alive[s.first:s.last + 1, offset:offset + len(s.gaussians)] = True
+            self.alive[s.first : s.last + 1, offset : offset + len(s.gaussians)] = True
             offset += len(s.gaussians)
         self.first_means = torch.cat([g.means for g in parts]).float()
         self.first_quats = torch.cat([g.quats_wxyz for g in parts]).float()
-        self.shared = {"sh0": sh[:, :1], "shN": sh[:, 1:], "scales": torch.cat([g.log_scales for g in parts]),
-                       "opacities": torch.cat([g.logit_opacities for g in parts])}
+        self.shared = {
+            "sh0": sh[:, :1],
+            "shN": sh[:, 1:],
+            "scales": torch.cat([g.log_scales for g in parts]),
+            "opacities": torch.cat([g.logit_opacities for g in parts]),
+        }
         self.shared = {name: torch.nn.Parameter(v.detach().clone().float()) for name, v in self.shared.items()}
-        rates = {"sh0": config.lr_sh0, "shN": config.lr_shN, "scales": config.lr_scales,
-                 "opacities": config.lr_opacities}
-        self.shared_optimizer = torch.optim.Adam([{"params": [p], "lr": rates[k]} for k, p in self.shared.items()],
-                                                 eps=1e-15)
+        rates = {
+            "sh0": config.lr_sh0,
+            "shN": config.lr_shN,
+            "scales": config.lr_scales,
+            "opacities": config.lr_opacities,
+        }
+        self.shared_optimizer = torch.optim.Adam(
+            [{"params": [p], "lr": rates[k]} for k, p in self.shared.items()], eps=1e-15
+        )
         self.means = [torch.nn.Parameter(self.first_means.clone()) for _ in range(frames)]
         self.quats = [torch.nn.Parameter(self.first_quats.clone()) for _ in range(frames)]
-        self.motion_optimizers = [torch.optim.Adam([{"params": [m], "lr": config.lr_means},
-                                                    {"params": [q], "lr": config.lr_quats}], eps=1e-15)
-                                  for m, q in zip(self.means, self.quats)]
+        self.motion_optimizers = [
+            torch.optim.Adam(
+                [{"params": [m], "lr": config.lr_means}, {"params": [q], "lr": config.lr_quats}], eps=1e-15
+            )
+            for m, q in zip(self.means, self.quats)
+        ]
 
     def gaussians(self, t: int) -> Gaussians:
         keep = self.alive[t]
-        return Gaussians(self.means[t][keep], self.quats[t][keep], self.shared["scales"][keep],
-                         self.shared["opacities"][keep], torch.cat([self.shared["sh0"], self.shared["shN"]], 1)[keep])
+        return Gaussians(
+            self.means[t][keep],
+            self.quats[t][keep],
+            self.shared["scales"][keep],
+            self.shared["opacities"][keep],
+            torch.cat([self.shared["sh0"], self.shared["shN"]], 1)[keep],
+        )
 
     def step_all(self, t: int) -> None:
         """One optimizer step of the shared parameters and of frame `t`'s motion, gradients cleared."""
@@ -330,18 +393,24 @@ class _Fit:
         self.first_means, self.first_quats = self.first_means[mask], self.first_quats[mask]
         rates = [g["lr"] for g in self.shared_optimizer.param_groups]
         self.shared = {k: torch.nn.Parameter(v.detach()[mask]) for k, v in self.shared.items()}
-        self.shared_optimizer = torch.optim.Adam([{"params": [p], "lr": r} for p, r in zip(self.shared.values(), rates)],
-                                                 eps=1e-15)
+        self.shared_optimizer = torch.optim.Adam(
+            [{"params": [p], "lr": r} for p, r in zip(self.shared.values(), rates)], eps=1e-15
+        )
         lrs = [g["lr"] for g in self.motion_optimizers[0].param_groups]
         self.means = [torch.nn.Parameter(m.detach()[mask]) for m in self.means]
         self.quats = [torch.nn.Parameter(q.detach()[mask]) for q in self.quats]
-        self.motion_optimizers = [torch.optim.Adam([{"params": [m], "lr": lrs[0]}, {"params": [q], "lr": lrs[1]}],
-                                                   eps=1e-15) for m, q in zip(self.means, self.quats)]
+        self.motion_optimizers = [
+            torch.optim.Adam([{"params": [m], "lr": lrs[0]}, {"params": [q], "lr": lrs[1]}], eps=1e-15)
+            for m, q in zip(self.means, self.quats)
+        ]
 
 
-def fit_persistent_actors(frames: Sequence[FrameViews], starts: Sequence[CharacterStart],
-                          config: PersistentConfig = PersistentConfig(),
-                          progress: ProgressFn | None = None) -> PersistentActors:
+def fit_persistent_actors(
+    frames: Sequence[FrameViews],
+    starts: Sequence[CharacterStart],
+    config: PersistentConfig = PersistentConfig(),
+    progress: ProgressFn | None = None,
+) -> PersistentActors:
     """Fit characters that persist through the take (see the module docstring).
 
     Args:
@@ -368,7 +437,8 @@ def fit_persistent_actors(frames: Sequence[FrameViews], starts: Sequence[Charact
                 fit.quats[t][fresh] = fit.quats[t - 1][fresh]
                 fit.means[t][steady] = 2 * fit.means[t - 1][steady] - fit.means[t - 2][steady]
                 fit.quats[t][steady] = torch.nn.functional.normalize(
-                    2 * fit.quats[t - 1][steady] - fit.quats[t - 2][steady], dim=-1)
+                    2 * fit.quats[t - 1][steady] - fit.quats[t - 2][steady], dim=-1
+                )
         if starting and frame.views:
             new = torch.isin(fit.character, torch.tensor(starting))
             for _ in range(config.start_iterations):
@@ -400,7 +470,9 @@ def fit_persistent_actors(frames: Sequence[FrameViews], starts: Sequence[Charact
     with_views = [t for t, f in enumerate(frames) if f.views and bool(fit.alive[t].any())]
     for _ in range(config.refine_iterations if with_views else 0):
         t = int(rng.choice(with_views))
-        members = torch.nonzero(fit.alive[t] & (fit.alive[t - 1] if t > 0 else torch.zeros_like(fit.alive[t]))).flatten()
+        members = torch.nonzero(
+            fit.alive[t] & (fit.alive[t - 1] if t > 0 else torch.zeros_like(fit.alive[t]))
+        ).flatten()
         loss = _motion_loss(fit, frames[t], t, members, neighbours, config)
         loss.backward()
         fit.step_all(t)
@@ -414,11 +486,22 @@ def fit_persistent_actors(frames: Sequence[FrameViews], starts: Sequence[Charact
         for t, frame in enumerate(full_frames):
             _, composites = _frame_loss(fit.gaussians(t), frame, config)
             scores.append([psnr(c, v.image) for c, v in zip(composites, frame.views)])
-    shared = Gaussians(fit.first_means, fit.first_quats, fit.shared["scales"].detach(),
-                       fit.shared["opacities"].detach(), torch.cat([fit.shared["sh0"], fit.shared["shN"]], 1).detach())
-    return PersistentActors(shared, fit.character, torch.stack([m.detach() for m in fit.means]),
-                            torch.stack([q.detach() for q in fit.quats]), fit.alive, scores,
-                            {"ghost": int(ghosts.sum()), "faint": int(faint.sum())})
+    shared = Gaussians(
+        fit.first_means,
+        fit.first_quats,
+        fit.shared["scales"].detach(),
+        fit.shared["opacities"].detach(),
+        torch.cat([fit.shared["sh0"], fit.shared["shN"]], 1).detach(),
+    )
+    return PersistentActors(
+        shared,
+        fit.character,
+        torch.stack([m.detach() for m in fit.means]),
+        torch.stack([q.detach() for q in fit.quats]),
+        fit.alive,
+        scores,
+        {"ghost": int(ghosts.sum()), "faint": int(faint.sum())},
+    )
 
 
 def _displacement(starts: Sequence[CharacterStart], character: torch.Tensor, t: int) -> torch.Tensor:
@@ -437,14 +520,20 @@ def _mask_shared_grads(fit: _Fit, keep: torch.Tensor) -> None:
             p.grad[~keep] = 0
 
 
-def _motion_loss(fit: _Fit, frame: FrameViews, t: int, members: torch.Tensor, neighbours: _Neighbours,
-                 config: PersistentConfig) -> torch.Tensor:
+def _motion_loss(
+    fit: _Fit, frame: FrameViews, t: int, members: torch.Tensor, neighbours: _Neighbours, config: PersistentConfig
+) -> torch.Tensor:
     loss, _ = _frame_loss(fit.gaussians(t), frame, config)
     if t > 0 and len(members):
-        rigidity, rotation, isometry = rigidity_losses(fit.means[t], fit.quats[t], fit.means[t - 1].detach(),
-                                                       fit.quats[t - 1].detach(), neighbours, members)
-        loss = loss + config.rigidity_weight * rigidity + config.rotation_weight * rotation \
+        rigidity, rotation, isometry = rigidity_losses(
+            fit.means[t], fit.quats[t], fit.means[t - 1].detach(), fit.quats[t - 1].detach(), neighbours, members
+        )
+        loss = (
+            loss
+            + config.rigidity_weight * rigidity
+            + config.rotation_weight * rotation
             + config.isometry_weight * isometry
+        )
     return loss
 
 
@@ -476,7 +565,16 @@ def _ghosts(fit: _Fit, frames: Sequence[FrameViews], config: PersistentConfig) -
         if frame.observed is None or len(alive) == 0:
             continue
         observed[alive] += 1
-        free[alive] += floating(fit.means[t][alive].double(), frame.observed.cameras, frame.observed.depths,
-                                config.free_space_tolerance, min_votes=1).float()
+        free[alive] += floating(
+            fit.means[t][alive].double(),
+            frame.observed.cameras,
+            frame.observed.depths,
+            config.free_space_tolerance,
+            min_votes=1,
+        ).float()
     unseen = seen < MIN_VIEWS
-    return unseen | (outside > config.ghost_share * seen.clamp_min(1)) | (free > config.ghost_share * observed.clamp_min(1))
+    return (
+        unseen
+        | (outside > config.ghost_share * seen.clamp_min(1))
+        | (free > config.ghost_share * observed.clamp_min(1))
+    )

@@ -24,11 +24,23 @@ def write_splat_ply(path: str | Path, gaussians: Gaussians) -> None:
     n, k = len(gaussians), gaussians.sh.shape[1]
     sh = gaussians.sh.detach().cpu().float().numpy()
     rest = sh[:, 1:, :].transpose(0, 2, 1).reshape(n, 3 * (k - 1))  # channel-major, as 3DGS
-    values = [gaussians.means.detach().cpu().float().numpy(), np.zeros((n, 3), np.float32), sh[:, 0, :], rest,
-              gaussians.logit_opacities.detach().cpu().float().numpy()[:, None],
-              gaussians.log_scales.detach().cpu().float().numpy(), gaussians.quats_wxyz.detach().cpu().float().numpy()]
-    names = ["x", "y", "z", "nx", "ny", "nz"] + [f"f_dc_{i}" for i in range(3)] + [f"f_rest_{i}" for i in range(3 * (k - 1))] + \
-        ["opacity"] + [f"scale_{i}" for i in range(3)] + [f"rot_{i}" for i in range(4)]
+    values = [
+        gaussians.means.detach().cpu().float().numpy(),
+        np.zeros((n, 3), np.float32),
+        sh[:, 0, :],
+        rest,
+        gaussians.logit_opacities.detach().cpu().float().numpy()[:, None],
+        gaussians.log_scales.detach().cpu().float().numpy(),
+        gaussians.quats_wxyz.detach().cpu().float().numpy(),
+    ]
+    names = (
+        ["x", "y", "z", "nx", "ny", "nz"]
+        + [f"f_dc_{i}" for i in range(3)]
+        + [f"f_rest_{i}" for i in range(3 * (k - 1))]
+        + ["opacity"]
+        + [f"scale_{i}" for i in range(3)]
+        + [f"rot_{i}" for i in range(4)]
+    )
     data = np.concatenate(values, axis=1).astype(np.float32)
     vertices = np.empty(n, dtype=[(name, "f4") for name in names])
     for i, name in enumerate(names):
@@ -47,8 +59,22 @@ def read_splat_ply(path: str | Path) -> Gaussians:
 
     vertex = PlyData.read(str(path))["vertex"]
     names = [p.name for p in vertex.properties]
-    needed = ["x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2", "opacity", "scale_0", "scale_1", "scale_2",
-              "rot_0", "rot_1", "rot_2", "rot_3"]
+    needed = [
+        "x",
+        "y",
+        "z",
+        "f_dc_0",
+        "f_dc_1",
+        "f_dc_2",
+        "opacity",
+        "scale_0",
+        "scale_1",
+        "scale_2",
+        "rot_0",
+        "rot_1",
+        "rot_2",
+        "rot_3",
+    ]
     missing = [n for n in needed if n not in names]
     if missing:
         raise FormatError(f"{path}: not a Gaussian-splat .ply (missing vertex properties {missing}).")
@@ -60,5 +86,10 @@ def read_splat_ply(path: str | Path) -> Gaussians:
 
     dc = stack(["f_dc_0", "f_dc_1", "f_dc_2"])[:, None, :]
     higher = stack(rest).reshape(-1, 3, k - 1).transpose(1, 2) if rest else torch.zeros(len(dc), 0, 3)
-    return Gaussians(stack(["x", "y", "z"]), stack([f"rot_{i}" for i in range(4)]),
-                     stack([f"scale_{i}" for i in range(3)]), stack(["opacity"])[:, 0], torch.cat([dc, higher], 1))
+    return Gaussians(
+        stack(["x", "y", "z"]),
+        stack([f"rot_{i}" for i in range(4)]),
+        stack([f"scale_{i}" for i in range(3)]),
+        stack(["opacity"])[:, 0],
+        torch.cat([dc, higher], 1),
+    )

@@ -74,10 +74,13 @@ def project_gaussians(
     tx = z_safe * torch.minimum(torch.maximum(x / z_safe, -lim_x_neg), lim_x_pos)
     ty = z_safe * torch.minimum(torch.maximum(y / z_safe, -lim_y_neg), lim_y_pos)
     zeros = torch.zeros_like(z_safe)
-    jac = torch.stack([
-        torch.stack([fx / z_safe, zeros, -fx * tx / z_safe**2], -1),
-        torch.stack([zeros, fy / z_safe, -fy * ty / z_safe**2], -1),
-    ], -2)  # [C, N, 2, 3]
+    jac = torch.stack(
+        [
+            torch.stack([fx / z_safe, zeros, -fx * tx / z_safe**2], -1),
+            torch.stack([zeros, fy / z_safe, -fy * ty / z_safe**2], -1),
+        ],
+        -2,
+    )  # [C, N, 2, 3]
     cov2d = jac @ cov_c @ jac.transpose(-1, -2)
     a = cov2d[..., 0, 0] + eps2d
     b = cov2d[..., 0, 1]

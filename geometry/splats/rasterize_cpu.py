@@ -31,9 +31,11 @@ _SUPPORTED_DTYPES = (torch.float32, torch.float64)
 def _load() -> ModuleType | None:
     module = load_prebuilt()
     if module is None:
-        LOG.warning("The C++ CPU rasterizer is not built (or is out of date): splats render with the pure-torch "
-                    "reference, which is much slower. Build it with `make setup` or "
-                    "`python -m reshoot.geometry.splats.build`.")
+        LOG.warning(
+            "The C++ CPU rasterizer is not built (or is out of date): splats render with the pure-torch "
+            "reference, which is much slower. Build it with `make setup` or "
+            "`python -m reshoot.geometry.splats.build`."
+        )
     return module
 
 
@@ -81,16 +83,23 @@ def rasterize_to_pixels(
         ValueError: on inconsistent shapes, sizes or dtypes.
     """
     _validate(means2d, conics, colors, opacities, depths, radii, width, height, tile_size, backgrounds)
-    use_kernel = (_EXTENSION is not None and means2d.device.type == "cpu" and means2d.dtype in _SUPPORTED_DTYPES)
+    use_kernel = _EXTENSION is not None and means2d.device.type == "cpu" and means2d.dtype in _SUPPORTED_DTYPES
     if not use_kernel:
-        return rasterize_to_pixels_reference(means2d, conics, colors, opacities, depths, radii, width, height,
-                                             tile_size, backgrounds)
+        return rasterize_to_pixels_reference(
+            means2d, conics, colors, opacities, depths, radii, width, height, tile_size, backgrounds
+        )
     dtype = means2d.dtype
     floats = [t.to(dtype).contiguous() for t in (means2d, conics, colors, opacities)]
     bg = None if backgrounds is None else backgrounds.to(dtype).contiguous()
-    render, alpha = _RasterizeToPixels.apply(*floats, bg, depths.detach().to(dtype).contiguous(),
-                                             radii.detach().to(torch.int32).contiguous(), int(width), int(height),
-                                             int(tile_size))
+    render, alpha = _RasterizeToPixels.apply(
+        *floats,
+        bg,
+        depths.detach().to(dtype).contiguous(),
+        radii.detach().to(torch.int32).contiguous(),
+        int(width),
+        int(height),
+        int(tile_size),
+    )
     return RasterOutput(render, alpha)
 
 
@@ -99,8 +108,12 @@ def _validate(means2d, conics, colors, opacities, depths, radii, width, height, 
     if means2d.dim() != 3 or means2d.shape[-1] != 2:
         raise ValueError(f"means2d must be [C, N, 2], got {tuple(means2d.shape)}")
     cams, n = means2d.shape[:2]
-    expected = {"conics": (conics, (cams, n, 3)), "opacities": (opacities, (cams, n)),
-                "depths": (depths, (cams, n)), "radii": (radii, (cams, n))}
+    expected = {
+        "conics": (conics, (cams, n, 3)),
+        "opacities": (opacities, (cams, n)),
+        "depths": (depths, (cams, n)),
+        "radii": (radii, (cams, n)),
+    }
     for name, (tensor, shape) in expected.items():
         if tuple(tensor.shape) != shape:
             raise ValueError(f"{name} must be {list(shape)} to match means2d, got {tuple(tensor.shape)}")
@@ -119,31 +132,72 @@ class _RasterizeToPixels(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, means2d, conics, colors, opacities, backgrounds, depths, radii, width, height, tile_size):
-        (render, alpha, transmittance, last, tile_offsets, gauss_ids, isect_slots,
-         gauss_offsets) = _EXTENSION.rasterize_forward(means2d, conics, colors, opacities, depths, radii,
-                                                       backgrounds, width, height, tile_size)
+        (render, alpha, transmittance, last, tile_offsets, gauss_ids, isect_slots, gauss_offsets) = (
+            _EXTENSION.rasterize_forward(
+                means2d, conics, colors, opacities, depths, radii, backgrounds, width, height, tile_size
+            )
+        )
         ctx.image = (width, height, tile_size)
         ctx.has_background = backgrounds is not None
-        saved = [means2d, conics, colors, opacities, transmittance, last, tile_offsets, gauss_ids, isect_slots,
-                 gauss_offsets]
+        saved = [
+            means2d,
+            conics,
+            colors,
+            opacities,
+            transmittance,
+            last,
+            tile_offsets,
+            gauss_ids,
+            isect_slots,
+            gauss_offsets,
+        ]
         ctx.save_for_backward(*saved, *([backgrounds] if backgrounds is not None else []))
         return render, alpha
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, v_render, v_alpha):
-        (means2d, conics, colors, opacities, transmittance, last, tile_offsets, gauss_ids, isect_slots,
-         gauss_offsets, *rest) = ctx.saved_tensors
+        (
+            means2d,
+            conics,
+            colors,
+            opacities,
+            transmittance,
+            last,
+            tile_offsets,
+            gauss_ids,
+            isect_slots,
+            gauss_offsets,
+            *rest,
+        ) = ctx.saved_tensors
         backgrounds = rest[0] if ctx.has_background else None
         width, height, tile_size = ctx.image
         cams, _, channels = colors.shape
         # autograd passes None (or zeros) for an output that the loss does not use.
-        v_render = (torch.zeros(cams, height, width, channels, dtype=colors.dtype) if v_render is None
-                    else v_render.contiguous())
+        v_render = (
+            torch.zeros(cams, height, width, channels, dtype=colors.dtype)
+            if v_render is None
+            else v_render.contiguous()
+        )
         v_alpha = torch.zeros(cams, height, width, dtype=colors.dtype) if v_alpha is None else v_alpha.contiguous()
         v_means2d, v_conics, v_colors, v_opacities = _EXTENSION.rasterize_backward(
-            means2d, conics, colors, opacities, backgrounds, transmittance, last, tile_offsets, gauss_ids,
-            isect_slots, gauss_offsets, v_render, v_alpha, width, height, tile_size)
+            means2d,
+            conics,
+            colors,
+            opacities,
+            backgrounds,
+            transmittance,
+            last,
+            tile_offsets,
+            gauss_ids,
+            isect_slots,
+            gauss_offsets,
+            v_render,
+            v_alpha,
+            width,
+            height,
+            tile_size,
+        )
         v_backgrounds = None
         if ctx.has_background and ctx.needs_input_grad[4]:
             # render += T x background, per pixel.

@@ -53,8 +53,9 @@ class _Composite:
     terminated: torch.Tensor  # [P] bool: the pixel stopped early (T would have reached 1e-4)
 
 
-def tile_ranges(means2d: torch.Tensor, radii: torch.Tensor, width: int, height: int,
-                tile_size: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+def tile_ranges(
+    means2d: torch.Tensor, radii: torch.Tensor, width: int, height: int, tile_size: int = 16
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The tiles each Gaussian takes part in, as gsplat bins them.
 
     Args:
@@ -68,8 +69,9 @@ def tile_ranges(means2d: torch.Tensor, radii: torch.Tensor, width: int, height: 
         tile_max: [C, N, 2] last tile + 1 (x, y), exclusive. Culled Gaussians get tile_max == tile_min;
             a non-finite mean gives NaN, which no tile index compares equal or greater to.
     """
-    tiles = torch.tensor([math.ceil(width / tile_size), math.ceil(height / tile_size)], dtype=means2d.dtype,
-                         device=means2d.device)
+    tiles = torch.tensor(
+        [math.ceil(width / tile_size), math.ceil(height / tile_size)], dtype=means2d.dtype, device=means2d.device
+    )
     r = radii.to(means2d.dtype)[..., None]
     # Computed as the kernel computes it: (mean - r) / tile in the means' dtype, then floor/ceil and clamp.
     tile_min = torch.minimum(torch.floor((means2d - r) / tile_size).clamp(min=0), tiles)
@@ -108,18 +110,30 @@ def rasterize_to_pixels_reference(
     Returns:
         RasterOutput with render [C, H, W, D] and alpha [C, H, W].
     """
-    render, transmittance, _ = _rasterize(means2d, conics, colors, opacities, depths, radii, width, height,
-                                          tile_size, backgrounds, chunk_elements)
+    render, transmittance, _ = _rasterize(
+        means2d, conics, colors, opacities, depths, radii, width, height, tile_size, backgrounds, chunk_elements
+    )
     return RasterOutput(render, 1.0 - transmittance)
 
 
-def _rasterize(means2d, conics, colors, opacities, depths, radii, width, height, tile_size, backgrounds,
-               chunk_elements) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _rasterize(
+    means2d, conics, colors, opacities, depths, radii, width, height, tile_size, backgrounds, chunk_elements
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """render [C, H, W, D], final transmittance [C, H, W], early-terminated pixels [C, H, W] bool."""
     renders, transmittances, terminated = [], [], []
     for cam in range(means2d.shape[0]):
-        out = _rasterize_camera(means2d[cam], conics[cam], colors[cam], opacities[cam], depths[cam], radii[cam],
-                                width, height, tile_size, chunk_elements)
+        out = _rasterize_camera(
+            means2d[cam],
+            conics[cam],
+            colors[cam],
+            opacities[cam],
+            depths[cam],
+            radii[cam],
+            width,
+            height,
+            tile_size,
+            chunk_elements,
+        )
         render = out.render
         if backgrounds is not None:
             render = render + out.transmittance[..., None] * backgrounds[cam]
@@ -129,8 +143,9 @@ def _rasterize(means2d, conics, colors, opacities, depths, radii, width, height,
     return torch.stack(renders), torch.stack(transmittances), torch.stack(terminated)
 
 
-def _rasterize_camera(means2d, conics, colors, opacities, depths, radii, width, height, tile_size,
-                      chunk_elements) -> _Composite:
+def _rasterize_camera(
+    means2d, conics, colors, opacities, depths, radii, width, height, tile_size, chunk_elements
+) -> _Composite:
     """One camera: [N, ...] inputs → render [H, W, D], T [H, W], terminated [H, W], block by block."""
     # Front to back once for all tiles; picking a subset later keeps this order.
     order = torch.sort(depths, stable=True).indices
@@ -184,7 +199,7 @@ def _composite_block(means2d, conics, colors, opacities, tile_min, tile_max, rec
     tx, ty = (xs.reshape(-1, 1) // tile_size).to(dtype), (ys.reshape(-1, 1) // tile_size).to(dtype)
 
     # [P, M] pixel x Gaussian.
-    member = ((tx >= tile_min[:, 0]) & (tx < tile_max[:, 0]) & (ty >= tile_min[:, 1]) & (ty < tile_max[:, 1]))
+    member = (tx >= tile_min[:, 0]) & (tx < tile_max[:, 0]) & (ty >= tile_min[:, 1]) & (ty < tile_max[:, 1])
     dx, dy = means2d[:, 0] - px, means2d[:, 1] - py
     a, b, c = conics[:, 0], conics[:, 1], conics[:, 2]
     sigma = 0.5 * (a * dx * dx + c * dy * dy) + b * dx * dy

@@ -103,8 +103,17 @@ def rasterize(
         from .rasterize_cpu import rasterize_to_pixels
     else:
         from .rasterize_reference import rasterize_to_pixels_reference as rasterize_to_pixels
-    out = rasterize_to_pixels(projected.means2d, projected.conics, colors, opacities, projected.depths,
-                              projected.radii, width, height, backgrounds=backgrounds)
+    out = rasterize_to_pixels(
+        projected.means2d,
+        projected.conics,
+        colors,
+        opacities,
+        projected.depths,
+        projected.radii,
+        width,
+        height,
+        backgrounds=backgrounds,
+    )
     return _split(out.render, out.alpha, features is not None, projected)
 
 
@@ -116,10 +125,12 @@ def _per_camera(features: torch.Tensor, cameras: int) -> torch.Tensor:
 def _split(render: torch.Tensor, alpha: torch.Tensor, has_features: bool, projected: Projected) -> SplatRender:
     """Channels [rgb, accumulated depth, features...] → a SplatRender."""
     accumulated = render[..., 3]
-    depth = torch.where(alpha > MIN_ALPHA_FOR_DEPTH, accumulated / alpha.clamp_min(MIN_ALPHA_FOR_DEPTH),
-                        torch.zeros_like(accumulated))
-    return SplatRender(render[..., :3], depth, alpha, render[..., 4:] if has_features else None,
-                       projected.means2d, projected.radii)
+    depth = torch.where(
+        alpha > MIN_ALPHA_FOR_DEPTH, accumulated / alpha.clamp_min(MIN_ALPHA_FOR_DEPTH), torch.zeros_like(accumulated)
+    )
+    return SplatRender(
+        render[..., :3], depth, alpha, render[..., 4:] if has_features else None, projected.means2d, projected.radii
+    )
 
 
 def _rasterize_gsplat(gaussians, viewmats, Ks, width, height, features, sh_degree, background) -> SplatRender:
@@ -129,13 +140,25 @@ def _rasterize_gsplat(gaussians, viewmats, Ks, width, height, features, sh_degre
     Ks = Ks.clone()
     Ks[:, :2, 2] += 0.5
     degree = gaussians.sh_degree if sh_degree is None else sh_degree
-    common = dict(means=gaussians.means, quats=gaussians.quats_wxyz, scales=gaussians.scales,
-                  opacities=gaussians.opacities, viewmats=viewmats, Ks=Ks, width=width, height=height,
-                  packed=False)
+    common = dict(
+        means=gaussians.means,
+        quats=gaussians.quats_wxyz,
+        scales=gaussians.scales,
+        opacities=gaussians.opacities,
+        viewmats=viewmats,
+        Ks=Ks,
+        width=width,
+        height=height,
+        packed=False,
+    )
     bg = None if background is None else background.to(viewmats)[None].expand(len(viewmats), -1)
-    render, alpha, info = gsplat.rasterization(colors=gaussians.sh, sh_degree=degree, render_mode="RGB+ED",
-                                               backgrounds=None if bg is None else torch.cat(
-                                                   [bg, torch.zeros_like(bg[:, :1])], -1), **common)
+    render, alpha, info = gsplat.rasterization(
+        colors=gaussians.sh,
+        sh_degree=degree,
+        render_mode="RGB+ED",
+        backgrounds=None if bg is None else torch.cat([bg, torch.zeros_like(bg[:, :1])], -1),
+        **common,
+    )
     feats = None
     if features is not None:
         feats, _, _ = gsplat.rasterization(colors=_per_camera(features, len(viewmats)), **common)
@@ -145,8 +168,11 @@ def _rasterize_gsplat(gaussians, viewmats, Ks, width, height, features, sh_degre
 
 
 @torch.no_grad()
-def render_each(gaussians: Gaussians, cameras: Camera, backend: str = "auto",
-                background: torch.Tensor | None = None) -> list[SplatRender]:
+def render_each(
+    gaussians: Gaussians, cameras: Camera, backend: str = "auto", background: torch.Tensor | None = None
+) -> list[SplatRender]:
     """Render into each camera on its own (cameras of any sizes), without gradients: V renders of C = 1.
     `background`: [3] colour behind the splats (default black)."""
-    return [rasterize(gaussians, cameras.select(i), background=background, backend=backend) for i in range(len(cameras))]
+    return [
+        rasterize(gaussians, cameras.select(i), background=background, backend=backend) for i in range(len(cameras))
+    ]

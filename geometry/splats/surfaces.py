@@ -22,8 +22,8 @@ A Gaussian's normal is the axis of its smallest scale (for a flat surfel, its lo
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -69,14 +69,24 @@ def rotation_to_normal(normals: torch.Tensor) -> torch.Tensor:
 
 def _tangents(n: torch.Tensor) -> torch.Tensor:
     """[N, 3] unit vectors perpendicular to the unit vectors `n` [N, 3] (x or, for n near x, y crossed with n)."""
-    helper = torch.where((n[:, :1].abs() < 0.9), torch.tensor([[1.0, 0.0, 0.0]], dtype=n.dtype),
-                         torch.tensor([[0.0, 1.0, 0.0]], dtype=n.dtype))
+    helper = torch.where(
+        (n[:, :1].abs() < 0.9),
+        torch.tensor([[1.0, 0.0, 0.0]], dtype=n.dtype),
+        torch.tensor([[0.0, 1.0, 0.0]], dtype=n.dtype),
+    )
     t = torch.linalg.cross(helper, n)
     return t / t.norm(dim=-1, keepdim=True)
 
 
-def surfel_gaussians(points: torch.Tensor, colors: torch.Tensor, normals: torch.Tensor, spacing: float,
-                     thickness: float, sh_degree: int, opacity: float = 0.5) -> Gaussians:
+def surfel_gaussians(
+    points: torch.Tensor,
+    colors: torch.Tensor,
+    normals: torch.Tensor,
+    spacing: float,
+    thickness: float,
+    sh_degree: int,
+    opacity: float = 0.5,
+) -> Gaussians:
     """Flat Gaussians on surface points: discs of standard deviation `spacing` in the surface and
     `thickness` across it.
 
@@ -89,8 +99,13 @@ def surfel_gaussians(points: torch.Tensor, colors: torch.Tensor, normals: torch.
     sh = torch.zeros(n, (sh_degree + 1) ** 2, 3)
     sh[:, 0] = rgb_to_sh_dc(colors.float())
     scales = torch.tensor([math.log(spacing), math.log(spacing), math.log(thickness)]).repeat(n, 1)
-    return Gaussians(points.float(), rotation_to_normal(normals.float()), scales,
-                     torch.full((n,), math.log(opacity / (1 - opacity))), sh)
+    return Gaussians(
+        points.float(),
+        rotation_to_normal(normals.float()),
+        scales,
+        torch.full((n,), math.log(opacity / (1 - opacity))),
+        sh,
+    )
 
 
 def gaussian_normals(g: Gaussians) -> torch.Tensor:
@@ -118,8 +133,9 @@ def on_planes(g: Gaussians, planes: Sequence[Plane], distance: float, min_cosine
     return owner
 
 
-def plane_loss(g: Gaussians, planes: Sequence[Plane], distance: float, min_cosine: float = 0.8,
-               owner: torch.Tensor | None = None) -> torch.Tensor:
+def plane_loss(
+    g: Gaussians, planes: Sequence[Plane], distance: float, min_cosine: float = 0.8, owner: torch.Tensor | None = None
+) -> torch.Tensor:
     """Mean over all Gaussians of the pull of the planes on those near them.
 
     A Gaussian belongs to a plane (`on_planes`) within `distance` of it with its normal within
@@ -166,8 +182,9 @@ def facing_normals(g: Gaussians, cameras: Camera) -> torch.Tensor:
     return normals[None] * sign
 
 
-def depth_normal_loss(rendered_normals: torch.Tensor, depth: torch.Tensor, alpha: torch.Tensor,
-                      cameras: Camera, min_alpha: float = 0.5) -> torch.Tensor:
+def depth_normal_loss(
+    rendered_normals: torch.Tensor, depth: torch.Tensor, alpha: torch.Tensor, cameras: Camera, min_alpha: float = 0.5
+) -> torch.Tensor:
     """Mean of 1 - cos between rendered normals and the normals of the rendered depth, where covered.
 
     Args:
@@ -181,8 +198,9 @@ def depth_normal_loss(rendered_normals: torch.Tensor, depth: torch.Tensor, alpha
 
 
 @torch.no_grad()
-def floating(means: torch.Tensor, cameras: Camera, depths: Sequence[torch.Tensor], tolerance: float,
-             min_votes: int) -> torch.Tensor:
+def floating(
+    means: torch.Tensor, cameras: Camera, depths: Sequence[torch.Tensor], tolerance: float, min_votes: int
+) -> torch.Tensor:
     """[N] bool: points in the free space of the views: in front of the surface observed there in at
     least `min_votes` views, and in more views than they lie on it.
 
@@ -230,7 +248,9 @@ def nearest_distance(points: torch.Tensor, reference: torch.Tensor) -> torch.Ten
     return torch.from_numpy(distance).float()
 
 
-def plane_fill(observed: torch.Tensor, colors: torch.Tensor, spacing: float, neighbours: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+def plane_fill(
+    observed: torch.Tensor, colors: torch.Tensor, spacing: float, neighbours: int = 8
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Points on the floor (z = 0) where the observed floor points leave gaps inside their outline.
 
     The floor continues under and behind what stands on it even where no camera saw it; a hole in it
@@ -267,8 +287,14 @@ def plane_fill(observed: torch.Tensor, colors: torch.Tensor, spacing: float, nei
 
 
 @torch.no_grad()
-def alpha_in_front(gaussians: Gaussians, camera: Camera, depth: torch.Tensor, tolerance: float = 0.05,
-                   empty_is_free: bool = True, backend: str = "auto") -> torch.Tensor:
+def alpha_in_front(
+    gaussians: Gaussians,
+    camera: Camera,
+    depth: torch.Tensor,
+    tolerance: float = 0.05,
+    empty_is_free: bool = True,
+    backend: str = "auto",
+) -> torch.Tensor:
     """[H, W] coverage of what lies in front of a camera's true first surface: floaters.
 
     The Gaussians whose centre is nearer than (1 - tolerance) x the true depth at the pixel the centre
@@ -302,8 +328,9 @@ def plane_axes(plane: Plane, front: float) -> tuple[torch.Tensor, torch.Tensor, 
     return u, torch.linalg.cross(u, n), n
 
 
-def plane_camera(plane: Plane, front: float, centre: torch.Tensor, pixel: float, size: int,
-                 distance: float = 1.0) -> Camera:
+def plane_camera(
+    plane: Plane, front: float, centre: torch.Tensor, pixel: float, size: int, distance: float = 1.0
+) -> Camera:
     """A square pinhole camera looking square-on at `plane` from its `front` side.
 
     Args:
@@ -329,8 +356,16 @@ def plane_camera(plane: Plane, front: float, centre: torch.Tensor, pixel: float,
     return Camera.create(["plane"], K[None], cam_from_world[None], [size], [size])
 
 
-def plane_coverage_loss(members: Gaussians, plane: Plane, front: float, centre: torch.Tensor, pixel: float,
-                        size: int, cell: float, backend: str = "auto") -> torch.Tensor:
+def plane_coverage_loss(
+    members: Gaussians,
+    plane: Plane,
+    front: float,
+    centre: torch.Tensor,
+    pixel: float,
+    size: int,
+    cell: float,
+    backend: str = "auto",
+) -> torch.Tensor:
     """Mean (1 - alpha) of a plane's own Gaussians seen square-on, over the window's pixels inside the
     area they stand on.
 
@@ -362,7 +397,9 @@ def plane_coverage_loss(members: Gaussians, plane: Plane, front: float, centre: 
     cells = cells[((cells >= 0) & (cells < extent)).all(-1)]
     occupied = torch.zeros(int(extent[1]), int(extent[0]), dtype=torch.bool)  # [v, u]
     occupied[cells[:, 1], cells[:, 0]] = True
-    interior = occupied[1:-1, 1:-1] & occupied[:-2, 1:-1] & occupied[2:, 1:-1] & occupied[1:-1, :-2] & occupied[1:-1, 2:]
+    interior = (
+        occupied[1:-1, 1:-1] & occupied[:-2, 1:-1] & occupied[2:, 1:-1] & occupied[1:-1, :-2] & occupied[1:-1, 2:]
+    )
     required = interior[(grid_v - grid_v[0])[:, None], (grid_u - grid_u[0])[None, :]].float()  # [y, x]
     if not bool(required.any()):
         return members.means.sum() * 0

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -24,8 +24,16 @@ from .gaussians import Gaussians, select_gaussians
 from .render import rasterize
 from .sh import rgb_to_sh_dc
 from .surfaces import (
-    Plane, depth_normal_loss, elongation_loss, facing_normals, floating, nearest_distance, on_planes,
-    plane_coverage_loss, plane_loss, views_seeing,
+    Plane,
+    depth_normal_loss,
+    elongation_loss,
+    facing_normals,
+    floating,
+    nearest_distance,
+    on_planes,
+    plane_coverage_loss,
+    plane_loss,
+    views_seeing,
 )
 
 
@@ -219,9 +227,12 @@ def psnr(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None = None) -> 
 def _parameters(g: Gaussians) -> dict[str, torch.nn.Parameter]:
     # gsplat's names and layout, which its DefaultStrategy edits in place.
     return {
-        "means": torch.nn.Parameter(g.means.clone()), "scales": torch.nn.Parameter(g.log_scales.clone()),
-        "quats": torch.nn.Parameter(g.quats_wxyz.clone()), "opacities": torch.nn.Parameter(g.logit_opacities.clone()),
-        "sh0": torch.nn.Parameter(g.sh[:, :1].clone()), "shN": torch.nn.Parameter(g.sh[:, 1:].clone()),
+        "means": torch.nn.Parameter(g.means.clone()),
+        "scales": torch.nn.Parameter(g.log_scales.clone()),
+        "quats": torch.nn.Parameter(g.quats_wxyz.clone()),
+        "opacities": torch.nn.Parameter(g.logit_opacities.clone()),
+        "sh0": torch.nn.Parameter(g.sh[:, :1].clone()),
+        "shN": torch.nn.Parameter(g.sh[:, 1:].clone()),
     }
 
 
@@ -229,10 +240,17 @@ def _gaussians(p: dict[str, torch.nn.Parameter]) -> Gaussians:
     return Gaussians(p["means"], p["quats"], p["scales"], p["opacities"], torch.cat([p["sh0"], p["shN"]], 1))
 
 
-def train_splats(views: Sequence[TrainingView], init: Gaussians, config: TrainConfig = TrainConfig(),
-                 progress: ProgressFn | None = None, log_every: int = 50, checkpoint: Path | None = None,
-                 checkpoint_every: int = 500, planes: Sequence[Plane] = (),
-                 observed: ObservedSurfaces | None = None) -> TrainResult:
+def train_splats(
+    views: Sequence[TrainingView],
+    init: Gaussians,
+    config: TrainConfig = TrainConfig(),
+    progress: ProgressFn | None = None,
+    log_every: int = 50,
+    checkpoint: Path | None = None,
+    checkpoint_every: int = 500,
+    planes: Sequence[Plane] = (),
+    observed: ObservedSurfaces | None = None,
+) -> TrainResult:
     """Fit splats to posed images.
 
     Every step's randomness (view choice, densification's samples) is drawn from (seed, step), so a
@@ -259,18 +277,30 @@ def train_splats(views: Sequence[TrainingView], init: Gaussians, config: TrainCo
     _hold_thickness(params, config)
     centres = torch.stack([v.camera.centers[0] for v in views]).float()
     scene_scale = float((centres - centres.mean(0)).norm(dim=-1).max().clamp_min(1e-3)) * 1.1
-    rates = {"means": config.lr_means * scene_scale, "scales": config.lr_scales, "quats": config.lr_quats,
-             "opacities": config.lr_opacities, "sh0": config.lr_sh0, "shN": config.lr_shN}
+    rates = {
+        "means": config.lr_means * scene_scale,
+        "scales": config.lr_scales,
+        "quats": config.lr_quats,
+        "opacities": config.lr_opacities,
+        "sh0": config.lr_sh0,
+        "shN": config.lr_shN,
+    }
     optimizers = {k: torch.optim.Adam([params[k]], lr=rates[k], eps=1e-15) for k in params}
     appearance = torch.nn.Parameter(torch.zeros(len(views), 3, 4))  # deviation from the identity
     appearance_optimizer = torch.optim.Adam([appearance], lr=config.lr_appearance, eps=1e-15)
-    background_colour = torch.nn.Parameter(torch.tensor(config.background),  # used through `_in_range`
-                                            requires_grad=config.learn_background)
+    background_colour = torch.nn.Parameter(
+        torch.tensor(config.background),  # used through `_in_range`
+        requires_grad=config.learn_background,
+    )
     background_optimizer = torch.optim.Adam([background_colour], lr=config.lr_background, eps=1e-15)
     extras = {"appearance": (appearance, appearance_optimizer), "background": (background_colour, background_optimizer)}
-    strategy = DefaultStrategy(refine_start_iter=config.refine_start, refine_stop_iter=config.refine_stop,
-                               refine_every=config.refine_every, reset_every=config.reset_every,
-                               grow_grad2d=config.grow_grad2d)
+    strategy = DefaultStrategy(
+        refine_start_iter=config.refine_start,
+        refine_stop_iter=config.refine_stop,
+        refine_every=config.refine_every,
+        reset_every=config.reset_every,
+        grow_grad2d=config.grow_grad2d,
+    )
     strategy.check_sanity(params, optimizers)
     state = strategy.initialize_state(scene_scale=scene_scale)
     state["plane"] = on_planes(init, planes, config.plane_distance)  # carried through densification, pruning
@@ -289,17 +319,33 @@ def train_splats(views: Sequence[TrainingView], init: Gaussians, config: TrainCo
         chosen = [int(i) for i in rng.choice(len(views), size=min(config.views_per_step, len(views)), replace=False)]
         chosen = [i for i in chosen if views[i].image.shape == views[chosen[0]].image.shape]
         batch = [views[i] for i in chosen]
-        cameras = Camera.cat([v.camera.renamed([f"v{i}"]) for i, v in enumerate(batch)]) if len(batch) > 1 else batch[0].camera
+        cameras = (
+            Camera.cat([v.camera.renamed([f"v{i}"]) for i, v in enumerate(batch)])
+            if len(batch) > 1
+            else batch[0].camera
+        )
         target = torch.stack([v.image for v in batch])
         mask = torch.stack([v.mask if v.mask is not None else torch.ones(v.image.shape[:2]) for v in batch])
         degree = min(config.sh_degree, step // config.sh_degree_interval)
         gaussians = _gaussians(params)
         with_normals = config.depth_normal_weight > 0 and step >= config.depth_normal_start
         background = _in_range(background_colour)
-        out = rasterize(gaussians, cameras, features=facing_normals(gaussians, cameras) if with_normals else None,
-                        sh_degree=degree, background=background, backend=config.backend)
-        info = {"means2d": out.means2d, "width": target.shape[2], "height": target.shape[1],
-                "n_cameras": len(batch), "radii": torch.stack([out.radii, out.radii], -1), "gaussian_ids": None}
+        out = rasterize(
+            gaussians,
+            cameras,
+            features=facing_normals(gaussians, cameras) if with_normals else None,
+            sh_degree=degree,
+            background=background,
+            backend=config.backend,
+        )
+        info = {
+            "means2d": out.means2d,
+            "width": target.shape[2],
+            "height": target.shape[1],
+            "n_cameras": len(batch),
+            "radii": torch.stack([out.radii, out.radii], -1),
+            "gaussian_ids": None,
+        }
         strategy.step_pre_backward(params, optimizers, state, step, info)
         rgb = out.rgb
         if config.appearance:
@@ -310,8 +356,9 @@ def train_splats(views: Sequence[TrainingView], init: Gaussians, config: TrainCo
         if config.appearance:
             loss = loss + config.appearance_weight * deviation[chosen].square().mean()
         if config.plane_weight > 0:
-            loss = loss + config.plane_weight * plane_loss(gaussians, list(planes), config.plane_distance,
-                                                           owner=state["plane"])
+            loss = loss + config.plane_weight * plane_loss(
+                gaussians, list(planes), config.plane_distance, owner=state["plane"]
+            )
         if config.coverage_weight > 0 and planes:
             loss = loss + config.coverage_weight * _coverage(gaussians, state["plane"], planes, fronts, rng, config)
         if config.elongation_weight > 0:
@@ -332,8 +379,9 @@ def train_splats(views: Sequence[TrainingView], init: Gaussians, config: TrainCo
                 means = params["means"].detach()
                 free = torch.zeros(len(means), dtype=torch.bool)
                 if config.free_space_votes > 0:
-                    free = floating(means, observed.cameras, observed.depths, config.free_space_tolerance,
-                                    config.free_space_votes)
+                    free = floating(
+                        means, observed.cameras, observed.depths, config.free_space_tolerance, config.free_space_votes
+                    )
                     pruned["free_space"] += int(free.sum())
                 if config.surface_reach is not None:
                     astray = ~free & (nearest_distance(means, observed.points) > config.surface_reach)
@@ -347,12 +395,17 @@ def train_splats(views: Sequence[TrainingView], init: Gaussians, config: TrainCo
             pruned["unseen"] += int(unseen.sum())
         _hold_thickness(params, config)
         if step % log_every == 0 or step == config.iterations - 1:
-            log.append({"step": step, "loss": float(loss.detach()), "psnr": psnr(rgb.detach(), target, mask),
-                        "gaussians": len(params["means"])})
+            log.append(
+                {
+                    "step": step,
+                    "loss": float(loss.detach()),
+                    "psnr": psnr(rgb.detach(), target, mask),
+                    "gaussians": len(params["means"]),
+                }
+            )
         report("fitting splats", step + 1, config.iterations)
         if checkpoint is not None and (step + 1) % checkpoint_every == 0 and step + 1 < config.iterations:
-            _save_checkpoint(Path(checkpoint), step + 1, config, params, optimizers, state, log, pruned,
-                             extras)
+            _save_checkpoint(Path(checkpoint), step + 1, config, params, optimizers, state, log, pruned, extras)
     final = _gaussians({k: v.detach() for k, v in params.items()})
     corrections = torch.eye(3, 4) + (appearance - appearance.mean(0)).detach()
     return TrainResult(final, log, corrections, pruned, background_colour.detach().clamp(0, 1))
@@ -364,20 +417,35 @@ def _in_range(colour: torch.Tensor) -> torch.Tensor:
     return colour + (colour.clamp(0, 1) - colour).detach()
 
 
-def _coverage(gaussians: Gaussians, owner: torch.Tensor, planes: Sequence[Plane], fronts: Sequence[float],
-              rng: np.random.Generator, config: TrainConfig) -> torch.Tensor:
+def _coverage(
+    gaussians: Gaussians,
+    owner: torch.Tensor,
+    planes: Sequence[Plane],
+    fronts: Sequence[float],
+    rng: np.random.Generator,
+    config: TrainConfig,
+) -> torch.Tensor:
     """`plane_coverage_loss` of one plane drawn at random, in a window centred on one of its Gaussians."""
     plane = int(rng.integers(len(planes)))
     chosen = select_gaussians(gaussians, owner == plane)
     if len(chosen) == 0:
         return gaussians.means.sum() * 0
     centre = chosen.means[int(rng.integers(len(chosen)))].detach()
-    return plane_coverage_loss(chosen, planes[plane], fronts[plane], centre, config.coverage_pixel,
-                               config.coverage_size, config.coverage_cell, config.backend)
+    return plane_coverage_loss(
+        chosen,
+        planes[plane],
+        fronts[plane],
+        centre,
+        config.coverage_pixel,
+        config.coverage_size,
+        config.coverage_cell,
+        config.backend,
+    )
 
 
-def _on_a_plane(params: dict[str, torch.nn.Parameter], state: dict, planes: Sequence[Plane],
-                config: TrainConfig) -> torch.Tensor:
+def _on_a_plane(
+    params: dict[str, torch.nn.Parameter], state: dict, planes: Sequence[Plane], config: TrainConfig
+) -> torch.Tensor:
     """[N] bool: Gaussians of a plane: from the start (or offspring of one), or lying now on a plane that
     `reaches_beyond_start`."""
     reaching = [p for p in planes if p.reaches_beyond_start]
@@ -395,8 +463,9 @@ def _hold_thickness(params: dict[str, torch.nn.Parameter], config: TrainConfig) 
 
 
 @torch.no_grad()
-def _seen_by_fewer(params: dict[str, torch.nn.Parameter], views: Sequence[TrainingView],
-                   config: TrainConfig) -> torch.Tensor:
+def _seen_by_fewer(
+    params: dict[str, torch.nn.Parameter], views: Sequence[TrainingView], config: TrainConfig
+) -> torch.Tensor:
     """[N] bool: Gaussians that fewer than `config.min_views` training views see (not hidden behind
     the rendered surface)."""
     gaussians = _gaussians({k: v.detach() for k, v in params.items()})
@@ -425,9 +494,17 @@ def _config_fingerprint(config: TrainConfig) -> str:
     return json.dumps(asdict(config), sort_keys=True)
 
 
-def _save_checkpoint(path: Path, step: int, config: TrainConfig, params: dict, optimizers: dict, state: dict,
-                     log: list[dict], pruned: dict[str, int],
-                     extras: dict[str, tuple[torch.nn.Parameter, torch.optim.Optimizer]]) -> None:
+def _save_checkpoint(
+    path: Path,
+    step: int,
+    config: TrainConfig,
+    params: dict,
+    optimizers: dict,
+    state: dict,
+    log: list[dict],
+    pruned: dict[str, int],
+    extras: dict[str, tuple[torch.nn.Parameter, torch.optim.Optimizer]],
+) -> None:
     """Everything a resumed run needs, as one safetensors file (tensors + JSON metadata).
 
     `extras` are the fitted tensors beside the Gaussians (appearance, background), each with its optimizer."""
@@ -444,23 +521,34 @@ def _save_checkpoint(path: Path, step: int, config: TrainConfig, params: dict, o
     for k, v in state.items():
         if isinstance(v, torch.Tensor):
             tensors[f"strategy.{k}"] = v.contiguous()
-    metadata = {"step": str(step), "config": _config_fingerprint(config), "log": json.dumps(log),
-                "pruned": json.dumps(pruned)}
+    metadata = {
+        "step": str(step),
+        "config": _config_fingerprint(config),
+        "log": json.dumps(log),
+        "pruned": json.dumps(pruned),
+    }
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
 
 
-def _load_checkpoint(path: Path, config: TrainConfig, params: dict, optimizers: dict, state: dict,
-                     extras: dict[str, tuple[torch.nn.Parameter, torch.optim.Optimizer]],
-                     ) -> tuple[int, list[dict], dict[str, int]]:
+def _load_checkpoint(
+    path: Path,
+    config: TrainConfig,
+    params: dict,
+    optimizers: dict,
+    state: dict,
+    extras: dict[str, tuple[torch.nn.Parameter, torch.optim.Optimizer]],
+) -> tuple[int, list[dict], dict[str, int]]:
     """Restore a checkpoint in place (parameters are replaced: densification changed their count)."""
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as f:
         metadata = f.metadata() or {}
         if metadata.get("config") != _config_fingerprint(config):
-            raise InputError(f"{path}: this checkpoint was written with other training settings; delete it "
-                             "to start over, or resume with the settings it was made with.")
+            raise InputError(
+                f"{path}: this checkpoint was written with other training settings; delete it "
+                "to start over, or resume with the settings it was made with."
+            )
         tensors = {k: f.get_tensor(k) for k in f.keys()}
     names = ("exp_avg", "exp_avg_sq", "step")
     for k in params:

@@ -1,0 +1,65 @@
+"""DESIGN.md §4: `Workspace` is the one object that knows where each artefact of a take lives; no other
+module of the product (pipeline, CLI, benchmarks) spells an artefact's path."""
+
+from __future__ import annotations
+
+import ast
+
+from conftest import REPO
+
+# Names of artefacts (and their folders) inside a workspace: `something / "<name>"` outside
+# reshoot/workspace.py is a path literal that belongs in `Workspace`.
+ARTEFACT_NAMES = {
+    ".reshoot",
+    "reshoot.toml",
+    "registration",
+    "cameras.json",
+    "survey_cameras.json",
+    "points.ply",
+    "report.json",
+    "splats",
+    "splats.work",
+    "reconstruction.json",
+    "layout.json",
+    "layout_plan.png",
+    "shots",
+    "shot.json",
+    "history.jsonl",
+    "keyframes.json",
+    "conditioning",
+    "synthesis.json",
+    "check.json",
+    "index.html",
+}
+FOLDERS = ("reshoot", "cli", "benchmarks")
+
+
+def path_literals(source: str) -> list[tuple[int, str]]:
+    """(line, name) of every `expression / "name"` whose name is an artefact's."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if (
+            isinstance(node, ast.BinOp)
+            and isinstance(node.op, ast.Div)
+            and isinstance(node.right, ast.Constant)
+            and node.right.value in ARTEFACT_NAMES
+        ):
+            found.append((node.lineno, node.right.value))
+    return found
+
+
+def test_the_check_finds_a_path_literal():
+    assert path_literals('x = root / "layout.json"\ny = ws.layout\n') == [(1, "layout.json")]
+    assert path_literals('x = root / "registration" / "cameras.json"') == [(1, "cameras.json"), (1, "registration")]
+
+
+def test_no_artefact_path_outside_workspace():
+    problems = []
+    for folder in FOLDERS:
+        for path in sorted((REPO / folder).rglob("*.py")):
+            if path == REPO / "reshoot" / "workspace.py":
+                continue
+            problems += [
+                f"{path.relative_to(REPO)}:{line}: / {name!r}" for line, name in path_literals(path.read_text())
+            ]
+    assert not problems, "artefact paths spelled outside Workspace:\n" + "\n".join(problems)
