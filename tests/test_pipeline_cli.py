@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import RECONSTRUCT_OPTIONS
 from reshoot.cli.app import main
 from reshoot.stage import workspace_lock
 from reshoot.workspace import Workspace
@@ -157,7 +158,13 @@ def test_run_makes_a_shot_and_then_does_nothing(capsys, laid_out_workspace: Path
     option reruns exactly the stages after it."""
     ws = tmp_path / "ws"
     shutil.copytree(laid_out_workspace, ws, symlinks=True)
-    code, out, err = run(capsys, "run", str(ws), "--shot", "top=overhead wide", "--json")
+    # the fixture's settings, so that its register / reconstruct / layout are up to date for this run
+    heights = json.loads(Workspace(ws).manifest("register").read_text())["options"]["scale"]["camera_heights"]
+    same = ["--set", "register.camera_height={" + ", ".join(f"{k} = {v!r}" for k, v in heights.items()) + "}"]
+    for name in ("downscale", "set_iterations", "first_actor_iterations", "actor_iterations", "checkpoint_every"):
+        same += ["--set", f"reconstruct.{name}={getattr(RECONSTRUCT_OPTIONS, name)}"]
+    same += ["--set", "reconstruct.frames={}:{}".format(*RECONSTRUCT_OPTIONS.frames)]
+    code, out, err = run(capsys, "run", str(ws), *same, "--shot", "top=overhead wide", "--json")
     assert code in (0, 1), err  # 1: the check fails the shot (a small reconstruction)
     actions = {s["stage"]: s["action"] for s in json.loads(out)["stages"]}
     assert actions == {
@@ -173,23 +180,23 @@ def test_run_makes_a_shot_and_then_does_nothing(capsys, laid_out_workspace: Path
     assert Workspace(ws).report_page.is_file() and Workspace(ws).shot("top").check.is_file()
     before = tree_digest(ws)
 
-    code_again, out, err = run(capsys, "run", str(ws), "--json")
+    code_again, out, err = run(capsys, "run", str(ws), *same, "--json")
     assert code_again == code, err
     assert {s["action"] for s in json.loads(out)["stages"]} == {"skipped"}
     assert tree_digest(ws) == before
 
-    code, out, err = run(capsys, "run", str(ws), "--json", "--set", "check.thresholds=agreement_error=0.3")
+    code, out, err = run(capsys, "run", str(ws), *same, "--json", "--set", "check.thresholds=agreement_error=0.3")
     ran = [s["stage"] for s in json.loads(out)["stages"] if s["action"] != "skipped"]
     assert ran == ["check@top", "report"], err
-    code, out, _ = run(capsys, "status", str(ws), "--json")
+    code, out, _ = run(capsys, "status", str(ws), *same, "--json")
     states = {s["stage"]: (s["status"], s["reason"]) for s in json.loads(out)["stages"]}
     assert states["check@top"][0] == "done"  # a shot's stage keeps the settings of its last run
 
     (Workspace(ws).layout).write_text(Workspace(ws).layout.read_text().replace("character_1", "Maya"))
-    code, out, _ = run(capsys, "status", str(ws), "--json")
+    code, out, _ = run(capsys, "status", str(ws), *same, "--json")
     states = {s["stage"]: (s["status"], s["reason"]) for s in json.loads(out)["stages"]}
     assert states["layout"][0] == "done"  # names in layout.json are the user's to edit
     assert states["shoot@top"] == ("stale", "its input layout changed")
 
-    code, _, err = run(capsys, "run", str(ws), "--shot", "top=high angle wide")
+    code, _, err = run(capsys, "run", str(ws), *same, "--shot", "top=high angle wide")
     assert code == 2 and "reshoot revise" in " ".join(err.split()), err
