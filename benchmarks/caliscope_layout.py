@@ -61,6 +61,7 @@ def main() -> None:
     from reshoot.geometry.cameras_io import read_cameras_json
     from reshoot.ground_truth import registration_from_truth
     from reshoot.layout import layout
+    from reshoot.layout_io import read_layout
     from reshoot.reconstruct import ReconstructOptions, reconstruct
     from reshoot.registration import register
     from reshoot.workspace import Workspace, init_workspace
@@ -77,15 +78,15 @@ def main() -> None:
         started = time.perf_counter()
         summary = layout(ws)
         seconds = time.perf_counter() - started
-        doc = json.loads(Workspace(ws).layout.read_text())
+        estimate = read_layout(Workspace(ws).layout)
         registered = read_cameras_json(Workspace(ws).cameras).cameras
     transform = registration_from_truth(load_caliscope_camera_array(args.data / "camera_array.toml"), registered)
-    first, stop = doc["frames"]
-    characters = [e for e in doc["entities"] if e["kind"] == "character"]
+    assert estimate.frames is not None  # the layout stage records the frames it covers
+    first, stop = estimate.frames
     boxes: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
-    for e in characters:
-        for f in e["frames"]:
-            boxes.setdefault(f["frame"], []).append((np.asarray(f["box_min"]), np.asarray(f["box_max"])))
+    for e in estimate.of_kind("character"):
+        for f in e.frames:
+            boxes.setdefault(int(f.frame), []).append((np.asarray(f.box_min), np.asarray(f.box_max)))
     found_share = len([f for f in range(first, stop) if f in boxes]) / max(stop - first, 1)
     inside: dict[int, bool] = {}
     sizes: list[np.ndarray] = []  # [3] edge lengths of the box holding the board, metres

@@ -17,9 +17,14 @@ import argparse
 import json
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from reshoot.layout_io import Entity
 
 
 def _segment_hits_box(a: np.ndarray, b: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> bool:
@@ -36,22 +41,18 @@ def _segment_hits_box(a: np.ndarray, b: np.ndarray, lo: np.ndarray, hi: np.ndarr
     return t0 <= t1
 
 
-def hidden_behind_props(truth: list[dict], cameras) -> dict[str, int]:
+def hidden_behind_props(truth: Sequence[Entity], cameras) -> dict[str, int]:
     """Per true character: frames where a prop stands between it and at least one production camera
     (ground truth, floor plane), i.e. how much the take tests tracking behind props."""
-    props = [
-        (np.asarray(e["frames"][0]["box_min"])[:2], np.asarray(e["frames"][0]["box_max"])[:2])
-        for e in truth
-        if e["kind"] == "prop"
-    ]
+    props = [(np.asarray(e.frames[0].box_min)[:2], np.asarray(e.frames[0].box_max)[:2]) for e in truth if e.is_prop]
     centres = cameras.centers.numpy()[:, :2]
     out = {}
     for e in truth:
-        if e["kind"] != "character":
+        if e.kind != "character":
             continue
-        out[e["name"]] = sum(
-            any(_segment_hits_box(c, np.asarray(f["position"][:2]), lo, hi) for c in centres for lo, hi in props)
-            for f in e["frames"]
+        out[e.name] = sum(
+            any(_segment_hits_box(c, np.asarray(f.position[:2]), lo, hi) for c in centres for lo, hi in props)
+            for f in e.frames
         )
     return out
 
@@ -67,6 +68,7 @@ def over_seeds(seeds: list[int], cache: Path, out: Path) -> None:
     from reshoot.geometry.cameras_io import read_cameras_json
     from reshoot.ground_truth import compare_layouts, registration_from_truth
     from reshoot.layout import layout
+    from reshoot.layout_io import read_layout
     from reshoot.reconstruct import ReconstructOptions, reconstruct
     from reshoot.registration import RegistrationOptions, ScaleHint, register
     from reshoot.workspace import Workspace, init_workspace
@@ -82,13 +84,13 @@ def over_seeds(seeds: list[int], cache: Path, out: Path) -> None:
             register(ws, RegistrationOptions(scale=ScaleHint(camera_heights={"*": 1.6})))
             reconstruct(ws, ReconstructOptions(frames=(0, 1)))
         layout(ws)
-        truth = json.loads(TakePaths(take).entities.read_text())["entities"]
-        estimate = json.loads(Workspace(ws).layout.read_text())["entities"]
+        truth = read_layout(TakePaths(take).entities).entities
+        estimate = read_layout(Workspace(ws).layout).entities
         transform = registration_from_truth(
             read_cameras_json(TakePaths(take).cameras).cameras, read_cameras_json(Workspace(ws).cameras).cameras
         )
         scores = compare_layouts(estimate, truth, transform)
-        frames = {e["name"]: len(e["frames"]) for e in truth if e["kind"] == "character"}
+        frames = {e.name: len(e.frames) for e in truth if e.kind == "character"}
         found = {name: len(scores.floor_errors.get(name, [])) / count for name, count in frames.items()}
         errors += [e for v in scores.floor_errors.values() for e in v]
         rows.append(
@@ -149,13 +151,14 @@ def main() -> None:
     from reshoot.geometry.cameras_io import read_cameras_json
     from reshoot.ground_truth import compare_layouts, registration_from_truth
     from reshoot.layout import layout
+    from reshoot.layout_io import read_layout
     from reshoot.workspace import Workspace
 
     started = time.perf_counter()
     summary = layout(args.workspace)
     seconds = time.perf_counter() - started
-    estimate = json.loads(Workspace(args.workspace).layout.read_text())["entities"]
-    truth = json.loads(TakePaths(args.take).entities.read_text())["entities"]
+    estimate = read_layout(Workspace(args.workspace).layout).entities
+    truth = read_layout(TakePaths(args.take).entities).entities
     transform = registration_from_truth(
         read_cameras_json(TakePaths(args.take).cameras).cameras,
         read_cameras_json(Workspace(args.workspace).cameras).cameras,

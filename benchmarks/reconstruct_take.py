@@ -70,9 +70,10 @@ def main() -> None:
     from reshoot.geometry.splats.surfaces import alpha_in_front
     from reshoot.ground_truth import cameras_in_registration_frame, compare_layouts, registration_from_truth
     from reshoot.layout import layout
+    from reshoot.layout_io import read_layout
     from reshoot.reconstruct import ReconstructOptions, reconstruct
     from reshoot.render import load_splat_scene
-    from reshoot.shots import scene_facts
+    from reshoot.scene import scene_facts
     from reshoot.workspace import Workspace
 
     options = (
@@ -96,11 +97,11 @@ def main() -> None:
     to_registration = registration_from_truth(truth, registered)
     scale = float(np.cbrt(np.linalg.det(to_registration[:3, :3])))
     cameras = cameras_in_registration_frame(truth, registered)
-    true_entities = json.loads(TakePaths(args.take).entities.read_text())["entities"]
-    estimated = json.loads(Workspace(args.workspace).layout.read_text())["entities"]
+    true_entities = read_layout(TakePaths(args.take).entities).entities
+    estimated = read_layout(Workspace(args.workspace).layout).entities
     matches = compare_layouts(estimated, true_entities, to_registration).matches
-    true_ids = {e["name"]: e["id"] for e in true_entities}
-    characters = [e["id"] for e in true_entities if e["kind"] == "character"]
+    true_ids = {e.name: e.entity_id for e in true_entities}
+    characters = [e.entity_id for e in true_entities if e.kind == "character"]
     facts = scene_facts(args.workspace)
     entities = list(facts.entities.values())
     scene = load_splat_scene(args.workspace)

@@ -28,9 +28,10 @@ def main() -> None:
     from reshoot.datasets.synthetic import TakePaths
     from reshoot.geometry.cameras_io import read_cameras_json
     from reshoot.ground_truth import registration_from_truth, true_boxes_in_frame
+    from reshoot.layout_io import read_layout
+    from reshoot.scene import scene_facts
     from reshoot.shot_design import design_shot
     from reshoot.shot_language import apply_description, default_spec, load_vocabulary
-    from reshoot.shots import scene_facts
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workspace", type=Path, required=True, help="a registered, laid-out workspace")
@@ -40,7 +41,7 @@ def main() -> None:
 
     facts = scene_facts(args.workspace)
     vocabulary = load_vocabulary(args.workspace)
-    truth = json.loads(TakePaths(args.take).entities.read_text())["entities"]
+    truth = read_layout(TakePaths(args.take).entities).entities
     transform = registration_from_truth(read_cameras_json(TakePaths(args.take).cameras).cameras, facts.cameras)
     results = {}
     print(

@@ -10,8 +10,10 @@ another writer) and runs its stage through the stage runner, which records a man
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +25,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from reshoot import ReshootError, __version__
+from reshoot.cli.options import stage_flags
+from reshoot.stage_options import LayoutOptions, ReconstructOptions, RegistrationOptions
 from reshoot.workspace import Workspace, load_workspace
 
 app = typer.Typer(
@@ -216,7 +220,7 @@ def synth(
 
 
 def _parse_scale(known_distance: str | None, camera_height: list[str]):
-    from reshoot.registration import ScaleHint
+    from reshoot.stage_options import ScaleHint
 
     distance = None
     if known_distance:
@@ -353,6 +357,7 @@ def status(
 
 
 @app.command()
+@stage_flags(RegistrationOptions, "calibration_mode", "samples", "instants", "max_survey_images", "seed")
 def register(
     workspace: Path = typer.Argument(..., help="The workspace (made by reshoot init)."),
     survey: Path | None = typer.Option(None, "--survey", help="Survey photos or video (overrides the workspace's)."),
@@ -363,32 +368,16 @@ def register(
     camera_height: list[str] = typer.Option(
         [], "--camera-height", help="Metric scale from camera heights above the floor: METRES (mean) or CAMERA=METRES."
     ),
-    calibration_mode: str = typer.Option(
-        "auto",
-        "--calibration-mode",
-        help="With a calibration: auto/poses (use its poses), intrinsics (only its lenses), none (ignore it).",
-    ),
-    samples: int = typer.Option(24, "--samples", help="Frames per camera for its clean plate."),
-    instants: int | None = typer.Option(
-        None,
-        "--instants",
-        help="Synchronized frames per camera used besides its clean plate (default: 6 when calibrated, else 0).",
-    ),
-    seed: int = typer.Option(0, "--seed", help="Seed of RANSAC and the mapper."),
+    given: dict | None = None,
 ) -> None:
     """Register the cameras into one gravity-aligned world frame (floor at z = 0)."""
     from rich.table import Table
 
-    from reshoot.registration import RegistrationOptions
+    from reshoot.pipeline import make_options
 
-    options = RegistrationOptions(
-        survey=survey,
-        no_survey=no_survey,
-        scale=_parse_scale(known_distance, camera_height),
-        calibration_mode=calibration_mode,
-        samples=samples,
-        instants=instants,
-        seed=seed,
+    values = {**(given or {}), "survey": survey, "no_survey": no_survey}
+    options = make_options(
+        RegistrationOptions, {**values, "scale": _parse_scale(known_distance, camera_height)}, "register"
     )
     with _writing(workspace, "register") as ws, _progress() as progress:
         summary = _run_stage(ws, "register", None, options, progress)
@@ -423,24 +412,27 @@ def _frame_span(frames: str | None) -> tuple | None:
 
 
 @app.command()
+@stage_flags(
+    ReconstructOptions,
+    "set_iterations",
+    "first_actor_iterations",
+    "actor_iterations",
+    "refine_actor_iterations",
+    "downscale",
+    "voxel_size",
+    "samples",
+    "checkpoint_every",
+    "seed",
+    "backend",
+)
 def reconstruct(
     workspace: Path = typer.Argument(..., help="The workspace (registered)."),
     frames: str | None = typer.Option(
         None, "--frames", help="Take frames A:B (A to B-1) to fit actors for; default all."
     ),
     camera: list[str] = typer.Option([], "--camera", help="Fit only these production cameras (repeat); default all."),
-    set_iterations: int = typer.Option(1500, "--set-iterations", help="Optimizer steps of the static set."),
-    actor_iterations: int = typer.Option(30, "--actor-iterations", help="Steps per frame that carry the actors along."),
-    refine_actor_iterations: int = typer.Option(
-        400, "--refine-actor-iterations", help="Steps over random frames that fit the actors whole."
-    ),
-    downscale: int = typer.Option(2, "--downscale", help="Fit images at 1/N resolution."),
-    voxel_size: float = typer.Option(0.04, "--voxel-size", help="Visual-hull voxel edge for the actors (metres)."),
     no_survey: bool = typer.Option(False, "--no-survey", help="Fit the set to the production cameras only."),
-    seed: int = typer.Option(0, "--seed", help="Seed of every random choice."),
-    backend: str = typer.Option(
-        "auto", "--backend", help="Rasterizer: auto (gsplat on CUDA, else cpu), cpu, reference, gsplat."
-    ),
+    given: dict | None = None,
 ) -> None:
     """Reconstruct the take as Gaussian splats: the static set on the surfaces dense stereo finds, then each
     character as one set of Gaussians that moves through the take.
@@ -449,20 +441,10 @@ def reconstruct(
     """
     from rich.table import Table
 
-    from reshoot.reconstruct import ReconstructOptions
+    from reshoot.pipeline import make_options
 
-    options = ReconstructOptions(
-        downscale=downscale,
-        set_iterations=set_iterations,
-        actor_iterations=actor_iterations,
-        refine_actor_iterations=refine_actor_iterations,
-        voxel_size=voxel_size,
-        frames=_frame_span(frames),
-        cameras=tuple(camera) or None,
-        use_survey=not no_survey,
-        seed=seed,
-        backend=backend,
-    )
+    values = {**(given or {}), "frames": _frame_span(frames), "cameras": tuple(camera) or None}
+    options = make_options(ReconstructOptions, {**values, "use_survey": not no_survey}, "reconstruct")
     with _writing(workspace, "reconstruct") as ws, _progress() as progress:
         summary = _run_stage(ws, "reconstruct", None, options, progress)
     table = Table(
@@ -513,18 +495,18 @@ def render(
 
 
 @app.command()
+@stage_flags(LayoutOptions, "voxel_size", "downscale", "samples")
 def layout(
     workspace: Path = typer.Argument(..., help="The workspace (registered; reconstructed for the best result)."),
-    voxel_size: float = typer.Option(0.05, "--voxel-size", help="Visual-hull voxel edge (metres)."),
-    downscale: int = typer.Option(2, "--downscale", help="Foreground masks at 1/N resolution."),
+    given: dict | None = None,
 ) -> None:
     """Find every character and prop in 3D, frame by frame: WS/layout.json and WS/layout_plan.png.
 
     Names given in an existing layout.json (rename "character_1" to "Maya") survive reruns.
     """
-    from reshoot.layout import LayoutOptions
+    from reshoot.pipeline import make_options
 
-    options = LayoutOptions(voxel_size=voxel_size, downscale=downscale)
+    options = make_options(LayoutOptions, given or {}, "layout")
     with _writing(workspace, "layout") as ws, _progress() as progress:
         summary = _run_stage(ws, "layout", None, options, progress)
     console.print(f"characters: {', '.join(summary.characters) or 'none'}; props: {', '.join(summary.props) or 'none'}")
@@ -588,7 +570,7 @@ def shoot(
 ) -> None:
     """Design a shot (WS/shots/NAME/shot.json, a camera per frame) and render its conditioning."""
     from reshoot.pipeline import ShootOptions
-    from reshoot.shots import shot_name_for
+    from reshoot.shot_io import shot_name_for
 
     if name is None and description is not None and cameras is None:
         name = shot_name_for(description)
@@ -873,6 +855,19 @@ def _interrupted(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+def _interrupt_again(unraisable) -> None:
+    """`sys.unraisablehook`: an interrupt raised where Python cannot raise (an at-fork callback of logging,
+    a finalizer) would be printed with a traceback and lost; it is signalled again, to land in the next
+    line of ordinary code."""
+    if isinstance(unraisable.exc_value, KeyboardInterrupt):
+        # from another thread, a moment later: signalled from here, it would raise in this hook again
+        again = threading.Timer(0.05, os.kill, (os.getpid(), _signals[-1] if _signals else signal.SIGINT))
+        again.daemon = True
+        again.start()
+        return
+    sys.__unraisablehook__(unraisable)
+
+
 @app.command()
 def rate(
     workspace: Path = typer.Argument(..., help="The workspace."),
@@ -920,6 +915,7 @@ def main(argv: list[str] | None = None) -> None:
     no traceback), 3 on a partial result, 130 when interrupted (Ctrl-C or SIGTERM).
     """
     previous = {s: signal.signal(s, _interrupted) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous_hook, sys.unraisablehook = sys.unraisablehook, _interrupt_again
     try:
         code = app(args=argv, prog_name="reshoot", standalone_mode=False)
         if _signals:  # typer returns 130 for an interrupt
@@ -953,4 +949,5 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
+        sys.unraisablehook = previous_hook
     sys.exit(code or 0)

@@ -26,6 +26,7 @@ import torch
 
 from reshoot.geometry.camera import Camera, PixelHits
 from reshoot.geometry.carving import VisualHull
+from reshoot.stage_options import CharacterOptions
 from reshoot.workspace import Workspace
 
 HISTOGRAM_BINS = 4  # per RGB channel
@@ -40,34 +41,6 @@ ONE_LINE_MOVE_M = 0.3  # a lone head line moves the hull's position across it by
 OUTLIER_WINDOW = 6  # frames either side that judge a track's detection
 OUTLIER_MIN_M = 0.08  # a detection this close to its neighbours' line is never an outlier
 STITCH_M = 1.0  # a track that ends this close to where another starts (within max_gap frames) is joined to it
-
-
-@dataclass(frozen=True)
-class CharacterOptions:
-    """Settings of finding and tracking characters.
-
-    Attributes:
-        voxel_size: visual-hull voxel edge (world units, metres when the scale is known).
-        min_height: a character's hull reaches at least this high (metres).
-        max_floor_gap: and starts at most this far above the floor (metres).
-        min_extent: and is at least this tall (metres; all that is asked where registration found no floor).
-        min_explained: share of a candidate's foreground pixels that no accepted candidate explains yet,
-            below which it is a ghost.
-        gate: metres a character may be from its track's predicted position and still be linked.
-        appearance_weight: metres of cost per unit of colour-histogram distance (Hellinger, 0 to 1).
-        max_gap: frames a track survives unseen.
-        min_track_share: tracks seen in fewer than this share of the frames are dropped.
-    """
-
-    voxel_size: float = 0.05
-    min_height: float = 0.8
-    max_floor_gap: float = 0.3
-    min_extent: float = 0.3
-    min_explained: float = 0.3
-    gate: float = 0.6
-    appearance_weight: float = 0.5
-    max_gap: int = 8
-    min_track_share: float = 0.2
 
 
 @dataclass(frozen=True)

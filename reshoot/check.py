@@ -42,10 +42,12 @@ from reshoot.geometry.errors import InputError
 from reshoot.geometry.files import atomic_directory, read_json_document, write_json_document
 from reshoot.geometry.progress import ProgressFn, no_progress
 from reshoot.geometry.validation import check_number
+from reshoot.layout_io import read_layout
 from reshoot.placement import smoothed
 from reshoot.render import load_splat_scene
 from reshoot.reprojection import ShotFrameReference, shot_frame_reference
-from reshoot.shots import existing_shot, read_shot_document, scene_facts
+from reshoot.scene import scene_facts
+from reshoot.shot_io import existing_shot, read_shot_document
 from reshoot.workspace import Workspace, load_workspace
 
 KIND = "check"
@@ -300,14 +302,11 @@ class _FrameResult:
 
 def _layout_frames(root: Path) -> dict[int, set[int]]:
     """Entity id → the take frames where the layout found it, not interpolated (props: every frame)."""
-    document = read_json_document(Workspace(root).layout, "layout", 1)
-    out = {}
-    for entity in document.get("entities", []):
-        entries = [f for f in entity.get("frames", []) if not f.get("interpolated", False)]
-        if any(f.get("frame") is None for f in entries):
-            continue
-        out[int(entity["id"])] = {int(f["frame"]) for f in entries}
-    return out
+    return {
+        e.entity_id: frames
+        for e in read_layout(Workspace(root).layout).entities
+        if (frames := e.observed_frames()) is not None
+    }
 
 
 def _observed(located, mirrored: bool, limits: CheckThresholds) -> float | None:

@@ -32,8 +32,9 @@ from reshoot.geometry.splats.actors import merge_gaussians
 from reshoot.geometry.splats.gaussians import Gaussians
 from reshoot.geometry.splats.render import rasterize
 from reshoot.render import SplatScene, load_splat_scene
+from reshoot.scene import scene_facts
 from reshoot.shot_design import EntityTrack
-from reshoot.shots import existing_shot, read_shot_document, scene_facts
+from reshoot.shot_io import existing_shot, read_shot_document
 from reshoot.workspace import Workspace
 
 KIND = "conditioning"

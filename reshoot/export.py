@@ -26,7 +26,7 @@ from reshoot.geometry.cameras_io import CamerasDocument, read_cameras_json, writ
 from reshoot.geometry.errors import InputError
 from reshoot.geometry.exports import write_colmap_text, write_nerfstudio_transforms, write_nuke_chan, write_usd_cameras
 from reshoot.geometry.files import atomic_directory, check_replaceable, foreign_entries
-from reshoot.shots import read_shot_document, shot_folder
+from reshoot.shot_io import read_shot_document, shot_folder
 from reshoot.workspace import Workspace, load_workspace
 
 FORMATS = ("json", "chan", "colmap", "nerfstudio", "usd")

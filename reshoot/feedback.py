@@ -91,8 +91,8 @@ def rate_shot(
         InputError: an unknown verdict, shot, entity, frames outside the shot, or a note over 2,000
             characters.
     """
-    from reshoot.layout_io import read_layout_entities
-    from reshoot.shots import read_shot_document
+    from reshoot.layout_io import read_layout
+    from reshoot.shot_io import read_shot_document
 
     ws = Workspace(workspace)
     load_workspace(ws.root)  # a clear error when this is not a workspace
@@ -109,7 +109,7 @@ def rate_shot(
             )
         span = (int(frames[0]), int(frames[1]))
     if entity is not None:
-        names = [e["name"] for e in read_layout_entities(ws.layout)] if ws.layout.is_file() else []
+        names = read_layout(ws.layout).names() if ws.layout.is_file() else []
         if entity not in names:
             raise InputError(f"--entity {entity!r} is not in the layout ({', '.join(names) or 'no entities'}).")
     if note is not None and len(note) > MAX_NOTE:

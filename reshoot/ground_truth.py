@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import numpy as np
 from reshoot.geometry.alignment import similarity_transform, transform_cameras
 from reshoot.geometry.camera import Camera
 from reshoot.geometry.errors import InputError
+from reshoot.layout_io import Entity
 from reshoot.shot_design import ShotPath
 
 
@@ -65,27 +67,26 @@ class LayoutScores:
     identity_switches: int
 
 
-def _entity_track(entity: dict, transform: np.ndarray | None) -> dict:
+def _entity_track(entity: Entity, transform: np.ndarray | None) -> dict:
     """frame (None for a prop) → (floor xy [2], box centre [3]) in the registration frame."""
     out = {}
-    for f in entity["frames"]:
-        lo, hi = np.asarray(f["box_min"], float), np.asarray(f["box_max"], float)
-        centre = (lo + hi) / 2
-        floor = np.asarray(f.get("floor_position", f["position"]), float)
+    for f in entity.frames:
+        centre = f.box.mean(axis=0)
+        floor = f.floor
         if transform is not None:
             centre = transform[:3, :3] @ centre + transform[:3, 3]
             floor = transform[:3, :3] @ floor + transform[:3, 3]
-        out[f["frame"]] = (floor[:2], centre)
+        out[f.frame] = (floor[:2], centre)
     return out
 
 
 def compare_layouts(
-    estimate: list[dict], truth: list[dict], registration_from_truth_: np.ndarray, radius: float = 0.5
+    estimate: Sequence[Entity], truth: Sequence[Entity], registration_from_truth_: np.ndarray, radius: float = 0.5
 ) -> LayoutScores:
     """Match estimated entities to true ones and measure the errors (see LayoutScores).
 
     Args:
-        estimate, truth: `entities` lists of two `reshoot/layout` documents; the truth in its own frame.
+        estimate, truth: the entities of two layouts (`read_layout`); the truth in its own frame.
         registration_from_truth_: [4, 4] similarity taking truth into the estimate's frame.
         radius: metres within which an estimate counts as finding a true entity.
     """
@@ -94,8 +95,8 @@ def compare_layouts(
     matches, floor_errors, prop_errors = {}, {}, {}
     missing, phantoms = [], []
     for kind in ("character", "prop"):
-        est = [e for e in estimate if e["kind"] == kind]
-        tru = [e for e in truth if e["kind"] == kind]
+        est = [e for e in estimate if e.kind == kind]
+        tru = [e for e in truth if e.kind == kind]
         est_tracks = [_entity_track(e, None) for e in est]
         tru_tracks = [_entity_track(e, registration_from_truth_) for e in tru]
         cost = np.full((len(est), len(tru)), 1e6)
@@ -111,21 +112,21 @@ def compare_layouts(
         rows, cols = linear_sum_assignment(cost) if cost.size else ([], [])
         paired = {(i, j) for i, j in zip(rows, cols) if cost[i, j] < 1e6}
         for i, j in paired:
-            matches[est[i]["name"]] = tru[j]["name"]
+            matches[est[i].name] = tru[j].name
             if kind == "prop":
-                prop_errors[tru[j]["name"]] = float(np.linalg.norm(est_tracks[i][None][1] - tru_tracks[j][None][1]))
+                prop_errors[tru[j].name] = float(np.linalg.norm(est_tracks[i][None][1] - tru_tracks[j][None][1]))
             else:
                 shared = sorted(f for f in est_tracks[i] if f in tru_tracks[j])
-                floor_errors[tru[j]["name"]] = [
+                floor_errors[tru[j].name] = [
                     float(np.linalg.norm(est_tracks[i][f][0] - tru_tracks[j][f][0])) for f in shared
                 ]
-        missing += [tru[j]["name"] for j in range(len(tru)) if j not in {p[1] for p in paired}]
-        phantoms += [est[i]["name"] for i in range(len(est)) if i not in {p[0] for p in paired}]
+        missing += [tru[j].name for j in range(len(tru)) if j not in {p[1] for p in paired}]
+        phantoms += [est[i].name for i in range(len(est)) if i not in {p[0] for p in paired}]
     found, total, switches = 0, 0, 0
-    characters = [e for e in estimate if e["kind"] == "character"]
-    tracks = {e["name"]: _entity_track(e, None) for e in characters}
+    characters = [e for e in estimate if e.kind == "character"]
+    tracks = {e.name: _entity_track(e, None) for e in characters}
     for e in truth:
-        if e["kind"] != "character":
+        if e.kind != "character":
             continue
         true_track = _entity_track(e, registration_from_truth_)
         previous = None
@@ -142,13 +143,13 @@ def compare_layouts(
 
 
 def true_boxes_in_frame(
-    path: ShotPath, truth: list[dict], registration_from_truth_: np.ndarray, names: list[str] | None = None
+    path: ShotPath, truth: Sequence[Entity], registration_from_truth_: np.ndarray, names: list[str] | None = None
 ) -> np.ndarray:
     """[T] per shot frame: does every corner of the true entities' boxes project inside the image?
 
     Args:
         path: the shot's cameras (registration frame).
-        truth: ground-truth entities (layout format, the generator's frame).
+        truth: ground-truth entities (`read_layout` of the take's gt/entities.json: the generator's frame).
         registration_from_truth_: [4, 4] similarity into the registration's frame.
         names: only these entities; None = all of them.
 
@@ -159,12 +160,12 @@ def true_boxes_in_frame(
     for i, frame in enumerate(path.frames):
         corners = []
         for e in truth:
-            if names is not None and e["name"] not in names:
+            if names is not None and e.name not in names:
                 continue
-            entry = next((f for f in e["frames"] if f["frame"] in (None, int(frame))), None)
+            entry = next((f for f in e.frames if f.frame in (None, int(frame))), None)
             if entry is None:
-                raise InputError(f"ground-truth entity {e['name']!r} has no box for frame {int(frame)}.")
-            lo, hi = np.asarray(entry["box_min"]), np.asarray(entry["box_max"])
+                raise InputError(f"ground-truth entity {e.name!r} has no box for frame {int(frame)}.")
+            lo, hi = entry.box
             corners += [[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])]
         world = (
             np.asarray(corners).reshape(-1, 3) @ registration_from_truth_[:3, :3].T + registration_from_truth_[:3, 3]

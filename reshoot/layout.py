@@ -14,7 +14,6 @@ Writes `WS/layout.json` (`reshoot/layout` v1) and `WS/layout_plan.png` (top-down
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +22,6 @@ import torch
 
 from reshoot.background import foreground_mask, prepared_image, prepared_plates
 from reshoot.characters import (
-    CharacterOptions,
     CharacterTracker,
     Detection,
     _Track,
@@ -34,35 +32,15 @@ from reshoot.geometry.camera import Camera
 from reshoot.geometry.cameras_io import read_cameras_json
 from reshoot.geometry.carving import carve_visual_hull, check_voxel_grid
 from reshoot.geometry.errors import InputError
-from reshoot.geometry.files import atomic_path, write_json_document
 from reshoot.geometry.planes import vertical_planes
 from reshoot.geometry.progress import ProgressFn, no_progress
 from reshoot.geometry.splats.render import render_each
-from reshoot.geometry.validation import check_number
-from reshoot.layout_io import read_layout_entities
+from reshoot.layout_io import Entity, EntityFrame, Layout, read_layout, write_layout
+from reshoot.layout_plan import draw_plan
+from reshoot.stage_options import LayoutOptions
 from reshoot.workspace import Workspace, load_workspace
 
 FAILED_CAMERA_FOREGROUND = 0.4  # a camera whose median foreground share exceeds this has no usable plate
-
-
-@dataclass(frozen=True)
-class LayoutOptions(CharacterOptions):
-    """Settings of `reshoot layout`: those of finding and tracking characters (`CharacterOptions`), and
-
-    Attributes:
-        downscale: foreground masks at 1/downscale resolution.
-        samples: frames per camera for the clean plate.
-    """
-
-    downscale: int = 2
-    samples: int = 24
-
-    def __post_init__(self) -> None:
-        if isinstance(self.downscale, bool) or not isinstance(self.downscale, int) or not 1 <= self.downscale <= 16:
-            raise InputError(f"layout: --downscale must be a whole number from 1 to 16, got {self.downscale!r}.")
-        if not 3 <= self.samples <= 1000:
-            raise InputError(f"layout: samples must be 3 to 1000 frames per camera, got {self.samples!r}.")
-        check_number(self.voxel_size, "layout: --voxel-size", 0, 1, low_open=True)
 
 
 @dataclass(frozen=True)
@@ -164,20 +142,15 @@ def layout(
         warnings.append("nothing moves in this take: the layout holds props only.")
     props = find_props(ws)
     entities = _named_entities(tracks, props, previous)
-    body = {
-        "floor": {"z": 0.0},
-        "cameras": list(cameras.names),
-        "cameras_left_out": left_out,
-        "frames": [frames[0], frames[-1] + 1],
-        "warnings": warnings,
-        "entities": entities,
-    }
-    write_json_document(ws.layout, "layout", 1, body)
+    result = Layout(
+        tuple(entities), tuple(cameras.names), tuple(left_out), (frames[0], frames[-1] + 1), tuple(warnings)
+    )
+    write_layout(ws.layout, result)
     plan = ws.layout_plan
-    draw_plan(plan, entities, cameras, bounds)
+    draw_plan(plan, result.entities, cameras, bounds)
     return LayoutSummary(
-        [e["name"] for e in entities if e["kind"] == "character"],
-        [e["name"] for e in entities if e["kind"] == "prop"],
+        [e.name for e in result.of_kind("character")],
+        [e.name for e in result.of_kind("prop")],
         left_out,
         warnings,
         ws.layout,
@@ -264,7 +237,7 @@ def _set_points(ws: Workspace) -> np.ndarray:
     return np.asarray(o3d.io.read_point_cloud(str(ws.points)).points)
 
 
-def _previous_entities(path: Path) -> list[dict]:
+def _previous_entities(path: Path) -> list[Entity]:
     """The entities of the existing layout.json, whose names (possibly given by hand) are kept; [] without one.
 
     Raises:
@@ -273,170 +246,79 @@ def _previous_entities(path: Path) -> list[dict]:
     if not path.is_file():
         return []
     try:
-        return read_layout_entities(path)
+        return list(read_layout(path).entities)
     except InputError as error:
         raise InputError(
             f"{error} The layout keeps the names given in it: fix the file, or move it away to start the names over."
         ) from None
 
 
-def _named_entities(tracks: list[_Track], props: list[Prop], previous: list[dict]) -> list[dict]:
-    """Entities in the layout format; ones found again (same kind, within 0.5 m on the floor) keep their
-    previous id and name, the rest get new ids and default names."""
-
-    def mean_floor(entity: dict) -> np.ndarray:
-        return np.mean([np.asarray(f["position"][:2]) for f in entity["frames"]], axis=0)
-
-    used_ids = {e["id"] for e in previous}
-    next_id = max(used_ids, default=-1) + 1
+def _named_entities(tracks: list[_Track], props: list[Prop], previous: list[Entity]) -> list[Entity]:
+    """The layout's entities; ones found again (same kind, within 0.5 m on the floor) keep their previous
+    id and name, the rest get new ids and default names. Sorted by id."""
+    next_id = max((e.entity_id for e in previous), default=-1) + 1
     taken: set[int] = set()
-    entities = []
 
     def identity(kind: str, floor: np.ndarray) -> tuple[int, str | None]:
         nonlocal next_id
         best = None
         for e in previous:
-            if e["kind"] != kind or e["id"] in taken:
+            if e.kind != kind or e.entity_id in taken:
                 continue
-            distance = float(np.linalg.norm(mean_floor(e) - floor))
+            distance = float(np.linalg.norm(e.mean_xy() - floor))
             if distance < 0.5 and (best is None or distance < best[0]):
                 best = (distance, e)
         if best is not None:
-            taken.add(best[1]["id"])
-            return best[1]["id"], best[1]["name"]
+            taken.add(best[1].entity_id)
+            return best[1].entity_id, best[1].name
         next_id += 1
         return next_id - 1, None
 
+    found: list[tuple[int, str | None, str, tuple[EntityFrame, ...]]] = []
+    for t in tracks:
+        frames = tuple(_entity_frame(d) for _, d in sorted(t.detections.items()))
+        entity_id, name = identity("character", np.mean([d.floor for d in t.detections.values()], axis=0))
+        found.append((entity_id, name, "character", frames))
+    for p in props:
+        centre = (p.box_min + p.box_max) / 2
+        entity_id, name = identity("prop", centre[:2])
+        box = EntityFrame(
+            None,
+            _vector(centre),
+            _vector(p.box_min),
+            _vector(p.box_max),
+            floor_position=(float(centre[0]), float(centre[1]), 0.0),
+            confidence=min(1.0, p.support / 200),
+        )
+        found.append((entity_id, name, "prop", (box,)))
+
+    names = {e.name for e in previous} | {name for _, name, _, _ in found if name is not None}
     counters = {"character": 0, "prop": 0}
 
     def default_name(kind: str) -> str:
-        names = {e["name"] for e in previous} | {e["name"] for e in entities}
         while True:
             counters[kind] += 1
             name = f"{kind}_{counters[kind]}"
             if name not in names:
+                names.add(name)
                 return name
 
-    for t in tracks:
-        frames = [_frame_entry(d) for _, d in sorted(t.detections.items())]
-        entity_id, name = identity("character", np.mean([d.floor for d in t.detections.values()], axis=0))
-        entities.append({"id": entity_id, "name": name, "kind": "character", "frames": frames})
-    for p in props:
-        centre = (p.box_min + p.box_max) / 2
-        entity_id, name = identity("prop", centre[:2])
-        entities.append(
-            {
-                "id": entity_id,
-                "name": name,
-                "kind": "prop",
-                "frames": [
-                    {
-                        "frame": None,
-                        "position": _rounded(centre),
-                        "floor_position": _rounded([centre[0], centre[1], 0.0]),
-                        "box_min": _rounded(p.box_min),
-                        "box_max": _rounded(p.box_max),
-                        "confidence": round(min(1.0, p.support / 200), 3),
-                    }
-                ],
-            }
-        )
-    for e in entities:
-        if e["name"] is None:
-            e["name"] = default_name(e["kind"])
-    return sorted(entities, key=lambda e: e["id"])
+    entities = [Entity(i, name if name is not None else default_name(kind), kind, f) for i, name, kind, f in found]
+    return sorted(entities, key=lambda e: e.entity_id)
 
 
-def _rounded(values) -> list[float]:
-    return [round(float(v), 4) for v in values]
+def _vector(values) -> tuple[float, float, float]:
+    return (float(values[0]), float(values[1]), float(values[2]))
 
 
-def _frame_entry(d: Detection) -> dict:
-    centre = (d.box_min + d.box_max) / 2
-    return {
-        "frame": d.frame,
-        "position": _rounded(centre),
-        "floor_position": _rounded([d.floor[0], d.floor[1], 0.0]),
-        "box_min": _rounded(d.box_min),
-        "box_max": _rounded(d.box_max),
-        "confidence": round(d.confidence, 3),
-        "cameras": list(d.cameras),
-        **({"interpolated": True} if d.interpolated else {}),
-    }
-
-
-def draw_plan(path: Path, entities: list[dict], cameras: Camera, bounds) -> None:
-    """Write the top-down plan (`plan_figure`) as a PNG."""
-    import matplotlib.pyplot as plt
-
-    figure = plan_figure(entities, cameras, bounds)
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png")
-    plt.close(figure)
-
-
-def plan_figure(entities: list[dict], cameras: Camera, bounds, shot_centres: dict[str, np.ndarray] | None = None):
-    """Top-down plan (matplotlib figure): the floor box, camera frusta, props, character paths with a
-    tick every 12 frames, and optionally shot camera paths.
-
-    Args:
-        entities: layout.json's entities.
-        cameras: the registered cameras (frusta).
-        bounds: ((x0, y0, z0), (x1, y1, z1)) floor extent, world metres.
-        shot_centres: shot name → [T, 3] camera centres per frame (drawn as dashed paths).
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Polygon, Rectangle
-
-    figure, axes = plt.subplots(figsize=(8, 8), dpi=100)
-    (x0, y0, _), (x1, y1, _) = bounds
-    axes.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=True, color="0.93", zorder=0))
-    for i, name in enumerate(cameras.names):
-        camera = cameras.select(i)
-        centre = camera.centers[0].numpy()
-        corners = torch.tensor([[0.0, camera.height[0] / 2], [float(camera.width[0] - 1), camera.height[0] / 2]])
-        rays = camera.pixel_directions(corners[None].double())[0].numpy()
-        reach = 0.6 * math.hypot(x1 - x0, y1 - y0) / 4
-        tips = [centre[:2] + reach * r[:2] / max(np.linalg.norm(r[:2]), 1e-9) for r in rays]
-        axes.add_patch(Polygon([centre[:2], *tips], closed=True, alpha=0.25, color="tab:blue"))
-        axes.annotate(name, centre[:2], fontsize=8, color="tab:blue")
-    for e in entities:
-        if e["kind"] == "prop":
-            f = e["frames"][0]
-            axes.add_patch(
-                Rectangle(
-                    f["box_min"][:2],
-                    f["box_max"][0] - f["box_min"][0],
-                    f["box_max"][1] - f["box_min"][1],
-                    fill=False,
-                    color="tab:brown",
-                    lw=1.5,
-                )
-            )
-            axes.annotate(e["name"], f["box_max"][:2], fontsize=8, color="tab:brown")
-        else:
-            path_xy = np.array([f["floor_position"][:2] for f in e["frames"]])
-            (line,) = axes.plot(path_xy[:, 0], path_xy[:, 1], lw=1.5)
-            ticks = [f for f in e["frames"] if f["frame"] % 12 == 0]
-            axes.scatter(
-                [f["floor_position"][0] for f in ticks],
-                [f["floor_position"][1] for f in ticks],
-                s=12,
-                color=line.get_color(),
-            )
-            for f in ticks:
-                axes.annotate(str(f["frame"]), f["floor_position"][:2], fontsize=6, color=line.get_color())
-            axes.annotate(e["name"], path_xy[0], fontsize=9, color=line.get_color(), weight="bold")
-    for name, centres in (shot_centres or {}).items():
-        axes.plot(centres[:, 0], centres[:, 1], ls="--", lw=1.2, color="tab:red")
-        axes.scatter(centres[:1, 0], centres[:1, 1], marker="s", s=20, color="tab:red")
-        axes.annotate(f"shot {name}", centres[0, :2], fontsize=8, color="tab:red")
-    axes.set_aspect("equal")
-    axes.autoscale()
-    axes.set_xlabel("x (m)")
-    axes.set_ylabel("y (m)")
-    axes.set_title("layout: top-down plan (floor z = 0)")
-    return figure
+def _entity_frame(d: Detection) -> EntityFrame:
+    return EntityFrame(
+        d.frame,
+        _vector((d.box_min + d.box_max) / 2),
+        _vector(d.box_min),
+        _vector(d.box_max),
+        floor_position=(float(d.floor[0]), float(d.floor[1]), 0.0),
+        confidence=float(d.confidence),
+        cameras=tuple(d.cameras),
+        interpolated=d.interpolated,
+    )

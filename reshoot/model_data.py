@@ -41,7 +41,7 @@ from reshoot.model.inputs import ShotWindow, area_resized, make_window, posed_fr
 from reshoot.reconstruct import ReconstructOptions, reconstruct
 from reshoot.registration import RegistrationOptions, register
 from reshoot.render import load_splat_scene
-from reshoot.shots import scene_facts
+from reshoot.scene import scene_facts
 from reshoot.synthetic import SynthConfig, TakePaths, generate_take
 from reshoot.workspace import Workspace, init_workspace, load_workspace
 

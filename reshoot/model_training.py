@@ -44,7 +44,7 @@ from reshoot.model_data import (
     render_targets,
 )
 from reshoot.reconstruct import ReconstructOptions, reconstruct
-from reshoot.synthesis import DEFAULT_CHECKPOINT
+from reshoot.stage_options import DEFAULT_CHECKPOINT
 from reshoot.workspace import Workspace, init_workspace, load_workspace
 
 

@@ -29,7 +29,9 @@ from typing import Any
 
 from reshoot.geometry.errors import InputError
 from reshoot.geometry.progress import ProgressFn, no_progress
-from reshoot.stage import DigestCache, Stage, StageState, read_manifest, run_stage, stage_state
+from reshoot.geometry.scale_hint import ScaleHint
+from reshoot.stage import DigestCache, Stage, StageState, read_manifest, run_stage, stage_state, value_digest
+from reshoot.stage_options import DEFAULT_CHECKPOINT, LayoutOptions, ReconstructOptions, RegistrationOptions
 from reshoot.workspace import ShotPaths, Workspace, parse_stage_settings
 
 log = logging.getLogger(__name__)
@@ -96,10 +98,22 @@ def _shot(ws: Workspace, shot: str | None) -> ShotPaths:
     return ws.shot(shot)
 
 
-def _settings_inputs(ws: Workspace) -> dict[str, Path | None]:
+def _settings_inputs(ws: Workspace) -> dict[str, Path | str | None]:
+    """What every stage reads of the workspace: the footage, calibration, survey and plates (their bytes),
+    and the take's settings in reshoot.toml. Its [stages] tables are left out: a stage's own settings are
+    its options, compared one by one, so `--set layout.voxel_size=…` does not make registration stale."""
     settings = ws.settings
+    take = {
+        "fps": settings.fps,
+        "frames": settings.frames,
+        "first_frame": settings.first_frame,
+        "cameras": settings.cameras,
+        "offsets": settings.offsets,
+        "sensitive": settings.sensitive,
+        "scale": settings.scale,
+    }
     return {
-        "settings": ws.settings_file,
+        "settings": value_digest(take),
         "footage": settings.footage,
         "calibration": settings.calibration,
         "survey": settings.survey,
@@ -168,27 +182,7 @@ def _run_report(ws: Workspace, shot, options: ReportOptions, progress):
 
 
 def _checkpoint(options: SynthesizeOptions) -> Path:
-    from reshoot.synthesis import DEFAULT_CHECKPOINT
-
     return Path(options.checkpoint) if options.checkpoint is not None else DEFAULT_CHECKPOINT
-
-
-def _registration_options():
-    from reshoot.registration import RegistrationOptions
-
-    return RegistrationOptions
-
-
-def _reconstruct_options():
-    from reshoot.reconstruct import ReconstructOptions
-
-    return ReconstructOptions
-
-
-def _layout_options():
-    from reshoot.layout import LayoutOptions
-
-    return LayoutOptions
 
 
 def stages() -> dict[str, Stage]:
@@ -197,7 +191,7 @@ def stages() -> dict[str, Stage]:
         Stage(
             "register",
             False,
-            _registration_options(),
+            RegistrationOptions,
             lambda ws, s, o: _settings_inputs(ws),
             lambda ws, s: {"registration": ws.registration},
             _run_register,
@@ -205,7 +199,7 @@ def stages() -> dict[str, Stage]:
         Stage(
             "reconstruct",
             False,
-            _reconstruct_options(),
+            ReconstructOptions,
             lambda ws, s, o: {**_settings_inputs(ws), "registration": ws.registration},
             lambda ws, s: {"splats": ws.splats},
             _run_reconstruct,
@@ -213,7 +207,7 @@ def stages() -> dict[str, Stage]:
         Stage(
             "layout",
             False,
-            _layout_options(),
+            LayoutOptions,
             lambda ws, s, o: {**_settings_inputs(ws), "registration": ws.registration, "splats": ws.splats},
             lambda ws, s: {"layout": ws.layout, "plan": ws.layout_plan},
             _run_layout,
@@ -275,8 +269,8 @@ def stages() -> dict[str, Stage]:
     return {stage.name: stage for stage in table}
 
 
-def _report_inputs(ws: Workspace, shot, options) -> dict[str, Path | None]:
-    inputs: dict[str, Path | None] = {"layout": ws.layout, "cameras": ws.cameras}
+def _report_inputs(ws: Workspace, shot, options) -> dict[str, Path | str | None]:
+    inputs: dict[str, Path | str | None] = {"layout": ws.layout, "cameras": ws.cameras}
     for name in ws.shot_names():
         paths = ws.shot(name)
         inputs.update({f"{name}/shot": paths.spec, f"{name}/check": paths.check, f"{name}/images": paths.check_images})
@@ -349,8 +343,6 @@ def _convert(value: Any, hint: Any) -> Any:
 def _register_values(values: dict[str, Any], where: str) -> dict[str, Any]:
     """reshoot.toml's register settings: `camera_height` (metres, or a table camera → metres) and
     `known_distance` ("A:B=METRES") become the registration's scale hint."""
-    from reshoot.geometry.world_frame import ScaleHint
-
     values = dict(values)
     height, distance = values.pop("camera_height", None), values.pop("known_distance", None)
     if height is None and distance is None:
@@ -452,7 +444,7 @@ class PlannedStage:
 
 def parse_shot(text: str) -> tuple[str, ShootOptions]:
     """`--shot "overhead wide"` or `--shot "top=overhead wide"`: (name, options)."""
-    from reshoot.shots import shot_name_for
+    from reshoot.shot_io import shot_name_for
 
     name, sep, description = text.partition("=")
     if not sep:
@@ -472,7 +464,7 @@ def plan(
     Raises:
         InputError: an unknown stage in `until`, bad settings, a bad shot.
     """
-    from reshoot.shots import read_history, shot_folder
+    from reshoot.shot_io import read_history, shot_folder
 
     if until is not None and until not in ORDER:
         raise InputError(f"--until {until!r}: choose one of {', '.join(ORDER)}.")

@@ -31,7 +31,7 @@ import logging
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -70,6 +70,7 @@ from reshoot.geometry.stereo import (
     view_depth,
     voxel_downsampled,
 )
+from reshoot.stage_options import ReconstructOptions
 from reshoot.static_set import (
     SET_SH_DEGREE,
     SURFEL_THICKNESS,
@@ -87,67 +88,6 @@ PLATE_MOVING_SHARE = 0.2  # plate pixels covered by action more often than this 
 COVERAGE_WEIGHT = 0.05  # of the planes' coverage seen square-on, beside the photometric L1 (0.2 blurred the floor)
 ACTOR_TRAVEL = 0.15  # metres an actor's Gaussian may lie outside the next frame's hull and be kept (fallback)
 ACTOR_STEREO = StereoConfig(fronto_planes=32, horizontal_planes=0)  # within a character's hull: a short range
-
-
-@dataclass(frozen=True)
-class ReconstructOptions:
-    """Settings of `reshoot reconstruct`.
-
-    Attributes:
-        downscale: images are fitted at 1/downscale resolution (integer).
-        set_iterations: optimizer steps of the static set.
-        stereo_downscale: dense stereo runs at 1/stereo_downscale of the fitting resolution.
-        surfel_spacing: one starting surfel per voxel of this edge (world units).
-        actor_iterations: steps per frame that carry the actors along (positions and rotations).
-        first_actor_iterations: steps that fit a character whole at its first frame.
-        refine_actor_iterations: steps over random frames that fit the actors whole.
-        voxel_size: visual-hull voxel edge in world units (metres when the scale is known).
-        max_new_points: at most this many starting Gaussians per character (hull surface subsampled).
-        frames: (first, stop) take frames to reconstruct actors for, half-open; None = the whole take.
-        cameras: production cameras to fit (others are left out, e.g. held out); None = all.
-        use_survey: fit the set to the registered survey photos too.
-        samples: frames per camera for the clean plate.
-        seed: every random choice.
-        checkpoint_every: steps between checkpoints of the static set.
-        backend: rasterizer backend ("auto", "cpu", "reference", "gsplat").
-    """
-
-    downscale: int = 2
-    set_iterations: int = 1500
-    stereo_downscale: int = 2
-    surfel_spacing: float = 0.08
-    actor_iterations: int = 30
-    first_actor_iterations: int = 200
-    refine_actor_iterations: int = 400
-    voxel_size: float = 0.04
-    max_new_points: int = 8000
-    frames: tuple[int, int] | None = None
-    cameras: tuple[str, ...] | None = None
-    use_survey: bool = True
-    samples: int = 24
-    seed: int = 0
-    checkpoint_every: int = 250
-    backend: str = field(default="auto", metadata={"affects_output": False})
-
-    def __post_init__(self) -> None:
-        for name in (
-            "downscale",
-            "set_iterations",
-            "stereo_downscale",
-            "actor_iterations",
-            "first_actor_iterations",
-            "samples",
-            "checkpoint_every",
-        ):
-            if getattr(self, name) < 1:
-                raise InputError(f"reconstruct: {name} must be at least 1, got {getattr(self, name)}.")
-        if self.refine_actor_iterations < 0:
-            raise InputError(
-                f"reconstruct: refine_actor_iterations must be 0 or more, got {self.refine_actor_iterations}."
-            )
-        for name in ("voxel_size", "surfel_spacing"):
-            if not getattr(self, name) > 0:
-                raise InputError(f"reconstruct: {name} must be positive, got {getattr(self, name)}.")
 
 
 @dataclass(frozen=True)

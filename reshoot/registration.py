@@ -35,7 +35,8 @@ from reshoot.geometry.errors import InputError, ReshootError
 from reshoot.geometry.files import atomic_directory, write_json_document
 from reshoot.geometry.progress import ProgressFn, no_progress
 from reshoot.geometry.sfm import ImageGroup, ImageStats, build_database, incremental_sfm, triangulate_with_known_poses
-from reshoot.geometry.world_frame import ScaleHint, estimate_world_frame
+from reshoot.geometry.world_frame import estimate_world_frame
+from reshoot.stage_options import RegistrationOptions
 from reshoot.workspace import RegistrationPaths, Workspace, load_workspace
 
 log = logging.getLogger(__name__)
@@ -43,47 +44,10 @@ log = logging.getLogger(__name__)
 SURVEY_GROUP = "survey"
 MIN_KEYPOINTS = 100
 MIN_OVERLAP_MATCHES = 30
-CALIBRATION_MODES = ("auto", "poses", "intrinsics", "none")
 
 
 class RegistrationError(ReshootError):
     """Too few cameras could be registered; says which and why."""
-
-
-@dataclass(frozen=True)
-class RegistrationOptions:
-    """Settings of `reshoot register`.
-
-    Attributes:
-        survey: survey photos folder or video; None uses the workspace's (if any).
-        no_survey: ignore any survey.
-        scale: what the user knows about scale.
-        calibration_mode: with a calibration file: "auto"/"poses" use its poses (no estimation),
-            "intrinsics" uses only its intrinsics as priors, "none" ignores it.
-        samples: frames per camera for the clean plate.
-        instants: synchronized frames per camera used besides the plate (unmasked: moving content
-            seen by several cameras at one instant is valid evidence); None = 6 in calibrated mode
-            (more matches to measure the calibration with), else 0.
-        max_survey_images: survey photos used at most (evenly spread).
-        seed: RANSAC and mapper seed.
-    """
-
-    survey: Path | None = None
-    no_survey: bool = False
-    scale: ScaleHint | None = None
-    calibration_mode: str = "auto"
-    samples: int = 24
-    instants: int | None = None
-    max_survey_images: int = 80
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.calibration_mode not in CALIBRATION_MODES:
-            raise InputError(f"calibration mode must be one of {CALIBRATION_MODES}, got {self.calibration_mode!r}.")
-        if self.instants is not None and not 0 <= self.instants <= 50:
-            raise InputError(f"instants must be 0 to 50 frames per camera, got {self.instants}.")
-        if self.samples < 3:
-            raise InputError(f"samples must be at least 3 frames per camera, got {self.samples}.")
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,9 @@ from reshoot.geometry.cameras_io import read_cameras_json
 from reshoot.geometry.errors import InputError
 from reshoot.geometry.files import write_text_atomic
 from reshoot.geometry.progress import ProgressFn, no_progress
-from reshoot.layout import plan_figure
-from reshoot.layout_io import read_layout_entities
-from reshoot.shots import read_shot_document
+from reshoot.layout_io import read_layout
+from reshoot.layout_plan import plan_figure
+from reshoot.shot_io import read_shot_document
 from reshoot.workspace import ShotPaths, Workspace, load_workspace
 
 THUMBNAIL_WIDTH = 320
@@ -230,7 +230,7 @@ def write_report(
             f"{root}: no layout yet ({layout_file} is missing); run `reshoot layout {root}` and "
             f"`reshoot check {root} SHOT` first."
         )
-    entities = read_layout_entities(layout_file)
+    entities = read_layout(layout_file).entities
     registered = read_cameras_json(ws.cameras)
     production = registered.names_with_role("production", default="production")
     shots = ws.shot_names()
@@ -242,7 +242,7 @@ def write_report(
         centres[name] = np.linalg.inv(path.cam_from_world.numpy())[:, :3, 3]
     points = [registered.cameras.centers.numpy()] + [c for c in centres.values()]
     for e in entities:
-        points.append(np.array([f["box_min"] for f in e["frames"]] + [f["box_max"] for f in e["frames"]]))
+        points.append(np.concatenate([f.box for f in e.frames]))
     everything = np.concatenate(points)
     bounds = (tuple(everything.min(axis=0)), tuple(everything.max(axis=0)))
     parts = [

@@ -36,13 +36,13 @@ MATCH_HEADING_DEG = 90.0  # a matched camera looks from the side of the camera i
 
 @dataclass(frozen=True)
 class EntityTrack:
-    """One entity of the layout over the take.
+    """An entity of the layout (`reshoot.layout_io.Entity`) on every frame of the take: what framing,
+    conditioning and the check need of it.
 
     Attributes:
-        name, kind: as in layout.json.
-        entity_id: the layout's id.
-        boxes: [T, 2, 3] box min and max per take frame (index = frame - first frame), world metres;
-            frames where it was not found take the box of the nearest frame where it was.
+        name, kind, entity_id: the entity's.
+        boxes: [T, 2, 3] box min and max per take frame (index = frame - first frame), world metres
+            (`Entity.boxes`: frames where it was not found take the box of the nearest frame where it was).
     """
 
     name: str

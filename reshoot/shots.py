@@ -17,44 +17,23 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from reshoot.geometry.camera import Camera
 from reshoot.geometry.cameras_io import CameraPath, CamerasDocument, read_cameras_json, write_cameras_json
-from reshoot.geometry.errors import FormatError, InputError
+from reshoot.geometry.errors import InputError
 from reshoot.geometry.files import atomic_directory, write_text_atomic
-from reshoot.geometry.validation import MAX_NAME_LENGTH, check_image_size, check_name
-from reshoot.layout_io import read_layout_entities
-from reshoot.shot_design import EntityTrack, SceneFacts, ShotPath, design_shot
+from reshoot.geometry.validation import check_image_size
+from reshoot.scene import scene_facts
+from reshoot.shot_design import SceneFacts, ShotPath, design_shot
+from reshoot.shot_io import Revision, existing_shot, read_history, read_shot_document, shot_folder, shot_name_for
 from reshoot.shot_language import Vocabulary, apply_description, default_spec, load_vocabulary
 from reshoot.shot_spec import ShotSpec
 from reshoot.workspace import KEYFRAMES_FILE, ShotPaths, Workspace, load_workspace
-
-
-@dataclass(frozen=True)
-class Revision:
-    """One line of history.jsonl."""
-
-    revision: int
-    parent: int | None
-    description: str
-    spec: ShotSpec
-    layout_sha1: str | None
-
-    def to_json(self) -> dict:
-        return {
-            "revision": self.revision,
-            "parent": self.parent,
-            "description": self.description,
-            "spec": self.spec.to_json(),
-            "layout_sha1": self.layout_sha1,
-        }
 
 
 @dataclass(frozen=True)
@@ -67,134 +46,9 @@ class ShotResult:
     path: ShotPath
 
 
-def shot_folder(workspace: str | Path, name: str) -> Path:
-    """WS/shots/NAME (checks the name)."""
-    check_name(name, "shot name", "pick another name")
-    return Workspace(workspace).shot(name).folder
-
-
-def existing_shot(workspace: str | Path, name: str) -> Path:
-    """The folder of shot `name`, which must exist.
-
-    Raises:
-        InputError: the shot has no shot.json.
-    """
-    folder = shot_folder(workspace, name)
-    spec = Workspace(workspace).shot(name).spec
-    if not spec.is_file():
-        raise InputError(
-            f"shot {name!r} does not exist ({spec} is missing); make it with `reshoot shoot {workspace} ...`."
-        )
-    return folder
-
-
-def read_shot_document(workspace: str | Path, name: str) -> CamerasDocument:
-    """Shot `name`'s shot.json, its one camera (and that camera's poses) under the name `name`.
-
-    The folder's name is the shot's name: a shot folder copied under a new name to try a variant
-    (`cp -r WS/shots/overhead WS/shots/variant`) is shot "variant", though its shot.json still names
-    "overhead" until it is next written.
-
-    Raises:
-        InputError: the shot does not exist; FormatError: shot.json is not one camera with a pose per frame.
-    """
-    spec = Workspace(workspace).shot(name).spec
-    existing_shot(workspace, name)
-    document = read_cameras_json(spec)
-    if len(document.cameras) != 1 or len(document.paths) != 1:
-        raise FormatError(
-            f"{spec}: a shot holds one camera with a pose per frame; this file has "
-            f"{len(document.cameras)} camera(s), {len(document.paths)} with poses. Make the shot again "
-            f"with `reshoot shoot {workspace} ... --name {name} --overwrite`."
-        )
-    (path,) = document.paths.values()
-    (attributes,) = document.attributes.values() if document.attributes else ({},)
-    return dataclasses.replace(
-        document, cameras=document.cameras.renamed([name]), paths={name: path}, attributes={name: attributes}
-    )
-
-
-def scene_facts(workspace: str | Path) -> SceneFacts:
-    """The take, the registered cameras and the layout's entities of a workspace.
-
-    Raises:
-        InputError: not registered or not laid out yet.
-    """
-    root = Path(workspace)
-    settings = load_workspace(root)
-    cameras_file = Workspace(root).cameras
-    if not cameras_file.is_file():
-        raise InputError(f"{root}: not registered yet ({cameras_file} is missing). Run `reshoot register {root}`.")
-    layout_file = Workspace(root).layout
-    if not layout_file.is_file():
-        raise InputError(
-            f"{root}: no layout yet ({layout_file} is missing). Run `reshoot layout {root}` so that "
-            "shots know where everyone is."
-        )
-    take = range(settings.first_frame, settings.first_frame + settings.frames)
-    entities = {}
-    for e in read_layout_entities(layout_file):
-        entities[e["name"]] = EntityTrack(e["name"], e["kind"], int(e["id"]), _boxes_per_frame(e, take, layout_file))
-    cameras = read_cameras_json(cameras_file).cameras
-    return SceneFacts(settings.first_frame, settings.frames, settings.fps, cameras, entities)
-
-
-def _boxes_per_frame(entity: dict, take: range, where: Path) -> np.ndarray:
-    """[T, 2, 3] the entity's box per take frame; gaps take the nearest frame's box."""
-    try:
-        entries = [
-            (f["frame"], np.asarray(f["box_min"], float), np.asarray(f["box_max"], float)) for f in entity["frames"]
-        ]
-    except (KeyError, TypeError, ValueError):
-        raise FormatError(f"{where}: entity {entity.get('name')!r} has frames without box_min / box_max.") from None
-    if not entries:
-        raise FormatError(f"{where}: entity {entity.get('name')!r} has no frames.")
-    if entries[0][0] is None:  # a prop: one box for the whole take
-        box = np.stack([entries[0][1], entries[0][2]])
-        return np.broadcast_to(box, (len(take), 2, 3)).copy()
-    known = np.array([f for f, _, _ in entries])
-    boxes = np.stack([np.stack([lo, hi]) for _, lo, hi in entries])
-    nearest = np.abs(np.arange(take.start, take.stop)[:, None] - known[None]).argmin(axis=1)
-    return boxes[nearest]
-
-
 def layout_sha1(workspace: str | Path) -> str | None:
     path = Workspace(workspace).layout
     return hashlib.sha1(path.read_bytes()).hexdigest() if path.is_file() else None
-
-
-def read_history(folder: Path) -> list[Revision]:
-    """Every revision of the shot in `folder`, in order.
-
-    Raises:
-        InputError: the shot does not exist; FormatError: a malformed line.
-    """
-    path = ShotPaths(folder.name, folder).history
-    if not path.is_file():
-        raise InputError(
-            f"shot {folder.name!r} does not exist in {folder.parent} (no {path.name}); list shots with "
-            f"`reshoot shots {folder.parent.parent}` or make it with `reshoot shoot`."
-        )
-    out = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            data = json.loads(line)
-            out.append(
-                Revision(
-                    int(data["revision"]),
-                    data["parent"],
-                    str(data["description"]),
-                    ShotSpec.from_json(data["spec"], f"{path}:{number}"),
-                    data.get("layout_sha1"),
-                )
-            )
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-            raise FormatError(
-                f"{path}:{number}: not a history line ({{revision, parent, description, spec}})."
-            ) from None
-    return out
 
 
 def _names(facts: SceneFacts) -> tuple[list[str], list[str]]:
@@ -290,11 +144,6 @@ def shoot(
             shutil.copyfile(cameras_file, staging / KEYFRAMES_FILE)
         _write_shot(staging, name, revision, path, [revision], facts.fps)
     return ShotResult(name, folder, revision, path)
-
-
-def shot_name_for(description: str) -> str:
-    """The default name of a shot described in words: its first four words joined by "_"."""
-    return "_".join(re.findall(r"[a-z0-9]+", description.lower())[:4])[:MAX_NAME_LENGTH] or "shot"
 
 
 def redesign(workspace: str | Path, name: str) -> ShotResult:

@@ -125,8 +125,11 @@ class DigestCache:
         self.changed = True
         return value
 
-    def of(self, path: Path | None) -> str:
-        """ "sha256:…" of a file or folder (its files' relative paths and digests), or "absent"."""
+    def of(self, path: Path | str | None) -> str:
+        """ "sha256:…" of a file or folder (its files' relative paths and digests), or "absent". A str is a
+        digest the stage computed itself (of settings, say) and is returned as it is."""
+        if isinstance(path, str):
+            return path
         if path is None or not path.exists():
             return ABSENT
         if path.is_file():
@@ -143,6 +146,11 @@ class DigestCache:
             self.changed = False
 
 
+def value_digest(value: Any) -> str:
+    """ "sha256:…" of a JSON-able value (keys sorted): an input that is not a file of its own."""
+    return "sha256:" + hashlib.sha256(json.dumps(value, sort_keys=True, default=_jsonable).encode()).hexdigest()
+
+
 @dataclass(frozen=True)
 class Stage:
     """One stage of the pipeline.
@@ -152,7 +160,8 @@ class Stage:
         per_shot: whether the stage runs once per shot.
         options: the frozen dataclass of its settings (a `seed` field where it draws random numbers).
         inputs: (workspace, shot, options) → {label: path} of what it reads (files or folders; None or a
-            path that does not exist is recorded as absent).
+            path that does not exist is recorded as absent; a str is a "sha256:…" digest of something
+            that is not a file of its own, e.g. `value_digest` of some settings).
         outputs: (workspace, shot) → {label: path} of what it writes.
         run: (workspace, shot, options, progress) → the stage's summary.
         editable: labels of outputs a user may change by hand without making the stage stale.
@@ -161,7 +170,7 @@ class Stage:
     name: str
     per_shot: bool
     options: type
-    inputs: Callable[[Workspace, str | None, Any], dict[str, Path | None]]
+    inputs: Callable[[Workspace, str | None, Any], dict[str, Path | str | None]]
     outputs: Callable[[Workspace, str | None], dict[str, Path]]
     run: Callable[[Workspace, str | None, Any, ProgressFn], Any]
     editable: tuple[str, ...] = ()

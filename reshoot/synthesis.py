@@ -21,7 +21,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import reshoot.model as model_package
 from reshoot.conditioning import conditioning_revision, read_conditioning_frame
 from reshoot.geometry.camera import Camera
 from reshoot.geometry.cameras_io import read_cameras_json
@@ -33,11 +32,9 @@ from reshoot.model.inference import blend_weights, correction, plan_windows, res
 from reshoot.model.inputs import make_window, posed_frames, resized_camera
 from reshoot.model.network import UnifiedVideoModel
 from reshoot.model.training import resolve_device
-from reshoot.shots import existing_shot, read_shot_document
+from reshoot.shot_io import existing_shot, read_shot_document
+from reshoot.stage_options import DEFAULT_CHECKPOINT
 from reshoot.workspace import Workspace, load_workspace
-
-DEFAULT_CHECKPOINT = Path(model_package.__file__).resolve().parent / "weights" / "tiny"
-"""The tiny model trained by the repository's own command (docs/model.md), shipped with the package."""
 
 
 @dataclass(frozen=True)
@@ -188,12 +185,15 @@ def synthesize(
         )
     result = (frames_out.numpy() * 255 + 0.5).astype(np.uint8)
 
-    with atomic_directory(shot.frames, overwrite=True) as tmp:
-        for frame, image in zip(frames, result):
-            iio.imwrite(tmp / f"{frame:06d}.png", image)
+    # Frames and video are written beside their places first; synthesis.json, the record of a finished run,
+    # goes before they are renamed in and comes back last: an interrupted run never leaves a record that
+    # vouches for frames or a video of another run.
     video = shot.video
-    with atomic_path(video) as tmp:
-        iio.imwrite(tmp, result, extension=".mp4", fps=settings.fps, codec="libx264", macro_block_size=2)
+    with atomic_directory(shot.frames, overwrite=True) as frames_tmp, atomic_path(video) as video_tmp:
+        for frame, image in zip(frames, result):
+            iio.imwrite(frames_tmp / f"{frame:06d}.png", image)
+        iio.imwrite(video_tmp, result, extension=".mp4", fps=settings.fps, codec="libx264", macro_block_size=2)
+        shot.synthesis.unlink(missing_ok=True)
     write_json_document(
         shot.synthesis,
         "synthesis",

@@ -7,6 +7,10 @@ from pathlib import Path
 
 import pytest
 
+# As reshoot/__init__.py does, before any test module imports torch: idle OpenMP threads sleep instead of
+# spinning (spinning threads of two processes on the same cores wait on each other at every parallel region).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 REPO = Path(__file__).resolve().parents[1]
 # The project's shared folder sits beside the repository; RESHOOT_SHARED_DATA points elsewhere.
 SHARED_DATA = Path(os.environ.get("RESHOOT_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -31,6 +35,19 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def caliscope_registered(shared_data: Path, tmp_path_factory):
+    """caliscope_4cam (real footage) registered with its calibration's poses and 4 synchronized instants
+    per camera: (workspace, RegistrationSummary). Shared and read-only: copy it to write."""
+    from reshoot.registration import RegistrationOptions, register
+    from reshoot.workspace import init_workspace
+
+    data = shared_data / "caliscope_4cam"
+    ws = tmp_path_factory.mktemp("caliscope_registered") / "ws"
+    init_workspace(ws, data / "calibration" / "extrinsic", calibration=data / "camera_array.toml")
+    return ws, register(ws, RegistrationOptions(instants=4))
 
 
 # A small synthetic take, made once per test session: 4 production cameras + 2 ground-truth cameras.
@@ -59,30 +76,56 @@ def registration_take(tmp_path_factory) -> Path:
     return _make_take(tmp_path_factory, "registration", REGISTRATION_TAKE)
 
 
-@pytest.fixture(scope="session")
-def registered_workspace(registration_take: Path, tmp_path_factory):
-    """The registration take registered through its survey, the wide camera's true height as the scale
-    hint: (workspace, RegistrationSummary). Shared; tests that write into a workspace copy it. Made
-    through the stage runner (as every fixture workspace here), so it carries its stage's manifest."""
+def _register(take: Path, ws: Path):
+    """Register `take` into a new workspace `ws` through its survey, the wide camera's true height as the
+    scale hint, through the stage runner (as every fixture workspace here, so it carries its stage's
+    manifest). Returns the RegistrationSummary."""
     from reshoot.geometry.cameras_io import read_cameras_json
     from reshoot.geometry.world_frame import ScaleHint
     from reshoot.registration import RegistrationOptions
     from reshoot.workspace import init_workspace
 
-    ws = tmp_path_factory.mktemp("ws") / "ws"
-    init_workspace(ws, registration_take / "footage", survey=registration_take / "survey")
-    truth = read_cameras_json(registration_take / "gt" / "cameras.json").cameras
+    init_workspace(ws, take / "footage", survey=take / "survey")
+    truth = read_cameras_json(take / "gt" / "cameras.json").cameras
     height = float(truth.select("a_wide").centers[0, 2])
-    return ws, run_stage(ws, "register", RegistrationOptions(scale=ScaleHint(camera_heights={"a_wide": height})))
+    return run_stage(ws, "register", RegistrationOptions(scale=ScaleHint(camera_heights={"a_wide": height})))
 
 
-def run_stage(ws: Path, name: str, options):
+@pytest.fixture(scope="session")
+def registered_workspace(registration_take: Path, tmp_path_factory):
+    """The registration take registered (`_register`): (workspace, RegistrationSummary). Shared; tests
+    that write into a workspace copy it."""
+    ws = tmp_path_factory.mktemp("ws") / "ws"
+    return ws, _register(registration_take, ws)
+
+
+# The take the stages after registration run on (reconstruct, layout, shots, conditioning, synthesis,
+# check, report): the registration take's set, action and frames (same seed) at a quarter of its pixels,
+# so that the chain of shared fixtures up to a laid-out workspace stays short on 2 cores (issue 18: no
+# fixture over 120 s).
+SCENE_TAKE = {**REGISTRATION_TAKE, "width": 320, "height": 180}
+
+
+@pytest.fixture(scope="session")
+def scene_take(tmp_path_factory) -> Path:
+    return _make_take(tmp_path_factory, "scene", SCENE_TAKE)
+
+
+@pytest.fixture(scope="session")
+def scene_workspace(scene_take: Path, tmp_path_factory) -> Path:
+    """The scene take registered (`_register`). Shared and read-only: stages run on copies of it."""
+    ws = tmp_path_factory.mktemp("scene_ws") / "ws"
+    _register(scene_take, ws)
+    return ws
+
+
+def run_stage(ws: Path, name: str, options, progress=None):
     """Run stage `name` of workspace `ws` through the stage runner (writes its manifest); its summary."""
     from reshoot.pipeline import stages
     from reshoot.stage import run_stage as run
     from reshoot.workspace import Workspace
 
-    return run(Workspace(ws), stages()[name], None, options)
+    return run(Workspace(ws), stages()[name], None, options, progress)
 
 
 def copy_workspace(ws: Path, take: Path, root: Path) -> Path:
@@ -104,13 +147,15 @@ def copy_workspace(ws: Path, take: Path, root: Path) -> Path:
 def _reconstruct_options():
     from reshoot.reconstruct import ReconstructOptions
 
-    # Small budgets: tests check the stage's plumbing and that each part does its job, not the bars
-    # (benchmarks/reconstruct_take.py measures those on the default take).
+    # Small budgets (the scene take fitted at 160×90, a short refine pass of the actors): tests check the
+    # stage's plumbing and that each part does its job, not the bars (benchmarks/reconstruct_take.py
+    # measures those on the default take).
     return ReconstructOptions(
         downscale=2,
         set_iterations=400,
         first_actor_iterations=60,
         actor_iterations=20,
+        refine_actor_iterations=60,
         frames=(0, 3),
         checkpoint_every=100,
     )
@@ -119,12 +164,27 @@ def _reconstruct_options():
 RECONSTRUCT_OPTIONS = _reconstruct_options()
 
 
+def set_snapshot(ws: Path) -> Path:
+    """Where `reconstructed_workspace` keeps its reconstruction's work dir as it stood when the actors began
+    (the finished set): what a run interrupted while fitting the actors leaves."""
+    return ws.parent / "splats.work.at_actors"
+
+
 @pytest.fixture(scope="session")
-def reconstructed_workspace(registered_workspace, registration_take: Path, tmp_path_factory):
-    """A copy of the registered workspace, reconstructed with RECONSTRUCT_OPTIONS (actors for frames 0-2):
-    (workspace, ReconstructSummary)."""
-    ws = copy_workspace(registered_workspace[0], registration_take, tmp_path_factory.mktemp("reconstruct"))
-    return ws, run_stage(ws, "reconstruct", RECONSTRUCT_OPTIONS)
+def reconstructed_workspace(scene_workspace: Path, scene_take: Path, tmp_path_factory):
+    """A copy of the scene workspace, reconstructed with RECONSTRUCT_OPTIONS (actors for frames 0-2):
+    (workspace, ReconstructSummary). Its work dir at the start of the actors is kept (`set_snapshot`)."""
+    import shutil
+
+    from reshoot.workspace import Workspace
+
+    ws = copy_workspace(scene_workspace, scene_take, tmp_path_factory.mktemp("reconstruct"))
+
+    def keep_the_set(what, done, total, **info):
+        if what == "fitting actors" and not set_snapshot(ws).exists():
+            shutil.copytree(Workspace(ws).splats_work, set_snapshot(ws))
+
+    return ws, run_stage(ws, "reconstruct", RECONSTRUCT_OPTIONS, keep_the_set)
 
 
 @pytest.fixture(scope="session")

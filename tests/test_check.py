@@ -36,13 +36,13 @@ def _write(path: Path, image: np.ndarray) -> None:
 
 
 @pytest.fixture(scope="module")
-def truth_shot(laid_out_workspace, registration_take, tmp_path_factory):
+def truth_shot(laid_out_workspace, scene_take, tmp_path_factory):
     """(workspace copy, shot name, clean check): the true high-angle camera as a shot, its true frames as output."""
     from reshoot.ground_truth import ground_truth_shot
 
     ws = tmp_path_factory.mktemp("check") / "ws"
     shutil.copytree(laid_out_workspace, ws, symlinks=True)  # same depth: its relative footage path holds
-    folder = ground_truth_shot(ws, registration_take, "high_angle", "truth")
+    folder = ground_truth_shot(ws, scene_take, "high_angle", "truth")
     shutil.copytree(folder / "truth", folder / "frames", ignore=shutil.ignore_patterns("entity"))
     clean = check_shot(ws, "truth", frames=FRAMES, truth=folder / "truth")
     return ws, "truth", clean
@@ -81,7 +81,7 @@ def _entity_mask(ws: Path, shot: str, entity_id: int, frame: int) -> np.ndarray:
     from reshoot.geometry.cameras_io import read_cameras_json
     from reshoot.render import load_splat_scene
     from reshoot.reprojection import shot_frame_reference
-    from reshoot.shots import scene_facts
+    from reshoot.scene import scene_facts
     from reshoot.workspace import load_workspace
 
     facts = scene_facts(ws)
@@ -109,9 +109,10 @@ def _inpainted(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return filled.astype(np.float32) / 255
 
 
-def test_clean_output_passes(truth_shot, registration_take):
+def test_clean_output_passes(truth_shot, scene_take):
     from reshoot.geometry.cameras_io import read_cameras_json
     from reshoot.ground_truth import compare_layouts, registration_from_truth
+    from reshoot.layout_io import read_layout
 
     ws, name, clean = truth_shot
     check = clean.document
@@ -121,13 +122,11 @@ def test_clean_output_passes(truth_shot, registration_take):
     # A phantom of the layout (an entity where no true one stands: test_layout's known regression) is
     # rightly flagged by the check; every entity the layout has right must pass.
     transform = registration_from_truth(
-        read_cameras_json(registration_take / "gt" / "cameras.json").cameras,
+        read_cameras_json(scene_take / "gt" / "cameras.json").cameras,
         read_cameras_json(ws / "registration" / "cameras.json").cameras,
     )
-    truth_entities = json.loads((registration_take / "gt" / "entities.json").read_text())["entities"]
-    phantoms = set(
-        compare_layouts(json.loads((ws / "layout.json").read_text())["entities"], truth_entities, transform).phantoms
-    )
+    truth_entities = read_layout(scene_take / "gt" / "entities.json").entities
+    phantoms = set(compare_layouts(read_layout(ws / "layout.json").entities, truth_entities, transform).phantoms)
     for entity in [e for e in found if e["name"] not in phantoms]:
         assert entity["placement_error_px"] <= CheckThresholds().placement_warn_px, entity
         assert entity["placement_error_m"] is not None

@@ -55,10 +55,10 @@ def status(ws: Path) -> dict[str, tuple[str, str]]:
     return {s["stage"]: (s["status"], s["reason"]) for s in json.loads(out.stdout)["stages"]}
 
 
-def test_kill_9_while_reconstructing(registered_workspace, registration_take: Path, tmp_path: Path):
+def test_kill_9_while_reconstructing(scene_workspace: Path, scene_take: Path, tmp_path: Path):
     """kill -9 while the set is being fitted: nothing of splats/ exists, the stage is missing, and the work
     dir (checkpoints) is what a rerun resumes from."""
-    ws = copy_workspace(registered_workspace[0], registration_take, tmp_path)
+    ws = copy_workspace(scene_workspace, scene_take, tmp_path)
     before = visible_files(ws)
     work = Workspace(ws).splats_work
     code, err = interrupt(
@@ -118,3 +118,107 @@ def test_pycolmap_keeps_the_sigterm_handler():
         and any(line.strip() == "import pycolmap" for line in p.read_text().splitlines())
     ]
     assert not bare, f"import pycolmap through reshoot.geometry.pycolmap_import in {bare}"
+
+
+def test_an_interrupt_python_could_not_raise_is_signalled_again(monkeypatch):
+    """An interrupt that lands where Python cannot raise (logging's at-fork callback: "Exception ignored
+    in ...") is not lost with a traceback: the CLI's unraisable hook signals it again."""
+    import types
+
+    from reshoot.cli import app as cli
+
+    monkeypatch.setattr(cli, "_signals", [])
+    got: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda number, frame: got.append(number))
+    try:
+        cli._interrupt_again(types.SimpleNamespace(exc_value=KeyboardInterrupt()))
+        deadline = time.monotonic() + 5
+        while not got and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert got == [signal.SIGINT]
+
+
+@pytest.fixture(scope="module")
+def shot_workspace(laid_out_workspace: Path, tmp_path_factory) -> Path:
+    """A copy of the laid-out workspace whose shot "top" went through shoot, condition, synthesize and check
+    (through the stage runner)."""
+    from reshoot.pipeline import CheckOptions, ConditionOptions, ShootOptions, SynthesizeOptions
+    from reshoot.pipeline import stages as pipeline_stages
+    from reshoot.stage import run_stage as run
+
+    ws = tmp_path_factory.mktemp("kill_shot") / "ws"
+    shutil.copytree(laid_out_workspace, ws, symlinks=True)
+    table = pipeline_stages()
+    for name, options in (
+        ("shoot", ShootOptions(description="overhead wide")),
+        ("condition", ConditionOptions()),
+        ("synthesize", SynthesizeOptions()),
+        ("check", CheckOptions()),
+    ):
+        try:
+            run(Workspace(ws), table[name], "top", options)
+        except Exception as error:  # a failed check is a verdict, not an error of the stage
+            assert name == "check", error
+    return ws
+
+
+def _stop_at(what: str):
+    def progress(step, done, total, **info):
+        if step == what and done == 1:
+            raise KeyboardInterrupt
+
+    return progress
+
+
+@pytest.mark.parametrize(
+    ("stage", "step"), [("condition", "conditioning"), ("synthesize", "synthesizing"), ("check", "checking")]
+)
+def test_ctrl_c_in_a_shot_stage_keeps_its_previous_outputs(shot_workspace: Path, tmp_path: Path, stage, step):
+    """Ctrl-C while a shot's stage works: its previous outputs and manifest are as they were, and no
+    temporary file is left."""
+    from reshoot.pipeline import CheckOptions, ConditionOptions, SynthesizeOptions, stages
+    from reshoot.stage import run_stage as run
+
+    ws = tmp_path / "ws"
+    shutil.copytree(shot_workspace, ws, symlinks=True)
+    before = visible_files(ws)
+    manifest = Workspace(ws).manifest(f"{stage}@top").read_bytes()
+    options = {"condition": ConditionOptions(), "synthesize": SynthesizeOptions(), "check": CheckOptions()}[stage]
+    with pytest.raises(KeyboardInterrupt):
+        run(Workspace(ws), stages()[stage], "top", options, _stop_at(step))
+    assert visible_files(ws) == before
+    assert Workspace(ws).manifest(f"{stage}@top").read_bytes() == manifest
+    assert not [p for p in Workspace(ws).shot("top").folder.iterdir() if p.name.startswith(".")]
+
+
+def test_synthesize_interrupted_while_renaming_leaves_no_record_of_a_finished_run(
+    shot_workspace: Path, tmp_path: Path, monkeypatch
+):
+    """Killed between putting its video and its frames in place (the worst moment): synthesis.json, the
+    record of a finished run, is gone rather than vouching for a mix, and the stage is not done."""
+    import reshoot.geometry.files as files
+    from reshoot.pipeline import SynthesizeOptions, stages
+    from reshoot.stage import run_stage as run
+
+    ws = tmp_path / "ws"
+    shutil.copytree(shot_workspace, ws, symlinks=True)
+    shot = Workspace(ws).shot("top")
+    frames = {p.name: p.read_bytes() for p in shot.frames.iterdir()}
+    replace = files.os.replace
+
+    def interrupted_after_the_video(source, target):
+        replace(source, target)
+        if Path(target) == shot.video:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(files.os, "replace", interrupted_after_the_video)
+    with pytest.raises(KeyboardInterrupt):
+        run(Workspace(ws), stages()["synthesize"], "top", SynthesizeOptions())
+    monkeypatch.setattr(files.os, "replace", replace)
+    assert not shot.synthesis.exists()
+    assert {p.name: p.read_bytes() for p in shot.frames.iterdir()} == frames  # the old frames, whole
+    out = subprocess.run([*RESHOOT, "status", str(ws), "--json"], capture_output=True, text=True)
+    states = {s["stage"]: s["status"] for s in json.loads(out.stdout)["stages"]}
+    assert states["synthesize@top"] != "done" and states["check@top"] != "done", states

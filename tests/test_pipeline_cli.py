@@ -161,7 +161,14 @@ def test_run_makes_a_shot_and_then_does_nothing(capsys, laid_out_workspace: Path
     # the fixture's settings, so that its register / reconstruct / layout are up to date for this run
     heights = json.loads(Workspace(ws).manifest("register").read_text())["options"]["scale"]["camera_heights"]
     same = ["--set", "register.camera_height={" + ", ".join(f"{k} = {v!r}" for k, v in heights.items()) + "}"]
-    for name in ("downscale", "set_iterations", "first_actor_iterations", "actor_iterations", "checkpoint_every"):
+    for name in (
+        "downscale",
+        "set_iterations",
+        "first_actor_iterations",
+        "actor_iterations",
+        "refine_actor_iterations",
+        "checkpoint_every",
+    ):
         same += ["--set", f"reconstruct.{name}={getattr(RECONSTRUCT_OPTIONS, name)}"]
     same += ["--set", "reconstruct.frames={}:{}".format(*RECONSTRUCT_OPTIONS.frames)]
     code, out, err = run(capsys, "run", str(ws), *same, "--shot", "top=overhead wide", "--json")
@@ -200,3 +207,11 @@ def test_run_makes_a_shot_and_then_does_nothing(capsys, laid_out_workspace: Path
 
     code, _, err = run(capsys, "run", str(ws), *same, "--shot", "top=high angle wide")
     assert code == 2 and "reshoot revise" in " ".join(err.split()), err
+
+    # A stage's settings in reshoot.toml are its options: one added leaves the stages before it done.
+    settings = Workspace(ws).settings_file
+    settings.write_text(settings.read_text() + "\n[stages.layout]\nvoxel_size = 0.06\n")
+    code, out, _ = run(capsys, "status", str(ws), *same, "--json")
+    states = {s["stage"]: (s["status"], s["reason"]) for s in json.loads(out)["stages"]}
+    assert states["register"] == states["reconstruct"] == ("done", ""), states
+    assert states["layout"][0] == "stale" and states["layout"][1].startswith("option voxel_size changed"), states

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -12,12 +13,13 @@ import torch
 
 from conftest import RECONSTRUCT_OPTIONS as OPTIONS
 from conftest import copy_workspace as _copy_workspace
+from conftest import set_snapshot
 from reshoot import InputError
 from reshoot.geometry.cameras_io import read_cameras_json, write_cameras_json
 from reshoot.geometry.splats.ply import read_splat_ply
 from reshoot.ground_truth import cameras_in_registration_frame, registration_from_truth
 from reshoot.reconstruct import ReconstructOptions, reconstruct
-from reshoot.workspace import init_workspace
+from reshoot.workspace import Workspace, init_workspace
 
 PRODUCTION = ["a_wide", "b_medium", "c_medium", "d_reverse"]
 
@@ -52,12 +54,12 @@ def test_outputs_are_complete_and_the_actors_improve_the_frames(reconstructed):
         assert min(gains) > 0.5, entry
 
 
-def test_actors_stand_where_the_ground_truth_characters_are(reconstructed, registration_take: Path):
+def test_actors_stand_where_the_ground_truth_characters_are(reconstructed, scene_take: Path):
     ws, _ = reconstructed
-    entities = json.loads((registration_take / "gt" / "entities.json").read_text())["entities"]
+    entities = json.loads((scene_take / "gt" / "entities.json").read_text())["entities"]
     registered = read_cameras_json(ws / "registration" / "cameras.json").cameras
     to_registration = torch.from_numpy(
-        registration_from_truth(read_cameras_json(registration_take / "gt" / "cameras.json").cameras, registered)
+        registration_from_truth(read_cameras_json(scene_take / "gt" / "cameras.json").cameras, registered)
     ).float()
     for frame in range(3):
         actors = read_splat_ply(ws / "splats" / "actors" / f"{frame:06d}.ply")
@@ -87,12 +89,12 @@ def _ground_truth_cameras(ws: Path, take: Path, out: Path) -> Path:
     return out
 
 
-def test_render_writes_every_pass_for_held_out_cameras(reconstructed, registration_take: Path, tmp_path: Path):
+def test_render_writes_every_pass_for_held_out_cameras(reconstructed, scene_take: Path, tmp_path: Path):
     from reshoot.cli.app import main
 
     ws, _ = reconstructed
     out = tmp_path / "renders"
-    cameras = _ground_truth_cameras(ws, registration_take, tmp_path / "gt_cameras.json")
+    cameras = _ground_truth_cameras(ws, scene_take, tmp_path / "gt_cameras.json")
     with pytest.raises(SystemExit) as done:
         main(["render", str(ws), "--cameras", str(cameras), "--frames", "1:3", "--out", str(out)])
     assert done.value.code == 0
@@ -110,7 +112,7 @@ def test_render_writes_every_pass_for_held_out_cameras(reconstructed, registrati
     for name in PRODUCTION:
         depth = iio.imread(out / name / "depth" / "000001.png").astype(np.float64) / 1000
         alpha = iio.imread(out / name / "alpha" / "000001.png") / 255
-        true_depth = np.load(registration_take / "gt" / "maps" / f"{name}.npz")["depth"][1]
+        true_depth = np.load(scene_take / "gt" / "maps" / f"{name}.npz")["depth"][1]
         valid = (alpha > 0.9) & (true_depth > 0)
         assert valid.mean() > 0.4, f"{name}: most of the view is covered"
         relative.append(np.abs(depth[valid] - true_depth[valid]) / true_depth[valid])
@@ -120,12 +122,10 @@ def test_render_writes_every_pass_for_held_out_cameras(reconstructed, registrati
     from reshoot.datasets.footage import open_footage
 
     environment = np.array(json.loads((ws / "splats" / "reconstruction.json").read_text())["environment"])
-    with open_footage(registration_take / "footage") as footage:
+    with open_footage(scene_take / "footage") as footage:
         void = np.concatenate(
             [
-                footage.source(name).read(1)[
-                    np.load(registration_take / "gt" / "maps" / f"{name}.npz")["depth"][1] <= 0
-                ]
+                footage.source(name).read(1)[np.load(scene_take / "gt" / "maps" / f"{name}.npz")["depth"][1] <= 0]
                 for name in PRODUCTION
             ]
         )
@@ -144,11 +144,14 @@ class _Interrupted(Exception):
     pass
 
 
-def test_an_interrupted_run_resumes_and_gives_the_same_splats(reconstructed, registration_take: Path, tmp_path: Path):
+def test_an_interrupted_run_resumes_and_gives_the_same_splats(reconstructed, scene_take: Path, tmp_path: Path):
     """Interrupted while fitting the actors: the rerun reuses the finished set and ends with the same bytes
-    as the uninterrupted run (the stage is deterministic on the CPU)."""
+    as the uninterrupted run (the fixture's; the stage is deterministic on the CPU). The interrupted run
+    starts from the fixture's work dir as it stood when its actors began (`set_snapshot`), so the set is
+    not fitted a second time."""
     ws, _ = reconstructed
-    copy = _copy_workspace(ws, registration_take, tmp_path)
+    copy = _copy_workspace(ws, scene_take, tmp_path)
+    shutil.copytree(set_snapshot(ws), Workspace(copy).splats_work)
 
     def stop_while_fitting_actors(what, done, total, **info):
         if what == "fitting actors" and done == 5:
@@ -163,10 +166,10 @@ def test_an_interrupted_run_resumes_and_gives_the_same_splats(reconstructed, reg
         assert (copy / "splats" / name).read_bytes() == (ws / "splats" / name).read_bytes(), name
 
 
-def test_bad_inputs_are_named(registration_take: Path, reconstructed, tmp_path: Path):
+def test_bad_inputs_are_named(scene_take: Path, reconstructed, tmp_path: Path):
     ws, _ = reconstructed
     bare = tmp_path / "bare"
-    init_workspace(bare, registration_take / "footage")
+    init_workspace(bare, scene_take / "footage")
     with pytest.raises(InputError, match="reshoot register"):
         reconstruct(bare, OPTIONS)
     from reshoot.cli.app import main
@@ -183,7 +186,7 @@ def test_bad_inputs_are_named(registration_take: Path, reconstructed, tmp_path: 
     from reshoot.render import render_cameras
 
     with pytest.raises(InputError, match="reshoot reconstruct"):
-        render_cameras(bare, registration_take / "gt" / "cameras.json", tmp_path / "r")
+        render_cameras(bare, scene_take / "gt" / "cameras.json", tmp_path / "r")
     with pytest.raises(InputError, match="outside the take"):
-        render_cameras(ws, registration_take / "gt" / "cameras.json", tmp_path / "r", frames=(8, 20))
+        render_cameras(ws, scene_take / "gt" / "cameras.json", tmp_path / "r", frames=(8, 20))
     assert not (tmp_path / "r").exists()

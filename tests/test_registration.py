@@ -192,8 +192,8 @@ def caliscope_workspace(shared_data: Path, tmp_path_factory) -> Path:
 
 
 @pytest.mark.slow
-def test_caliscope_footage_agrees_with_its_calibration(caliscope_workspace: Path):
-    summary = register(caliscope_workspace, RegistrationOptions(instants=4))
+def test_caliscope_footage_agrees_with_its_calibration(caliscope_registered):
+    _, summary = caliscope_registered
     assert summary.mode == "calibrated"
     for outcome in summary.cameras:
         assert outcome.registered and outcome.reprojection_error_px < 2.0, outcome

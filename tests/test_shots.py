@@ -17,6 +17,7 @@ from reshoot.geometry.cameras_io import CameraPath, read_cameras_json, write_cam
 from reshoot.geometry.conventions import look_at
 from reshoot.geometry.splats.render import rasterize
 from reshoot.ground_truth import registration_from_truth, true_boxes_in_frame
+from reshoot.layout_io import read_layout
 from reshoot.render import load_splat_scene
 from reshoot.shots import list_shots, read_history, replay_history, revise, shoot
 
@@ -29,15 +30,12 @@ def ws(laid_out_workspace: Path, tmp_path_factory) -> Path:
     return copy
 
 
-def test_auto_framed_overhead_keeps_every_true_entity_in_frame_and_looks_straight_down(
-    ws: Path, registration_take: Path
-):
+def test_auto_framed_overhead_keeps_every_true_entity_in_frame_and_looks_straight_down(ws: Path, scene_take: Path):
     result = shoot(ws, "overhead wide")
     path = result.path
-    truth_cameras = read_cameras_json(registration_take / "gt" / "cameras.json").cameras
+    truth_cameras = read_cameras_json(scene_take / "gt" / "cameras.json").cameras
     transform = registration_from_truth(truth_cameras, read_cameras_json(ws / "registration" / "cameras.json").cameras)
-    entities = json.loads((registration_take / "gt" / "entities.json").read_text())["entities"]
-    inside = true_boxes_in_frame(path, entities, transform)
+    inside = true_boxes_in_frame(path, read_layout(scene_take / "gt" / "entities.json").entities, transform)
     assert all(inside), f"{np.mean(inside):.0%} of frames keep every true box in frame"
     tilt = np.degrees(np.arccos(np.clip(-path.cam_from_world[:, 2, 2], -1, 1)))
     assert tilt.max() <= 2.0
@@ -115,7 +113,7 @@ def test_conditioning_passes_match_the_render_and_name_the_entities(ws: Path):
     folder = ws / "shots" / "top" / "conditioning"
     assert (folder / "preview.mp4").stat().st_size > 1000
     frame = read_conditioning_frame(folder, 1)
-    assert frame.rgb.shape == (360, 640, 3) and frame.rgb.dtype == np.float32
+    assert frame.rgb.shape == (180, 320, 3) and frame.rgb.dtype == np.float32
     covered = frame.alpha > 0.9
     assert covered.mean() > 0.3
     # The files hold the render exactly (EXR float32, 16-bit alpha).

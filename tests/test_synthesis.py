@@ -94,12 +94,12 @@ def test_stale_conditioning_and_missing_checkpoint_are_refused(shot_ws: Path, tm
     assert after == before  # a refused run leaves the frames already written alone
 
 
-def test_adaptation_refuses_sensitive_footage(registration_take: Path, tmp_path: Path):
+def test_adaptation_refuses_sensitive_footage(scene_take: Path, tmp_path: Path):
     from reshoot.model_training import AdaptOptions, adapt_model
     from reshoot.workspace import init_workspace
 
     ws = tmp_path / "private"
-    init_workspace(ws, registration_take / "footage", sensitive=True)
+    init_workspace(ws, scene_take / "footage", sensitive=True)
     with pytest.raises(InputError, match="--sensitive"):
         adapt_model(ws, AdaptOptions())
     assert not (ws / "model").exists()
@@ -129,7 +129,13 @@ def test_adaptation_leaves_cameras_out_and_cross_validates_the_correction(shot_w
     ws = tmp_path / "ws"
     shutil.copytree(shot_ws, ws, symlinks=True, ignore=shutil.ignore_patterns("shots"))
     budget = ReconstructOptions(
-        set_iterations=40, first_actor_iterations=8, actor_iterations=4, frames=(0, 2), checkpoint_every=40
+        set_iterations=40,
+        first_actor_iterations=8,
+        actor_iterations=4,
+        refine_actor_iterations=4,
+        frames=(0, 2),
+        checkpoint_every=40,
+        use_survey=False,  # plumbing, not quality: the survey's stereo would double the test's time
     )
     start = _checkpoint(tmp_path / "start", perturb=False)
     summary = adapt_model(
