@@ -84,10 +84,8 @@ def stage_flags(cls: type, *names: str) -> Callable[[Callable], Callable]:
 
         @functools.wraps(command)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            given = {name: kwargs.pop(name) for name in names if kwargs.get(name) is not None}
-            for name in names:
-                kwargs.pop(name, None)
-            return command(*args, given=given, **kwargs)
+            flags = {name: kwargs.pop(name, None) for name in names}
+            return command(*args, given={k: v for k, v in flags.items() if v is not None}, **kwargs)
 
         wrapper.__signature__ = signature.replace(  # type: ignore[attr-defined]
             parameters=[*kept, *added], return_annotation=inspect.Signature.empty

@@ -157,10 +157,7 @@ def shot_workspace(laid_out_workspace: Path, tmp_path_factory) -> Path:
         ("synthesize", SynthesizeOptions()),
         ("check", CheckOptions()),
     ):
-        try:
-            run(Workspace(ws), table[name], "top", options)
-        except Exception as error:  # a failed check is a verdict, not an error of the stage
-            assert name == "check", error
+        run(Workspace(ws), table[name], "top", options)
     return ws
 
 

@@ -11,6 +11,26 @@ from dataclasses import dataclass
 import torch
 
 
+def rotation_matrices(quats_wxyz: torch.Tensor) -> torch.Tensor:
+    """[..., 3, 3] rotation matrices of [..., 4] quaternions (w, x, y, z), normalized first."""
+    q = quats_wxyz / quats_wxyz.norm(dim=-1, keepdim=True)
+    w, x, y, z = q.unbind(-1)
+    return torch.stack(
+        [
+            1 - 2 * (y * y + z * z),
+            2 * (x * y - w * z),
+            2 * (x * z + w * y),
+            2 * (x * y + w * z),
+            1 - 2 * (x * x + z * z),
+            2 * (y * z - w * x),
+            2 * (x * z - w * y),
+            2 * (y * z + w * x),
+            1 - 2 * (x * x + y * y),
+        ],
+        dim=-1,
+    ).reshape(*quats_wxyz.shape[:-1], 3, 3)
+
+
 @dataclass(frozen=True, eq=False)
 class Gaussians:
     """N 3D Gaussians.
@@ -58,22 +78,7 @@ class Gaussians:
     @property
     def rotations(self) -> torch.Tensor:
         """[N, 3, 3] world_from_local rotation matrices of the normalized quaternions."""
-        q = self.quats_wxyz / self.quats_wxyz.norm(dim=-1, keepdim=True)
-        w, x, y, z = q.unbind(-1)
-        return torch.stack(
-            [
-                1 - 2 * (y * y + z * z),
-                2 * (x * y - w * z),
-                2 * (x * z + w * y),
-                2 * (x * y + w * z),
-                1 - 2 * (x * x + z * z),
-                2 * (y * z - w * x),
-                2 * (x * z - w * y),
-                2 * (y * z + w * x),
-                1 - 2 * (x * x + y * y),
-            ],
-            dim=-1,
-        ).reshape(-1, 3, 3)
+        return rotation_matrices(self.quats_wxyz)
 
     def covariances(self) -> torch.Tensor:
         """[N, 3, 3] world covariances R S S^T R^T (metres^2)."""

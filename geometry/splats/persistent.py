@@ -31,7 +31,7 @@ import torch
 from ..camera import Camera
 from ..progress import ProgressFn, no_progress
 from .actors import ActorView, composite_over_set
-from .gaussians import Gaussians
+from .gaussians import Gaussians, rotation_matrices
 from .render import rasterize
 from .surfaces import floating
 from .train import ObservedSurfaces, masked_loss, psnr
@@ -200,25 +200,6 @@ def _gathered(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return values.index_select(0, index.flatten()).view(*index.shape, values.shape[-1])
 
 
-def _rotations(quats: torch.Tensor) -> torch.Tensor:
-    q = quats / quats.norm(dim=-1, keepdim=True)
-    w, x, y, z = q.unbind(-1)
-    return torch.stack(
-        [
-            1 - 2 * (y * y + z * z),
-            2 * (x * y - w * z),
-            2 * (x * z + w * y),
-            2 * (x * y + w * z),
-            1 - 2 * (x * x + z * z),
-            2 * (y * z - w * x),
-            2 * (x * z - w * y),
-            2 * (y * z + w * x),
-            1 - 2 * (x * x + y * y),
-        ],
-        dim=-1,
-    ).reshape(*quats.shape[:-1], 3, 3)
-
-
 def _quat_multiply(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     aw, ax, ay, az = a.unbind(-1)
     bw, bx, by, bz = b.unbind(-1)
@@ -260,7 +241,7 @@ def rigidity_losses(
     offset = _gathered(means, j) - means[members, None]  # [M, k, 3]
     previous_offset = previous_means[j] - previous_means[members, None]
     # The neighbour's offset seen in the Gaussian's own frame stays what it was: R_prev R_now^T offset.
-    relative = _rotations(previous_quats[members]) @ _rotations(quats[members]).transpose(-1, -2)
+    relative = rotation_matrices(previous_quats[members]) @ rotation_matrices(quats[members]).transpose(-1, -2)
     rigidity = (w * (previous_offset - offset @ relative.transpose(-1, -2)).norm(dim=-1)).sum() / total
     q = quats / quats.norm(dim=-1, keepdim=True)
     q_previous = previous_quats / previous_quats.norm(dim=-1, keepdim=True)

@@ -66,6 +66,11 @@ def digest(folder: Path) -> dict[str, str]:
     }
 
 
+def shoot_args(workspace, description: str, *options, name: str = "new") -> tuple:
+    """The arguments of `reshoot shoot WORKSPACE DESCRIPTION --name NAME --no-render OPTIONS...`."""
+    return ("shoot", workspace, description, "--name", name, "--no-render", *options)
+
+
 def refused(capsys, folder: Path, *args, says: tuple[str, ...] = (), code: int = 2) -> Result:
     """Run `reshoot ARGS` and check the convention for bad input: exit `code`, one error message on stderr
     naming what is wrong (each of `says`, case-insensitive), no traceback, and `folder` byte-identical."""

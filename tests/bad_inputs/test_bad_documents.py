@@ -8,7 +8,7 @@ import shutil
 
 import bad_inputs_support as support
 import pytest
-from bad_inputs_support import layout_document, refused, run, write_json
+from bad_inputs_support import layout_document, refused, run, shoot_args, write_json
 
 # the fixtures of bad_inputs_support (a plain module, not a conftest: tests/conftest.py is imported as
 # `conftest` by other tests)
@@ -52,31 +52,13 @@ def test_corrupt_document(capsys, workspace, document):
 
 def test_layout_of_a_future_version(capsys, workspace):
     write_json(workspace / "layout.json", layout_document(version=4))
-    refused(
-        capsys,
-        workspace,
-        "shoot",
-        workspace,
-        "overhead wide",
-        "--name",
-        "other",
-        "--no-render",
-        says=("layout.json", "version 4"),
-    )
+    refused(capsys, workspace, *shoot_args(workspace, "overhead wide", name="other"), says=("layout.json", "version 4"))
 
 
 def test_corrupt_layout(capsys, workspace):
     (workspace / "layout.json").write_text(json.dumps(layout_document())[:100])
     refused(
-        capsys,
-        workspace,
-        "shoot",
-        workspace,
-        "overhead wide",
-        "--name",
-        "other",
-        "--no-render",
-        says=("layout.json", "not valid JSON"),
+        capsys, workspace, *shoot_args(workspace, "overhead wide", name="other"), says=("layout.json", "not valid JSON")
     )
 
 
@@ -87,12 +69,7 @@ def test_layout_entity_without_boxes(capsys, workspace):
     refused(
         capsys,
         workspace,
-        "shoot",
-        workspace,
-        "overhead wide",
-        "--name",
-        "other",
-        "--no-render",
+        *shoot_args(workspace, "overhead wide", name="other"),
         says=("layout.json", "character_1", "box_max"),
     )
 
@@ -102,12 +79,7 @@ def test_layout_entity_named_like_a_path(capsys, workspace):
     refused(
         capsys,
         workspace,
-        "shoot",
-        workspace,
-        "overhead wide",
-        "--name",
-        "other",
-        "--no-render",
+        *shoot_args(workspace, "overhead wide", name="other"),
         says=("layout.json", "'../maya'", "rename it"),
     )
 

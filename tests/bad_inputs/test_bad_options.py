@@ -12,10 +12,6 @@ base_footage, footage = support.base_footage, support.footage
 base_workspace, workspace = support.base_workspace, support.workspace
 
 
-def _shoot(workspace, description, *options):
-    return ("shoot", workspace, description, "--name", "new", "--no-render", *options)
-
-
 @pytest.mark.parametrize(
     "description, says",
     [
@@ -28,17 +24,25 @@ def _shoot(workspace, description, *options):
     ids=["empty", "blank", "gibberish", "unknown-entity", "10kB"],
 )
 def test_bad_shot_descriptions(capsys, workspace, description, says):
-    result = refused(capsys, workspace, *_shoot(workspace, description), says=says)
+    result = refused(capsys, workspace, *support.shoot_args(workspace, description), says=says)
     assert len(result.err) < 3000, "the message repeats what it was given at length"
 
 
 def test_frames_backwards(capsys, workspace):
-    refused(capsys, workspace, *_shoot(workspace, "overhead wide", "--frames", "50:10"), says=("50:10", "b after a"))
+    refused(
+        capsys,
+        workspace,
+        *support.shoot_args(workspace, "overhead wide", "--frames", "50:10"),
+        says=("50:10", "b after a"),
+    )
 
 
 def test_shot_of_60000_pixels(capsys, workspace):
     refused(
-        capsys, workspace, *_shoot(workspace, "overhead wide", "--size", "60000x60000"), says=("60000x60000", "16384")
+        capsys,
+        workspace,
+        *support.shoot_args(workspace, "overhead wide", "--size", "60000x60000"),
+        says=("60000x60000", "16384"),
     )
 
 
@@ -47,12 +51,7 @@ def test_shot_names_that_are_not_file_names(capsys, workspace, name):
     refused(
         capsys,
         workspace,
-        "shoot",
-        workspace,
-        "overhead wide",
-        "--name",
-        name,
-        "--no-render",
+        *support.shoot_args(workspace, "overhead wide", name=name),
         says=("shot name", "not a valid name"),
     )
 
