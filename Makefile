@@ -43,9 +43,10 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || bash scripts/ensure_system_deps.sh --browser || \
 	  echo "reshoot: WARNING: chromium is missing; the report's browser test will skip"
 
-# The C++/OpenMP CPU rasterizer (geometry/splats/csrc), compiled once (about 30 s) into build/splats_cpu/
-# and again only when its sources, flags or torch change; otherwise this takes a second. A failed build
-# warns and does not stop make: CPU splat rendering then falls back to the pure-torch rasterizer.
+# The C++/OpenMP CPU splat kernels (geometry/splats/csrc: rasterizer, fused projection), compiled once
+# (about 35 s) into build/splats_cpu/ and again only when their sources, flags or torch change; otherwise
+# this takes a second. A failed build warns and does not stop make: CPU splat rendering then falls back
+# to the pure-torch twins.
 splats-kernel: $(STAMP)
 	@$(PY) -m reshoot.geometry.splats.build || \
 	  echo "reshoot: WARNING: continuing without the C++ CPU rasterizer (slow pure-torch fallback)"

@@ -1,9 +1,13 @@
-"""Speed of the CPU rasterizer: forward + backward iterations per second, C++ kernel vs pure-torch twin.
+"""Speed of the CPU splat kernels: forward + backward iterations per second, C++ kernel vs pure-torch twin.
 
 The bar (issue "Gaussian-splat reconstruction"): 4 views x 320x240 with 50k Gaussians, the kernel at
 >= 30x the twin and >= 2 it/s on 2 cores. The scene is random but realistic: radii 1-20 px, anisotropic
 and rotated, opacities 0.05-0.95, some Gaussians partly off-screen, D = 4 channels (rgb + depth, as the
-renderer composites them). The twin is slow, so it runs fewer iterations. Writes JSON.
+renderer composites them). The twin is slow, so it runs fewer iterations.
+
+The same run times the projection that feeds the rasterizer (3D Gaussians to 2D, fwd + bwd), the fused
+C++ kernel vs its torch twin (`project_gaussians` on `Gaussians.covariances()`), on as many Gaussians
+spread in front of the same number of cameras. Writes JSON.
 
     .venv/bin/python benchmarks/rasterize_speed.py [--iters 10] [--twin-iters 1] [--out ...]
 """
@@ -20,7 +24,11 @@ from pathlib import Path
 
 import torch
 
+from reshoot.geometry.conventions import look_at
 from reshoot.geometry.splats import rasterize_cpu
+from reshoot.geometry.splats.gaussians import Gaussians
+from reshoot.geometry.splats.projection import project_gaussians
+from reshoot.geometry.splats.projection_cpu import project_gaussians_cpu
 from reshoot.geometry.splats.rasterize_cpu import cpu_kernel_available, rasterize_to_pixels
 from reshoot.geometry.splats.rasterize_reference import rasterize_to_pixels_reference
 
@@ -78,6 +86,36 @@ def iterations_per_second(
     return iters / (time.perf_counter() - started)
 
 
+def projection_iterations_per_second(twin: bool, cameras: int, n: int, width: int, height: int, iters: int) -> float:
+    """fwd + bwd of the projection of n random Gaussians (1.5 m around the origin) into cameras on a
+    circle 4 m out, `iters` timed runs after one untimed one."""
+    g = torch.Generator().manual_seed(0)
+    leaves = [
+        (torch.randn(n, 3, generator=g) * 1.5).requires_grad_(True),
+        torch.randn(n, 4, generator=g).requires_grad_(True),
+        (torch.randn(n, 3, generator=g) * 0.5 - 3).requires_grad_(True),
+    ]
+    angles = torch.arange(cameras) * 2 * math.pi / cameras
+    viewmats = torch.stack(
+        [look_at((4 * math.cos(a), 4 * math.sin(a), 1.5), (0.0, 0.0, 0.0)) for a in angles.tolist()]
+    ).float()
+    K = torch.tensor([[0.8 * width, 0, width / 2], [0, 0.8 * width, height / 2], [0, 0, 1]]).expand(cameras, 3, 3)
+
+    def step() -> None:
+        gaussians = Gaussians(*leaves, torch.zeros(n), torch.zeros(n, 1, 3))
+        if twin:
+            out = project_gaussians(gaussians.means, gaussians.covariances(), viewmats, K, width, height)
+        else:
+            out = project_gaussians_cpu(gaussians, viewmats, K, width, height)
+        (out.means2d.square().mean() + out.conics.mean() + out.depths.mean()).backward()
+
+    step()
+    started = time.perf_counter()
+    for _ in range(iters):
+        step()
+    return iters / (time.perf_counter() - started)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cameras", type=int, default=4)
@@ -97,6 +135,15 @@ def main() -> None:
         rasterize_to_pixels_reference, scene, args.width, args.height, args.twin_iters, warmup=0
     )
     ratio = kernel / twin
+    projection = {
+        "kernel_its": projection_iterations_per_second(
+            False, args.cameras, args.gaussians, args.width, args.height, 5 * args.iters
+        ),
+        "twin_its": projection_iterations_per_second(
+            True, args.cameras, args.gaussians, args.width, args.height, 5 * args.iters
+        ),
+    }
+    projection["ratio"] = projection["kernel_its"] / projection["twin_its"]
     result = {
         "benchmark": "rasterize_speed",
         "workload": f"{args.cameras} views x {args.width}x{args.height}, {args.gaussians} Gaussians, D=4, "
@@ -109,6 +156,7 @@ def main() -> None:
         "bar_ratio": BAR_RATIO,
         "bar_its": BAR_ITS,
         "meets_bar": ratio >= BAR_RATIO and kernel >= BAR_ITS,
+        "projection": projection,
         "instruction_set": rasterize_cpu._EXTENSION.get_isa(),
         "threads": torch.get_num_threads(),
         "cpus": os.cpu_count(),
@@ -121,7 +169,10 @@ def main() -> None:
     print(
         f"rasterize fwd+bwd, {result['workload']}: kernel {kernel:.2f} it/s, twin {twin:.4f} it/s, "
         f"ratio {ratio:.0f}x (bar >= {BAR_RATIO:.0f}x and >= {BAR_ITS:.0f} it/s) on {torch.get_num_threads()} "
-        f"threads, {result['instruction_set']} -> {args.out}"
+        f"threads, {result['instruction_set']}\n"
+        f"projection fwd+bwd, {args.cameras} cameras, {args.gaussians} Gaussians: fused kernel "
+        f"{projection['kernel_its']:.1f} it/s, torch twin {projection['twin_its']:.1f} it/s, "
+        f"ratio {projection['ratio']:.1f}x -> {args.out}"
     )
 
 

@@ -86,7 +86,7 @@ def test_no_floaters_in_front_of_a_held_out_real_camera(caliscope_registered, tm
         ws,
         ReconstructOptions(
             downscale=4,
-            set_iterations=300,
+            set_iterations=200,
             first_actor_iterations=30,
             actor_iterations=10,
             refine_actor_iterations=10,

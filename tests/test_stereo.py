@@ -157,3 +157,15 @@ def test_stereo_depths_bounds_each_view_by_the_box():
         known = found.depth > 0
         assert float(known.float().mean()) > 0.5
         assert float(((found.depth - true).abs() / true.clamp_min(1e-6))[known].median()) < 0.01
+
+
+def test_window_means_equal_a_box_pool_that_leaves_the_padding_out():
+    """The summed-area window means are the pool's, borders included (odd sizes, several windows)."""
+    import torch.nn.functional as F
+
+    from reshoot.geometry.stereo import _window_mean
+
+    x = torch.rand(3, 2, 23, 37, generator=torch.Generator().manual_seed(0))
+    for window in (3, 7, 11):
+        expected = F.avg_pool2d(x, window, 1, window // 2, count_include_pad=False)
+        assert torch.allclose(_window_mean(x, window), expected, atol=1e-6)

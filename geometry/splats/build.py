@@ -1,4 +1,4 @@
-"""Builds and loads the C++/OpenMP CPU rasterizer (`csrc/rasterize_cpu.cpp`).
+"""Builds and loads the C++/OpenMP CPU splat kernels (`csrc/`: the rasterizer and the fused projection).
 
 The extension is compiled just in time by `torch.utils.cpp_extension.load` (ninja, the system C++
 compiler), once: `python -m reshoot.geometry.splats.build`, which the Makefile's setup runs. It lands in
@@ -29,7 +29,7 @@ LOG = logging.getLogger(__name__)
 
 EXTENSION_NAME = "reshoot_splats_cpu"
 CSRC = Path(__file__).resolve().parent / "csrc"
-SOURCES = (CSRC / "rasterize_cpu.cpp",)
+SOURCES = (CSRC / "rasterize_cpu.cpp", CSRC / "project_cpu.cpp")
 CFLAGS = ("-O3", "-fopenmp", "-ffp-contract=off", "-Wno-psabi")
 LDFLAGS = ("-fopenmp",)
 BUILD_DIR_ENV = "RESHOOT_SPLATS_BUILD_DIR"

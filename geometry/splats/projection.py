@@ -1,7 +1,8 @@
 """Projection of 3D Gaussians to 2D image Gaussians (EWA splatting, as gsplat's fully fused projection).
 
-Differentiable torch code for every backend's CPU path: it is O(N) per camera, small next to the
-rasterization, so it needs no kernel of its own. Pixel coordinates of the output follow gsplat: pixel
+Differentiable torch code: the reference twin of the fused C++ projection (`projection_cpu`), which the
+CPU backend uses (through autograd, this twin's small batched ops cost more than the rasterization), and
+the projection of the reference backend. Pixel coordinates of the output follow gsplat: pixel
 (row i, col j) is centred at (j + 0.5, i + 0.5), so our K (OpenCV centres) is shifted by half a pixel.
 """
 
@@ -55,7 +56,8 @@ def project_gaussians(
         width, height: image size in pixels, shared by the C cameras.
 
     Returns:
-        Projected; gradients flow to means and covariances (not through radii).
+        Projected; gradients flow to means and covariances (not through radii), from the cameras
+        where a Gaussian is drawn (radius > 0).
     """
     rot = cam_from_world[:, None, :3, :3]  # [C, 1, 3, 3]
     means_c = (rot @ means[None, :, :, None])[..., 0] + cam_from_world[:, None, :3, 3]  # [C, N, 3]
@@ -91,6 +93,7 @@ def project_gaussians(
     conics = torch.stack([c / det_safe, -b / det_safe, a / det_safe], -1)
 
     means2d = torch.stack([fx * x / z_safe + cx, fy * y / z_safe + cy], -1)
+    depths = z
     with torch.no_grad():
         # gsplat 1.5: per-axis radii of 3.33 sigma, culled per axis; our tiles use their larger one.
         radius_x = torch.ceil(SIGMA_EXTENT * torch.sqrt(a))
@@ -99,4 +102,11 @@ def project_gaussians(
         on_screen = (u + radius_x > 0) & (u - radius_x < width) & (v + radius_y > 0) & (v - radius_y < height)
         radii = torch.maximum(radius_x, radius_y)
         radii = torch.where(valid & on_screen, radii, torch.zeros_like(radii)).to(torch.int32)
-    return Projected(means2d, conics, z, radii)
+    # As gsplat: a Gaussian culled in a camera (radius 0) gets no gradient from that camera.
+    drawn = radii > 0
+    means2d, conics, depths = (
+        torch.where(drawn[..., None], means2d, means2d.detach()),
+        torch.where(drawn[..., None], conics, conics.detach()),
+        torch.where(drawn, depths, depths.detach()),
+    )
+    return Projected(means2d, conics, depths, radii)

@@ -23,7 +23,7 @@ from .rasterize_reference import RasterOutput, rasterize_to_pixels_reference
 
 LOG = logging.getLogger(__name__)
 
-__all__ = ["RasterOutput", "cpu_kernel_available", "rasterize_to_pixels"]
+__all__ = ["RasterOutput", "cpu_kernel_available", "extension", "rasterize_to_pixels"]
 
 _SUPPORTED_DTYPES = (torch.float32, torch.float64)
 
@@ -45,6 +45,11 @@ _EXTENSION: ModuleType | None = _load()
 def cpu_kernel_available() -> bool:
     """Whether the compiled C++ rasterizer is loaded (else the pure-torch twin is used)."""
     return _EXTENSION is not None
+
+
+def extension() -> ModuleType | None:
+    """The loaded C++ module (rasterizer and fused projection), or None when it is not built."""
+    return _EXTENSION
 
 
 def rasterize_to_pixels(

@@ -1,8 +1,8 @@
 """Rendering Gaussian splats into cameras: one function, three backends with matching numbers.
 
 - `gsplat`: gsplat's CUDA rasterizer (when CUDA is present and the tensors live there).
-- `cpu`: our projection (torch) + our C++/OpenMP tile rasterizer (`rasterize_cpu`).
-- `reference`: the same projection + the dense pure-torch twin of the rasterizer (tests, fallback).
+- `cpu`: our fused C++ projection (`projection_cpu`) + our C++/OpenMP tile rasterizer (`rasterize_cpu`).
+- `reference`: their pure-torch twins (`projection`, `rasterize_reference`; tests, fallback).
 
 All use gsplat's conventions: `cam_from_world` viewmats, wxyz quaternions, log scales, logit
 opacities, SH colours; pixel centres at +0.5 in the 2D Gaussians (our K is shifted on the way in).
@@ -84,7 +84,12 @@ def rasterize(
     if backend == "gsplat":
         return _rasterize_gsplat(gaussians, viewmats, Ks, width, height, features, sh_degree, background)
 
-    projected = project_gaussians(gaussians.means, gaussians.covariances(), viewmats, Ks, width, height)
+    if backend == "cpu":
+        from .projection_cpu import project_gaussians_cpu  # loads the C++ kernels (or warns) on first use
+
+        projected = project_gaussians_cpu(gaussians, viewmats, Ks, width, height)
+    else:
+        projected = project_gaussians(gaussians.means, gaussians.covariances(), viewmats, Ks, width, height)
     if projected.means2d.requires_grad:
         projected.means2d.retain_grad()
     centres = torch.linalg.inv(viewmats)[:, :3, 3]  # [C, 3]

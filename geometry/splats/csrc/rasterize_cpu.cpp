@@ -805,8 +805,20 @@ std::vector<at::Tensor> rasterize_backward(const at::Tensor& means2d, const at::
 
 }  // namespace
 
+// The fused projection (project_cpu.cpp), bound in this module.
+std::vector<at::Tensor> project_forward(const at::Tensor& means, const at::Tensor& quats, const at::Tensor& log_scales,
+                                        const at::Tensor& viewmats, const at::Tensor& Ks, int64_t width,
+                                        int64_t height, double near, double eps2d);
+std::vector<at::Tensor> project_backward(const at::Tensor& means, const at::Tensor& quats,
+                                         const at::Tensor& log_scales, const at::Tensor& viewmats,
+                                         const at::Tensor& Ks, const at::Tensor& radii, int64_t width,
+                                         int64_t height, double near, double eps2d, const at::Tensor& v_means2d,
+                                         const at::Tensor& v_conics, const at::Tensor& v_depths);
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-    m.doc() = "reshoot's CPU rasterizer of 2D Gaussians (gsplat's rasterize_to_pixels semantics)";
+    m.doc() = "reshoot's CPU splat kernels: EWA projection and rasterization (gsplat's semantics)";
+    m.def("project_forward", &project_forward, "Forward: 3D Gaussians to 2D image Gaussians, fused");
+    m.def("project_backward", &project_backward, "Backward: gradients of means, quaternions, log scales");
     m.def("rasterize_forward", &rasterize_forward, "Forward: tile binning, depth sort, compositing");
     m.def("rasterize_backward", &rasterize_backward, "Backward: per-Gaussian gradients");
     m.def("get_isa", &get_isa, "Instruction set in use: avx2 or baseline");
