@@ -30,7 +30,7 @@ from reshoot.characters import (
 )
 from reshoot.geometry.camera import Camera
 from reshoot.geometry.cameras_io import read_cameras_json
-from reshoot.geometry.carving import carve_visual_hull, check_voxel_grid
+from reshoot.geometry.carving import carve, check_voxel_grid, grid_views
 from reshoot.geometry.errors import InputError
 from reshoot.geometry.planes import vertical_planes
 from reshoot.geometry.progress import ProgressFn, no_progress
@@ -120,9 +120,10 @@ def layout(
     warnings += search.warnings
     options, bounds = search.options, search.bounds
     tracker = CharacterTracker(options)
+    grid = grid_views(small_used, *bounds, options.voxel_size, occluder_depth=occluders)
     for k, frame in enumerate(frames):
         fg = masks[frame][usable]
-        hull = carve_visual_hull(small_used, fg, *bounds, options.voxel_size, occluder_depth=occluders)
+        hull = carve(grid, fg)
         tracker.update(
             frame,
             detect_characters(

@@ -42,7 +42,7 @@ from reshoot.characters import CharacterOptions, CharacterTracker, character_sea
 from reshoot.datasets.footage import VIDEO_SUFFIXES, image_files, probe_video
 from reshoot.geometry.camera import Camera
 from reshoot.geometry.cameras_io import read_cameras_json
-from reshoot.geometry.carving import carve_visual_hull, check_voxel_grid
+from reshoot.geometry.carving import carve, check_voxel_grid, grid_views
 from reshoot.geometry.errors import InputError
 from reshoot.geometry.files import atomic_directory, write_json_document
 from reshoot.geometry.progress import ProgressFn, no_progress
@@ -493,8 +493,9 @@ def _actors(
     occluders = torch.stack([v.set_depth for v in frames[0].views])
     hulls = []
     tracker = CharacterTracker(search.options)
+    grid = grid_views(training, *search.bounds, options.voxel_size, occluder_depth=occluders)
     for k, f in enumerate(frames):
-        hull = carve_visual_hull(training, f.foreground, *search.bounds, options.voxel_size, occluder_depth=occluders)
+        hull = carve(grid, f.foreground)
         hulls.append(hull)
         tracker.update(
             f.frame,

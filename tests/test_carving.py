@@ -76,3 +76,22 @@ def test_min_votes_removes_what_only_one_camera_calls_foreground():
     empty_elsewhere[[0, 2, 3]] = 0.5  # the others see the set right in front of them: no say
     hull = carve_visual_hull(cameras, masks, (-1, -1, -0.1), (1, 1, 1.2), 0.05, occluder_depth=empty_elsewhere)
     assert len(hull.centres) == 0
+
+
+def test_one_projected_grid_carves_every_frame_as_a_fresh_carving_would():
+    """The grid is projected once per take (`grid_views`); each frame's `carve` with its own masks gives
+    what carving that frame from scratch gives, occluders included."""
+    from reshoot.geometry.carving import carve, grid_views
+
+    cameras = _ring(5)
+    g = torch.Generator().manual_seed(0)
+    occluders = torch.rand(5, SIZE[1], SIZE[0], generator=g) * 4
+    occluders[occluders < 1] = 0  # unknown depth in a quarter of the pixels
+    grid = grid_views(cameras, (-1, -1, -0.1), (1, 1, 1.2), 0.05, occluder_depth=occluders)
+    for lo, hi in ((BOX_MIN, BOX_MAX), (BOX_MIN + 0.3, BOX_MAX + 0.3)):  # the object moved
+        masks = _silhouettes(cameras, lo, hi)
+        once = carve(grid, masks)
+        fresh = carve_visual_hull(cameras, masks, (-1, -1, -0.1), (1, 1, 1.2), 0.05, occluder_depth=occluders)
+        assert len(once.centres) > 0
+        assert torch.equal(once.centres, fresh.centres) and torch.equal(once.votes, fresh.votes)
+        assert torch.equal(once.surface, fresh.surface)

@@ -81,7 +81,13 @@ def test_interrupting_layout_keeps_the_previous_layout(laid_out_workspace: Path,
     ws = tmp_path / "ws"
     shutil.copytree(laid_out_workspace, ws, symlinks=True)
     before = visible_files(ws)
-    code, err = interrupt(["layout", str(ws), "--voxel-size", "0.06"], tmp_path, lambda: True, how, after=6)
+    lock = Workspace(ws).lock
+    earlier_holder = lock.read_text() if lock.is_file() else None
+
+    def working() -> bool:  # the layout holds the lock: past its start-up, at work (about a second of it)
+        return lock.is_file() and lock.read_text() not in ("", earlier_holder)
+
+    code, err = interrupt(["layout", str(ws), "--voxel-size", "0.06"], tmp_path, working, how, after=0.2)
     assert code == 130 and "interrupted" in err and "Traceback" not in err, err
     assert visible_files(ws) == before
     assert not [p for p in ws.iterdir() if p.name.startswith(".layout")]
