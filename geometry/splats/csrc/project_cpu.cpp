@@ -58,6 +58,15 @@ Camera<S> camera_at(const S* viewmat, const S* K, int64_t width, int64_t height)
     return cam;
 }
 
+// The C cameras of viewmats [C, 4, 4] and Ks [C, 3, 3].
+template <typename S>
+std::vector<Camera<S>> cameras_of(const at::Tensor& viewmats, const at::Tensor& Ks, int64_t width, int64_t height) {
+    std::vector<Camera<S>> cams;
+    for (int64_t c = 0; c < viewmats.size(0); ++c)
+        cams.push_back(camera_at<S>(viewmats.data_ptr<S>() + 16 * c, Ks.data_ptr<S>() + 9 * c, width, height));
+    return cams;
+}
+
 // World covariance of one Gaussian, and what its backward pass needs.
 template <typename S>
 struct Shape {
@@ -148,9 +157,7 @@ void forward_typed(const at::Tensor& means, const at::Tensor& quats, const at::T
                    const at::Tensor& viewmats, const at::Tensor& Ks, int64_t width, int64_t height, double near,
                    double eps2d, at::Tensor& means2d, at::Tensor& conics, at::Tensor& depths, at::Tensor& radii) {
     const int64_t C = viewmats.size(0), N = means.size(0);
-    std::vector<Camera<S>> cams;
-    for (int64_t c = 0; c < C; ++c)
-        cams.push_back(camera_at<S>(viewmats.data_ptr<S>() + 16 * c, Ks.data_ptr<S>() + 9 * c, width, height));
+    const std::vector<Camera<S>> cams = cameras_of<S>(viewmats, Ks, width, height);
     const S* mp = means.data_ptr<S>();
     const S* qp = quats.data_ptr<S>();
     const S* lp = log_scales.data_ptr<S>();
@@ -191,9 +198,7 @@ void backward_typed(const at::Tensor& means, const at::Tensor& quats, const at::
                     const at::Tensor& v_conics, const at::Tensor& v_depths, at::Tensor& v_means, at::Tensor& v_quats,
                     at::Tensor& v_log_scales) {
     const int64_t C = viewmats.size(0), N = means.size(0);
-    std::vector<Camera<S>> cams;
-    for (int64_t c = 0; c < C; ++c)
-        cams.push_back(camera_at<S>(viewmats.data_ptr<S>() + 16 * c, Ks.data_ptr<S>() + 9 * c, width, height));
+    const std::vector<Camera<S>> cams = cameras_of<S>(viewmats, Ks, width, height);
     const S* mp = means.data_ptr<S>();
     const S* qp = quats.data_ptr<S>();
     const S* lp = log_scales.data_ptr<S>();
