@@ -44,24 +44,26 @@ browser:
 	  echo "reshoot: WARNING: chromium is missing; the report's browser test will skip"
 
 # The C++/OpenMP CPU splat kernels (geometry/splats/csrc: rasterizer, fused projection), compiled once
-# (about 35 s) into build/splats_cpu/ and again only when their sources, flags or torch change; otherwise
+# (about 15 s) into build/splats_cpu/ and again only when their sources, flags or torch change; otherwise
 # this takes a second. A failed build warns and does not stop make: CPU splat rendering then falls back
 # to the pure-torch twins.
 splats-kernel: $(STAMP)
 	@$(PY) -m reshoot.geometry.splats.build || \
 	  echo "reshoot: WARNING: continuing without the C++ CPU rasterizer (slow pure-torch fallback)"
 
+# --no-compile: pip would byte-compile every module of every package (torch alone: 30 s of its 36 s
+# install here); Python compiles what is imported on first import instead.
 $(STAMP): pyproject.toml scripts/ensure_system_deps.sh
 	@bash scripts/ensure_system_deps.sh
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -c "import torch" 2>/dev/null || \
 	  if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then \
 	    echo "reshoot: NVIDIA GPU found, installing the CUDA build of torch"; \
-	    $(PY) -m pip install -q "$(TORCH_CUDA)"; \
+	    $(PY) -m pip install -q --no-compile "$(TORCH_CUDA)"; \
 	  else \
 	    echo "reshoot: no NVIDIA GPU, installing the CPU build of torch ($(TORCH_CPU))"; \
-	    $(PY) -m pip install -q "$(TORCH_CPU)"; \
+	    $(PY) -m pip install -q --no-compile "$(TORCH_CPU)"; \
 	  fi
-	$(PY) -m pip install -q "setuptools>=68" wheel
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q --no-compile "setuptools>=68" wheel
+	$(PY) -m pip install -q --no-compile -e ".[dev]"
 	@touch $(STAMP)

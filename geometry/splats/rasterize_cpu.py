@@ -14,7 +14,7 @@ At import this module only loads an up-to-date build; without one, `rasterize_to
 from __future__ import annotations
 
 import logging
-from types import ModuleType
+from typing import Any
 
 import torch
 
@@ -28,7 +28,7 @@ __all__ = ["RasterOutput", "cpu_kernel_available", "extension", "rasterize_to_pi
 _SUPPORTED_DTYPES = (torch.float32, torch.float64)
 
 
-def _load() -> ModuleType | None:
+def _load() -> Any | None:
     module = load_prebuilt()
     if module is None:
         LOG.warning(
@@ -39,7 +39,7 @@ def _load() -> ModuleType | None:
     return module
 
 
-_EXTENSION: ModuleType | None = _load()
+_EXTENSION: Any | None = _load()
 
 
 def cpu_kernel_available() -> bool:
@@ -47,8 +47,9 @@ def cpu_kernel_available() -> bool:
     return _EXTENSION is not None
 
 
-def extension() -> ModuleType | None:
-    """The loaded C++ module (rasterizer and fused projection), or None when it is not built."""
+def extension() -> Any | None:
+    """The loaded C++ kernels (rasterizer and fused projection) as their operator namespace
+    `torch.ops.reshoot_splats_cpu`, or None when they are not built."""
     return _EXTENSION
 
 

@@ -25,7 +25,14 @@
 // -march=native). (An AVX-512 instantiation measured slower: GCC 12 lowers part of its 16-lane mask
 // logic lane by lane.) float64 (for gradcheck) uses the same templates.
 
-#include <torch/extension.h>
+// Only the ATen headers these kernels use and <torch/library.h> for the registration, not
+// <torch/extension.h> (pybind11 and all of libtorch's C++ API): its parse alone took 29 s of the build's
+// ~35 s. See build.py.
+#include <ATen/Parallel.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/zeros.h>
+#include <torch/library.h>
 
 #include <omp.h>
 
@@ -815,13 +822,15 @@ std::vector<at::Tensor> project_backward(const at::Tensor& means, const at::Tens
                                          int64_t height, double near, double eps2d, const at::Tensor& v_means2d,
                                          const at::Tensor& v_conics, const at::Tensor& v_depths);
 
-PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-    m.doc() = "reshoot's CPU splat kernels: EWA projection and rasterization (gsplat's semantics)";
-    m.def("project_forward", &project_forward, "Forward: 3D Gaussians to 2D image Gaussians, fused");
-    m.def("project_backward", &project_backward, "Backward: gradients of means, quaternions, log scales");
-    m.def("rasterize_forward", &rasterize_forward, "Forward: tile binning, depth sort, compositing");
-    m.def("rasterize_backward", &rasterize_backward, "Backward: per-Gaussian gradients");
-    m.def("get_isa", &get_isa, "Instruction set in use: avx2 or baseline");
-    m.def("set_isa", &set_isa, "Use another supported instruction set (or 'best')");
-    m.def("supported_isas", &supported_isas, "Instruction sets this CPU can run, best first");
+// reshoot's CPU splat kernels, registered as torch operators (torch.ops.reshoot_splats_cpu.*; build.py
+// loads the library with torch.ops.load_library): a registration needs only <torch/library.h>, where a
+// pybind11 module needs <torch/extension.h>. Schemas are inferred from the C++ signatures.
+TORCH_LIBRARY(reshoot_splats_cpu, m) {
+    m.def("project_forward", &project_forward);    // 3D Gaussians to 2D image Gaussians, fused
+    m.def("project_backward", &project_backward);  // gradients of means, quaternions, log scales
+    m.def("rasterize_forward", &rasterize_forward);  // tile binning, depth sort, compositing
+    m.def("rasterize_backward", &rasterize_backward);  // per-Gaussian gradients
+    m.def("get_isa", &get_isa);                    // instruction set in use: avx2 or baseline
+    m.def("set_isa", &set_isa);                    // use another supported instruction set (or "best")
+    m.def("supported_isas", &supported_isas);      // instruction sets this CPU can run, best first
 }
