@@ -16,7 +16,9 @@ from reshoot.geometry.splats.persistent import (
     CharacterStart,
     FrameViews,
     PersistentConfig,
+    _frame_loss,
     _Neighbours,
+    cropped,
     fit_persistent_actors,
     rigidity_losses,
 )
@@ -159,3 +161,47 @@ def test_ghosts_of_the_hull_are_pruned():
     )
     assert actors.pruned["ghost"] >= 30, actors.pruned
     assert float(actors.means[0][:, 2].max()) < 0.75, "nothing is left floating over the box"
+
+
+class TestCroppedFrame:
+    """`cropped` cuts each view to a window around its foreground, one window size per image size, so
+    that `_frame_loss` renders the views in one batched call; the loss stays the mean over views of
+    each view's own loss."""
+
+    def _frame(self) -> FrameViews:
+        cameras, _ = _rig()
+        frame = _frames(_box(), cameras, 1)[0]
+        masks = list(frame.foreground)
+        masks[1] = torch.zeros_like(masks[1])  # a view without foreground keeps its whole picture
+        return FrameViews(frame.frame, frame.views, masks)
+
+    def test_windows_share_a_size_and_hold_each_foreground(self):
+        frame = self._frame()
+        cut = cropped(frame, margin=3)
+        sizes = {tuple(v.image.shape[:2]) for i, v in enumerate(cut.views) if i != 1}
+        assert len(sizes) == 1 and sizes != {(SIZE[1], SIZE[0])}
+        assert tuple(cut.views[1].image.shape[:2]) == (SIZE[1], SIZE[0])
+        for full, part, view in zip(frame.foreground, cut.foreground, cut.views):
+            assert int(part.sum()) == int(full.sum())  # no foreground pixel is cut off
+            assert view.camera.width[0] == part.shape[1] and view.camera.height[0] == part.shape[0]
+        # the cropped camera sees a point where the full one does, shifted by the window's corner
+        point = torch.tensor([[0.2, 0.1, 0.3]], dtype=torch.float64)
+        for full, part in zip(frame.views, cut.views):
+            a, b = full.camera.project(point).pixels[0, 0], part.camera.project(point).pixels[0, 0]
+            offset = a - b
+            assert torch.allclose(offset, offset.round(), atol=1e-9)
+
+    def test_batched_loss_is_the_mean_of_the_views_losses(self):
+        cut = cropped(self._frame(), margin=3)
+        gaussians = _moved(_box(seed=1), torch.tensor([0.02, -0.01, 0.0]))
+        config = PersistentConfig(ssim_weight=0.2)
+        loss, composites = _frame_loss(gaussians, cut, config)
+        singles = [
+            _frame_loss(gaussians, FrameViews(cut.frame, [view], [mask]), config)
+            for view, mask in zip(cut.views, cut.foreground)
+        ]
+        opacity = config.opacity_weight * gaussians.opacities.mean()
+        expected = sum(single[0] - opacity for single in singles) / len(singles) + opacity
+        assert torch.allclose(loss, expected, rtol=1e-5, atol=1e-7)
+        for composite, single in zip(composites, singles):
+            assert torch.allclose(composite, single[1][0], atol=1e-6)

@@ -105,6 +105,11 @@ def frame_file_name(frame: int) -> str:
     return f"{frame:06d}.png"
 
 
+# zlib level of the take's PNGs: 1 writes a 640x360 frame in 24 ms where the default 6 takes 65 ms, for
+# 6 % more bytes (`make demo` writes 120 of them).
+PNG_COMPRESSION = 1
+
+
 def _to_uint8(rgb: np.ndarray) -> np.ndarray:
     return (np.clip(rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
@@ -162,7 +167,7 @@ def _write_survey(root: Path, renderer: SetRenderer, survey, report: ProgressFn)
     (root / "survey").mkdir()
     for i, name in enumerate(survey.names):
         view, _ = renderer.render_static(survey.select(i), antialias=1)
-        iio.imwrite(root / "survey" / f"{name}.png", _to_uint8(view.rgb))
+        iio.imwrite(root / "survey" / f"{name}.png", _to_uint8(view.rgb), compress_level=PNG_COMPRESSION)
         report("rendering the survey", i + 1, len(survey))
     write_cameras_json(root / "gt" / "survey_cameras.json", survey, extra={"images": "survey/<name>.png"})
 
@@ -232,7 +237,11 @@ def generate_take(
                     if name in writers:
                         writers[name].append_data(_to_uint8(view.rgb))
                     else:
-                        iio.imwrite(tmp / "gt" / "frames" / name / frame_file_name(frame), _to_uint8(view.rgb))
+                        iio.imwrite(
+                            tmp / "gt" / "frames" / name / frame_file_name(frame),
+                            _to_uint8(view.rgb),
+                            compress_level=PNG_COMPRESSION,
+                        )
                 report("rendering frames", frame + 1, config.frames)
         finally:
             for writer in writers.values():

@@ -175,7 +175,7 @@ def fit_actors(
         "shN": config.lr_shN,
     }
     optimizer = torch.optim.Adam([{"params": [params[k]], "lr": rates[k]} for k in params], eps=1e-15)
-    groups = _group_by_size(views)
+    groups = [[views[i] for i in group] for group in group_by_size(views)]
     loss = torch.tensor(math.nan)
     for step in range(config.iterations):
         gaussians = Gaussians(
@@ -199,19 +199,21 @@ def fit_actors(
         scores = [
             psnr(composite, target)
             for group in groups
-            for composite, target in zip(_composite(fitted, group, config), _stack(group, "image"))
+            for composite, target in zip(_composite(fitted, group, config), stacked(group, "image"))
         ]
     return ActorFit(fitted, scores, float(loss.detach()))
 
 
-def _group_by_size(views: Sequence[ActorView]) -> list[list[ActorView]]:
-    groups: dict[tuple[int, int], list[ActorView]] = {}
-    for v in views:
-        groups.setdefault(tuple(v.image.shape[:2]), []).append(v)
+def group_by_size(views: Sequence[ActorView]) -> list[list[int]]:
+    """Indices of the views in groups of one image size (one batched render each), in order."""
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, v in enumerate(views):
+        groups.setdefault(tuple(v.image.shape[:2]), []).append(i)
     return list(groups.values())
 
 
-def _stack(group: Sequence[ActorView], name: str) -> torch.Tensor:
+def stacked(group: Sequence[ActorView], name: str) -> torch.Tensor:
+    """[B, H, W, ...] the attribute `name` ("image", "set_rgb", "set_depth", "set_alpha") of a group."""
     return torch.stack([getattr(v, name) for v in group])
 
 
@@ -222,16 +224,16 @@ def _composite(gaussians: Gaussians, group: Sequence[ActorView], config: ActorCo
         out.rgb,
         out.alpha,
         out.depth,
-        _stack(group, "set_rgb"),
-        _stack(group, "set_depth"),
-        _stack(group, "set_alpha"),
+        stacked(group, "set_rgb"),
+        stacked(group, "set_depth"),
+        stacked(group, "set_alpha"),
         config.depth_margin,
     )
 
 
 def _group_loss(gaussians: Gaussians, group: Sequence[ActorView], config: ActorConfig) -> torch.Tensor:
     composite = _composite(gaussians, group, config)
-    target = _stack(group, "image")
+    target = stacked(group, "image")
     return masked_loss(composite, target, torch.ones(target.shape[:3]), config.ssim_weight)
 
 

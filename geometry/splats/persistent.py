@@ -30,7 +30,7 @@ import torch
 
 from ..camera import Camera
 from ..progress import ProgressFn, no_progress
-from .actors import ActorView, composite_over_set
+from .actors import ActorView, composite_over_set, group_by_size, stacked
 from .gaussians import Gaussians, rotation_matrices
 from .render import rasterize
 from .surfaces import floating
@@ -253,48 +253,63 @@ def rigidity_losses(
 
 
 def _frame_loss(gaussians: Gaussians, frame: FrameViews, config: PersistentConfig) -> tuple[torch.Tensor, list]:
-    """Photometric + silhouette loss of one frame (mean over views), and the composites per view."""
+    """Photometric + silhouette loss of one frame (mean over views of each view's mean over its pixels),
+    and the composites per view. The views of one image size (after `cropped`, all that have
+    foreground) are rendered in one batched call: one projection and one rasterization instead of one
+    per view, and a few large tensor ops instead of many small ones."""
     loss = gaussians.means.sum() * 0
-    composites = []
-    for view, foreground in zip(frame.views, frame.foreground):
-        out = rasterize(gaussians, view.camera, sh_degree=min(config.sh_degree, gaussians.sh_degree))
+    composites: list[torch.Tensor] = [torch.empty(0)] * len(frame.views)
+    for group in group_by_size(frame.views):
+        views = [frame.views[i] for i in group]
+        cameras = Camera.cat([v.camera.renamed([f"v{i}"]) for i, v in zip(group, views)])
+        out = rasterize(gaussians, cameras, sh_degree=min(config.sh_degree, gaussians.sh_degree))
+        set_depth, set_alpha = stacked(views, "set_depth"), stacked(views, "set_alpha")
         composite = composite_over_set(
-            out.rgb,
-            out.alpha,
-            out.depth,
-            view.set_rgb[None],
-            view.set_depth[None],
-            view.set_alpha[None],
-            config.depth_margin,
+            out.rgb, out.alpha, out.depth, stacked(views, "set_rgb"), set_depth, set_alpha, config.depth_margin
         )
-        loss = loss + masked_loss(
-            composite, view.image[None], torch.ones_like(foreground[None], dtype=torch.float32), config.ssim_weight
-        )
-        unhidden = (
-            ((view.set_alpha < 0.5) | (out.depth[0] < view.set_depth + config.depth_margin) | ~foreground)
-            .float()
-            .detach()
-        )
-        loss = loss + config.silhouette_weight * ((out.alpha[0] - foreground.float()).abs() * unhidden).mean()
-        composites.append(composite[0])
+        target = stacked(views, "image")
+        foreground = torch.stack([frame.foreground[i] for i in group])
+        photometric = masked_loss(composite, target, torch.ones(target.shape[:3]), config.ssim_weight)
+        unhidden = ((set_alpha < 0.5) | (out.depth < set_depth + config.depth_margin) | ~foreground).float().detach()
+        silhouette = ((out.alpha - foreground.float()).abs() * unhidden).mean()
+        loss = loss + len(group) * (photometric + config.silhouette_weight * silhouette)
+        for i, image in zip(group, composite):
+            composites[i] = image
     loss = loss / max(len(frame.views), 1)
     return loss + config.opacity_weight * gaussians.opacities.mean(), composites
 
 
 def cropped(frame: FrameViews, margin: int) -> FrameViews:
-    """The frame with each view cut down to its foreground's bounding box grown by `margin` pixels
-    (the whole view where it has no foreground)."""
-    views, masks = [], []
-    for view, foreground in zip(frame.views, frame.foreground):
+    """The frame with each view cut down to a window around its foreground: the foreground's bounding
+    box grown by `margin` pixels, then to the largest such box among the views of its image size
+    (centred on its own box, moved inside the picture), so that those views render in one batched call.
+    A view without foreground keeps its whole picture."""
+    boxes: list[tuple[int, int, int, int] | None] = []
+    for foreground in frame.foreground:
         rows = torch.nonzero(foreground.any(1)).flatten()
         cols = torch.nonzero(foreground.any(0)).flatten()
         if len(rows) == 0:
-            views.append(view)
-            masks.append(foreground)
+            boxes.append(None)
             continue
         h, w = foreground.shape
         top, bottom = max(int(rows[0]) - margin, 0), min(int(rows[-1]) + margin + 1, h)
         left, right = max(int(cols[0]) - margin, 0), min(int(cols[-1]) + margin + 1, w)
+        boxes.append((top, bottom, left, right))
+    sizes: dict[tuple[int, ...], tuple[int, int]] = {}  # image size -> window size
+    for foreground, box in zip(frame.foreground, boxes):
+        if box is not None:
+            height, width = sizes.get(tuple(foreground.shape), (0, 0))
+            sizes[tuple(foreground.shape)] = (max(height, box[1] - box[0]), max(width, box[3] - box[2]))
+    views, masks = [], []
+    for view, foreground, box in zip(frame.views, frame.foreground, boxes):
+        if box is None:
+            views.append(view)
+            masks.append(foreground)
+            continue
+        (h, w), (height, width) = foreground.shape, sizes[tuple(foreground.shape)]
+        top = min(max((box[0] + box[1] - height) // 2, 0), h - height)
+        left = min(max((box[2] + box[3] - width) // 2, 0), w - width)
+        bottom, right = top + height, left + width
         window = (slice(top, bottom), slice(left, right))
         views.append(
             ActorView(
