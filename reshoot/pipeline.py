@@ -195,6 +195,7 @@ def stages() -> dict[str, Stage]:
             lambda ws, s, o: _settings_inputs(ws),
             lambda ws, s: {"registration": ws.registration},
             _run_register,
+            modules=("reshoot.registration",),
         ),
         Stage(
             "reconstruct",
@@ -203,6 +204,7 @@ def stages() -> dict[str, Stage]:
             lambda ws, s, o: {**_settings_inputs(ws), "registration": ws.registration},
             lambda ws, s: {"splats": ws.splats},
             _run_reconstruct,
+            modules=("reshoot.reconstruct",),
         ),
         Stage(
             "layout",
@@ -211,6 +213,7 @@ def stages() -> dict[str, Stage]:
             lambda ws, s, o: {**_settings_inputs(ws), "registration": ws.registration, "splats": ws.splats},
             lambda ws, s: {"layout": ws.layout, "plan": ws.layout_plan},
             _run_layout,
+            modules=("reshoot.layout",),
             editable=("layout",),
         ),
         Stage(
@@ -220,6 +223,7 @@ def stages() -> dict[str, Stage]:
             lambda ws, s, o: {"cameras": ws.cameras, "layout": ws.layout, "keyframes": o.cameras},
             lambda ws, s: {"shot": _shot(ws, s).spec, "history": _shot(ws, s).history},
             _run_shoot,
+            modules=("reshoot.shots",),
             editable=("shot", "history"),
         ),  # `reshoot revise` changes them
         Stage(
@@ -229,6 +233,7 @@ def stages() -> dict[str, Stage]:
             lambda ws, s, o: {"splats": ws.splats, "layout": ws.layout, "shot": _shot(ws, s).spec},
             lambda ws, s: {"conditioning": _shot(ws, s).conditioning},
             _run_condition,
+            modules=("reshoot.conditioning",),
         ),
         Stage(
             "synthesize",
@@ -247,6 +252,7 @@ def stages() -> dict[str, Stage]:
                 "synthesis": _shot(ws, s).synthesis,
             },
             _run_synthesize,
+            modules=("reshoot.synthesis",),
         ),
         Stage(
             "check",
@@ -263,8 +269,17 @@ def stages() -> dict[str, Stage]:
             },
             lambda ws, s: {"check": _shot(ws, s).check, "images": _shot(ws, s).check_images},
             _run_check,
+            modules=("reshoot.check",),
         ),
-        Stage("report", False, ReportOptions, _report_inputs, lambda ws, s: {"page": ws.report_page}, _run_report),
+        Stage(
+            "report",
+            False,
+            ReportOptions,
+            _report_inputs,
+            lambda ws, s: {"page": ws.report_page},
+            _run_report,
+            modules=("reshoot.report",),
+        ),
     ]
     return {stage.name: stage for stage in table}
 

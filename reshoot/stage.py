@@ -31,11 +31,14 @@ from __future__ import annotations
 import dataclasses
 import fcntl
 import hashlib
+import importlib
 import json
 import logging
 import os
 import platform
 import resource
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -165,6 +168,8 @@ class Stage:
         outputs: (workspace, shot) → {label: path} of what it writes.
         run: (workspace, shot, options, progress) → the stage's summary.
         editable: labels of outputs a user may change by hand without making the stage stale.
+        modules: the modules `run` imports (lazily, so that `reshoot status` starts fast): the runner
+            imports them first, with Ctrl-C and SIGTERM held back (`signals_held`).
     """
 
     name: str
@@ -174,6 +179,7 @@ class Stage:
     outputs: Callable[[Workspace, str | None], dict[str, Path]]
     run: Callable[[Workspace, str | None, Any, ProgressFn], Any]
     editable: tuple[str, ...] = ()
+    modules: tuple[str, ...] = ()
 
     def key(self, shot: str | None) -> str:
         return f"{self.name}@{shot}" if self.per_shot else self.name
@@ -241,6 +247,25 @@ def stage_state(ws: Workspace, stage: Stage, shot: str | None, options: Any, cac
     return StageState(key, "done")
 
 
+@contextmanager
+def signals_held() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM back for the block; one that came meanwhile is delivered at its end.
+
+    For imports: importing torch's modules runs Python code called back from its C++ (pybind11), and a
+    KeyboardInterrupt raised there by the CLI's signal handler aborts the process ("terminate called
+    after throwing an instance of 'pybind11::error_already_set'", exit -6) instead of ending it cleanly
+    with exit 130. Held back, the interrupt lands right after the import, in ordinary code.
+    """
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def run_stage(
     ws: Workspace,
     stage: Stage,
@@ -254,6 +279,9 @@ def run_stage(
     Inputs are digested before the stage runs (what it consumed), outputs after. Temporary files that a
     killed earlier run left beside the outputs are removed first.
     """
+    with signals_held():
+        for module in stage.modules:
+            importlib.import_module(module)
     cache = cache or DigestCache(ws)
     for path in stage.outputs(ws, shot).values():
         for leftover in remove_leftovers(path):

@@ -3,15 +3,28 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import os
+import signal
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from reshoot.geometry.errors import InputError
-from reshoot.stage import DigestCache, Stage, WorkspaceBusy, read_manifest, run_stage, stage_state, workspace_lock
+from reshoot.pipeline import stages
+from reshoot.stage import (
+    DigestCache,
+    Stage,
+    WorkspaceBusy,
+    read_manifest,
+    run_stage,
+    signals_held,
+    stage_state,
+    workspace_lock,
+)
 from reshoot.workspace import Workspace
 
 
@@ -222,3 +235,30 @@ def test_leftovers_of_a_killed_write_are_removed_before_the_stage_runs(toy):
     keep.write_text("")
     run_stage(toy, _toy_stage([]), None, ToyOptions())
     assert not any(p.exists() for p in left) and keep.exists()
+
+
+class TestSignalsHeld:
+    """A stage's modules are imported with Ctrl-C and SIGTERM held back: an interrupt raised inside an
+    import that torch's C++ calls back into aborts the process (exit -6) instead of exiting 130."""
+
+    def test_an_interrupt_during_the_block_lands_after_it(self):
+        finished = []
+        with pytest.raises(KeyboardInterrupt):
+            with signals_held():
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.05)  # a signal that is not held is handled within this
+                finished.append(True)
+        assert finished == [True]
+
+    def test_the_runner_imports_a_stages_modules_before_it_runs(self, toy: Workspace):
+        calls: list = []
+        stage = dataclasses.replace(_toy_stage(calls), modules=("reshoot.no_such_module",))
+        with pytest.raises(ModuleNotFoundError):
+            run_stage(toy, stage, None, ToyOptions())
+        assert calls == [] and not (toy.root / "out").exists()
+
+    def test_every_pipeline_stage_names_modules_that_import(self):
+        for stage in stages().values():
+            assert stage.modules, stage.name
+            for module in stage.modules:
+                importlib.import_module(module)
