@@ -255,15 +255,30 @@ def signals_held() -> Iterator[None]:
     KeyboardInterrupt raised there by the CLI's signal handler aborts the process ("terminate called
     after throwing an instance of 'pybind11::error_already_set'", exit -6) instead of ending it cleanly
     with exit 130. Held back, the interrupt lands right after the import, in ordinary code.
+
+    The Python-level handlers are swapped for one that only records the signal, then restored, and the
+    restored handler is called with what came (the default action where there was none). Blocking the
+    signals with `pthread_sigmask` would not do: it holds them back from this thread only, and any
+    other thread (OpenMP's, say) takes the signal and Python still raises in the main thread.
     """
-    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+    held = [s for s in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(s) is not None]
+    if threading.current_thread() is not threading.main_thread():  # only the main thread handles signals
         yield
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    received: list[int] = []
+    previous = {s: signal.signal(s, lambda signum, frame: received.append(signum)) for s in held}
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if received:
+        signum = signal.Signals(received[0])
+        handler = previous[signum]
+        if callable(handler):
+            handler(signum, None)
+        elif handler == signal.SIG_DFL:
+            os.kill(os.getpid(), signum)
 
 
 def run_stage(
