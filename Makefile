@@ -53,7 +53,7 @@ splats-kernel: $(STAMP)
 
 # --no-compile: pip would byte-compile every module of every package (torch alone: 30 s of its 36 s
 # install here); scripts/warm_bytecode.py then writes the .pyc of what reshoot and its tests import
-# (about 8 s), so that they load fast even where PYTHONDONTWRITEBYTECODE is set.
+# (about 9 s), so that they load fast even where PYTHONDONTWRITEBYTECODE is set.
 $(STAMP): pyproject.toml scripts/ensure_system_deps.sh
 	@bash scripts/ensure_system_deps.sh
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)

@@ -261,10 +261,10 @@ def signals_held() -> Iterator[None]:
     signals with `pthread_sigmask` would not do: it holds them back from this thread only, and any
     other thread (OpenMP's, say) takes the signal and Python still raises in the main thread.
     """
-    held = [s for s in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(s) is not None]
     if threading.current_thread() is not threading.main_thread():  # only the main thread handles signals
         yield
         return
+    held = [s for s in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(s) is not None]
     received: list[int] = []
     previous = {s: signal.signal(s, lambda signum, frame: received.append(signum)) for s in held}
     try:

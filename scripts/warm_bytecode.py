@@ -6,7 +6,7 @@ This imports every module of reshoot, the top-level module of each library it de
 imported lazily, inside functions) and the test tools, with bytecode writing switched on, so that those
 modules load from their .pyc in every later process. That matters where PYTHONDONTWRITEBYTECODE is set
 (it is on this project's machines): there a module without a .pyc is compiled again at every start.
-About 7 s; a library that fails to import is skipped (the tests say what is missing).
+About 9 s; a library that fails to import is skipped (the tests say what is missing).
 
     PYTHONDONTWRITEBYTECODE= .venv/bin/python scripts/warm_bytecode.py
 """

@@ -2,8 +2,9 @@
 
 The kernels register themselves as torch operators (`torch.ops.reshoot_splats_cpu.*`, `TORCH_LIBRARY`)
 rather than as a pybind11 module: that needs only `<torch/library.h>` and a few ATen headers, where
-`<torch/extension.h>` alone took 29 of the build's 35 s to parse (now about 10 s in all). The library is
-compiled just in time by `torch.utils.cpp_extension.load` (ninja, the system C++ compiler), once: `python -m reshoot.geometry.splats.build`, which the Makefile's setup runs. It lands in
+`<torch/extension.h>` alone took 29 of the build's 35 s to parse (now about 11 s in all). The library
+is compiled just in time by `torch.utils.cpp_extension.load` (ninja, the system C++ compiler), once:
+`python -m reshoot.geometry.splats.build`, which the Makefile's setup runs. It lands in
 `build/splats_cpu/` of the source checkout (or `$RESHOOT_SPLATS_BUILD_DIR`, or a user cache folder for
 an installed copy) next to a stamp holding the fingerprint of what was built (sources, flags, torch and
 Python versions). Importing the rasterizer only loads a build whose stamp matches, so an import never
