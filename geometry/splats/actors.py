@@ -20,7 +20,7 @@ import torch
 from ..camera import Camera
 from ..progress import ProgressFn, no_progress
 from .gaussians import Gaussians, select_gaussians
-from .render import rasterize
+from .render import SplatRender, rasterize
 from .sh import rgb_to_sh_dc
 from .train import masked_loss, psnr
 
@@ -199,7 +199,9 @@ def fit_actors(
         scores = [
             psnr(composite, target)
             for group in groups
-            for composite, target in zip(_composite(fitted, group, config), stacked(group, "image"))
+            for composite, target in zip(
+                render_over_set(fitted, group, config.sh_degree, config.depth_margin)[1], stacked(group, "image")
+            )
         ]
     return ActorFit(fitted, scores, float(loss.detach()))
 
@@ -217,22 +219,31 @@ def stacked(group: Sequence[ActorView], name: str) -> torch.Tensor:
     return torch.stack([getattr(v, name) for v in group])
 
 
-def _composite(gaussians: Gaussians, group: Sequence[ActorView], config: ActorConfig) -> torch.Tensor:
+def render_over_set(
+    gaussians: Gaussians, group: Sequence[ActorView], sh_degree: int, depth_margin: float
+) -> tuple[SplatRender, torch.Tensor]:
+    """Render the actors into B views of one image size in one batched call, composited over the set.
+
+    Returns:
+        The actors' render (rgb [B, H, W, 3] on black, alpha and depth [B, H, W]) and the composite
+        [B, H, W, 3] (`composite_over_set` with `depth_margin`, metres).
+    """
     cameras = Camera.cat([v.camera.renamed([f"v{i}"]) for i, v in enumerate(group)])
-    out = rasterize(gaussians, cameras, sh_degree=min(config.sh_degree, gaussians.sh_degree))
-    return composite_over_set(
+    out = rasterize(gaussians, cameras, sh_degree=min(sh_degree, gaussians.sh_degree))
+    composite = composite_over_set(
         out.rgb,
         out.alpha,
         out.depth,
         stacked(group, "set_rgb"),
         stacked(group, "set_depth"),
         stacked(group, "set_alpha"),
-        config.depth_margin,
+        depth_margin,
     )
+    return out, composite
 
 
 def _group_loss(gaussians: Gaussians, group: Sequence[ActorView], config: ActorConfig) -> torch.Tensor:
-    composite = _composite(gaussians, group, config)
+    _, composite = render_over_set(gaussians, group, config.sh_degree, config.depth_margin)
     target = stacked(group, "image")
     return masked_loss(composite, target, torch.ones(target.shape[:3]), config.ssim_weight)
 

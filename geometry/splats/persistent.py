@@ -30,9 +30,8 @@ import torch
 
 from ..camera import Camera
 from ..progress import ProgressFn, no_progress
-from .actors import ActorView, composite_over_set, group_by_size, stacked
+from .actors import ActorView, group_by_size, render_over_set, stacked
 from .gaussians import Gaussians, rotation_matrices
-from .render import rasterize
 from .surfaces import floating
 from .train import ObservedSurfaces, masked_loss, psnr
 
@@ -261,12 +260,8 @@ def _frame_loss(gaussians: Gaussians, frame: FrameViews, config: PersistentConfi
     composites: list[torch.Tensor] = [torch.empty(0)] * len(frame.views)
     for group in group_by_size(frame.views):
         views = [frame.views[i] for i in group]
-        cameras = Camera.cat([v.camera.renamed([f"v{i}"]) for i, v in zip(group, views)])
-        out = rasterize(gaussians, cameras, sh_degree=min(config.sh_degree, gaussians.sh_degree))
+        out, composite = render_over_set(gaussians, views, config.sh_degree, config.depth_margin)
         set_depth, set_alpha = stacked(views, "set_depth"), stacked(views, "set_alpha")
-        composite = composite_over_set(
-            out.rgb, out.alpha, out.depth, stacked(views, "set_rgb"), set_depth, set_alpha, config.depth_margin
-        )
         target = stacked(views, "image")
         foreground = torch.stack([frame.foreground[i] for i in group])
         photometric = masked_loss(composite, target, torch.ones(target.shape[:3]), config.ssim_weight)

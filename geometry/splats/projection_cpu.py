@@ -12,9 +12,7 @@ import torch
 
 from .gaussians import Gaussians
 from .projection import EPS_2D, NEAR_PLANE, Projected, project_gaussians
-from .rasterize_cpu import extension
-
-_SUPPORTED_DTYPES = (torch.float32, torch.float64)
+from .rasterize_cpu import KERNEL_DTYPES, extension
 
 
 def project_gaussians_cpu(
@@ -39,7 +37,7 @@ def project_gaussians_cpu(
     """
     module = extension()
     means = gaussians.means
-    if module is None or means.device.type != "cpu" or means.dtype not in _SUPPORTED_DTYPES:
+    if module is None or means.device.type != "cpu" or means.dtype not in KERNEL_DTYPES:
         return project_gaussians(means, gaussians.covariances(), cam_from_world, K, width, height, near, eps2d)
     dtype = means.dtype
     means2d, conics, depths, radii = _ProjectGaussians.apply(

@@ -25,7 +25,7 @@ LOG = logging.getLogger(__name__)
 
 __all__ = ["RasterOutput", "cpu_kernel_available", "extension", "rasterize_to_pixels"]
 
-_SUPPORTED_DTYPES = (torch.float32, torch.float64)
+KERNEL_DTYPES = (torch.float32, torch.float64)  # what the C++ kernels take (both of them)
 
 
 def _load() -> Any | None:
@@ -89,7 +89,7 @@ def rasterize_to_pixels(
         ValueError: on inconsistent shapes, sizes or dtypes.
     """
     _validate(means2d, conics, colors, opacities, depths, radii, width, height, tile_size, backgrounds)
-    use_kernel = _EXTENSION is not None and means2d.device.type == "cpu" and means2d.dtype in _SUPPORTED_DTYPES
+    use_kernel = _EXTENSION is not None and means2d.device.type == "cpu" and means2d.dtype in KERNEL_DTYPES
     if not use_kernel:
         return rasterize_to_pixels_reference(
             means2d, conics, colors, opacities, depths, radii, width, height, tile_size, backgrounds
