@@ -12,7 +12,8 @@
    (hidden behind the set counts as unseen); characters are found in it and tracked
    (`reshoot/characters.py`). Each tracked character is one set of Gaussians for the whole take
    (`fit_persistent_actors`): started from its hull at its first frame, carried along its track and
-   fitted to every camera frame by frame with rigidity between neighbours, then refined over all
+   fitted to every camera frame by frame with rigidity between neighbours and held near its track's
+   vertical axis (a body, not the hull's spread along the cameras' rays), then refined over all
    frames with its colour, scale and opacity shared, ghosts of the hull pruned. Without any tracked
    character (nothing walks), each frame's hull is fitted on its own (`fit_actors`), as a fallback.
 
@@ -100,7 +101,8 @@ class ReconstructSummary:
         frames: take frames with actors.
         actor_psnr: per production camera, mean dB over frames of set + actors vs the frame.
         pruned: Gaussians pruned, by reason: the set's "free_space", "off_surface", "unseen" (fewer
-            than two views see it), the actors' "ghost" and "faint".
+            than two views see it), the actors' "ghost", "off_body" (beyond the body radius about their
+            track) and "faint".
         characters: characters followed as persistent actors (0: per-frame hulls were fitted).
         plates: where the clean plates came from ("shot plates" or "temporal median") and, for a
             temporal median, per camera where something moving lingered (`lingering`).

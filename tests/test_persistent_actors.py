@@ -6,16 +6,19 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 import torch
 
 from reshoot.geometry.camera import Camera
 from reshoot.geometry.conventions import look_at
-from reshoot.geometry.splats.actors import ActorView
+from reshoot.geometry.splats.actors import ActorView, merge_gaussians
 from reshoot.geometry.splats.gaussians import Gaussians
 from reshoot.geometry.splats.persistent import (
     CharacterStart,
     FrameViews,
     PersistentConfig,
+    _body_loss,
+    _Fit,
     _frame_loss,
     _Neighbours,
     cropped,
@@ -205,3 +208,54 @@ class TestCroppedFrame:
         assert torch.allclose(loss, expected, rtol=1e-5, atol=1e-7)
         for composite, single in zip(composites, singles):
             assert torch.allclose(composite, single[1][0], atol=1e-6)
+
+
+class TestBodyAboutItsTrack:
+    """A character is a body about its track's vertical axis: what lies farther than `body_radius` is
+    dropped at the start, pulled back by the body loss while fitting, and pruned if it stays out."""
+
+    def test_a_start_keeps_what_lies_within_the_radius(self):
+        box = _box()
+        floor = np.array([[0.1, 0.0], [0.2, 0.0]])
+        aside = _moved(box, torch.tensor([0.9, 0.0, 0.0]))  # its centre 0.8 m from the axis at (0.1, 0)
+        start = CharacterStart(0, floor, merge_gaussians([box, aside])).within(0.45)
+        assert len(start.gaussians) == len(box)
+        assert torch.equal(start.gaussians.means, box.means)
+
+    def test_the_body_loss_pulls_only_what_lies_beyond_the_radius_towards_the_axis(self):
+        means = torch.tensor([[0.1, 0.0, 1.0], [0.0, 0.3, 0.5], [1.0, 0.0, 0.2], [0.0, -0.7, 1.4]])
+        start = Gaussians(
+            means,
+            torch.tensor([[1.0, 0, 0, 0]]).repeat(4, 1),
+            torch.full((4, 3), -3.0),
+            torch.zeros(4),
+            torch.zeros(4, 4, 3),
+        )
+        config = PersistentConfig(body_radius=0.5)
+        fit = _Fit([CharacterStart(0, np.zeros((2, 2)), start)], 2, config)
+        loss = _body_loss(fit, 1, config)
+        assert loss.item() == pytest.approx((0.5 + 0.2) / 4)
+        loss.backward()
+        grad = fit.means[1].grad
+        assert torch.equal(grad[:2], torch.zeros(2, 3)), "what lies within the radius is left alone"
+        assert float(grad[2, 0]) > 0 and float(grad[3, 1]) < 0, "descent moves the others towards the axis"
+        assert torch.equal(grad[:, 2], torch.zeros(4)), "heights are free"
+
+    def test_a_ghost_beside_the_body_is_gone_and_nothing_strays_from_the_track(self):
+        """Gaussians 0.8 m beside a walking box start with it; none is left beyond the radius in any
+        frame, and the box still renders right from above."""
+        cameras, above = _rig()
+        truth = _box()
+        frames = _frames(truth, cameras, 4)
+        aside = _moved(truth, torch.tensor([0.8, 0.0, 0.0]))
+        start = merge_gaussians([truth, aside])
+        floor = np.stack([(t * STEP[:2]).numpy() for t in range(4)])
+        config = PersistentConfig(start_iterations=30, track_iterations=10, refine_iterations=20, body_radius=0.45)
+        actors = fit_persistent_actors(frames, [CharacterStart(0, floor, start)], config)
+        assert actors.pruned["off_body"] >= len(aside), actors.pruned
+        for t in range(4):
+            off_axis = (actors.at(t).means[:, :2] - torch.as_tensor(floor[t], dtype=torch.float32)).norm(dim=-1)
+            assert float(off_axis.max()) <= 0.45 + 0.05, (t, float(off_axis.max()))
+        with torch.no_grad():
+            seen = psnr(rasterize(actors.at(2), above).rgb[0], rasterize(_moved(truth, 2 * STEP), above).rgb[0])
+        assert seen > 20, seen

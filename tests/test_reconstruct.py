@@ -40,7 +40,11 @@ def test_outputs_are_complete_and_the_actors_improve_the_frames(reconstructed):
     assert doc["format"] == "reshoot/reconstruction" and doc["options"]["seed"] == 0 and doc["frames"] == [0, 1, 2]
     assert doc["set_start"]["from"] == "stereo surfels" and doc["set_start"]["stereo_points"] > 10_000
     assert [p["name"] for p in doc["planes"]][:1] == ["floor"], "registration found the floor"
-    assert set(doc["pruned"]) == {"free_space", "off_surface", "unseen", "ghost", "faint"} == set(summary.pruned)
+    assert (
+        set(doc["pruned"])
+        == {"free_space", "off_surface", "unseen", "ghost", "off_body", "faint"}
+        == set(summary.pruned)
+    )
     assert doc["plates"]["from"] == "temporal median" and set(doc["plates"]["lingering"]) == set(PRODUCTION)
     assert doc["characters"] == summary.characters == 2, "both characters are followed as persistent actors"
     # A 400-step fit at a quarter of the pixels: far below the stage's default 1500 steps (21.0-28.1 dB here).

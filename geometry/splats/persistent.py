@@ -13,8 +13,15 @@ Fitting, over the frozen static set (actors composited over its render, as `fit_
    frame), D3DGS's three losses.
 3. **Refine**: random frames, all parameters. Gaussians whose centre falls on background (outside
    every foreground silhouette, where the set does not hide it) in too many of the views that see
-   them, or in front of the surfaces stereo observes in too many frames, or that fewer than
-   MIN_VIEWS views see at all, are ghosts of the hull and are pruned before, and faint ones after.
+   them, or that fewer than MIN_VIEWS views see at all, are ghosts of the hull and are pruned before,
+   and faint ones after.
+
+A character is a body about its track: the start's Gaussians farther than `body_radius` from the
+track's vertical axis are dropped, a body loss (metres beyond that radius) holds the others near it in
+every phase, and those beyond it in most of their frames are pruned. Few cameras leave a body free to
+spread along their rays (anything along a ray that shows the body's colour in one view and hides
+behind it in the others fits them all); the track, placed under the head from every view, is where
+the body is.
 
 Losses: photometric ((1 - w) L1 + w (1 - SSIM) of the composite against the frame) and silhouette (L1
 between the actors' coverage and the foreground mask, where the set does not stand in front).
@@ -31,9 +38,8 @@ import torch
 from ..camera import Camera
 from ..progress import ProgressFn, no_progress
 from .actors import ActorView, group_by_size, render_over_set, stacked
-from .gaussians import Gaussians, rotation_matrices
-from .surfaces import floating
-from .train import ObservedSurfaces, masked_loss, psnr
+from .gaussians import Gaussians, rotation_matrices, select_gaussians
+from .train import masked_loss, psnr
 
 MIN_VIEWS = 2  # an actor Gaussian needs at least this many views (over all frames) that see it
 
@@ -47,14 +53,11 @@ class FrameViews:
         views: the V cameras with their image and the frozen set's render (may be empty: the frame is
             then only carried along the tracks).
         foreground: V x [H, W] bool, pixels that differ from the clean plate (moving things).
-        observed: the actors' surfaces the cameras' stereo agrees on at this frame (depth per view), or
-            None: Gaussians in front of them are in free space.
     """
 
     frame: int
     views: list[ActorView]
     foreground: list[torch.Tensor]
-    observed: ObservedSurfaces | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,13 @@ class CharacterStart:
         """Index of its last frame."""
         return self.first + len(self.floor) - 1
 
+    def within(self, radius: float) -> CharacterStart:
+        """This start without the Gaussians farther than `radius` metres (horizontally) from the track's
+        vertical axis at its first frame."""
+        offset = self.gaussians.means[:, :2].double() - torch.as_tensor(self.floor[0], dtype=torch.float64)
+        keep = offset.norm(dim=-1) <= radius
+        return CharacterStart(self.first, self.floor, select_gaussians(self.gaussians, keep))
+
 
 @dataclass(frozen=True)
 class PersistentConfig:
@@ -93,12 +103,15 @@ class PersistentConfig:
         silhouette_weight: weight of the silhouette loss.
         opacity_weight: weight of the mean opacity in the loss (Gaussians no view needs fade).
         rigidity_weight, rotation_weight, isometry_weight: weights of D3DGS's losses.
+        body_radius: metres from its track's vertical axis within which a character's Gaussians are
+            expected (a standing or walking body); a start's Gaussians beyond it are dropped, those that
+            move beyond it are pulled back by the body loss and, beyond it in more than `ghost_share` of
+            their frames, pruned as ghosts.
+        body_weight: weight of the body loss (mean over Gaussians of metres beyond `body_radius`).
         neighbours: neighbours per Gaussian in those losses (k nearest at the character's first frame).
         depth_margin: metres an actor may lie behind the set's surface and still be drawn over it.
         ghost_share: Gaussians outside the silhouettes in more than this share of the views that see
-            them are pruned, and those in free space (in front of the observed surfaces, `floating`) in
-            more than this share of the frames with observed surfaces.
-        free_space_tolerance: relative depth margin of the free-space test.
+            them are pruned, and those beyond `body_radius` in more than this share of their frames.
         prune_opacity: Gaussians fainter than this are pruned at the end.
         crop_margin: pixels around each view's foreground that the losses look at (the rest of the
             picture is the set's, the same whatever the actors do, and is not rendered while fitting).
@@ -121,10 +134,11 @@ class PersistentConfig:
     rigidity_weight: float = 4.0
     rotation_weight: float = 4.0
     isometry_weight: float = 2.0
+    body_radius: float = 0.45
+    body_weight: float = 1.0
     neighbours: int = 8
     depth_margin: float = 0.05
     ghost_share: float = 0.5
-    free_space_tolerance: float = 0.03
     prune_opacity: float = 0.02
     crop_margin: int = 24
     seed: int = 0
@@ -142,7 +156,7 @@ class PersistentActors:
         quats_wxyz: [T, N, 4] rotations per frame.
         alive: [T, N] bool, whether a Gaussian exists in a frame (its character's frames).
         psnr: per frame, per view, dB of set + actors against the frame (fitting resolution).
-        pruned: Gaussians removed by reason ("ghost", "faint").
+        pruned: Gaussians removed by reason ("ghost", "off_body": beyond the body radius, "faint").
     """
 
     shared: Gaussians
@@ -335,6 +349,9 @@ class _Fit:
         for s in starts:
             self.alive[s.first : s.last + 1, offset : offset + len(s.gaussians)] = True
             offset += len(s.gaussians)
+        self.axes = torch.full((frames, len(starts), 2), float("nan"))  # [T, C, 2] each track's floor point
+        for c, s in enumerate(starts):
+            self.axes[s.first : s.last + 1, c] = torch.as_tensor(s.floor, dtype=torch.float32)
         self.first_means = torch.cat([g.means for g in parts]).float()
         self.first_quats = torch.cat([g.quats_wxyz for g in parts]).float()
         self.shared = {
@@ -371,6 +388,11 @@ class _Fit:
             self.shared["opacities"][keep],
             torch.cat([self.shared["sh0"], self.shared["shN"]], 1)[keep],
         )
+
+    def off_axis(self, t: int) -> torch.Tensor:
+        """[N_alive] horizontal distance (metres) of each Gaussian alive at frame t from its track's axis."""
+        keep = self.alive[t]
+        return (self.means[t][keep][:, :2] - self.axes[t, self.character[keep]]).norm(dim=-1)
 
     def step_all(self, t: int) -> None:
         """One optimizer step of the shared parameters and of frame `t`'s motion, gradients cleared."""
@@ -413,6 +435,9 @@ def fit_persistent_actors(
     """
     report = progress or no_progress
     full_frames, frames = frames, [cropped(f, config.crop_margin) for f in frames]
+    off_body_start = sum(len(s.gaussians) for s in starts)
+    starts = [s.within(config.body_radius) for s in starts]
+    off_body_start -= sum(len(s.gaussians) for s in starts)
     fit = _Fit(starts, len(frames), config)
     total = len(frames) * config.track_iterations + len(starts) * config.start_iterations + config.refine_iterations
     done = 0
@@ -434,6 +459,7 @@ def fit_persistent_actors(
             new = torch.isin(fit.character, torch.tensor(starting))
             for _ in range(config.start_iterations):
                 loss, _ = _frame_loss(fit.gaussians(t), frame, config)
+                loss = loss + config.body_weight * _body_loss(fit, t, config)
                 loss.backward()
                 _mask_shared_grads(fit, new)
                 fit.step_all(t)
@@ -454,8 +480,8 @@ def fit_persistent_actors(
             done += 1
             report("fitting actors", done, total)
 
-    ghosts = _ghosts(fit, full_frames, config)
-    fit.keep(~ghosts)
+    ghosts, off_body = _ghosts(fit, full_frames, config), _off_body(fit, config)
+    fit.keep(~(ghosts | off_body))
     neighbours = _Neighbours(fit.first_means, fit.character, config.neighbours)
     rng = np.random.default_rng(config.seed)
     with_views = [t for t, f in enumerate(frames) if f.views and bool(fit.alive[t].any())]
@@ -491,7 +517,11 @@ def fit_persistent_actors(
         torch.stack([q.detach() for q in fit.quats]),
         fit.alive,
         scores,
-        {"ghost": int(ghosts.sum()), "faint": int(faint.sum())},
+        {
+            "ghost": int((ghosts & ~off_body).sum()),
+            "off_body": off_body_start + int(off_body.sum()),
+            "faint": int(faint.sum()),
+        },
     )
 
 
@@ -515,6 +545,7 @@ def _motion_loss(
     fit: _Fit, frame: FrameViews, t: int, members: torch.Tensor, neighbours: _Neighbours, config: PersistentConfig
 ) -> torch.Tensor:
     loss, _ = _frame_loss(fit.gaussians(t), frame, config)
+    loss = loss + config.body_weight * _body_loss(fit, t, config)
     if t > 0 and len(members):
         rigidity, rotation, isometry = rigidity_losses(
             fit.means[t], fit.quats[t], fit.means[t - 1].detach(), fit.quats[t - 1].detach(), neighbours, members
@@ -528,11 +559,26 @@ def _motion_loss(
     return loss
 
 
+def _body_loss(fit: _Fit, t: int, config: PersistentConfig) -> torch.Tensor:
+    """Mean over the Gaussians alive at frame t of the metres they lie beyond the body radius."""
+    beyond = (fit.off_axis(t) - config.body_radius).clamp_min(0)
+    return beyond.mean() if len(beyond) else beyond.sum()
+
+
+@torch.no_grad()
+def _off_body(fit: _Fit, config: PersistentConfig) -> torch.Tensor:
+    """[N] bool: Gaussians beyond the body radius in more than `ghost_share` of their frames."""
+    beyond = torch.zeros(len(fit.character))
+    for t in range(len(fit.alive)):
+        beyond[fit.alive[t]] += (fit.off_axis(t) > config.body_radius).float()
+    return beyond > config.ghost_share * fit.alive.sum(0).clamp_min(1)
+
+
 @torch.no_grad()
 def _ghosts(fit: _Fit, frames: Sequence[FrameViews], config: PersistentConfig) -> torch.Tensor:
-    """[N] bool: Gaussians that fewer than MIN_VIEWS views see over all frames, whose centre lands outside the (slightly grown) silhouettes in more than
-    `ghost_share` of the views that see it unhidden by the set, over all frames, or that lies in the
-    free space of the observed surfaces in more than `ghost_share` of the frames that have them."""
+    """[N] bool: Gaussians that fewer than MIN_VIEWS views see over all frames, or whose centre lands
+    outside the (slightly grown) silhouettes in more than `ghost_share` of the views that see it
+    unhidden by the set, over all frames."""
     outside = torch.zeros(len(fit.character))
     seen = torch.zeros(len(fit.character))
     for t, frame in enumerate(frames):
@@ -549,23 +595,4 @@ def _ghosts(fit: _Fit, frames: Sequence[FrameViews], config: PersistentConfig) -
             counted = inside & ~hidden
             seen[alive] += counted.float()
             outside[alive] += (counted & ~grown[rows, cols]).float()
-    free = torch.zeros(len(fit.character))
-    observed = torch.zeros(len(fit.character))
-    for t, frame in enumerate(frames):
-        alive = torch.nonzero(fit.alive[t]).flatten()
-        if frame.observed is None or len(alive) == 0:
-            continue
-        observed[alive] += 1
-        free[alive] += floating(
-            fit.means[t][alive].double(),
-            frame.observed.cameras,
-            frame.observed.depths,
-            config.free_space_tolerance,
-            min_votes=1,
-        ).float()
-    unseen = seen < MIN_VIEWS
-    return (
-        unseen
-        | (outside > config.ghost_share * seen.clamp_min(1))
-        | (free > config.ghost_share * observed.clamp_min(1))
-    )
+    return (seen < MIN_VIEWS) | (outside > config.ghost_share * seen.clamp_min(1))
