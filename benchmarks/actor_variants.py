@@ -80,23 +80,15 @@ def main() -> None:
             fitted, seconds = kept["fitted"], kept["seconds"]
         for t, frame in enumerate(kept["frames"]):
             write_splat_ply(actors / f"{frame.frame:06d}.ply", fitted.at(t))
+        print(f"{json.dumps(variant)}: actors {seconds:.0f} s, pruned {fitted.pruned}", flush=True)
         scores = HERE / "results" / "actor_variant_scores.json"
-        subprocess.run(
+        subprocess.run(  # prints its table of the scores
             [sys.executable, str(HERE / "reconstruct_take.py"), "--workspace", str(args.workspace), "--take",
              str(args.take), "--no-reconstruct", "--out", str(scores)],
-            check=True, capture_output=True,
+            check=True,
         )  # fmt: skip
         result = json.loads(scores.read_text())["full_resolution_scores"]
         rows.append({"variant": variant, "seconds_actors": seconds, "pruned": fitted.pruned, "scores": result})
-        print(f"{json.dumps(variant)}: actors {seconds:.0f} s, pruned {fitted.pruned}")
-        for camera, r in result.items():
-            ious = ", ".join(
-                f"{v['mean']:.2f} ({100 * v['share_at_least_0.6']:.0f} %)" for v in r["character_iou"].values()
-            )
-            print(
-                f"  {camera:11s} {r['psnr_all']:6.2f} dB {r['ssim_all']:.3f}  ghost {100 * r['ghost_share']:3.0f} %  "
-                f"no floater {100 * r['floater_free_share']:3.0f} %  character IoU {ious}"
-            )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(
         json.dumps({"benchmark": "actor_variants", "workspace": str(args.workspace), "rows": rows}, indent=1)
