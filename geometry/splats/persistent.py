@@ -349,9 +349,10 @@ class _Fit:
         for s in starts:
             self.alive[s.first : s.last + 1, offset : offset + len(s.gaussians)] = True
             offset += len(s.gaussians)
-        self.axes = torch.full((frames, len(starts), 2), float("nan"))  # [T, C, 2] each track's floor point
+        # [T, C, 2] each track's floor point (float64 as given; NaN outside the character's frames)
+        self.axes = torch.full((frames, len(starts), 2), float("nan"), dtype=torch.float64)
         for c, s in enumerate(starts):
-            self.axes[s.first : s.last + 1, c] = torch.as_tensor(s.floor, dtype=torch.float32)
+            self.axes[s.first : s.last + 1, c] = torch.as_tensor(s.floor, dtype=torch.float64)
         self.first_means = torch.cat([g.means for g in parts]).float()
         self.first_quats = torch.cat([g.quats_wxyz for g in parts]).float()
         self.shared = {
@@ -392,7 +393,13 @@ class _Fit:
     def off_axis(self, t: int) -> torch.Tensor:
         """[N_alive] horizontal distance (metres) of each Gaussian alive at frame t from its track's axis."""
         keep = self.alive[t]
-        return (self.means[t][keep][:, :2] - self.axes[t, self.character[keep]]).norm(dim=-1)
+        return (self.means[t][keep][:, :2] - self.axes[t, self.character[keep]].float()).norm(dim=-1)
+
+    def floor_step(self, t: int, character: torch.Tensor) -> torch.Tensor:
+        """[M, 3] the track's floor displacement from frame t - 1 to t of each character in `character`
+        [M] (zero where a track does not span both frames)."""
+        step = (self.axes[t] - self.axes[t - 1]).nan_to_num(0.0).float()  # [C, 2]
+        return torch.nn.functional.pad(step, (0, 1))[character]
 
     def step_all(self, t: int) -> None:
         """One optimizer step of the shared parameters and of frame `t`'s motion, gradients cleared."""
@@ -449,7 +456,7 @@ def fit_persistent_actors(
                 carried = fit.alive[t] & fit.alive[t - 1]
                 steady = carried & (fit.alive[t - 2] if t > 1 else torch.zeros_like(carried))
                 fresh = carried & ~steady
-                fit.means[t][fresh] = fit.means[t - 1][fresh] + _displacement(starts, fit.character[fresh], t)
+                fit.means[t][fresh] = fit.means[t - 1][fresh] + fit.floor_step(t, fit.character[fresh])
                 fit.quats[t][fresh] = fit.quats[t - 1][fresh]
                 fit.means[t][steady] = 2 * fit.means[t - 1][steady] - fit.means[t - 2][steady]
                 fit.quats[t][steady] = torch.nn.functional.normalize(
@@ -523,15 +530,6 @@ def fit_persistent_actors(
             "faint": int(faint.sum()),
         },
     )
-
-
-def _displacement(starts: Sequence[CharacterStart], character: torch.Tensor, t: int) -> torch.Tensor:
-    """[M, 3] floor displacement from frame t - 1 to t of each Gaussian's character."""
-    steps = torch.zeros(len(starts), 3)
-    for c, s in enumerate(starts):
-        if s.first < t <= s.last:
-            steps[c, :2] = torch.as_tensor(s.floor[t - s.first] - s.floor[t - 1 - s.first], dtype=torch.float32)
-    return steps[character]
 
 
 def _mask_shared_grads(fit: _Fit, keep: torch.Tensor) -> None:
