@@ -69,8 +69,9 @@ def over_seeds(seeds: list[int], cache: Path, out: Path) -> None:
     from reshoot.ground_truth import compare_layouts, registration_from_truth
     from reshoot.layout import layout
     from reshoot.layout_io import read_layout
-    from reshoot.reconstruct import ReconstructOptions, reconstruct
-    from reshoot.registration import RegistrationOptions, ScaleHint, register
+    from reshoot.reconstruct import reconstruct
+    from reshoot.registration import register
+    from reshoot.stage_options import ReconstructOptions, RegistrationOptions, ScaleHint
     from reshoot.workspace import Workspace, init_workspace
 
     rows, errors = [], []

@@ -7,7 +7,9 @@
    penalised, an opacity cost lets Gaussians no view needs fade, and each view has an affine colour
    correction that renders into new cameras leave out. Gaussians in the free space of the views (in
    front of the surfaces they observe) or far from every stereo point are pruned at each refinement,
-   and those fewer than two views see at its end. Images are undistorted and downsampled.
+   and those fewer than two views see at its end; at the end of fitting, Gaussians in the fitted
+   environment's colour with nothing behind them in any view (the void beyond the floor's open edge,
+   painted as floor) are pruned. Images are undistorted and downsampled.
 2. **Actors**: each camera's foreground (frame vs clean plate) is carved into a visual hull per frame
    (hidden behind the set counts as unseen); characters are found in it and tracked
    (`reshoot/characters.py`). Each tracked character is one set of Gaussians for the whole take
@@ -87,6 +89,7 @@ log = logging.getLogger(__name__)
 
 PLATE_MOVING_SHARE = 0.2  # plate pixels covered by action more often than this are not trusted
 COVERAGE_WEIGHT = 0.05  # of the planes' coverage seen square-on, beside the photometric L1 (0.2 blurred the floor)
+ENVIRONMENT_TOLERANCE = 0.03  # colour units: the set's Gaussians this close to the environment's may be void
 ACTOR_TRAVEL = 0.15  # metres an actor's Gaussian may lie outside the next frame's hull and be kept (fallback)
 ACTOR_STEREO = StereoConfig(fronto_planes=32, horizontal_planes=0)  # within a character's hull: a short range
 
@@ -101,8 +104,8 @@ class ReconstructSummary:
         frames: take frames with actors.
         actor_psnr: per production camera, mean dB over frames of set + actors vs the frame.
         pruned: Gaussians pruned, by reason: the set's "free_space", "off_surface", "unseen" (fewer
-            than two views see it), the actors' "ghost", "off_body" (beyond the body radius about their
-            track) and "faint".
+            than two views see it), "environment" (the environment's colour over nothing), the actors'
+            "ghost", "off_body" (beyond the body radius about their track) and "faint".
         characters: characters followed as persistent actors (0: per-frame hulls were fitted).
         plates: where the clean plates came from ("shot plates" or "temporal median") and, for a
             temporal median, per camera where something moving lingered (`lingering`).
@@ -154,6 +157,7 @@ def set_train_config(options: ReconstructOptions, surfels: bool) -> TrainConfig:
         free_space_votes=2,
         surface_reach=0.15 if surfels else None,
         min_views=2,
+        environment_tolerance=ENVIRONMENT_TOLERANCE,
     )
 
 

@@ -42,7 +42,7 @@ def test_outputs_are_complete_and_the_actors_improve_the_frames(reconstructed):
     assert [p["name"] for p in doc["planes"]][:1] == ["floor"], "registration found the floor"
     assert (
         set(doc["pruned"])
-        == {"free_space", "off_surface", "unseen", "ghost", "off_body", "faint"}
+        == {"free_space", "off_surface", "unseen", "environment", "ghost", "off_body", "faint"}
         == set(summary.pruned)
     )
     assert doc["plates"]["from"] == "temporal median" and set(doc["plates"]["lingering"]) == set(PRODUCTION)

@@ -10,12 +10,13 @@ import torch
 
 from reshoot.geometry.camera import Camera
 from reshoot.geometry.conventions import look_at, look_down
-from reshoot.geometry.splats.gaussians import Gaussians
+from reshoot.geometry.splats.gaussians import Gaussians, select_gaussians
 from reshoot.geometry.splats.render import rasterize
 from reshoot.geometry.splats.surfaces import (
     Plane,
     depth_normal_loss,
     elongation_loss,
+    explained_by_environment,
     facing_normals,
     floating,
     gaussian_normals,
@@ -201,6 +202,31 @@ class TestPruningRules:
         )
         depths = torch.stack([torch.full((48, 64), 1.0), torch.zeros(48, 64)])  # a: a surface 1 m in front
         assert views_seeing(torch.tensor([[0.0, 0.0, 1.0]]), cameras, depths, 0.05).tolist() == [1]
+
+    def test_a_floor_carried_past_its_edge_in_the_voids_colour_is_explained_by_the_environment(self):
+        environment = torch.tensor([0.06, 0.06, 0.07])
+        spacing = 0.05
+        xs = torch.arange(spacing / 2, 1.5, spacing)  # the floor is [0, 1) x [0, 1); beyond x = 1, the void
+        points = torch.cat(
+            [torch.stack(torch.meshgrid(xs, xs[:20], indexing="ij"), -1).reshape(-1, 2), torch.zeros(len(xs) * 20, 1)],
+            1,
+        )
+        past_edge = points[:, 0] > 1.0
+        dark_line = (points[:, 0] - 0.525).abs() < 0.01  # a dark line across the floor, one surfel wide
+        colours = torch.where((past_edge | dark_line)[:, None], environment, torch.tensor([0.6, 0.5, 0.4]))
+        fitted = surfel_gaussians(
+            points, colours, torch.tensor([[0.0, 0.0, 1.0]]).expand(len(points), 3), spacing, 1e-3, 0, opacity=0.9
+        )
+        cameras = [  # eye level, from the floor's closed sides
+            _camera((0.5, -2.0, 1.2), (0.5, 0.5, 0.0), size=(96, 64), name="front"),
+            _camera((-1.5, 0.5, 1.2), (0.5, 0.5, 0.0), size=(96, 64), name="side"),
+        ]
+        truth = select_gaussians(fitted, ~past_edge)
+        images = [rasterize(truth, c, background=environment).rgb[0] for c in cameras]
+        void = explained_by_environment(fitted, cameras, images, [None, None], environment, tolerance=0.03)
+        assert bool(void[points[:, 0] > 1.1].all()), "beyond the edge, nothing behind it: the void explains it"
+        assert not bool(void[~past_edge].any()), "the floor is kept, its dark line too (the views see it there)"
+        assert not bool(explained_by_environment(fitted, cameras, images, [None, None], environment + 0.1, 0.03).any())
 
 
 def test_plane_fill_covers_the_floors_unseen_gaps_and_nothing_outside():

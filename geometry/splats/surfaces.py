@@ -11,7 +11,9 @@ explain one view and spoil every other. From a new angle (above) they show as st
   needles; `depth_normal_loss` asks the rendered normals to agree with the normals of the rendered
   depth (as 2DGS and Gaussian surfels do), which makes the surfels form one continuous surface.
 - Pruning: `floating` finds Gaussians that lie in front of the surfaces the views observe (stereo
-  depth); `views_seeing` counts the views that see a Gaussian at all.
+  depth); `views_seeing` counts the views that see a Gaussian at all; `explained_by_environment` finds
+  Gaussians in the colour behind the splats that no view needs (a surface carried past its open edge,
+  painted in the void's colour).
 - Coverage: `plane_coverage_loss` asks a plane's surfels to cover the plane where they stand, seen
   square-on (`plane_camera`): views at grazing angles do not see the gaps between surfels, a view from
   above does.
@@ -31,7 +33,7 @@ import torch
 from ..camera import Camera
 from ..stereo import depth_normals
 from .gaussians import Gaussians, select_gaussians
-from .sh import rgb_to_sh_dc
+from .sh import rgb_to_sh_dc, sh_to_rgb
 
 
 @dataclass(frozen=True)
@@ -236,6 +238,59 @@ def views_seeing(means: torch.Tensor, cameras: Camera, depths: torch.Tensor, tol
         hidden = (surface > 0) & (hits.depth[v] > surface * (1 + tolerance))
         count += (hits.inside[v] & ~hidden).long()
     return count
+
+
+@torch.no_grad()
+def explained_by_environment(
+    gaussians: Gaussians,
+    cameras: Sequence[Camera],
+    images: Sequence[torch.Tensor],
+    masks: Sequence[torch.Tensor | None],
+    environment: torch.Tensor,
+    tolerance: float,
+    backend: str = "auto",
+) -> torch.Tensor:
+    """[N] bool: Gaussians the environment colour explains: their colour is the environment's, and no
+    view's image is nearer the render with them than without them.
+
+    A Gaussian whose base colour (SH degree 0) is within `tolerance` of `environment` in every channel
+    is a candidate. The scene, and the scene without the candidates, are rendered into each view over
+    the environment; without them a view shows there what lies behind them (the environment itself
+    where nothing does, the surface in front where they are hidden). A candidate is kept when, in some
+    view, the image at its pixel (where the mask counts) is nearer the render with the candidates than
+    without them by more than `tolerance` (largest channel difference): a dark line on a brighter
+    floor. Fitting paints the void beyond a surface's open edge with such Gaussians (a floor carried
+    past its edge by stereo and by its coverage loss): every view renders the void there with or without
+    them, and from a new angle they are a surface over the void.
+
+    Args:
+        gaussians: the scene; cameras: pinhole cameras (V = 1 each).
+        images: per camera [H, W, 3] in [0, 1] at its size; masks: per camera [H, W] (1 where the pixel
+            counts) or None.
+        environment: [3] the colour behind the splats in [0, 1].
+        tolerance: colour units.
+    """
+    from .render import rasterize
+
+    environment = environment.to(gaussians.sh.dtype)
+    base = sh_to_rgb(gaussians.sh, gaussians.means, degree=0).clamp(0, 1)  # degree 0: any direction
+    candidate = (base - environment).abs().amax(-1) <= tolerance
+    if not bool(candidate.any()):
+        return candidate
+    others = select_gaussians(gaussians, ~candidate)
+    needed = torch.zeros(len(gaussians), dtype=torch.bool)
+    for camera, image, mask in zip(cameras, images, masks, strict=True):
+        renders = [
+            rasterize(g, camera, sh_degree=0, background=environment, backend=backend).rgb[0]
+            for g in (gaussians, others)
+        ]
+        hits = camera.pixel_hits(gaussians.means)
+        rows, cols = hits.rows[0], hits.cols[0]
+        seen = image[rows, cols]
+        error_with, error_without = ((seen - r[rows, cols]).abs().amax(-1) for r in renders)
+        counts = hits.inside[0] if mask is None else hits.inside[0] & (mask[rows, cols] > 0.5)
+        needed |= counts & (error_without - error_with > tolerance)
+    return candidate & ~needed
 
 
 def nearest_distance(points: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:

@@ -27,6 +27,7 @@ from .surfaces import (
     Plane,
     depth_normal_loss,
     elongation_loss,
+    explained_by_environment,
     facing_normals,
     floating,
     nearest_distance,
@@ -104,6 +105,10 @@ class TrainConfig:
             Gaussians of a known plane (`on_planes` at the start, and their offspring, or lying now on a
             plane that `reaches_beyond_start`) are spared by this rule and by `surface_reach`: the plane
             fixes their depth, which is what these rules guard.
+        environment_tolerance: with `learn_background`, at the end of fitting, Gaussians whose colour is
+            the fitted background's within this (every channel) and without which no view's image would
+            be rendered worse are pruned (`explained_by_environment`: a floor carried past its open
+            edge, painted in the void's colour; 0 = no such pruning).
     """
 
     iterations: int = 3000
@@ -148,6 +153,7 @@ class TrainConfig:
     free_space_votes: int = 2
     surface_reach: float | None = None
     min_views: int = 0
+    environment_tolerance: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -174,7 +180,7 @@ class TrainResult:
         log: one entry per logged step: step, loss, psnr, gaussians.
         appearance: [V, 3, 4] per training view, the affine colour correction (identity without
             `TrainConfig.appearance`): corrected = rgb @ A.T + b with [A | b].
-        pruned: Gaussians removed by reason ("free_space", "off_surface", "unseen").
+        pruned: Gaussians removed by reason ("free_space", "off_surface", "unseen", "environment").
         background: [3] the colour behind the splats in [0, 1] (fitted with
             `TrainConfig.learn_background`, else the configured one); renders of the scene use it.
     """
@@ -308,7 +314,7 @@ def train_splats(
     # Exponential decay of the position learning rate to 1 % over training, as 3DGS.
     decay = 0.01 ** (1.0 / max(config.iterations, 1))
     log: list[dict] = []
-    pruned = {"free_space": 0, "off_surface": 0, "unseen": 0}
+    pruned = {"free_space": 0, "off_surface": 0, "unseen": 0, "environment": 0}
     first_step = 0
     if checkpoint is not None and Path(checkpoint).is_file():
         first_step, log, pruned = _load_checkpoint(Path(checkpoint), config, params, optimizers, state, extras)
@@ -407,6 +413,17 @@ def train_splats(
         if checkpoint is not None and (step + 1) % checkpoint_every == 0 and step + 1 < config.iterations:
             _save_checkpoint(Path(checkpoint), step + 1, config, params, optimizers, state, log, pruned, extras)
     final = _gaussians({k: v.detach() for k, v in params.items()})
+    if config.learn_background and config.environment_tolerance > 0:
+        void = explained_by_environment(
+            final,
+            [v.camera for v in views],
+            [v.image for v in views],
+            [v.mask for v in views],
+            _in_range(background_colour).detach(),
+            config.environment_tolerance,
+            config.backend,
+        )
+        final, pruned["environment"] = select_gaussians(final, ~void), int(void.sum())
     corrections = torch.eye(3, 4) + (appearance - appearance.mean(0)).detach()
     return TrainResult(final, log, corrections, pruned, background_colour.detach().clamp(0, 1))
 
