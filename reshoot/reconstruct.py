@@ -8,8 +8,8 @@
    correction that renders into new cameras leave out. Gaussians in the free space of the views (in
    front of the surfaces they observe) or far from every stereo point are pruned at each refinement,
    and those fewer than two views see at its end; at the end of fitting, Gaussians in the fitted
-   environment's colour with nothing behind them in any view (the void beyond the floor's open edge,
-   painted as floor) are pruned. Images are undistorted and downsampled.
+   environment's colour that no view's image needs (the void beyond the floor's open edge, painted as
+   floor) are pruned. Images are undistorted and downsampled.
 2. **Actors**: each camera's foreground (frame vs clean plate) is carved into a visual hull per frame
    (hidden behind the set counts as unseen); characters are found in it and tracked
    (`reshoot/characters.py`). Each tracked character is one set of Gaussians for the whole take
