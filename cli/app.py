@@ -130,7 +130,10 @@ def init(
     workspace: Path = typer.Argument(..., help="The workspace folder to create (one per take)."),
     footage: Path = typer.Option(..., "--footage", help="Folder of per-camera videos or image-sequence folders."),
     calibration: Path | None = typer.Option(
-        None, "--calibration", help="Known calibration: reshoot cameras.json or caliscope camera_array.toml."
+        None,
+        "--calibration",
+        help="Known calibration: reshoot cameras.json, caliscope or Pose2Sim TOML, Qualisys .qca, a COLMAP "
+        "model folder or nerfstudio transforms.json.",
     ),
     sensitive: bool = typer.Option(False, "--sensitive", help="Mark the footage as never to be used for training."),
     fps: float | None = typer.Option(None, "--fps", help="Frame rate of image-sequence footage (videos carry theirs)."),

@@ -2,56 +2,88 @@
 
 - `calibration.json`: our own `reshoot/cameras` document (DESIGN.md §4).
 - caliscope's `camera_array.toml`: OpenCV calibration of synchronized cameras.
+- Pose2Sim's (and anipose's) calibration TOML: one table per camera, OpenCV's K, distortion and
+  Rodrigues rotation.
+- Qualisys Track Manager's `.qca` (XML): sensor units ×64, camera positions in millimetres.
+- COLMAP sparse models (text or binary folders) and nerfstudio `transforms.json` (read by
+  `geometry/exports.py`, which also writes them).
 - Strecha et al.'s ground-truth `.camera` files (fountain-P11, Herz-Jesu, ...).
+
+`load_calibration` tells these apart by the file (or folder) and its content; each reader here has a
+writer beside it (the round trips in tests/test_calibration.py).
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import os
 import re
 import tomllib
+import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 from reshoot.geometry.camera import Camera
 from reshoot.geometry.cameras_io import read_cameras_json
 from reshoot.geometry.errors import FormatError, InputError
-from reshoot.geometry.files import read_text_document
+from reshoot.geometry.exports import read_colmap_model, read_nerfstudio_transforms
+from reshoot.geometry.files import read_text_document, write_text_atomic
 from reshoot.geometry.validation import check_name
 
 logger = logging.getLogger(__name__)
 
 CALISCOPE_NAME_PREFIX = "cam_"  # caliscope records camera N as cam_N.mp4
+QUALISYS_SENSOR_UNITS = 64.0  # a .qca's focal lengths and principal points are in 1/64 pixel
+# Qualisys's camera axes have y up and look down -z; OpenCV's (ours) have y down and look down +z.
+QUALISYS_TO_OPENCV = np.diag([1.0, -1.0, -1.0])
+FORMATS = (
+    "calibration.json (reshoot/cameras), caliscope's camera_array.toml, a Pose2Sim or anipose calibration "
+    "TOML, a Qualisys .qca, a COLMAP sparse model folder (text or binary) and a nerfstudio transforms.json"
+)
 
 
 def load_calibration(path: str | os.PathLike) -> Camera:
-    """Load a calibration file, choosing the reader by the file's suffix.
+    """Load a calibration, telling its format from the path and the content.
+
+    - a folder: a COLMAP sparse model (cameras/images as .txt or .bin);
+    - `.json`: a nerfstudio transforms.json when it has "frames", else a `reshoot/cameras` document;
+    - `.toml`: caliscope's camera_array.toml when it has [cameras.N] tables, else Pose2Sim's / anipose's;
+    - `.qca` (also `.qca.txt`, `.xml`): a Qualisys calibration.
 
     Args:
-        path: a `reshoot/cameras` JSON document (`.json`) or a caliscope `camera_array.toml` (`.toml`).
+        path: the calibration file or COLMAP model folder.
 
     Returns:
-        The cameras it describes, in the file's order.
+        The cameras it describes, float64.
 
     Raises:
-        InputError: the file is missing or of a kind reshoot does not read.
-        FormatError: the file is of a known kind but malformed.
+        InputError: the path is missing or of a kind reshoot does not read.
+        FormatError: it is of a known kind but malformed.
     """
     path = Path(path)
+    if path.is_dir():
+        return read_colmap_model(path)
     if not path.is_file():
-        raise InputError(f"{path}: no such calibration file. Check the path.")
-    suffix = path.suffix.lower()
-    if suffix == ".json":
+        raise InputError(f"{path}: no such calibration file or COLMAP model folder. Check the path.")
+    name = path.name.lower()
+    if name.endswith(".json"):
+        document = read_text_document(path, json.loads, "JSON", "a calibration")
+        if isinstance(document, dict) and "frames" in document and "format" not in document:
+            return read_nerfstudio_transforms(path).cameras
         return read_cameras_json(path).cameras
-    if suffix == ".toml":
-        return load_caliscope_camera_array(path)
-    raise InputError(
-        f"{path}: unknown calibration format {suffix!r}. reshoot reads calibration.json (reshoot/cameras) "
-        "and caliscope's camera_array.toml."
-    )
+    if name.endswith(".toml"):
+        document = read_text_document(path, tomllib.loads, "TOML", "a calibration")
+        if "cameras" in document:
+            return load_caliscope_camera_array(path)
+        return load_pose2sim_toml(path)
+    if name.endswith((".qca", ".qca.txt", ".xml")):
+        return load_qualisys_qca(path)
+    raise InputError(f"{path}: unknown calibration format {path.suffix!r}. reshoot reads {FORMATS}.")
 
 
 def _number_matrix(value: Any, shape: tuple[int, ...], where: str) -> np.ndarray:
@@ -244,3 +276,260 @@ def load_strecha_cameras(folder: str | os.PathLike) -> tuple[Camera, list[Path]]
         fields.append(_strecha_camera(file))
         images.append(image)
     return _camera_from_fields(names, fields, str(camera_dir)), images
+
+
+# ------------------------------------------------------------------------------------------------
+# Pose2Sim / anipose TOML
+
+
+def _pose2sim_name(key: str, entry: dict[str, Any], where: str) -> str:
+    """The camera's name: its `name` (else the table's key) without the `int_` prefix and `_img`
+    suffix of Pose2Sim's intrinsics folders (int_cam01_img → cam01), so that it matches the video."""
+    name = str(entry.get("name", key))
+    name = name.removeprefix("int_").removesuffix("_img")
+    return check_name(name, f"{where} name", "rename the camera's table (and its video)")
+
+
+def _pose2sim_size(value: Any, where: str) -> list[int]:
+    """[width, height] in pixels; Pose2Sim writes them as floats (1088.0)."""
+    ok = isinstance(value, list) and len(value) == 2
+    ok = ok and all(
+        isinstance(s, int | float) and not isinstance(s, bool) and math.isfinite(s) and s > 0 and s == int(s)
+        for s in value
+    )
+    if not ok:
+        raise FormatError(
+            f"{where}: size must be [width, height], two positive whole numbers of pixels, got {value!r}."
+        )
+    return [int(s) for s in value]
+
+
+def load_pose2sim_toml(path: str | os.PathLike) -> Camera:
+    """Read a Pose2Sim (or anipose) calibration TOML.
+
+    One table per camera (`[metadata]` is skipped) with `size` [width, height] (pixels), `matrix` K,
+    `distortions` OpenCV's k1 k2 p1 p2 (and k3), `rotation` (a Rodrigues 3-vector) and `translation`
+    (metres), which together are cam_from_world, as OpenCV's calibration gives them; `fisheye = true`
+    is refused (reshoot's lens model is OpenCV's pinhole one). K is taken as is (OpenCV pixel centres).
+
+    Args:
+        path: the TOML file.
+
+    Returns:
+        The cameras in the file's order, named by `_pose2sim_name`.
+
+    Raises:
+        InputError: the file is missing or not TOML.
+        FormatError: a camera table lacks or garbles a field, a camera is a fisheye, or no camera is found.
+    """
+    path = Path(path)
+    doc = read_text_document(path, tomllib.loads, "TOML", "a Pose2Sim calibration")
+    names, fields = [], []
+    for key, entry in doc.items():
+        if key == "metadata" or not isinstance(entry, dict):
+            continue
+        where = f"{path}: [{key}]"
+        missing = [k for k in ("size", "matrix", "distortions", "rotation", "translation") if k not in entry]
+        if missing:
+            raise FormatError(f"{where}: missing {', '.join(missing)}; is this a Pose2Sim calibration?")
+        if entry.get("fisheye", False) is True:
+            raise FormatError(
+                f"{where}: a fisheye camera; reshoot reads pinhole lenses with OpenCV's distortion. "
+                "Calibrate it with Pose2Sim's pinhole model."
+            )
+        distortions = _number_matrix(entry["distortions"], (len(entry["distortions"]),), f"{where} distortions")
+        if not 4 <= len(distortions) <= 5:
+            raise FormatError(f"{where}: distortions must be OpenCV's k1 k2 p1 p2 (and k3), got {len(distortions)}.")
+        cam_from_world = np.eye(4)
+        cam_from_world[:3, :3] = Rotation.from_rotvec(
+            _number_matrix(entry["rotation"], (3,), f"{where} rotation")
+        ).as_matrix()
+        cam_from_world[:3, 3] = _number_matrix(entry["translation"], (3,), f"{where} translation")
+        names.append(_pose2sim_name(key, entry, where))
+        fields.append(
+            {
+                "K": _number_matrix(entry["matrix"], (3, 3), f"{where} matrix"),
+                "cam_from_world": cam_from_world,
+                "size": _pose2sim_size(entry["size"], where),
+                "distortion": np.pad(distortions, (0, 5 - len(distortions))),
+            }
+        )
+    if not names:
+        raise FormatError(f"{path}: no camera tables; is this a Pose2Sim calibration?")
+    if len(set(names)) != len(names):
+        raise FormatError(f"{path}: camera names repeat: {names}. Give each camera table its own name.")
+    return _camera_from_fields(names, fields, str(path))
+
+
+def write_pose2sim_toml(path: str | os.PathLike, cameras: Camera) -> None:
+    """Write `cameras` as a Pose2Sim calibration TOML (`load_pose2sim_toml`'s format), atomically."""
+    lines = []
+    for i, name in enumerate(cameras.names):
+        K = cameras.K[i].double().numpy()
+        pose = cameras.cam_from_world[i].double().numpy()
+        rotation = Rotation.from_matrix(pose[:3, :3]).as_rotvec()
+        lines += [
+            f"[{name}]",
+            f'name = "{name}"',
+            f"size = [{float(cameras.width[i])!r}, {float(cameras.height[i])!r}]",
+            f"matrix = {_toml_list(K)}",
+            f"distortions = {_toml_list(cameras.distortion[i].double().numpy())}",
+            f"rotation = {_toml_list(rotation)}",
+            f"translation = {_toml_list(pose[:3, 3])}",
+            "fisheye = false",
+            "",
+        ]
+    write_text_atomic(path, "\n".join(lines + ["[metadata]", "adjusted = false", "error = 0.0", ""]))
+
+
+def _toml_list(array: np.ndarray) -> str:
+    """A (nested) TOML array of floats, each written so that it reads back to the same float64."""
+    if array.ndim == 1:
+        return "[" + ", ".join(repr(float(x)) for x in array) + "]"
+    return "[" + ", ".join(_toml_list(row) for row in array) + "]"
+
+
+# ------------------------------------------------------------------------------------------------
+# Qualisys .qca
+
+
+def _attributes(element: ElementTree.Element | None, keys: tuple[str, ...], where: str) -> list[float]:
+    """The finite numbers of `element`'s attributes `keys`, or a FormatError naming `where`."""
+    if element is None:
+        raise FormatError(f"{where}: missing; is this a Qualisys calibration?")
+    try:
+        values = [float(element.attrib[k]) for k in keys]
+    except KeyError as exc:
+        raise FormatError(f"{where}: attribute {exc.args[0]} is missing.") from None
+    except ValueError as exc:
+        raise FormatError(f"{where}: not a number ({exc}).") from None
+    if not all(math.isfinite(v) for v in values):
+        raise FormatError(f"{where}: non-finite numbers.")
+    return values
+
+
+def load_qualisys_qca(path: str | os.PathLike) -> Camera:
+    """Read a Qualisys Track Manager calibration (`.qca`, XML).
+
+    Per `<camera serial=...>` (cameras with active="0" are skipped):
+    - `<fov_video left top right bottom>`: the picture, width = right - left + 1;
+    - `<intrinsic>`: focalLengthU/V and centerPointU/V in sensor units (1/64 pixel; the centre is
+      taken relative to the fov's left/top corner), radialDistortion1-3 and tangentalDistortion1-2,
+      which are OpenCV's k1 k2 k3 and p1 p2 as they stand (Pose2Sim's converter divides them by 64
+      too, but the demo's independent calibration of the same phones has k1 -0.031 to -0.053, as the
+      .qca's -0.046 to -0.048 read as they stand, not -0.0007);
+    - `<transform>`: the camera's centre x y z in millimetres and r11..r33 (row i, column j), the
+      world-to-camera rotation in Qualisys's camera axes (y up, looking down -z), turned into OpenCV's.
+    Checked against the shared Pose2Sim demo, whose Pose2Sim TOML is an independent calibration of
+    the same rig: centres within 15 cm and rotations within 3° of it (tests/test_calibration.py).
+    A camera with a view rotation is refused.
+
+    Args:
+        path: the .qca file.
+
+    Returns:
+        The active cameras in the file's order, named by their serial.
+
+    Raises:
+        InputError: the file is missing.
+        FormatError: not XML, no cameras, a rotated view, missing or garbled attributes.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file (a Qualisys .qca calibration is expected). Check the path.")
+    try:
+        root = ElementTree.parse(path).getroot()
+    except ElementTree.ParseError as exc:
+        raise FormatError(f"{path}: not valid XML ({exc}); a Qualisys .qca calibration is expected.") from None
+    names, fields = [], []
+    for camera in root.findall("cameras/camera"):
+        serial = camera.attrib.get("serial", "")
+        where = f"{path}: camera {serial!r}"
+        if camera.attrib.get("active", "1") == "0":
+            logger.info("%s: not active; skipped.", where)
+            continue
+        if camera.attrib.get("video_resolution", "1080p") not in ("1080p", "N/A"):
+            raise FormatError(
+                f"{where}: calibrated for video_resolution={camera.attrib['video_resolution']}; reshoot reads "
+                "calibrations at full (1080p) resolution. Export the calibration at 1080p."
+            )
+        if camera.attrib.get("viewrotation", "0") not in ("0", "0.0"):
+            raise FormatError(
+                f"{where}: its view is rotated (viewrotation={camera.attrib['viewrotation']}); reshoot reads "
+                "calibrations of unrotated views. Export the calibration with the view rotation at 0."
+            )
+        left, top, right, bottom = _attributes(
+            camera.find("fov_video"), ("left", "top", "right", "bottom"), f"{where} fov_video"
+        )
+        fu, fv, cu, cv, k1, k2, k3, p1, p2 = _attributes(
+            camera.find("intrinsic"),
+            ("focalLengthU", "focalLengthV", "centerPointU", "centerPointV", "radialDistortion1",
+             "radialDistortion2", "radialDistortion3", "tangentalDistortion1", "tangentalDistortion2"),
+            f"{where} intrinsic",
+        )  # fmt: skip
+        transform = _attributes(
+            camera.find("transform"),
+            ("x", "y", "z", *(f"r{i}{j}" for i in (1, 2, 3) for j in (1, 2, 3))),
+            f"{where} transform",
+        )
+        rotation = QUALISYS_TO_OPENCV @ np.array(transform[3:]).reshape(3, 3)
+        centre = np.array(transform[:3]) / 1000.0
+        cam_from_world = np.eye(4)
+        cam_from_world[:3, :3] = rotation
+        cam_from_world[:3, 3] = -rotation @ centre
+        s = QUALISYS_SENSOR_UNITS
+        names.append(check_name(serial, f"{where} serial", "give the camera a serial that is safe as a file name"))
+        fields.append(
+            {
+                "K": np.array([[fu / s, 0.0, cu / s - left], [0.0, fv / s, cv / s - top], [0.0, 0.0, 1.0]]),
+                "cam_from_world": cam_from_world,
+                "size": [int(right - left + 1), int(bottom - top + 1)],
+                "distortion": np.array([k1, k2, p1, p2, k3]),
+            }
+        )
+    if not names:
+        raise FormatError(f"{path}: no active <camera> under <cameras>; is this a Qualisys calibration?")
+    if len(set(names)) != len(names):
+        raise FormatError(f"{path}: camera serials repeat: {names}.")
+    return _camera_from_fields(names, fields, str(path))
+
+
+def write_qualisys_qca(path: str | os.PathLike, cameras: Camera) -> None:
+    """Write `cameras` as a Qualisys .qca (`load_qualisys_qca`'s subset of it), atomically.
+
+    Raises:
+        FormatError: a camera's K has skew (a .qca has none).
+    """
+    root = ElementTree.Element("calibration", {"source": "reshoot", "type": "regular"})
+    group = ElementTree.SubElement(root, "cameras")
+    s = QUALISYS_SENSOR_UNITS
+    for i, name in enumerate(cameras.names):
+        K = cameras.K[i].double().numpy()
+        if K[0, 1] != 0:
+            raise FormatError(f"camera {name}: K has skew {K[0, 1]:g}, which a Qualisys .qca cannot hold.")
+        pose = cameras.cam_from_world[i].double().numpy()
+        centre = -pose[:3, :3].T @ pose[:3, 3] * 1000.0
+        rotation = QUALISYS_TO_OPENCV @ pose[:3, :3]
+        k1, k2, p1, p2, k3 = (repr(float(x)) for x in cameras.distortion[i].double())
+        camera = ElementTree.SubElement(group, "camera", {"active": "1", "serial": name, "viewrotation": "0"})
+        right, bottom = int(cameras.width[i]) - 1, int(cameras.height[i]) - 1
+        ElementTree.SubElement(
+            camera, "fov_video", {"left": "0", "top": "0", "right": str(right), "bottom": str(bottom)}
+        )
+        transform = {k: repr(float(v)) for k, v in zip("xyz", centre)}
+        transform.update({f"r{r + 1}{c + 1}": repr(float(rotation[r, c])) for r in range(3) for c in range(3)})
+        ElementTree.SubElement(camera, "transform", transform)
+        intrinsic = {
+            "focalLengthU": repr(float(K[0, 0] * s)),
+            "focalLengthV": repr(float(K[1, 1] * s)),
+            "centerPointU": repr(float(K[0, 2] * s)),
+            "centerPointV": repr(float(K[1, 2] * s)),
+            "radialDistortion1": k1,
+            "radialDistortion2": k2,
+            "radialDistortion3": k3,
+            "tangentalDistortion1": p1,
+            "tangentalDistortion2": p2,
+        }
+        ElementTree.SubElement(camera, "intrinsic", intrinsic)
+    ElementTree.indent(root)
+    write_text_atomic(path, ElementTree.tostring(root, encoding="unicode", xml_declaration=True) + "\n")

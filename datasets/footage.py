@@ -567,8 +567,7 @@ def open_footage(
 
     Args:
         folder: the take folder (see the module docstring for its layout).
-        calibration: a `calibration.json` (reshoot/cameras) or caliscope `camera_array.toml`, or a
-            Camera; by default `folder/calibration.json` or `folder/camera_array.toml` if present.
+        calibration: a calibration file or COLMAP model folder (`load_calibration`), or a Camera; by default `folder/calibration.json` or `folder/camera_array.toml` if present.
             It must describe exactly the cameras with footage, at the footage's image size.
         offsets: camera name → frames; frame `i` of that camera shows take frame `i + offset`
             (missing cameras: 0). With offsets the take is the frame range every camera covers;

@@ -173,68 +173,110 @@ def _not_a_colmap_model(folder: Path) -> str | None:
     return f"it also holds {', '.join(foreign[:5])}, which a COLMAP text model does not have" if foreign else None
 
 
-def read_colmap_text(folder: str | Path) -> Camera:
-    """Read the registered images of a COLMAP text model as reshoot cameras.
+def read_colmap_model(folder: str | Path) -> Camera:
+    """Read the registered images of a COLMAP sparse model (text or binary) as reshoot cameras.
 
     Each registered image becomes one camera named after its image name's stem (`images/a.png` → `a`),
-    in image-id order; images without a pose are skipped (and logged). Intrinsics come from the image's
-    COLMAP camera with the principal point shifted by -0.5 px to OpenCV pixel centres.
+    in image-id order; images without a pose are skipped (and logged). A rig's model, whose images are
+    `<camera>/<frame>` (stems repeat from camera to camera), gives one camera per folder instead, from
+    its first image; its other images must show the camera where the first does (within
+    `RIG_POSE_TOLERANCE` of the rig's size, and 1°): reshoot's cameras do not move. Intrinsics come from
+    the image's COLMAP camera with the principal point shifted by -0.5 px to OpenCV pixel centres.
 
     Args:
         folder: a folder with `cameras.txt` and `images.txt` (and, from COLMAP 3.12, `rigs.txt`,
-            `frames.txt`; `points3D.txt` is read but its points are not returned).
+            `frames.txt`; `points3D.txt` is read but its points are not returned), or the same as
+            `.bin` files.
 
     Returns:
         Camera with float64 tensors, V = the number of registered images.
 
     Raises:
         InputError: the folder or its model files are missing or cannot be parsed.
-        FormatError: an unsupported camera model, no registered image, or image names whose stems
-            collide.
+        FormatError: an unsupported camera model, no registered image, image names whose stems
+            collide outside a rig's folders, or a rig camera that moves.
     """
     from .pycolmap_import import pycolmap
 
     folder = Path(folder)
-    missing = [f for f in ("cameras.txt", "images.txt") if not (folder / f).is_file()]
-    if missing:
+    text = all((folder / f).is_file() for f in ("cameras.txt", "images.txt"))
+    if not text and not all((folder / f).is_file() for f in ("cameras.bin", "images.bin")):
         raise InputError(
-            f"{folder}: no COLMAP text model here (missing {', '.join(missing)}). Give the folder that holds "
-            "cameras.txt and images.txt (e.g. sparse/0; convert a binary model with `colmap model_converter`)."
+            f"{folder}: no COLMAP model here (no cameras.txt and images.txt, nor cameras.bin and images.bin). "
+            "Give the folder that holds them (e.g. sparse/0)."
         )
+    suffix = ".txt" if text else ".bin"
+    cameras_file, images_file = folder / f"cameras{suffix}", folder / f"images{suffix}"
     reconstruction = pycolmap.Reconstruction()
     try:
-        reconstruction.read_text(str(folder))
+        (reconstruction.read_text if text else reconstruction.read_binary)(str(folder))
     except (ValueError, RuntimeError) as exc:
-        raise InputError(f"{folder}: COLMAP could not read this text model ({exc}).") from None
+        raise InputError(f"{folder}: COLMAP could not read this model ({exc}).") from None
 
-    names, Ks, dists, poses, widths, heights = [], [], [], [], [], []
-    for image_id in sorted(reconstruction.images):
-        image = reconstruction.images[image_id]
+    posed = [reconstruction.images[i] for i in sorted(reconstruction.images)]
+    for image in posed:
         if not image.has_pose:
-            log.warning("%s: image %s has no pose; skipped.", folder / "images.txt", image.name)
-            continue
+            log.warning("%s: image %s has no pose; skipped.", images_file, image.name)
+    posed = [image for image in posed if image.has_pose]
+    if not posed:
+        raise FormatError(f"{images_file}: no image has a pose; nothing to read.")
+    images = _one_image_per_camera(posed, images_file)
+    names, Ks, dists, poses, widths, heights = [], [], [], [], [], []
+    for name, image in images.items():
         camera = reconstruction.cameras[image.camera_id]
-        K, dist = intrinsics_from_colmap(camera, f"{folder / 'cameras.txt'}: camera {image.camera_id}")
-        names.append(Path(image.name).stem)
+        K, dist = intrinsics_from_colmap(camera, f"{cameras_file}: camera {image.camera_id}")
+        names.append(name)
         Ks.append(K)
         dists.append(dist)
-        pose = np.eye(4)
-        pose[:3, :4] = image.cam_from_world().matrix()
-        poses.append(pose)
+        poses.append(_pose_matrix(image))
         widths.append(int(camera.width))
         heights.append(int(camera.height))
-    if not names:
-        raise FormatError(f"{folder / 'images.txt'}: no image has a pose; nothing to read.")
-    if len(set(names)) != len(names):
-        raise FormatError(
-            f"{folder / 'images.txt'}: camera names are image-name stems and these collide: {sorted(names)}."
-        )
     try:
         return Camera.create(names, np.stack(Ks), np.stack(poses), widths, heights, np.stack(dists))
     except FormatError:
         raise
     except InputError as exc:
         raise FormatError(f"{folder}: {exc}") from None
+
+
+RIG_POSE_TOLERANCE = 0.01  # a rig camera's images may place it this share of the rig's size apart
+
+
+def _pose_matrix(image) -> np.ndarray:
+    """[4, 4] cam_from_world of a posed pycolmap image."""
+    pose = np.eye(4)
+    pose[:3, :4] = image.cam_from_world().matrix()
+    return pose
+
+
+def _one_image_per_camera(images: list, where: Path) -> dict:
+    """Camera name → the pycolmap image that calibrates it (see `read_colmap_model`)."""
+    stems = [Path(image.name).stem for image in images]
+    if len(set(stems)) == len(stems):
+        return dict(zip(stems, images))
+    folders = [Path(image.name).parent.name for image in images]
+    if not all(folders):
+        raise FormatError(
+            f"{where}: camera names are image-name stems and these collide: {sorted(stems)}. Name the images "
+            "after their cameras, or put each camera's images in a folder named after it."
+        )
+    first: dict = {}
+    for folder, image in zip(folders, images):
+        first.setdefault(folder, image)
+    centres = {name: -_pose_matrix(image)[:3, :3].T @ _pose_matrix(image)[:3, 3] for name, image in first.items()}
+    size = max((np.linalg.norm(a - b) for a in centres.values() for b in centres.values()), default=0.0)
+    for folder, image in zip(folders, images):
+        pose, reference = _pose_matrix(image), _pose_matrix(first[folder])
+        moved = np.linalg.norm(-pose[:3, :3].T @ pose[:3, 3] - centres[folder])
+        cosine = (np.trace(pose[:3, :3] @ reference[:3, :3].T) - 1) / 2
+        turned = math.degrees(math.acos(min(max(cosine, -1.0), 1.0)))
+        if image.camera_id != first[folder].camera_id or moved > RIG_POSE_TOLERANCE * size or turned > 1.0:
+            raise FormatError(
+                f"{where}: camera {folder!r} moves or changes lens between its images ({first[folder].name} and "
+                f"{image.name}: {moved:.3g} units and {turned:.2f}° apart, COLMAP cameras {first[folder].camera_id} "
+                f"and {image.camera_id}); reshoot calibrates fixed cameras. Give a model of one instant."
+            )
+    return first
 
 
 # ------------------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ version = 1
 
 [footage]
 path = "../take/footage"        # relative to the workspace (or absolute)
-calibration = "calib.json"      # optional: reshoot/cameras JSON or caliscope camera_array.toml
+calibration = "calib.json"      # optional: a calibration file or COLMAP model folder (load_calibration)
 fps = 24.0
 frames = 48                     # frames of the take that every camera covers
 first_frame = 0

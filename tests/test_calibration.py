@@ -1,5 +1,5 @@
-"""Calibration loaders (caliscope TOML, Strecha .camera, calibration.json) and whether the shared real
-calibrations agree with their images."""
+"""Calibration loaders (caliscope TOML, Pose2Sim TOML, Qualisys .qca, COLMAP, nerfstudio, Strecha
+.camera, calibration.json) and whether the shared real calibrations agree with their images."""
 
 from __future__ import annotations
 
@@ -11,7 +11,15 @@ import numpy as np
 import pytest
 import torch
 
-from reshoot.datasets.calibration import load_calibration, load_caliscope_camera_array, load_strecha_cameras
+from reshoot.datasets.calibration import (
+    load_calibration,
+    load_caliscope_camera_array,
+    load_pose2sim_toml,
+    load_qualisys_qca,
+    load_strecha_cameras,
+    write_pose2sim_toml,
+    write_qualisys_qca,
+)
 from reshoot.geometry.camera import Camera
 from reshoot.geometry.cameras_io import write_cameras_json
 from reshoot.geometry.errors import FormatError, InputError
@@ -308,3 +316,153 @@ def test_fountain_calibration_agrees_with_images(fountain_matches):
         bad = median_epipolar_px(rotate_camera(cameras, a, 2.0), a, b, matches[(a, b)])
         assert good <= 1.0, f"{(a, b)}: median epipolar distance {good:.2f} px"
         assert bad > 3.0 * good and bad > 3.0, f"{(a, b)}: {good:.2f} px -> {bad:.2f} px"
+
+
+# ------------------------------------------------------------------------------------------------
+# Pose2Sim TOML, Qualisys .qca, COLMAP and nerfstudio through `load_calibration`
+
+
+@pytest.fixture(scope="module")
+def pose2sim(shared_data) -> Path:
+    """pose2sim_single/calibration/: Calib_scene.toml (Pose2Sim) and Calib.qca.txt (Qualisys), one rig."""
+    return _present(shared_data / "pose2sim_single" / "calibration")
+
+
+def _distorted_cameras() -> Camera:
+    from test_exports import random_cameras
+
+    return random_cameras(True, seed=3)
+
+
+def _assert_same(a: Camera, b: Camera, tol: float = 1e-9) -> None:
+    from test_exports import assert_same_cameras
+
+    assert_same_cameras(a, b, tol)
+
+
+class TestPose2Sim:
+    def test_round_trip(self, tmp_path):
+        cameras = _distorted_cameras()
+        write_pose2sim_toml(tmp_path / "Calib.toml", cameras)
+        _assert_same(load_calibration(tmp_path / "Calib.toml"), cameras)
+
+    def test_the_shared_demo(self, pose2sim):
+        cams = load_pose2sim_toml(pose2sim / "Calib_scene.toml")
+        assert cams.names == ("cam01", "cam02", "cam03", "cam04")  # int_cam01_img → cam01, as the videos
+        assert cams.width.tolist() == [1088] * 4 and cams.height.tolist() == [1920] * 4
+        assert cams.K[0, 0, 0].item() == pytest.approx(1671.5012042021037)
+        assert cams.distortion[0].tolist() == pytest.approx(
+            [-0.05310342256182765, 0.1510044676505964, -0.00011989435671705446, 0.0006503403122568441, 0.0]
+        )
+        # The four phones stand around the person, 2.5-4 m from the origin and 1.7-2.1 m high.
+        assert cams.centers[:, :2].norm(dim=-1).min() > 2.0 and cams.centers[:, :2].norm(dim=-1).max() < 4.5
+        assert 1.5 < cams.centers[:, 2].min() and cams.centers[:, 2].max() < 2.3
+
+    def test_bad_files(self, tmp_path):
+        path = tmp_path / "Calib.toml"
+        write_pose2sim_toml(path, _distorted_cameras())
+        path.write_text(path.read_text().replace("fisheye = false", "fisheye = true", 1))
+        with pytest.raises(FormatError, match="fisheye"):
+            load_calibration(path)
+        path.write_text('[cam_1]\nname = "cam_1"\nsize = [640.0, 480.0]\n')
+        with pytest.raises(FormatError, match=r"\[cam_1\].*missing matrix, distortions, rotation, translation"):
+            load_calibration(path)
+        path.write_text("[metadata]\nadjusted = false\n")
+        with pytest.raises(FormatError, match="no camera tables"):
+            load_calibration(path)
+
+
+class TestQualisys:
+    def test_round_trip(self, tmp_path):
+        cameras = _distorted_cameras()
+        write_qualisys_qca(tmp_path / "Calib.qca", cameras)
+        _assert_same(load_calibration(tmp_path / "Calib.qca"), cameras)
+
+    def test_the_shared_demo_agrees_with_its_pose2sim_calibration(self, pose2sim):
+        """The demo's .qca (sensor units ×64, camera centres in mm, Qualisys camera axes) and its
+        Pose2Sim TOML (an independent calibration of the same four phones) put the cameras in the same
+        places, looking the same way: the units and axes are read right (a millimetre or an axis
+        wrong would put them metres or 180° apart)."""
+        qca = load_qualisys_qca(pose2sim / "Calib.qca.txt")
+        toml = load_pose2sim_toml(pose2sim / "Calib_scene.toml")
+        assert load_calibration(pose2sim / "Calib.qca.txt").names == qca.names  # .qca.txt is a .qca
+        assert qca.names == toml.names and qca.width.tolist() == toml.width.tolist()
+        assert (qca.centers - toml.centers).norm(dim=-1).max() < 0.15
+        relative = qca.cam_from_world[:, :3, :3] @ toml.cam_from_world[:, :3, :3].transpose(1, 2)
+        angles = torch.rad2deg(torch.arccos(((relative.diagonal(dim1=1, dim2=2).sum(-1) - 1) / 2).clamp(-1, 1)))
+        assert angles.max() < 3.0
+        assert ((qca.K[:, 0, 0] / toml.K[:, 0, 0]) - 1).abs().max() < 0.015
+        assert (qca.distortion[:, 0] - toml.distortion[:, 0]).abs().max() < 0.02  # k1 as it stands, not / 64
+
+    def test_bad_files(self, tmp_path):
+        path = tmp_path / "Calib.qca"
+        write_qualisys_qca(path, _distorted_cameras())
+        text = path.read_text()
+        path.write_text(text.replace('viewrotation="0"', 'viewrotation="90"', 1))
+        with pytest.raises(FormatError, match="rotated"):
+            load_calibration(path)
+        path.write_text(text.replace("focalLengthU=", "focalLengthX=", 1))
+        with pytest.raises(FormatError, match="focalLengthU is missing"):
+            load_calibration(path)
+        path.write_text("<calibration><cameras>")
+        with pytest.raises(FormatError, match="not valid XML"):
+            load_calibration(path)
+
+
+def test_colmap_models_text_and_binary(tmp_path):
+    from reshoot.geometry.exports import write_colmap_text
+    from reshoot.geometry.pycolmap_import import pycolmap
+
+    cameras = _distorted_cameras()
+    write_colmap_text(tmp_path / "text", cameras)
+    model = pycolmap.Reconstruction()
+    model.read_text(str(tmp_path / "text"))
+    (tmp_path / "binary").mkdir()
+    model.write_binary(str(tmp_path / "binary"))
+    for folder in ("text", "binary"):
+        _assert_same(load_calibration(tmp_path / folder), cameras)
+    with pytest.raises(InputError, match="no COLMAP model here"):
+        load_calibration(tmp_path)
+
+
+def test_nerfstudio_transforms(tmp_path):
+    from reshoot.geometry.exports import write_nerfstudio_transforms
+
+    cameras = _distorted_cameras()
+    write_nerfstudio_transforms(tmp_path / "transforms.json", cameras, {n: f"images/{n}.png" for n in cameras.names})
+    _assert_same(load_calibration(tmp_path / "transforms.json"), cameras)
+
+
+def test_unknown_format_names_the_ones_read(tmp_path):
+    (tmp_path / "calib.yaml").write_text("x: 1")
+    with pytest.raises(InputError, match="Pose2Sim.*Qualisys.*COLMAP.*nerfstudio"):
+        load_calibration(tmp_path / "calib.yaml")
+
+
+def _rig_model(folder: Path, cameras: Camera, frames: int, moved: float = 0.0) -> None:
+    """A COLMAP text model of a rig: images `<camera>/<frame>.png`, every frame at the cameras' poses
+    (the last camera's centre moved by `moved` units in its last frame)."""
+    from reshoot.geometry.colmap import colmap_camera, rigid_from_matrix
+    from reshoot.geometry.pycolmap_import import pycolmap
+
+    model = pycolmap.Reconstruction()
+    for i in range(len(cameras)):
+        model.add_camera_with_trivial_rig(colmap_camera(cameras, i, camera_id=i + 1))
+    for f in range(frames):
+        for i, name in enumerate(cameras.names):
+            pose = cameras.cam_from_world[i].double().numpy().copy()
+            if moved and f == frames - 1 and i == len(cameras) - 1:
+                pose[:3, 3] -= pose[:3, :3] @ np.array([moved, 0.0, 0.0])
+            image = pycolmap.Image(name=f"{name}/{f:06d}.png", camera_id=i + 1, image_id=f * len(cameras) + i + 1)
+            model.add_image_with_trivial_frame(image, rigid_from_matrix(pose))
+    folder.mkdir()
+    model.write_text(str(folder))
+
+
+def test_colmap_rig_model_gives_one_camera_per_folder(tmp_path):
+    cameras = _distorted_cameras()
+    _rig_model(tmp_path / "rig", cameras, frames=3)
+    _assert_same(load_calibration(tmp_path / "rig"), cameras)
+    _rig_model(tmp_path / "moving", cameras, frames=3, moved=0.5)
+    with pytest.raises(FormatError, match=rf"camera '{cameras.names[-1]}' moves.*fixed cameras"):
+        load_calibration(tmp_path / "moving")

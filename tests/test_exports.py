@@ -13,7 +13,7 @@ from reshoot.geometry.camera import Camera
 from reshoot.geometry.conventions import rotation_from_quat_wxyz
 from reshoot.geometry.errors import FormatError, InputError
 from reshoot.geometry.exports import (
-    read_colmap_text,
+    read_colmap_model,
     read_nerfstudio_transforms,
     write_colmap_text,
     write_nerfstudio_transforms,
@@ -81,7 +81,7 @@ def test_colmap_round_trip(tmp_path: Path, distortion: bool) -> None:
     cameras = random_cameras(distortion, seed=int(distortion))
     write_colmap_text(tmp_path / "model", cameras)
     assert {"cameras.txt", "images.txt", "points3D.txt"} <= {p.name for p in (tmp_path / "model").iterdir()}
-    assert_same_cameras(read_colmap_text(tmp_path / "model"), cameras)
+    assert_same_cameras(read_colmap_model(tmp_path / "model"), cameras)
     models = [c.model_name for _, c in sorted(pycolmap.Reconstruction(str(tmp_path / "model")).cameras.items())]
     assert models == (["PINHOLE", "OPENCV", "FULL_OPENCV", "OPENCV"] if distortion else ["PINHOLE"] * 4)
     assert [p.name for p in tmp_path.iterdir()] == ["model"]  # no temporary folder left behind
@@ -98,7 +98,7 @@ def test_colmap_image_names_and_points(tmp_path: Path) -> None:
     order = np.lexsort(xyz.T[::-1])
     np.testing.assert_allclose(np.stack([p.xyz for p in points]), xyz[order], atol=1e-12)
     np.testing.assert_array_equal(np.stack([p.color for p in points]), np.round(rgb[order] * 255))
-    assert read_colmap_text(tmp_path / "m").names == cameras.names  # names are the image-name stems
+    assert read_colmap_model(tmp_path / "m").names == cameras.names  # names are the image-name stems
 
 
 @pytest.mark.parametrize("distortion", [False, True])
@@ -127,7 +127,7 @@ def test_colmap_reads_other_models(tmp_path: Path) -> None:
     rec.add_image_with_trivial_frame(image, pycolmap.Rigid3d(np.eye(4)[:3]))
     (tmp_path / "m").mkdir()
     rec.write_text(str(tmp_path / "m"))
-    got = read_colmap_text(tmp_path / "m")
+    got = read_colmap_model(tmp_path / "m")
     assert got.names == ("x",)
     assert got.K[0].tolist() == [[700.0, 0.0, 399.5], [0.0, 700.0, 299.5], [0.0, 0.0, 1.0]]
     assert got.distortion[0].tolist() == [-0.04, 0.0, 0.0, 0.0, 0.0]
@@ -135,12 +135,12 @@ def test_colmap_reads_other_models(tmp_path: Path) -> None:
 
 def test_colmap_bad_input(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
-    with pytest.raises(InputError, match="empty.*no COLMAP text model"):
-        read_colmap_text(tmp_path / "empty")
+    with pytest.raises(InputError, match="empty.*no COLMAP model here"):
+        read_colmap_model(tmp_path / "empty")
     write_colmap_text(tmp_path / "m", random_cameras(False))
     (tmp_path / "m" / "cameras.txt").write_text("1 PINHOLE 640 garbage\n")
     with pytest.raises(InputError, match=str(tmp_path / "m")):
-        read_colmap_text(tmp_path / "m")
+        read_colmap_model(tmp_path / "m")
 
     rec = pycolmap.Reconstruction()
     rec.add_camera_with_trivial_rig(pycolmap.Camera.create_from_model_name(1, "OPENCV_FISHEYE", 500.0, 64, 48))
@@ -148,7 +148,7 @@ def test_colmap_bad_input(tmp_path: Path) -> None:
     (tmp_path / "fisheye").mkdir()
     rec.write_text(str(tmp_path / "fisheye"))
     with pytest.raises(FormatError, match=r"fisheye.*cameras\.txt.*OPENCV_FISHEYE"):
-        read_colmap_text(tmp_path / "fisheye")
+        read_colmap_model(tmp_path / "fisheye")
 
 
 def test_colmap_refusals_leave_nothing(tmp_path: Path) -> None:
@@ -175,7 +175,7 @@ def test_colmap_refusals_leave_nothing(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="not empty"):
         write_colmap_text(tmp_path / "a", cameras.select([0]))
     write_colmap_text(tmp_path / "a", cameras.select([0]), overwrite=True)
-    assert read_colmap_text(tmp_path / "a").names == ("cam_0",)
+    assert read_colmap_model(tmp_path / "a").names == ("cam_0",)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import pytest
 
 from reshoot.geometry.alignment import pose_errors, similarity_transform
 from reshoot.geometry.cameras_io import read_cameras_json, write_cameras_json
-from reshoot.geometry.exports import read_colmap_text, read_nerfstudio_transforms
+from reshoot.geometry.exports import read_colmap_model, read_nerfstudio_transforms
 from reshoot.registration import RegistrationError, RegistrationOptions, register
 from reshoot.workspace import init_workspace
 
@@ -68,7 +68,7 @@ def test_outputs_are_complete_and_readable(registered):
     assert floor_share > 0.3, "the textured floor gives many points at z = 0"
     cameras = read_cameras_json(out / "cameras.json").cameras
     for exported in (
-        read_colmap_text(out / "export" / "colmap_text"),
+        read_colmap_model(out / "export" / "colmap_text"),
         read_nerfstudio_transforms(out / "export" / "transforms.json").cameras,
     ):
         assert np.allclose(exported.cam_from_world.numpy(), cameras.cam_from_world.numpy(), atol=1e-9)

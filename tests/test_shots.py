@@ -152,7 +152,7 @@ def test_conditioning_passes_match_the_render_and_name_the_entities(ws: Path):
 
 def test_exports_of_a_shot_round_trip(ws: Path):
     from reshoot.export import export_cameras
-    from reshoot.geometry.exports import read_colmap_text, read_nerfstudio_transforms, read_nuke_chan, read_usd_cameras
+    from reshoot.geometry.exports import read_colmap_model, read_nerfstudio_transforms, read_nuke_chan, read_usd_cameras
 
     shoot(ws, "high wide, orbit left", name="orbit")
     summary = export_cameras(ws, "orbit")
@@ -161,7 +161,7 @@ def test_exports_of_a_shot_round_trip(ws: Path):
     assert frames == list(range(12)) and (chan - poses).abs().max() < 1e-6
     _, moving = read_usd_cameras(summary.folder / "orbit.usda")
     assert (moving["orbit"][1] - poses).abs().max() < 1e-6
-    colmap = read_colmap_text(summary.folder / "colmap")
+    colmap = read_colmap_model(summary.folder / "colmap")
     assert (
         colmap.select("000004.png" if "000004.png" in colmap.names else "000004").cam_from_world[0] - poses[4]
     ).abs().max() < 1e-6
