@@ -41,6 +41,9 @@ logger = logging.getLogger(__name__)
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 CALIBRATION_FILES = ("calibration.json", "camera_array.toml")  # looked for in this order
+# H.264 / HEVC code pictures in 16-pixel blocks and crop the padding off the right and bottom: a phone's
+# 1080-wide video is a 1088-wide picture cropped, and a calibration made on 1088-wide frames fits it.
+CODING_BLOCK = 16
 DEFAULT_IMAGE_FPS = 24.0
 FPS_RELATIVE_TOLERANCE = 1e-3  # 29.97 and 30000/1001 are the same rate
 MAX_SKIP_FRAMES = 48  # jumping further ahead than this re-opens the video with a seek
@@ -547,14 +550,23 @@ def _match_calibration(camera: Camera, where: str, probes: list[CameraFootage]) 
             "or move their files out of the take folder."
         )
     ordered = camera.select(names)
+    matched = []
     for i, p in enumerate(probes):
         size = (int(ordered.width[i]), int(ordered.height[i]))
-        if size != (p.width, p.height):
+        padding = (size[0] - p.width, size[1] - p.height)
+        if size != (p.width, p.height) and not all(0 <= d < CODING_BLOCK for d in padding):
             raise InputError(
                 f"{where}: camera {p.name} is calibrated at {size[0]}x{size[1]} but its footage "
                 f"{p.path.name} is {p.width}x{p.height}. Use the calibration made for this resolution."
             )
-    return ordered
+        if size != (p.width, p.height):
+            logger.warning(
+                "%s: camera %s is calibrated at %dx%d and its footage %s is %dx%d: taken as the picture's top-left "
+                "part (a video codec's crop of its %d-pixel coding blocks), with the same K.",
+                where, p.name, *size, p.path.name, p.width, p.height, CODING_BLOCK,
+            )  # fmt: skip
+        matched.append(ordered.select(i).cropped(0, 0, p.width, p.height))
+    return Camera.cat(matched)
 
 
 def open_footage(

@@ -363,3 +363,17 @@ def test_two_sources_for_one_camera(tmp_path, videos):
     make_sequence(folder / "cam", 10)
     message = _error(folder)
     assert "'cam'" in message and "cam.mp4" in message
+
+
+def test_calibration_of_the_coded_picture_fits_its_cropped_video(tmp_path, videos):
+    """A phone's 1080-wide video is a 1088-wide coded picture with 8 columns cropped off the right: a
+    calibration made on the full picture fits it (same K, the footage's size); 16 or more pixels more,
+    or a calibration smaller than the footage, is another resolution."""
+    folder = make_take(tmp_path / "take", videos, cam_a="a10")
+    calibration = calibration_for(["cam_a"], width=W + 8, height=H + 15)
+    take = open_footage(folder, calibration=calibration)
+    assert take.calibration.width.tolist() == [W] and take.calibration.height.tolist() == [H]
+    assert torch.equal(take.calibration.K, calibration.K.to(take.calibration.K.dtype))
+    for width, height in ((W + 16, H), (W - 1, H)):
+        message = _error(folder, calibration=calibration_for(["cam_a"], width=width, height=height))
+        assert f"{width}x{height}" in message and "Use the calibration made for this resolution" in message
