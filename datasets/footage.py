@@ -553,13 +553,12 @@ def _match_calibration(camera: Camera, where: str, probes: list[CameraFootage]) 
     matched = []
     for i, p in enumerate(probes):
         size = (int(ordered.width[i]), int(ordered.height[i]))
-        padding = (size[0] - p.width, size[1] - p.height)
-        if size != (p.width, p.height) and not all(0 <= d < CODING_BLOCK for d in padding):
-            raise InputError(
-                f"{where}: camera {p.name} is calibrated at {size[0]}x{size[1]} but its footage "
-                f"{p.path.name} is {p.width}x{p.height}. Use the calibration made for this resolution."
-            )
         if size != (p.width, p.height):
+            if not all(0 <= d < CODING_BLOCK for d in (size[0] - p.width, size[1] - p.height)):
+                raise InputError(
+                    f"{where}: camera {p.name} is calibrated at {size[0]}x{size[1]} but its footage "
+                    f"{p.path.name} is {p.width}x{p.height}. Use the calibration made for this resolution."
+                )
             logger.warning(
                 "%s: camera %s is calibrated at %dx%d and its footage %s is %dx%d: taken as the picture's top-left "
                 "part (a video codec's crop of its %d-pixel coding blocks), with the same K.",
@@ -579,7 +578,8 @@ def open_footage(
 
     Args:
         folder: the take folder (see the module docstring for its layout).
-        calibration: a calibration file or COLMAP model folder (`load_calibration`), or a Camera; by default `folder/calibration.json` or `folder/camera_array.toml` if present.
+        calibration: a calibration file or COLMAP model folder (`load_calibration`), or a Camera; by
+            default `folder/calibration.json` or `folder/camera_array.toml` if present.
             It must describe exactly the cameras with footage, at the footage's image size.
         offsets: camera name → frames; frame `i` of that camera shows take frame `i + offset`
             (missing cameras: 0). With offsets the take is the frame range every camera covers;

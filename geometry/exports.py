@@ -40,6 +40,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
+from .alignment import rotation_angle_deg
 from .camera import Camera
 from .colmap import colmap_camera, intrinsics_from_colmap
 from .conventions import colmap_K_from_opencv, opencv_from_opengl, opencv_K_from_colmap, opengl_from_opencv
@@ -263,13 +264,11 @@ def _one_image_per_camera(images: list, where: Path) -> dict:
     first: dict = {}
     for folder, image in zip(folders, images):
         first.setdefault(folder, image)
-    centres = {name: -_pose_matrix(image)[:3, :3].T @ _pose_matrix(image)[:3, 3] for name, image in first.items()}
+    centres = {name: image.projection_center() for name, image in first.items()}
     size = max((np.linalg.norm(a - b) for a in centres.values() for b in centres.values()), default=0.0)
     for folder, image in zip(folders, images):
-        pose, reference = _pose_matrix(image), _pose_matrix(first[folder])
-        moved = np.linalg.norm(-pose[:3, :3].T @ pose[:3, 3] - centres[folder])
-        cosine = (np.trace(pose[:3, :3] @ reference[:3, :3].T) - 1) / 2
-        turned = math.degrees(math.acos(min(max(cosine, -1.0), 1.0)))
+        moved = np.linalg.norm(image.projection_center() - centres[folder])
+        turned = float(rotation_angle_deg(_pose_matrix(image)[:3, :3], _pose_matrix(first[folder])[:3, :3]))
         if image.camera_id != first[folder].camera_id or moved > RIG_POSE_TOLERANCE * size or turned > 1.0:
             raise FormatError(
                 f"{where}: camera {folder!r} moves or changes lens between its images ({first[folder].name} and "
