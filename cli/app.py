@@ -115,7 +115,7 @@ def _parse_size(text: str) -> tuple[int, int]:
 def _parse_offsets(items: list[str]) -> dict[str, int]:
     offsets = {}
     for item in items:
-        name, sep, value = item.partition("=")
+        name, sep, value = (part.strip() for part in item.partition("="))
         try:
             offsets[name] = int(value)
         except ValueError:
@@ -137,7 +137,16 @@ def init(
     ),
     sensitive: bool = typer.Option(False, "--sensitive", help="Mark the footage as never to be used for training."),
     fps: float | None = typer.Option(None, "--fps", help="Frame rate of image-sequence footage (videos carry theirs)."),
-    offset: list[str] = typer.Option([], "--offset", help="Per-camera frame offset CAMERA=FRAMES (repeatable)."),
+    offset: list[str] = typer.Option(
+        [], "--offset", help="Per-camera frame offset CAMERA=FRAMES (repeatable); wins over --sync."
+    ),
+    sync: str = typer.Option(
+        "auto",
+        "--sync",
+        help="How to put the cameras on one clock: timecode, audio (the sound they recorded), motion (of the "
+        "moving foreground), none, or auto (timecode if every camera has it, else sound, else none when all "
+        "have one length, else motion).",
+    ),
     force: bool = typer.Option(False, "--force", help="Rewrite the settings of an existing workspace."),
     survey: Path | None = typer.Option(
         None, "--survey", help="Photos (folder) or a video of a walk around the empty set; helps registration."
@@ -155,7 +164,7 @@ def init(
         "(repeat), kept in reshoot.toml, e.g. register.camera_height=1.6.",
     ),
 ) -> None:
-    """Create a workspace for a take: check the footage and write WORKSPACE/reshoot.toml."""
+    """Create a workspace for a take: check the footage, sync its cameras and write WORKSPACE/reshoot.toml."""
     from reshoot.workspace import WORKSPACE_FILE, init_workspace, parse_stage_settings
 
     stages = parse_stage_settings(set_option)
@@ -163,21 +172,43 @@ def init(
         from reshoot.pipeline import check_stage_settings
 
         check_stage_settings(stages)
+    arguments = dict(
+        calibration=calibration, sensitive=sensitive, fps=fps, offsets=_parse_offsets(offset), force=force,
+        survey=survey, plates=plates, stages=stages, sync=sync,
+    )  # fmt: skip
     if (workspace / WORKSPACE_FILE).is_file():
         with _writing(workspace, "init", settings_must_read=False):  # --force repairs a damaged reshoot.toml
-            settings = init_workspace(
-                workspace, footage, calibration, sensitive, fps, _parse_offsets(offset), force, survey, plates, stages
-            )
+            settings = init_workspace(workspace, footage, **arguments)
     else:
-        settings = init_workspace(
-            workspace, footage, calibration, sensitive, fps, _parse_offsets(offset), force, survey, plates, stages
-        )
+        settings = init_workspace(workspace, footage, **arguments)
+    _print_sync(settings.sync)
     console.print(
         f"[green]workspace[/green] {workspace}/{WORKSPACE_FILE}: {len(settings.cameras)} cameras "
         f"({', '.join(settings.cameras)}), {settings.frames} frames at {settings.fps:g} fps"
         + (", [yellow]sensitive[/yellow]" if settings.sensitive else "")
     )
     print(workspace / WORKSPACE_FILE)
+
+
+def _print_sync(record: dict) -> None:
+    """One line on how the cameras were put on one clock, and one per camera with its offset."""
+    source = record.get("source", "none")
+    line = f"[green]sync[/green] {source}"
+    if source in ("audio", "motion"):
+        line += (
+            f", confidence {record['confidence']:.2f}, pairs' triangle closure {record['closure_frames']:.2f} frames"
+        )
+    if record.get("note"):
+        line += f" ({record['note']})"
+    console.print(line)
+    if source == "none":
+        return
+    for name, frames in record.get("offsets_frames", {}).items():
+        residual = record.get("residual_frames", {}).get(name, 0.0)
+        console.print(
+            f"  {name}: offset {frames:+.3f} frames ({record['offsets_ms'][name]:+.1f} ms), "
+            f"sampled at {round(frames):+d} (residual {residual:+.3f})"
+        )
 
 
 @app.command()
@@ -193,6 +224,19 @@ def synth(
     seed: int = typer.Option(0, "--seed", help="Everything follows from it."),
     fps: float = typer.Option(24.0, "--fps", help="Frame rate."),
     distortion: bool = typer.Option(False, "--distortion", help="Give the production lenses radial distortion."),
+    offsets: str | None = typer.Option(
+        None,
+        "--offsets",
+        help="Cameras that start rolling late (negative: early), CAM=FRAMES,... e.g. b_medium=7,c_medium=-12; "
+        "every camera still covers the take, which is the frames all of them show.",
+    ),
+    audio: bool = typer.Option(False, "--audio", help="Record a clap (and room tone) in every camera's footage."),
+    timecode: str | None = typer.Option(
+        None, "--timecode", help="Start timecode HH:MM:SS:FF of take frame 0; each video carries its own."
+    ),
+    pace: str = typer.Option(
+        "steady", "--pace", help="steady (constant-speed walks) or varied (walks that stop and start)."
+    ),
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Replace an existing take at OUT (only once the new one is complete)."
     ),
@@ -211,6 +255,10 @@ def synth(
         seed=seed,
         fps=fps,
         distortion=distortion,
+        offsets=_parse_offsets([item for item in (offsets or "").split(",") if item.strip()]),
+        audio=audio,
+        timecode=timecode,
+        pace=pace,
     )
     with _progress() as progress:
         summary = generate_take(out, config, progress=progress, overwrite=overwrite)

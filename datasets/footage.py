@@ -505,7 +505,8 @@ def _take_range(probes: list[CameraFootage], offsets: dict[str, int] | None, fol
             listed = ", ".join(f"{n} {c}" for n, c in counts.items())
             raise InputError(
                 f"{folder}: the cameras have different frame counts ({listed}). Trim them to the same "
-                "length, or give per-camera offsets so the take is the frames all cameras cover."
+                "length, sync them (reshoot init --sync timecode|audio|motion), or give per-camera offsets so the take is "
+                "the frames all cameras cover."
             )
         return 0, probes[0].num_frames
     first = max(offsets.get(p.name, 0) for p in probes)
@@ -568,6 +569,38 @@ def _match_calibration(camera: Camera, where: str, probes: list[CameraFootage]) 
     return Camera.cat(matched)
 
 
+def probe_cameras(folder: str | os.PathLike, fps: float | None = None) -> list[CameraFootage]:
+    """Every camera's footage in a take folder, probed (size, rate, frame count), offsets 0, sorted by
+    camera name: what `open_footage` and sync (`reshoot.datasets.sync`) start from.
+
+    Args:
+        folder: the take folder.
+        fps: frame rate of image sequences (default 24); videos carry their own.
+
+    Raises:
+        InputError: the folder is missing or has no footage, fps is not a positive number, a video is
+            empty, truncated or unreadable, or an image sequence mixes sizes.
+    """
+    folder = Path(folder)
+    if not folder.exists():
+        raise InputError(f"{folder}: no such folder. Give the folder that holds the take's videos.")
+    if not folder.is_dir():
+        raise InputError(f"{folder}: is a file; give the folder that holds the take's per-camera videos.")
+    if fps is not None and not (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0):
+        raise InputError(f"fps must be a positive number of frames per second, got {fps!r}.")
+    found = _discover(folder)
+    if not found:
+        raise InputError(
+            f"{folder}: no footage found. Put one video per camera in it (<camera>{'/'.join(VIDEO_SUFFIXES)}) "
+            f"or one folder of frames per camera (<camera>/ with {'/'.join(IMAGE_SUFFIXES)} files)."
+        )
+    image_fps = DEFAULT_IMAGE_FPS if fps is None else float(fps)
+    return [
+        probe_video(name, path) if kind == "video" else _probe_images(name, path, image_fps)
+        for name, path, kind in found
+    ]
+
+
 def open_footage(
     folder: str | os.PathLike,
     calibration: str | os.PathLike | Camera | None = None,
@@ -596,25 +629,9 @@ def open_footage(
             footage, or has another image size; an image sequence mixes sizes.
     """
     folder = Path(folder)
-    if not folder.exists():
-        raise InputError(f"{folder}: no such folder. Give the folder that holds the take's videos.")
-    if not folder.is_dir():
-        raise InputError(f"{folder}: is a file; give the folder that holds the take's per-camera videos.")
-    if fps is not None and not (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0):
-        raise InputError(f"fps must be a positive number of frames per second, got {fps!r}.")
-    found = _discover(folder)
-    if not found:
-        raise InputError(
-            f"{folder}: no footage found. Put one video per camera in it (<camera>{'/'.join(VIDEO_SUFFIXES)}) "
-            f"or one folder of frames per camera (<camera>/ with {'/'.join(IMAGE_SUFFIXES)} files)."
-        )
-    names = [name for name, _, _ in found]
+    probes = probe_cameras(folder, fps)
+    names = [p.name for p in probes]
     checked_offsets = _check_offsets(offsets, names, folder) if offsets else None  # {} is no offsets too
-    image_fps = DEFAULT_IMAGE_FPS if fps is None else float(fps)
-    probes = [
-        probe_video(name, path) if kind == "video" else _probe_images(name, path, image_fps)
-        for name, path, kind in found
-    ]
     take_fps = _check_fps(probes, folder)
     if fps is not None and abs(take_fps - fps) > FPS_RELATIVE_TOLERANCE * take_fps:
         raise InputError(

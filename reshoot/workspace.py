@@ -29,6 +29,14 @@ cameras = ["a_wide", "b_medium"]
 [footage.offsets]               # camera frame i shows take frame i + offset
 a_wide = 0
 
+[footage.sync]                  # how the offsets were found (reshoot/datasets/sync.py)
+source = "audio"                # timecode | audio | motion | none | user
+confidence = 0.56
+closure_frames = 0.0            # largest |lag_ab + lag_bc - lag_ac| of the pairs' own lags
+offsets_frames = { a_wide = -31.0002 }   # sub-frame; frames are sampled at the whole offsets
+offsets_ms = { a_wide = -1291.675 }
+residual_frames = { a_wide = -0.0002 }
+
 [survey]                        # optional: photos or a video walking around the empty set
 path = "../take/survey"
 
@@ -81,6 +89,8 @@ class WorkspaceSettings:
         first_frame: take frame number of the first frame.
         cameras: camera names, in footage order.
         offsets: per-camera frame offsets.
+        sync: how the offsets were found (`SyncResult.to_dict`: source, confidence, sub-frame offsets and
+            their residuals, the camera pairs), or {} for a workspace made before sync existed.
         sensitive: the footage must never be used to train models.
         scale: how metric scale is to be found: {"source": "arbitrary"} or with a hint.
         survey: a survey of the empty set (photo folder or video), absolute, or None.
@@ -97,6 +107,7 @@ class WorkspaceSettings:
     first_frame: int
     cameras: tuple[str, ...]
     offsets: dict[str, int] = field(default_factory=dict)
+    sync: dict[str, Any] = field(default_factory=dict)
     sensitive: bool = False
     scale: dict[str, Any] = field(default_factory=lambda: {"source": "arbitrary"})
     survey: Path | None = None
@@ -142,8 +153,13 @@ def init_workspace(
     survey: str | Path | None = None,
     plates: str | Path | None = None,
     stages: Mapping[str, Mapping[str, Any]] | None = None,
+    sync: str = "auto",
 ) -> WorkspaceSettings:
-    """Create a workspace for a take: check the footage, write `root/reshoot.toml`.
+    """Create a workspace for a take: check the footage, put its cameras on one clock, write
+    `root/reshoot.toml`.
+
+    The offsets are the user's `offsets` when given (then `sync` other than "auto" or "none" is still
+    measured and recorded, as a check); else found by `sync` (`reshoot.datasets.sync.synchronize`).
 
     `stages` are settings of `reshoot run`'s stages ({"register": {"camera_height": 1.6}}), kept over
     those an existing workspace had (`force`).
@@ -156,8 +172,9 @@ def init_workspace(
     workspace marked sensitive stays sensitive.
 
     Raises:
-        InputError: bad footage or calibration, a workspace already exists and `force` is False, or
-            `force` would put another take under existing stage outputs.
+        InputError: bad footage or calibration, a workspace already exists and `force` is False,
+            `force` would put another take under existing stage outputs, or the sync method cannot
+            sync the cameras.
     """
     from reshoot.datasets.footage import open_footage
 
@@ -170,6 +187,7 @@ def init_workspace(
         )
     if root.exists() and not root.is_dir():
         raise InputError(f"{root} is a file; the workspace must be a folder.")
+    offsets, synced = _synchronised_offsets(footage, fps, offsets, sync)
     take = open_footage(footage, calibration=calibration, offsets=offsets, fps=fps)
     previous = _previous_settings(root)
     _check_same_take(root, previous, Path(footage).resolve(), tuple(take.camera_names))
@@ -193,6 +211,7 @@ def init_workspace(
         first_frame=int(take.first_frame),
         cameras=tuple(take.camera_names),
         offsets={s.name: int(s.offset) for s in take.sources},
+        sync=synced.to_dict(float(take.fps)),
         sensitive=bool(sensitive) or (previous is not None and previous.sensitive),  # --force never un-marks
         survey=Path(survey).resolve() if survey else None,
         plates=Path(plates).resolve() if plates else None,
@@ -204,6 +223,28 @@ def init_workspace(
         "workspace %s: %d cameras, %d frames at %g fps", root, len(settings.cameras), settings.frames, settings.fps
     )
     return settings
+
+
+def _synchronised_offsets(
+    footage: str | Path, fps: float | None, offsets: Mapping[str, int] | None, mode: str
+) -> tuple[dict[str, int] | None, Any]:
+    """The offsets to open the take with (None: every camera as it is) and the `SyncResult` behind them:
+    the user's offsets (with what `mode` measures, when it names a method, recorded beside them), or
+    what `mode` found."""
+    from reshoot.datasets.footage import probe_cameras
+    from reshoot.datasets.sync import SYNC_MODES, SyncResult, synchronize
+
+    if mode not in SYNC_MODES:
+        raise InputError(f"--sync {mode!r}: choose one of {', '.join(SYNC_MODES)}.")
+    if offsets:
+        extra = {}
+        if mode not in ("auto", "none"):
+            probes = probe_cameras(footage, fps)
+            extra["measured"] = synchronize(probes, mode).to_dict(probes[0].fps)
+        given = {name: float(value) for name, value in offsets.items()}
+        return dict(offsets), SyncResult("user", given, note="the offsets given with --offset", extra=extra)
+    result = synchronize(probe_cameras(footage, fps), mode)
+    return (None if result.source == "none" else result.frame_offsets), result
 
 
 def _merged_stages(old: Mapping[str, Mapping[str, Any]], new: Mapping[str, Mapping[str, Any]]) -> dict:
@@ -275,6 +316,8 @@ def _to_toml(settings: WorkspaceSettings) -> str:
         cameras=list(settings.cameras),
         offsets=dict(settings.offsets),
     )
+    if settings.sync:
+        footage["sync"] = dict(settings.sync)
     doc: dict[str, Any] = {"format": FORMAT, "version": VERSION, "footage": footage}
     if settings.survey is not None:
         doc["survey"] = {"path": _relative(settings.survey, settings.root)}
@@ -317,6 +360,7 @@ def load_workspace(root: str | Path) -> WorkspaceSettings:
             first_frame=int(footage.get("first_frame", 0)),
             cameras=tuple(str(c) for c in footage["cameras"]),
             offsets={str(k): int(v) for k, v in footage.get("offsets", {}).items()},
+            sync=dict(footage.get("sync", {})),
             sensitive=bool(doc.get("privacy", {}).get("sensitive", False)),
             scale=dict(doc.get("scale", {"source": "arbitrary"})),
             survey=(root / doc["survey"]["path"]).resolve() if "survey" in doc else None,

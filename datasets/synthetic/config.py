@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import re
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from reshoot.geometry.errors import InputError
 from reshoot.geometry.validation import MAX_IMAGE_SIDE
+
+PRODUCTION_LAYOUT = ("a_wide", "b_medium", "c_medium", "d_reverse", "e_medium", "f_medium", "g_medium", "h_medium")
+"""Names of the production cameras, in the order `cameras` adds them."""
+PACES = ("steady", "varied")
+TIMECODE = re.compile(r"^(\d{2}):([0-5]\d):([0-5]\d):(\d{2})$")
 
 
 @dataclass(frozen=True)
@@ -30,6 +36,14 @@ class SynthConfig:
         extra_views: more ground-truth-only cameras (`view_1`, ...) at random high positions looking at
             the action, drawn from their own random stream (the rest of the take does not change);
             training episodes for the video model use them as targets.
+        offsets: production camera name → frames it started rolling late (negative: early), against
+            the cameras not named (0). Every camera rolls until one common cut, so the cameras' clips
+            differ in length and the frames all of them show are exactly the take's `frames`.
+        audio: mix a clap (and each camera's own room tone) into every camera's footage, with its offset.
+        timecode: the start timecode HH:MM:SS:FF of take frame 0; each video carries its own start
+            timecode (take start + its offset). Needs a whole-number fps.
+        pace: "steady" (constant-speed walks) or "varied" (walks with stops and starts, drawn from their
+            own random stream: the set, props and cameras stay those of the seed).
     """
 
     cameras: int = 4
@@ -46,6 +60,10 @@ class SynthConfig:
     video_crf: int = 17
     survey_frames: int = 24
     extra_views: int = 0
+    offsets: dict[str, int] = field(default_factory=dict)
+    audio: bool = False
+    timecode: str | None = None
+    pace: str = "steady"
 
     def __post_init__(self) -> None:
         checks = [
@@ -70,10 +88,49 @@ class SynthConfig:
                 f"survey_frames must be 0 (no survey) or 8 to 500, got {self.survey_frames}",
             ),
             (0 <= self.extra_views <= 64, f"extra_views must be 0 to 64, got {self.extra_views}"),
+            (self.pace in PACES, f"pace must be one of {', '.join(PACES)}, got {self.pace!r}"),
+            (
+                self.timecode is None or bool(TIMECODE.match(self.timecode)),
+                f"timecode must be HH:MM:SS:FF, got {self.timecode!r}",
+            ),
+            (
+                self.timecode is None or float(self.fps).is_integer(),
+                f"a timecode needs a whole-number fps (24, 25, 30 ...), got {self.fps:g}",
+            ),
         ]
         for ok, message in checks:
             if not ok:
                 raise InputError(f"synthetic take: {message}.")
+        names = PRODUCTION_LAYOUT[: self.cameras]
+        for name, value in self.offsets.items():
+            if name not in names:
+                raise InputError(
+                    f"synthetic take: offsets name {name!r}, which is not a camera; the cameras are {list(names)}."
+                )
+            if isinstance(value, bool) or not isinstance(value, int) or abs(value) > self.frames * 4:
+                raise InputError(
+                    f"synthetic take: camera {name}'s offset must be a whole number of frames within "
+                    f"±{self.frames * 4} (4 takes' length), got {value!r}."
+                )
+
+    def _starts(self) -> list[int]:
+        return [self.offsets.get(name, 0) for name in PRODUCTION_LAYOUT[: self.cameras]]
+
+    @property
+    def spread(self) -> int:
+        """Frames between the first and the last camera to start rolling (0 without offsets)."""
+        return max(self._starts()) - min(self._starts())
+
+    @property
+    def scene_frames(self) -> int:
+        """Frames of action rendered: the early cameras' pre-roll, then the take. Take frame t is scene
+        frame t + spread."""
+        return self.frames + self.spread
+
+    def take_offset(self, camera: str) -> int:
+        """The camera's offset on the take's clock: its frame i shows take frame i + offset (≤ 0; the
+        last camera to start has 0, so take frame 0 is the first one every camera shows)."""
+        return self.offsets.get(camera, 0) - max(self._starts())
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved settings, as saved beside the take."""

@@ -92,7 +92,7 @@ class SetRenderer:
         return _FrameScene(self.film_set, frame, self.static_parts + self.dynamic_parts)
 
     def render(self, camera_index: int, frame: int, scene: _FrameScene | None = None) -> ViewRender:
-        """Render camera `camera_index` at take frame `frame` (0-based)."""
+        """Render camera `camera_index` at scene frame `frame` (0-based; `FilmSet.frames`)."""
         scene = scene or self.frame_scene(frame)
         static, static_part = self._static_view(camera_index)
         cam = self.film_set.cameras.select(camera_index)

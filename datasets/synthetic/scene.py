@@ -15,7 +15,7 @@ import open3d as o3d
 from reshoot.geometry.camera import Camera
 from reshoot.geometry.conventions import focal_px_from_mm, look_at, look_down
 
-from .config import SynthConfig
+from .config import PRODUCTION_LAYOUT, SynthConfig
 from .textures import PATTERNS, skin_texture, surface_texture
 
 WALL_HEIGHT = 3.0
@@ -53,7 +53,7 @@ class Part:
         return self.poses.shape[0] == 1
 
     def pose(self, frame: int) -> np.ndarray:
-        """world_from_local [4, 4] at a take frame (0-based)."""
+        """world_from_local [4, 4] at a scene frame (0-based; the take frame when there are no offsets)."""
         return self.poses[0 if self.is_static else frame]
 
     def world_vertices(self, frame: int) -> np.ndarray:
@@ -82,7 +82,8 @@ class FilmSet:
         entities: characters then props, ids as in the masks.
         cameras: production cameras first, then the ground-truth-only ones.
         roles: camera name → "production" | "ground_truth".
-        frames: frames in the take.
+        frames: frames of action (`SynthConfig.scene_frames`: the early cameras' pre-roll, then the
+            take); poses are indexed by scene frame.
         survey: cameras of the survey photos of the empty set (None without a survey).
         walls: which walls stand ("back", "left", "right").
     """
@@ -277,15 +278,49 @@ def _place_props(rng, count: int) -> list[tuple[str, np.ndarray, float]]:
 
 @dataclass(frozen=True)
 class Walk:
-    """A straight walk at constant speed: floor positions start → end over the take."""
+    """A straight walk: floor positions from start to end, `progress` of the way at each scene frame."""
 
     start: np.ndarray  # [2] metres
     end: np.ndarray  # [2]
+    progress: np.ndarray  # [T] in [0, 1], non-decreasing
 
-    def position(self, frames: int) -> np.ndarray:
+    def position(self) -> np.ndarray:
         """[T, 2] floor positions."""
-        s = np.linspace(0.0, 1.0, frames)[:, None] if frames > 1 else np.zeros((1, 1))
-        return self.start[None] + s * (self.end - self.start)[None]
+        return self.start[None] + self.progress[:, None] * (self.end - self.start)[None]
+
+
+MAX_WALK_M = 3.5  # the longest straight walk that fits the action area at most headings
+PAUSE_SECONDS = (0.4, 1.0)  # a varied walk stops for this long ...
+STRIDE_SECONDS = (1.0, 2.0)  # ... after walking for this long
+RAMP_SECONDS = 0.25  # to speed up or slow down
+
+
+def _walk_progress(rng: np.random.Generator, config: SynthConfig) -> tuple[np.ndarray, float]:
+    """[T] share of the walk done at each scene frame (T = `config.scene_frames`), and the walk's length
+    in frames at full speed.
+
+    "steady": constant speed over the take's frames, standing before them (the early cameras'
+    pre-roll). "varied": walking and stopping in turns over the whole scene, with smooth starts and
+    stops: the events that sync by motion needs.
+    """
+    frames, spread = config.scene_frames, config.spread
+    if config.pace == "steady":
+        take = np.linspace(0.0, 1.0, config.frames) if config.frames > 1 else np.zeros(1)
+        return np.concatenate([np.zeros(spread), take]), max(config.frames - 1, 1)
+    speed = np.zeros(frames)
+    frame, walking = 0, bool(rng.random() < 0.5)
+    while frame < frames:
+        seconds = rng.uniform(*(STRIDE_SECONDS if walking else PAUSE_SECONDS))
+        length = max(1, int(round(seconds * config.fps)))
+        speed[frame : frame + length] = 1.0 if walking else 0.0
+        frame, walking = frame + length, not walking
+    ramp = max(1, int(round(RAMP_SECONDS * config.fps)))
+    window = np.hanning(2 * ramp + 1)
+    speed = np.convolve(np.pad(speed, ramp, mode="edge"), window / window.sum(), mode="valid")
+    done = np.concatenate([[0.0], np.cumsum(speed[:-1])])
+    if done[-1] <= 0:  # a scene of one frame
+        return done, 1.0
+    return done / done[-1], float(done[-1])
 
 
 def _segments_cross(a0, a1, b0, b1) -> bool:
@@ -301,19 +336,27 @@ def _point_segment_distance(p, a, b) -> float:
     return float(np.linalg.norm(p - (a + t * ab)))
 
 
-def _plan_walks(rng, count: int, config: SynthConfig, props: list[tuple[np.ndarray, float]]) -> list[Walk]:
+def _plan_walks(
+    rng,
+    count: int,
+    config: SynthConfig,
+    props: list[tuple[np.ndarray, float]],
+    progress: list[tuple[np.ndarray, float]],
+) -> list[Walk]:
     """Straight walks that avoid the props and each other and (when there are several) cross.
 
     Every later walk must cross an earlier one, so characters occlude each other from some camera.
+    `progress` holds each walk's share done per scene frame (`_walk_progress`).
     """
-    duration = max(config.frames - 1, 1) / config.fps
     walks: list[Walk] = []
     for attempt in range(20000):
         if len(walks) == count:
             break
         require_cross = walks and attempt < 15000
         speed = rng.uniform(0.8, 1.3)
-        length = max(speed * duration, 0.3)
+        share_done, moving_frames = progress[len(walks)]
+        # Long takes walk slower rather than further: a walk must fit the action area.
+        length = min(max(speed * moving_frames / config.fps, 0.3), MAX_WALK_M)
         start = np.array([rng.uniform(*ACTION_X), rng.uniform(*ACTION_Y)])
         heading = rng.uniform(0, 2 * np.pi)
         end = start + length * np.array([np.cos(heading), np.sin(heading)])
@@ -323,9 +366,9 @@ def _plan_walks(rng, count: int, config: SynthConfig, props: list[tuple[np.ndarr
             continue
         if require_cross and not any(_segments_cross(start, end, w.start, w.end) for w in walks):
             continue
-        candidate = Walk(start, end)
-        track = candidate.position(config.frames)
-        if any(np.linalg.norm(track - w.position(config.frames), axis=1).min() < 0.6 for w in walks):
+        candidate = Walk(start, end, share_done)
+        track = candidate.position()
+        if any(np.linalg.norm(track - w.position(), axis=1).min() < 0.6 for w in walks):
             continue
         walks.append(candidate)
     if len(walks) < count:
@@ -333,7 +376,7 @@ def _plan_walks(rng, count: int, config: SynthConfig, props: list[tuple[np.ndarr
     return walks
 
 
-def _build_character(rng, entity: int, name: str, walk: Walk, frames: int, tpm: float) -> list[Part]:
+def _build_character(rng, entity: int, name: str, walk: Walk, tpm: float) -> list[Part]:
     """A multi-part figure (torso, head, arms, legs) walking with swinging limbs.
 
     Body frame: origin on the floor under the character, x forward (walking direction), z up.
@@ -348,7 +391,7 @@ def _build_character(rng, entity: int, name: str, walk: Walk, frames: int, tpm: 
     head = skin_texture(rng, head_tex_size, hair_rows=int(0.4 * head_tex_size / np.pi))
     head_tpm = head_tex_size / (2 * np.pi * head_r)
 
-    track = walk.position(frames)
+    track = walk.position()
     direction = walk.end - walk.start
     yaw = float(np.arctan2(direction[1], direction[0]))
     distance = np.linalg.norm(track - track[0], axis=1)
@@ -392,8 +435,6 @@ def _build_character(rng, entity: int, name: str, walk: Walk, frames: int, tpm: 
 
 # ---------------------------------------------------------------------------------------------
 # Cameras
-
-PRODUCTION_LAYOUT = ("a_wide", "b_medium", "c_medium", "d_reverse", "e_medium", "f_medium", "g_medium", "h_medium")
 
 
 def _production_eye_and_lens(rng, name: str, sx: float, sy: float) -> tuple[np.ndarray, float]:
@@ -513,11 +554,13 @@ def build_film_set(config: SynthConfig) -> FilmSet:
         entities.append(Entity(entity, name, "prop", tuple(range(len(parts), len(parts) + len(new)))))
         parts += new
 
-    walks = _plan_walks(rng, config.characters, config, footprints)
+    pace_rng = np.random.default_rng([config.seed, 2])  # its own stream: a varied pace keeps the seed's set
+    progress = [_walk_progress(pace_rng, config) for _ in range(config.characters)]
+    walks = _plan_walks(rng, config.characters, config, footprints, progress)
     for i, walk in enumerate(walks):
         name = f"character_{i + 1}"
-        new = _build_character(rng, i, name, walk, config.frames, config.texels_per_m)
+        new = _build_character(rng, i, name, walk, config.texels_per_m)
         start = len(parts)
         parts += new
         entities.insert(i, Entity(i, name, "character", tuple(range(start, start + len(new)))))
-    return FilmSet(floor_size, parts, entities, cameras, roles, config.frames, survey, walls)
+    return FilmSet(floor_size, parts, entities, cameras, roles, config.scene_frames, survey, walls)

@@ -3,7 +3,8 @@
 ```
 OUT/
   take.json                   reshoot/synthetic-take: settings, seed, set size, camera roles
-  footage/<camera>.mp4        production cameras, H.264
+  footage/<camera>.mp4        production cameras, H.264 (+ AAC sound with `audio`, a start timecode with
+                              `timecode`); with `offsets` each starts at its own moment, all stop together
   survey/NNNNNN.png           photos of a survey walk around the empty set (unless survey_frames = 0)
   gt/cameras.json             reshoot/cameras: every camera, production and ground-truth-only
   gt/entities.json            reshoot/layout: every character and prop, per frame
@@ -12,12 +13,17 @@ OUT/
   gt/frames/<camera>/NNNNNN.png   RGB of the ground-truth-only cameras (overhead, high_angle)
   gt/survey_cameras.json      reshoot/cameras: the survey photos' cameras, named by file stem
 ```
+
+Ground truth is on the take's clock: frames 0 .. frames-1, the frames every camera shows. take.json's
+`offsets` say where each camera's footage lies on it (its frame i shows take frame i + offset).
 """
 
 from __future__ import annotations
 
 import logging
+import subprocess
 import time
+import wave
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +31,7 @@ import imageio.v2 as imageio_v2
 import imageio.v3 as iio
 import numpy as np
 
+from reshoot.datasets.sync import frames_to_timecode, timecode_to_frames
 from reshoot.geometry.cameras_io import write_cameras_json
 from reshoot.geometry.errors import InputError
 from reshoot.geometry.files import atomic_directory, foreign_entries, read_json_document, write_json_document
@@ -142,13 +149,14 @@ def _video_writer(path: Path, config: SynthConfig):
     )
 
 
-def _entities_document(film_set: FilmSet) -> dict:
+def _entities_document(film_set: FilmSet, frames: int, spread: int) -> dict:
+    """Every entity per take frame 0 .. frames-1 (scene frame + `spread`); props once."""
     entities = []
     for entity in film_set.entities:
-        frames = [None] if entity.kind == "prop" else range(film_set.frames)
+        take_frames = [None] if entity.kind == "prop" else range(frames)
         records = []
-        for frame in frames:
-            lo, hi = film_set.entity_box(entity, 0 if frame is None else frame)
+        for frame in take_frames:
+            lo, hi = film_set.entity_box(entity, spread if frame is None else frame + spread)
             records.append(
                 {
                     "frame": frame,
@@ -170,6 +178,57 @@ def _write_survey(root: Path, renderer: SetRenderer, survey, report: ProgressFn)
         iio.imwrite(root / "survey" / f"{name}.png", _to_uint8(view.rgb), compress_level=PNG_COMPRESSION)
         report("rendering the survey", i + 1, len(survey))
     write_cameras_json(root / "gt" / "survey_cameras.json", survey, extra={"images": "survey/<name>.png"})
+
+
+AUDIO_RATE = 48000  # samples per second of the footage's sound
+CLAP_DECAY_S = 0.012  # the clap: a burst of noise decaying with this time constant
+ROOM_TONE = 0.004  # each camera's own background noise (amplitude, full scale 1)
+
+
+def clap_time(config: SynthConfig) -> float:
+    """Take time (seconds) of the clap: somewhere in the middle of the take, off the frame grid."""
+    rng = np.random.default_rng([config.seed, 3])
+    return float(rng.uniform(0.25, 0.6) * config.frames / config.fps)
+
+
+def _camera_sound(config: SynthConfig, camera_index: int, offset: int, samples: int) -> np.ndarray:
+    """[samples] float32 sound of one camera that started at take frame `offset`: the clap where it falls
+    on this camera's clock, over room tone of its own."""
+    rng = np.random.default_rng([config.seed, 4, camera_index])
+    sound = rng.normal(0.0, ROOM_TONE, samples)
+    burst_length = int(8 * CLAP_DECAY_S * AUDIO_RATE)
+    burst = np.random.default_rng([config.seed, 3, 1]).normal(0.0, 0.25, burst_length)
+    burst *= np.exp(-np.arange(burst_length) / (CLAP_DECAY_S * AUDIO_RATE))
+    start = int(round((clap_time(config) - offset / config.fps) * AUDIO_RATE))
+    stop = min(start + burst_length, samples)
+    if 0 <= start < samples:
+        sound[start:stop] += burst[: stop - start]
+    return np.clip(sound, -1.0, 1.0).astype(np.float32)
+
+
+def _write_wav(path: Path, sound: np.ndarray) -> None:
+    with wave.open(str(path), "wb") as f:
+        f.setnchannels(1)
+        f.setsampwidth(2)
+        f.setframerate(AUDIO_RATE)
+        f.writeframes((sound * 32767.0).astype("<i2").tobytes())
+
+
+def _add_sound_and_timecode(video: Path, sound: Path | None, timecode: str | None) -> None:
+    """Re-mux `video` in place with an AAC track from `sound` and/or a start timecode (a tmcd track)."""
+    import imageio_ffmpeg
+
+    muxed = video.with_name(video.stem + ".muxed.mp4")
+    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error", "-i", str(video)]
+    if sound is not None:
+        command += ["-i", str(sound), "-map", "0:v", "-map", "1:a", "-c:a", "aac", "-b:a", "160k"]
+    command += ["-c:v", "copy", "-bitexact", "-fflags", "+bitexact", "-map_metadata", "-1"]
+    if timecode is not None:
+        command += ["-timecode", timecode]
+    done = subprocess.run([*command, str(muxed)], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"ffmpeg could not mux {video.name}: {done.stderr.strip()[-400:]}")
+    muxed.replace(video)
 
 
 TAKE_ENTRIES = ("take.json", "footage", "survey", "gt")
@@ -218,7 +277,10 @@ def generate_take(
             attributes={n: {"role": film_set.roles[n]} for n in cameras.names},
             extra={"fps": config.fps, "frames": config.frames},
         )
-        write_json_document(tmp / "gt" / "entities.json", "layout", 1, _entities_document(film_set))
+        spread = config.spread
+        write_json_document(
+            tmp / "gt" / "entities.json", "layout", 1, _entities_document(film_set, config.frames, spread)
+        )
         (tmp / "footage").mkdir()
         for name in ground_truth:
             (tmp / "gt" / "frames" / name).mkdir(parents=True)
@@ -227,25 +289,46 @@ def generate_take(
         depth = {n: np.zeros(shape, np.float32) for n in cameras.names}
         entity_ids = {n: np.full(shape, -1, np.int32) for n in cameras.names}
         writers = {n: _video_writer(tmp / "footage" / f"{n}.mp4", config) for n in production}
+        offsets = {n: config.take_offset(n) for n in production}  # each rolls from its offset to the cut
         try:
-            for frame in range(config.frames):
-                scene = renderer.frame_scene(frame)
+            for scene_frame in range(config.scene_frames):
+                frame = scene_frame - spread  # on the take's clock
+                in_take = 0 <= frame < config.frames
+                rolling = [n for n in production if offsets[n] <= frame < config.frames]
+                scene = renderer.frame_scene(scene_frame)
                 for index, name in enumerate(cameras.names):
-                    view = renderer.render(index, frame, scene)
-                    depth[name][frame] = view.depth
-                    entity_ids[name][frame] = view.entity_ids
-                    if name in writers:
+                    if not in_take and name not in rolling:
+                        continue
+                    view = renderer.render(index, scene_frame, scene)
+                    if in_take:
+                        depth[name][frame] = view.depth
+                        entity_ids[name][frame] = view.entity_ids
+                    if name in rolling:
                         writers[name].append_data(_to_uint8(view.rgb))
-                    else:
+                    elif name not in writers:
                         iio.imwrite(
                             tmp / "gt" / "frames" / name / frame_file_name(frame),
                             _to_uint8(view.rgb),
                             compress_level=PNG_COMPRESSION,
                         )
-                report("rendering frames", frame + 1, config.frames)
+                report("rendering frames", scene_frame + 1, config.scene_frames)
         finally:
             for writer in writers.values():
                 writer.close()
+        for index, name in enumerate(production):
+            sound = None
+            if config.audio:
+                sound = tmp / f"{name}.wav"
+                samples = int(round((config.frames - offsets[name]) / config.fps * AUDIO_RATE))
+                _write_wav(sound, _camera_sound(config, index, offsets[name], samples))
+            timecode = None
+            if config.timecode is not None:
+                rate = int(config.fps)
+                timecode = frames_to_timecode(timecode_to_frames(config.timecode, rate) + offsets[name], rate)
+            if sound is not None or timecode is not None:
+                _add_sound_and_timecode(tmp / "footage" / f"{name}.mp4", sound, timecode)
+            if sound is not None:
+                sound.unlink()
 
         if film_set.survey is not None:
             _write_survey(tmp, renderer, film_set.survey, report)
@@ -272,6 +355,9 @@ def generate_take(
                 "fps": config.fps,
                 "frames": config.frames,
                 "first_frame": 0,
+                "offsets": offsets,
+                "timecode": config.timecode,
+                "clap_seconds": clap_time(config) if config.audio else None,
                 "floor_size": [float(s) for s in film_set.floor_size],
                 "walls": film_set.walls,
                 "production_cameras": list(production),
