@@ -132,8 +132,8 @@ def init(
     calibration: Path | None = typer.Option(
         None,
         "--calibration",
-        help="Known calibration: reshoot cameras.json, caliscope or Pose2Sim TOML, Qualisys .qca, a COLMAP "
-        "model folder or nerfstudio transforms.json.",
+        help="Known calibration: reshoot cameras.json, caliscope or Pose2Sim TOML, Qualisys .qca, OpenCV "
+        "FileStorage .yml/.xml, a COLMAP model folder or nerfstudio transforms.json.",
     ),
     sensitive: bool = typer.Option(False, "--sensitive", help="Mark the footage as never to be used for training."),
     fps: float | None = typer.Option(None, "--fps", help="Frame rate of image-sequence footage (videos carry theirs)."),

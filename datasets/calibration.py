@@ -5,6 +5,7 @@
 - Pose2Sim's (and anipose's) calibration TOML: one table per camera, OpenCV's K, distortion and
   Rodrigues rotation.
 - Qualisys Track Manager's `.qca` (XML): sensor units ×64, camera positions in millimetres.
+- OpenCV FileStorage YAML / XML: the layouts OpenCV's calibration samples and multi-camera tools write.
 - COLMAP sparse models (text or binary folders) and nerfstudio `transforms.json` (read by
   `geometry/exports.py`, which also writes them).
 - Strecha et al.'s ground-truth `.camera` files (fountain-P11, Herz-Jesu, ...).
@@ -43,7 +44,8 @@ QUALISYS_SENSOR_UNITS = 64.0  # a .qca's focal lengths and principal points are 
 QUALISYS_TO_OPENCV = np.diag([1.0, -1.0, -1.0])
 FORMATS = (
     "calibration.json (reshoot/cameras), caliscope's camera_array.toml, a Pose2Sim or anipose calibration "
-    "TOML, a Qualisys .qca, a COLMAP sparse model folder (text or binary) and a nerfstudio transforms.json"
+    "TOML, a Qualisys .qca, an OpenCV FileStorage .yml/.xml, a COLMAP sparse model folder (text or binary) and a "
+    "nerfstudio transforms.json"
 )
 
 
@@ -53,7 +55,8 @@ def load_calibration(path: str | os.PathLike) -> Camera:
     - a folder: a COLMAP sparse model (cameras/images as .txt or .bin);
     - `.json`: a nerfstudio transforms.json when it has "frames", else a `reshoot/cameras` document;
     - `.toml`: caliscope's camera_array.toml when it has [cameras.N] tables, else Pose2Sim's / anipose's;
-    - `.qca` (also `.qca.txt`, `.xml`): a Qualisys calibration.
+    - `.yml`, `.yaml`, and `.xml` with an `<opencv_storage>` root: an OpenCV FileStorage;
+    - `.qca` (also `.qca.txt`, other `.xml`): a Qualisys calibration.
 
     Args:
         path: the calibration file or COLMAP model folder.
@@ -81,6 +84,8 @@ def load_calibration(path: str | os.PathLike) -> Camera:
         if "cameras" in document:
             return load_caliscope_camera_array(path)
         return load_pose2sim_toml(path)
+    if name.endswith((".yml", ".yaml")) or (name.endswith(".xml") and is_opencv_storage(path)):
+        return load_opencv_storage(path)
     if name.endswith((".qca", ".qca.txt", ".xml")):
         return load_qualisys_qca(path)
     raise InputError(f"{path}: unknown calibration format {path.suffix!r}. reshoot reads {FORMATS}.")
@@ -533,3 +538,170 @@ def write_qualisys_qca(path: str | os.PathLike, cameras: Camera) -> None:
         ElementTree.SubElement(camera, "intrinsic", intrinsic)
     ElementTree.indent(root)
     write_text_atomic(path, ElementTree.tostring(root, encoding="unicode", xml_declaration=True) + "\n")
+
+
+# ------------------------------------------------------------------------------------------------
+# OpenCV FileStorage (YAML / XML)
+
+OPENCV_SUFFIXES = (".yml", ".yaml", ".xml")
+# The names OpenCV's samples and tools give each camera's matrices: multi-camera files index them
+# (camera_matrix_0, K_0 ...), stereo_calib numbers them from 1 (M1, D1), a single camera has none.
+OPENCV_K = ("camera_matrix_{i}", "K_{i}", "M{n}")
+OPENCV_DISTORTION = ("distortion_coefficients_{i}", "camera_distortion_{i}", "dist_{i}", "D_{i}", "D{n}")
+
+
+def is_opencv_storage(path: Path) -> bool:
+    """Whether a .yml/.yaml/.xml file is an OpenCV FileStorage (its YAML directive or <opencv_storage>)."""
+    head = path.read_bytes()[:256].decode("utf-8", errors="replace")
+    return "<opencv_storage" in head or head.lstrip().startswith("%YAML")
+
+
+def _opencv_node(storage: Any, names: tuple[str, ...], i: int, single: bool) -> Any:
+    """The first non-empty node among `names` for camera i (formatted with i and n = i + 1; for a
+    one-camera file also the names without an index), or None."""
+    candidates = [name.format(i=i, n=i + 1) for name in names]
+    if single:
+        candidates += [name.split("_{")[0] for name in names if "_{" in name]
+    for name in candidates:
+        node = storage.getNode(name)
+        if not node.empty():
+            return node
+    return None
+
+
+def _opencv_number(storage: Any, names: list[str]) -> float | None:
+    for name in names:
+        node = storage.getNode(name)
+        if not node.empty() and (node.isReal() or node.isInt()):
+            return float(node.real())
+    return None
+
+
+def _opencv_size(storage: Any, i: int, where: str) -> list[int]:
+    """[width, height] of camera i: image_width_i / image_height_i, image_width / image_height, or
+    image_size / imageSize ([width, height])."""
+    width = _opencv_number(storage, [f"image_width_{i}", "image_width"])
+    height = _opencv_number(storage, [f"image_height_{i}", "image_height"])
+    if width is None or height is None:
+        for name in (f"image_size_{i}", "image_size", "imageSize"):
+            node = storage.getNode(name)
+            if not node.empty():
+                values = node.mat().reshape(-1) if node.isMap() else [node.at(k).real() for k in range(node.size())]
+                if len(values) == 2:
+                    width, height = float(values[0]), float(values[1])
+                    break
+    if width is None or height is None:
+        raise FormatError(
+            f"{where}: no image size. Add image_width and image_height (pixels of the frames it was calibrated "
+            "on) to the file, e.g. image_width_0: 1920 and image_height_0: 1080."
+        )
+    return _pose2sim_size([width, height], where)
+
+
+def load_opencv_storage(path: str | os.PathLike) -> Camera:
+    """Read an OpenCV FileStorage calibration (YAML or XML, as `cv2.FileStorage` writes it).
+
+    Layouts read (per camera i from 0, or n = i + 1 for stereo_calib's):
+    - multi-camera: `camera_matrix_i` (or `K_i`), `distortion_coefficients_i` (or `camera_distortion_i`,
+      `dist_i`, `D_i`), the pose as `R_i` (3x3, or a Rodrigues 3-vector) and `T_i` (or `t_i`), or a 4x4
+      `camera_pose_i`, all cam_from_world; a camera without a pose is at the origin;
+    - stereo_calib's: `M1` `D1` `M2` `D2` and `R` `T` (camera 2 from camera 1, which is the origin);
+    - one camera: `camera_matrix` `distortion_coefficients` (OpenCV's calibration sample), at the origin.
+    The image size comes from `image_width[_i]` and `image_height[_i]` or `image_size` ([w, h]); the
+    names from a `camera_names` sequence (reshoot writes one), else "0", "1", ... (`open_footage` then
+    maps them to the footage's cameras in name order, with a warning). K is taken as is (OpenCV pixel
+    centres); the translation in the file's units (registration reports them: [registration.md]).
+
+    Raises:
+        InputError: the file is missing.
+        FormatError: not an OpenCV FileStorage, no camera matrix, or a garbled matrix, pose or size.
+    """
+    import cv2
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file (an OpenCV calibration is expected). Check the path.")
+    try:
+        storage = cv2.FileStorage(str(path), cv2.FILE_STORAGE_READ)
+    except (cv2.error, SystemError) as exc:  # OpenCV's parser raises through a SystemError on some input
+        reason = str(exc.__cause__ or exc).strip().splitlines()[-1]
+        raise FormatError(f"{path}: not an OpenCV FileStorage ({reason}).") from None
+    try:
+        single = all(_opencv_node(storage, OPENCV_K, i, False) is None for i in (0, 1))
+        names_node = storage.getNode("camera_names")
+        given = [names_node.at(k).string() for k in range(names_node.size())] if names_node.isSeq() else []
+        names, fields = [], []
+        for i in range(64):
+            K = _opencv_node(storage, OPENCV_K, i, single and i == 0)
+            if K is None:
+                break
+            where = f"{path}: camera {given[i] if i < len(given) else i}"
+            distortion_node = _opencv_node(storage, OPENCV_DISTORTION, i, single and i == 0)
+            distortion = np.zeros(5) if distortion_node is None else distortion_node.mat().reshape(-1)
+            if distortion.size > 5 and np.any(distortion[5:] != 0):
+                raise FormatError(f"{where}: {distortion.size} distortion coefficients; reshoot reads OpenCV's 5.")
+            names.append(given[i] if i < len(given) else str(i))
+            fields.append(
+                {
+                    "K": _number_matrix(K.mat(), (3, 3), f"{where} camera matrix"),
+                    "cam_from_world": _opencv_pose(storage, i, where),
+                    "size": _opencv_size(storage, i, where),
+                    "distortion": np.pad(distortion[:5], (0, 5 - min(distortion.size, 5))),
+                }
+            )
+    finally:
+        storage.release()
+    if not names:
+        raise FormatError(
+            f"{path}: no camera matrix (camera_matrix_0, K_0, M1 or camera_matrix); is this a camera calibration?"
+        )
+    if len(given) not in (0, len(names)):
+        raise FormatError(f"{path}: camera_names lists {len(given)} names for {len(names)} cameras.")
+    return _camera_from_fields([check_name(n, f"{path}: camera name", "rename it") for n in names], fields, str(path))
+
+
+def _opencv_pose(storage: Any, i: int, where: str) -> np.ndarray:
+    """cam_from_world [4, 4] of camera i: camera_pose_i, R_i/T_i, or stereo_calib's R/T for camera 2."""
+    pose = np.eye(4)
+    node = storage.getNode(f"camera_pose_{i}")
+    if not node.empty():
+        return _number_matrix(node.mat(), (4, 4), f"{where} camera_pose_{i}")
+    rotation, translation = storage.getNode(f"R_{i}"), storage.getNode(f"T_{i}")
+    if translation.empty():
+        translation = storage.getNode(f"t_{i}")
+    if rotation.empty() and i == 1 and storage.getNode("R_0").empty():  # stereo_calib: R, T of camera 2
+        rotation, translation = storage.getNode("R"), storage.getNode("T")
+    if rotation.empty() and translation.empty():
+        return pose
+    R = rotation.mat()
+    if R is not None and R.size == 3:  # a Rodrigues vector, as cv2.calibrateCamera gives rvecs
+        pose[:3, :3] = Rotation.from_rotvec(R.reshape(3)).as_matrix()
+    else:
+        pose[:3, :3] = _number_matrix(R, (3, 3), f"{where} rotation")
+    pose[:3, 3] = _number_matrix(translation.mat().reshape(-1), (3,), f"{where} translation")
+    if not np.allclose(pose[:3, :3] @ pose[:3, :3].T, np.eye(3), atol=1e-4):
+        raise FormatError(f"{where}: its rotation is not a rotation matrix.")
+    return pose
+
+
+def write_opencv_storage(path: str | os.PathLike, cameras: Camera) -> None:
+    """Write `cameras` as an OpenCV FileStorage (YAML, or XML for a .xml path) in
+    `load_opencv_storage`'s multi-camera layout, with their names, atomically."""
+    import cv2
+
+    path = Path(path)
+    storage = cv2.FileStorage(path.name, cv2.FILE_STORAGE_WRITE | cv2.FILE_STORAGE_MEMORY)
+    storage.write("nCameras", len(cameras))
+    storage.startWriteStruct("camera_names", cv2.FileNode_SEQ)
+    for name in cameras.names:
+        storage.write("", name)
+    storage.endWriteStruct()
+    for i in range(len(cameras)):
+        pose = cameras.cam_from_world[i].double().numpy()
+        storage.write(f"image_width_{i}", int(cameras.width[i]))
+        storage.write(f"image_height_{i}", int(cameras.height[i]))
+        storage.write(f"camera_matrix_{i}", cameras.K[i].double().numpy())
+        storage.write(f"distortion_coefficients_{i}", cameras.distortion[i].double().numpy().reshape(1, 5))
+        storage.write(f"R_{i}", pose[:3, :3])
+        storage.write(f"T_{i}", pose[:3, 3].reshape(3, 1))
+    write_text_atomic(path, storage.releaseAndGetString())

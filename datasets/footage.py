@@ -536,8 +536,20 @@ def _find_calibration(folder: Path, calibration: str | os.PathLike | Camera | No
 
 
 def _match_calibration(camera: Camera, where: str, probes: list[CameraFootage]) -> Camera:
-    """The calibration reordered like the footage, after checking that they describe the same cameras."""
+    """The calibration reordered like the footage, after checking that they describe the same cameras.
+
+    A calibration whose cameras are only numbered 0..N-1 (an OpenCV file without names) is taken in the
+    footage's (name) order when it has as many cameras, with a warning.
+    """
     names = [p.name for p in probes]
+    numbered = tuple(str(i) for i in range(len(camera)))
+    if camera.names == numbered and len(camera) == len(names) and set(names) != set(numbered):
+        logger.warning(
+            "%s: its cameras are numbered, not named; taken in the footage's order: %s. Name them (a camera_names "
+            "sequence in an OpenCV file) if that is not the order they were calibrated in.",
+            where, ", ".join(f"{i} = {n}" for i, n in enumerate(names)),
+        )  # fmt: skip
+        camera = camera.renamed(names)
     extra = [n for n in camera.names if n not in names]
     if extra:
         raise InputError(

@@ -1,5 +1,5 @@
-"""Calibration loaders (caliscope TOML, Pose2Sim TOML, Qualisys .qca, COLMAP, nerfstudio, Strecha
-.camera, calibration.json) and whether the shared real calibrations agree with their images."""
+"""Calibration loaders (caliscope TOML, Pose2Sim TOML, Qualisys .qca, OpenCV FileStorage, COLMAP,
+nerfstudio, Strecha .camera, calibration.json) and whether the shared real calibrations agree with their images."""
 
 from __future__ import annotations
 
@@ -14,9 +14,11 @@ import torch
 from reshoot.datasets.calibration import (
     load_calibration,
     load_caliscope_camera_array,
+    load_opencv_storage,
     load_pose2sim_toml,
     load_qualisys_qca,
     load_strecha_cameras,
+    write_opencv_storage,
     write_pose2sim_toml,
     write_qualisys_qca,
 )
@@ -121,7 +123,7 @@ def test_load_calibration_dispatch(tmp_path):
     write_cameras_json(tmp_path / "calibration.json", cams)
     loaded = load_calibration(tmp_path / "calibration.json")
     assert loaded.names == ("a", "b") and torch.equal(loaded.K, cams.K)
-    (tmp_path / "calib.yaml").write_text("x: 1")
+    (tmp_path / "calib.ini").write_text("x: 1")
     with pytest.raises(InputError, match="calib.yaml"):
         load_calibration(tmp_path / "calib.yaml")
     with pytest.raises(InputError, match="missing.json"):
@@ -409,6 +411,104 @@ class TestQualisys:
             load_calibration(path)
 
 
+# As OpenCV's stereo_calib sample writes intrinsics.yml and extrinsics.yml (here in one file, with the
+# image size that sample leaves out) and its calibration sample a single camera.
+STEREO_CALIB_YML = """%YAML:1.0
+---
+image_width: 640
+image_height: 480
+M1: !!opencv-matrix
+   rows: 3
+   cols: 3
+   dt: d
+   data: [ 520., 0., 318.5, 0., 521., 241., 0., 0., 1. ]
+D1: !!opencv-matrix
+   rows: 1
+   cols: 5
+   dt: d
+   data: [ -0.11, 0.02, 0.001, -0.002, 0. ]
+M2: !!opencv-matrix
+   rows: 3
+   cols: 3
+   dt: d
+   data: [ 515., 0., 322., 0., 516., 238., 0., 0., 1. ]
+D2: !!opencv-matrix
+   rows: 1
+   cols: 5
+   dt: d
+   data: [ -0.1, 0.015, 0., 0., 0. ]
+R: !!opencv-matrix
+   rows: 3
+   cols: 3
+   dt: d
+   data: [ 0.9998, -0.0175, 0.0087, 0.0174, 0.9998, 0.0052, -0.0088, -0.0050, 0.9999 ]
+T: !!opencv-matrix
+   rows: 3
+   cols: 1
+   dt: d
+   data: [ -0.12, 0.001, 0.003 ]
+"""
+SINGLE_CAMERA_XML = """<?xml version="1.0"?>
+<opencv_storage>
+<image_width>1280</image_width>
+<image_height>720</image_height>
+<camera_matrix type_id="opencv-matrix"><rows>3</rows><cols>3</cols><dt>d</dt>
+  <data>900. 0. 640. 0. 900. 360. 0. 0. 1.</data></camera_matrix>
+<distortion_coefficients type_id="opencv-matrix"><rows>5</rows><cols>1</cols><dt>d</dt>
+  <data>-0.2 0.05 0. 0. 0.</data></distortion_coefficients>
+</opencv_storage>
+"""
+
+
+class TestOpenCV:
+    @pytest.mark.parametrize("suffix", [".yml", ".xml"])
+    def test_round_trip(self, tmp_path, suffix):
+        cameras = _distorted_cameras()
+        write_opencv_storage(tmp_path / f"calib{suffix}", cameras)
+        _assert_same(load_calibration(tmp_path / f"calib{suffix}"), cameras)
+
+    def test_stereo_calib_layout(self, tmp_path):
+        (tmp_path / "stereo.yml").write_text(STEREO_CALIB_YML)
+        cams = load_calibration(tmp_path / "stereo.yml")
+        assert cams.names == ("0", "1") and cams.width.tolist() == [640, 640]
+        assert cams.K[1, 0, 2].item() == 322.0 and cams.distortion[0, 3].item() == pytest.approx(-0.002)
+        assert torch.equal(cams.cam_from_world[0], torch.eye(4, dtype=torch.float64))  # camera 1 at the origin
+        assert cams.cam_from_world[1, :3, 3].tolist() == pytest.approx([-0.12, 0.001, 0.003])  # T: 2 from 1
+        assert cams.centers[1, 0].item() == pytest.approx(0.12, abs=0.002)  # 12 cm to the right
+
+    def test_single_camera_xml(self, tmp_path):
+        (tmp_path / "out_camera_data.xml").write_text(SINGLE_CAMERA_XML)
+        cams = load_calibration(tmp_path / "out_camera_data.xml")  # an OpenCV .xml, not a Qualisys one
+        assert cams.names == ("0",) and (cams.width.item(), cams.height.item()) == (1280, 720)
+        assert cams.distortion[0, :2].tolist() == pytest.approx([-0.2, 0.05])
+
+    def test_numbered_cameras_take_the_footage_order(self, tmp_path, small_take):
+        from reshoot.datasets.footage import open_footage
+        from reshoot.geometry.cameras_io import read_cameras_json
+
+        truth = read_cameras_json(small_take / "gt" / "cameras.json").cameras
+        production = truth.select(["a_wide", "b_medium", "c_medium", "d_reverse"])
+        write_opencv_storage(tmp_path / "calib.yml", production.renamed(["0", "1", "2", "3"]))
+        with open_footage(small_take / "footage", calibration=tmp_path / "calib.yml") as footage:
+            assert footage.calibration is not None
+            _assert_same(footage.calibration, production)
+
+    def test_bad_files(self, tmp_path):
+        path = tmp_path / "stereo.yml"
+        path.write_text(STEREO_CALIB_YML.replace("image_width: 640\n", ""))
+        with pytest.raises(FormatError, match="no image size"):
+            load_calibration(path)
+        path.write_text("%YAML:1.0\n---\nsquare_size: 0.025\n")
+        with pytest.raises(FormatError, match="no camera matrix"):
+            load_opencv_storage(path)
+        path.write_text(STEREO_CALIB_YML.replace("data: [ 0.9998, -0.0175", "data: [ 3.9998, -0.0175"))
+        with pytest.raises(FormatError, match="not a rotation"):
+            load_calibration(path)
+        path.write_text("%YAML:1.0\n---\nM1: [ unclosed\n")
+        with pytest.raises(FormatError, match="not an OpenCV FileStorage"):
+            load_calibration(path)
+
+
 def test_colmap_models_text_and_binary(tmp_path):
     from reshoot.geometry.exports import write_colmap_text
     from reshoot.geometry.pycolmap_import import pycolmap
@@ -434,9 +534,9 @@ def test_nerfstudio_transforms(tmp_path):
 
 
 def test_unknown_format_names_the_ones_read(tmp_path):
-    (tmp_path / "calib.yaml").write_text("x: 1")
-    with pytest.raises(InputError, match="Pose2Sim.*Qualisys.*COLMAP.*nerfstudio"):
-        load_calibration(tmp_path / "calib.yaml")
+    (tmp_path / "calib.ini").write_text("x: 1")
+    with pytest.raises(InputError, match="Pose2Sim.*Qualisys.*OpenCV.*COLMAP.*nerfstudio"):
+        load_calibration(tmp_path / "calib.ini")
 
 
 def _rig_model(folder: Path, cameras: Camera, frames: int, moved: float = 0.0) -> None:
