@@ -135,6 +135,12 @@ def init(
         help="Known calibration: reshoot cameras.json, caliscope or Pose2Sim TOML, Qualisys .qca, OpenCV "
         "FileStorage .yml/.xml, a COLMAP model folder or nerfstudio transforms.json.",
     ),
+    calibration_units: str = typer.Option(
+        "auto",
+        "--calibration-units",
+        help="Length unit of the calibration's translations: m, cm, mm, or auto (told from how far apart its "
+        "cameras stand; a unit other than metres is warned about).",
+    ),
     sensitive: bool = typer.Option(False, "--sensitive", help="Mark the footage as never to be used for training."),
     fps: float | None = typer.Option(None, "--fps", help="Frame rate of image-sequence footage (videos carry theirs)."),
     offset: list[str] = typer.Option(
@@ -174,7 +180,7 @@ def init(
         check_stage_settings(stages)
     arguments = dict(
         calibration=calibration, sensitive=sensitive, fps=fps, offsets=_parse_offsets(offset), force=force,
-        survey=survey, plates=plates, stages=stages, sync=sync,
+        survey=survey, plates=plates, stages=stages, sync=sync, calibration_units=calibration_units,
     )  # fmt: skip
     if (workspace / WORKSPACE_FILE).is_file():
         with _writing(workspace, "init", settings_must_read=False):  # --force repairs a damaged reshoot.toml

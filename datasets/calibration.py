@@ -705,3 +705,36 @@ def write_opencv_storage(path: str | os.PathLike, cameras: Camera) -> None:
         storage.write(f"R_{i}", pose[:3, :3])
         storage.write(f"T_{i}", pose[:3, 3].reshape(3, 1))
     write_text_atomic(path, storage.releaseAndGetString())
+
+
+# ------------------------------------------------------------------------------------------------
+# Units
+
+UNITS_TO_METRES = {"m": 1.0, "cm": 0.01, "mm": 0.001}
+CALIBRATION_UNITS = ("auto", *UNITS_TO_METRES)
+METRES_UP_TO = 50.0  # a rig whose cameras are a median of at most this many units apart is in metres
+TYPICAL_SPACING_M = 4.0  # else cm or mm, whichever puts the cameras nearer this far apart
+
+
+def median_spacing(cameras: Camera) -> float:
+    """Median distance between the camera centres, in the calibration's units (0 for one camera)."""
+    centres = cameras.centers.double().numpy()
+    distances = np.linalg.norm(centres[:, None] - centres[None], axis=-1)[np.triu_indices(len(centres), 1)]
+    return float(np.median(distances)) if distances.size else 0.0
+
+
+def sniff_units(cameras: Camera) -> str:
+    """The length unit of a calibration's translations, from how far apart its cameras stand: metres
+    when their median spacing is at most METRES_UP_TO units (a film set), else centimetres or
+    millimetres, whichever puts them nearer TYPICAL_SPACING_M apart. A rig of one camera is in metres."""
+    spacing = median_spacing(cameras)
+    if spacing <= METRES_UP_TO:
+        return "m"
+    return min(("cm", "mm"), key=lambda unit: abs(math.log(spacing * UNITS_TO_METRES[unit] / TYPICAL_SPACING_M)))
+
+
+def in_metres(cameras: Camera, unit: str) -> Camera:
+    """The same cameras with their translations converted from `unit` to metres."""
+    pose = cameras.cam_from_world.clone()
+    pose[:, :3, 3] *= UNITS_TO_METRES[unit]
+    return Camera(cameras.names, cameras.K, pose, cameras.width, cameras.height, cameras.distortion)

@@ -34,7 +34,14 @@ from reshoot.geometry.camera import Camera
 from reshoot.geometry.errors import InputError
 from reshoot.geometry.validation import check_name
 
-from .calibration import load_calibration
+from .calibration import (
+    CALIBRATION_UNITS,
+    UNITS_TO_METRES,
+    in_metres,
+    load_calibration,
+    median_spacing,
+    sniff_units,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -297,7 +304,9 @@ class Footage:
         fps: frames per second, shared by all cameras.
         num_frames: length of the take (frames that every camera shows).
         first_frame: the take's first frame number (0 unless offsets shift the cameras).
-        calibration: the cameras, ordered like `sources`, or None.
+        calibration: the cameras, ordered like `sources`, translations in metres, or None.
+        calibration_units: how the calibration's length unit was found: {"unit": "m" | "cm" | "mm",
+            "source": "declared" | "sniffed", "median_spacing_m": float}, or None without a calibration.
     """
 
     root: Path
@@ -306,6 +315,7 @@ class Footage:
     num_frames: int
     first_frame: int
     calibration: Camera | None = None
+    calibration_units: dict[str, Any] | None = None
 
     @property
     def camera_names(self) -> tuple[str, ...]:
@@ -618,6 +628,7 @@ def open_footage(
     calibration: str | os.PathLike | Camera | None = None,
     offsets: Mapping[str, int] | None = None,
     fps: float | None = None,
+    calibration_units: str = "auto",
 ) -> Footage:
     """Open a take folder lazily: headers are read and frames counted, nothing is kept in memory.
 
@@ -630,6 +641,9 @@ def open_footage(
             (missing cameras: 0). With offsets the take is the frame range every camera covers;
             without (None or empty), every camera must have the same number of frames.
         fps: frame rate of image sequences (default 24); videos carry their own.
+        calibration_units: the calibration's length unit, "m", "cm" or "mm", or "auto" to tell it from
+            how far apart its cameras stand (`sniff_units`; a unit other than metres is warned about).
+            Its translations are converted to metres.
 
     Returns:
         The Footage, sources sorted by camera name, calibration in the same order.
@@ -651,8 +665,26 @@ def open_footage(
             "(it sets the rate of image sequences) or conform the videos."
         )
     first_frame, num_frames = _take_range(probes, checked_offsets, folder)
+    if calibration_units not in CALIBRATION_UNITS:
+        raise InputError(f"calibration units {calibration_units!r}: choose one of {', '.join(CALIBRATION_UNITS)}.")
     camera, where = _find_calibration(folder, calibration)
     ordered = None if camera is None else _match_calibration(camera, where, probes)
+    units = None
+    if ordered is not None:
+        unit = sniff_units(ordered) if calibration_units == "auto" else calibration_units
+        if calibration_units == "auto" and unit != "m":
+            logger.warning(
+                "%s: its cameras stand a median %.4g units apart, not a film set in metres: taken as %s (%.3g m). "
+                "Pass --calibration-units m (or cm, mm) if that is wrong.",
+                where, median_spacing(ordered), {"cm": "centimetres", "mm": "millimetres"}[unit],
+                median_spacing(ordered) * UNITS_TO_METRES[unit],
+            )  # fmt: skip
+        ordered = in_metres(ordered, unit)
+        units = {
+            "unit": unit,
+            "source": "sniffed" if calibration_units == "auto" else "declared",
+            "median_spacing_m": round(median_spacing(ordered), 4),
+        }
     sources = tuple(replace(p, offset=(checked_offsets or {}).get(p.name, 0)) for p in probes)
     logger.info(
         "%s: %d cameras, %d frames from %d at %g fps%s",
@@ -663,4 +695,4 @@ def open_footage(
         take_fps,
         ", calibrated" if ordered is not None else "",
     )
-    return Footage(folder, sources, take_fps, num_frames, first_frame, ordered)
+    return Footage(folder, sources, take_fps, num_frames, first_frame, ordered, units)

@@ -112,6 +112,8 @@ def _settings_inputs(ws: Workspace) -> dict[str, Path | str | None]:
         "sensitive": settings.sensitive,
         "scale": settings.scale,
     }
+    if settings.calibration is not None:  # without one, the digest of a workspace made before units stays
+        take["calibration_units"] = settings.calibration_units
     return {
         "settings": value_digest(take),
         "footage": settings.footage,

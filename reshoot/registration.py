@@ -336,6 +336,8 @@ def register(
             body = _report_body(summary, frame, options, survey_path, len(survey_names), len(registered_survey), result)
             if check is not None:
                 body["calibration_check"] = check
+            if footage.calibration_units is not None:
+                body["calibration_units"] = footage.calibration_units
             write_json_document(RegistrationPaths(out).report, "registration-report", 1, body)
     log.info("registered %d of %d cameras (%s) in %.1f s", len(registered), len(outcomes), mode, summary.seconds)
     return summary
@@ -351,8 +353,8 @@ def _check_metres(calibration: Camera, path: Path | None) -> None:
     if spread > MAX_SET_SIZE_M:
         raise InputError(
             f"{path}: the calibrated cameras are up to {spread:.0f} units apart, which is not a film set in "
-            "metres; the translations look like millimetres or centimetres. Convert them to metres "
-            "(divide by 1000 or 100) and run again."
+            "metres; the translations look like millimetres or centimetres. Declare their unit "
+            "(reshoot init --force --calibration-units mm or cm, or auto to tell it from the spacing) and run again."
         )
 
 

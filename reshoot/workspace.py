@@ -21,6 +21,7 @@ version = 1
 [footage]
 path = "../take/footage"        # relative to the workspace (or absolute)
 calibration = "calib.json"      # optional: a calibration file or COLMAP model folder (load_calibration)
+calibration_units = "auto"      # its translations' unit: m, cm, mm, or auto (told from the cameras' spacing)
 fps = 24.0
 frames = 48                     # frames of the take that every camera covers
 first_frame = 0
@@ -84,6 +85,8 @@ class WorkspaceSettings:
         root: the workspace folder.
         footage: the take's footage folder (absolute).
         calibration: a calibration file (absolute) or None.
+        calibration_units: the calibration's length unit ("m", "cm", "mm"), or "auto" to tell it from
+            how far apart the cameras stand (`reshoot.datasets.calibration.sniff_units`).
         fps: frame rate of the take.
         frames: frames of the take covered by every camera.
         first_frame: take frame number of the first frame.
@@ -113,13 +116,14 @@ class WorkspaceSettings:
     survey: Path | None = None
     plates: Path | None = None
     stages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    calibration_units: str = "auto"
 
     def open_footage(self):
         """The take's footage on the workspace's frame clock (its calibration, offsets and fps); a `Footage`,
         to be closed (it is a context manager)."""
         from reshoot.datasets.footage import open_footage
 
-        return open_footage(self.footage, self.calibration, self.offsets or None, self.fps)
+        return open_footage(self.footage, self.calibration, self.offsets or None, self.fps, self.calibration_units)
 
     def open_plates(self, footage) -> dict | None:
         """The clean plates per camera name (`CameraFootage`, frames from 0), or None without plates.
@@ -154,6 +158,7 @@ def init_workspace(
     plates: str | Path | None = None,
     stages: Mapping[str, Mapping[str, Any]] | None = None,
     sync: str = "auto",
+    calibration_units: str = "auto",
 ) -> WorkspaceSettings:
     """Create a workspace for a take: check the footage, put its cameras on one clock, write
     `root/reshoot.toml`.
@@ -188,7 +193,7 @@ def init_workspace(
     if root.exists() and not root.is_dir():
         raise InputError(f"{root} is a file; the workspace must be a folder.")
     offsets, synced = _synchronised_offsets(footage, fps, offsets, sync)
-    take = open_footage(footage, calibration=calibration, offsets=offsets, fps=fps)
+    take = open_footage(footage, calibration=calibration, offsets=offsets, fps=fps, calibration_units=calibration_units)
     previous = _previous_settings(root)
     _check_same_take(root, previous, Path(footage).resolve(), tuple(take.camera_names))
     if plates is not None:
@@ -206,6 +211,7 @@ def init_workspace(
         root=root,
         footage=Path(footage).resolve(),
         calibration=Path(calibration).resolve() if calibration else None,
+        calibration_units=calibration_units,
         fps=float(take.fps),
         frames=int(take.num_frames),
         first_frame=int(take.first_frame),
@@ -309,6 +315,7 @@ def _to_toml(settings: WorkspaceSettings) -> str:
     footage: dict[str, Any] = {"path": _relative(settings.footage, settings.root)}
     if settings.calibration is not None:
         footage["calibration"] = _relative(settings.calibration, settings.root)
+        footage["calibration_units"] = settings.calibration_units
     footage.update(
         fps=settings.fps,
         frames=settings.frames,
@@ -355,6 +362,7 @@ def load_workspace(root: str | Path) -> WorkspaceSettings:
             root=root,
             footage=(root / footage["path"]).resolve(),
             calibration=(root / calibration).resolve() if calibration else None,
+            calibration_units=str(footage.get("calibration_units", "auto")),
             fps=float(footage["fps"]),
             frames=int(footage["frames"]),
             first_frame=int(footage.get("first_frame", 0)),

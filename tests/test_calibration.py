@@ -18,6 +18,8 @@ from reshoot.datasets.calibration import (
     load_pose2sim_toml,
     load_qualisys_qca,
     load_strecha_cameras,
+    median_spacing,
+    sniff_units,
     write_opencv_storage,
     write_pose2sim_toml,
     write_qualisys_qca,
@@ -507,6 +509,52 @@ class TestOpenCV:
         path.write_text("%YAML:1.0\n---\nM1: [ unclosed\n")
         with pytest.raises(FormatError, match="not an OpenCV FileStorage"):
             load_calibration(path)
+
+
+class TestUnits:
+    def _rig(self, small_take: Path, scale: float) -> Camera:
+        from reshoot.geometry.cameras_io import read_cameras_json
+
+        cameras = read_cameras_json(small_take / "gt" / "cameras.json").cameras
+        return _scaled(cameras.select(["a_wide", "b_medium", "c_medium", "d_reverse"]), scale)
+
+    @pytest.mark.parametrize(("scale", "unit"), [(1, "m"), (100, "cm"), (1000, "mm")])
+    def test_sniffed_from_the_spacing(self, small_take, scale, unit):
+        rig = self._rig(small_take, scale)
+        assert sniff_units(rig) == unit
+        assert sniff_units(rig.select([0])) == "m"  # one camera: nothing to go by
+
+    def test_a_millimetre_file_is_read_in_metres_and_named(self, small_take, tmp_path, caplog):
+        from reshoot.datasets.footage import open_footage
+
+        write_pose2sim_toml(tmp_path / "calib_mm.toml", self._rig(small_take, 1000))
+        with open_footage(small_take / "footage", calibration=tmp_path / "calib_mm.toml") as footage:
+            _assert_same(footage.calibration, self._rig(small_take, 1), tol=1e-9)
+            assert footage.calibration_units["unit"] == "mm" and footage.calibration_units["source"] == "sniffed"
+        assert "calib_mm.toml" in caplog.text and "millimetres" in caplog.text
+        declared = open_footage(small_take / "footage", calibration=tmp_path / "calib_mm.toml", calibration_units="m")
+        assert declared.calibration_units["source"] == "declared"
+        assert median_spacing(declared.calibration) == pytest.approx(1000 * median_spacing(self._rig(small_take, 1)))
+        with pytest.raises(InputError, match="choose one of auto, m, cm, mm"):
+            open_footage(small_take / "footage", calibration=tmp_path / "calib_mm.toml", calibration_units="inch")
+
+    def test_the_workspace_keeps_the_unit(self, small_take, tmp_path):
+        from reshoot.workspace import init_workspace, load_workspace
+
+        write_pose2sim_toml(tmp_path / "calib_cm.toml", self._rig(small_take, 100))
+        init_workspace(
+            tmp_path / "ws", small_take / "footage", calibration=tmp_path / "calib_cm.toml", calibration_units="cm"
+        )
+        settings = load_workspace(tmp_path / "ws")
+        assert settings.calibration_units == "cm"
+        with settings.open_footage() as footage:
+            _assert_same(footage.calibration, self._rig(small_take, 1), tol=1e-9)
+
+
+def _scaled(cameras: Camera, scale: float) -> Camera:
+    pose = cameras.cam_from_world.clone()
+    pose[:, :3, 3] *= scale
+    return Camera(cameras.names, cameras.K, pose, cameras.width, cameras.height, cameras.distortion)
 
 
 def test_colmap_models_text_and_binary(tmp_path):

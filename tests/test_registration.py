@@ -133,7 +133,8 @@ def test_known_calibration_is_kept_and_checked(registration_take: Path, tmp_path
     assert errors.rotation_deg.max() < 0.2
 
 
-def test_calibration_in_millimetres_is_refused(registration_take: Path, tmp_path: Path):
+def test_calibration_in_millimetres_declared_as_metres_is_refused(registration_take: Path, tmp_path: Path):
+    """Left to `auto`, init reads such a file in millimetres (tests/test_calibration.py::TestUnits)."""
     from reshoot import InputError
     from reshoot.geometry.camera import Camera
 
@@ -144,8 +145,8 @@ def test_calibration_in_millimetres_is_refused(registration_take: Path, tmp_path
         tmp_path / "calibration.json", Camera.create(truth.names, truth.K, poses, truth.width, truth.height)
     )
     ws = tmp_path / "ws"
-    init_workspace(ws, registration_take / "footage", calibration=tmp_path / "calibration.json")
-    with pytest.raises(InputError, match="look like millimetres"):
+    init_workspace(ws, registration_take / "footage", calibration=tmp_path / "calibration.json", calibration_units="m")
+    with pytest.raises(InputError, match="look like millimetres.*--calibration-units"):
         register(ws)
     assert not (ws / "registration").exists()
 
@@ -193,8 +194,10 @@ def caliscope_workspace(shared_data: Path, tmp_path_factory) -> Path:
 
 @pytest.mark.slow
 def test_caliscope_footage_agrees_with_its_calibration(caliscope_registered):
-    _, summary = caliscope_registered
+    ws, summary = caliscope_registered
     assert summary.mode == "calibrated"
+    units = json.loads((ws / "registration" / "report.json").read_text())["calibration_units"]
+    assert units["unit"] == "m" and units["source"] == "sniffed" and 0.3 < units["median_spacing_m"] < 10
     for outcome in summary.cameras:
         assert outcome.registered and outcome.reprojection_error_px < 2.0, outcome
 
