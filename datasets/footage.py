@@ -12,7 +12,8 @@ take/
 ```
 
 Frames are numbered on the take's clock (DESIGN.md §3 "Time"): frame `i` of a camera shows take frame
-`i + offset`. Nothing is decoded when a take is opened (only headers are read and frames counted);
+`i + offset`. A rig of mixed rates runs at the highest, and a variable-frame-rate video is placed by its
+timestamps: at each take frame such a camera shows its own frame nearest in time. Nothing is decoded when a take is opened (only headers are read and frames counted);
 each camera decodes the frames asked for, keeping one ffmpeg reader open so that sequential reads
 cost one frame each.
 """
@@ -23,7 +24,7 @@ import logging
 import math
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -54,6 +55,10 @@ CODING_BLOCK = 16
 DEFAULT_IMAGE_FPS = 24.0
 FPS_RELATIVE_TOLERANCE = 1e-3  # 29.97 and 30000/1001 are the same rate
 MAX_SKIP_FRAMES = 48  # jumping further ahead than this re-opens the video with a seek
+# ffmpeg's pipe output repeats and drops frames to hold the nominal rate unless told not to: a
+# variable-frame-rate video would then have more or fewer frames than it holds (40 became 59).
+PASSTHROUGH = ["-fps_mode", "passthrough"]
+VFR_TOLERANCE = 0.1  # frame intervals further than this share from their median: a variable frame rate
 
 SourceKind = Literal["video", "images"]
 
@@ -73,24 +78,24 @@ def _ffmpeg_reason(text: str) -> str:
     return lines[-1] if lines else "no output from ffmpeg"
 
 
-def _open_video_stream(path: Path, start: int, fps: float) -> Iterator[Any]:
-    """An ffmpeg process decoding `path` to RGB24 from frame `start` on.
+def _open_video_stream(path: Path, start: int, seconds: float) -> Iterator[Any]:
+    """An ffmpeg process decoding `path` to RGB24 from frame `start` on, which plays at `seconds`.
 
     Yields the header dict first, then one `bytes` of H*W*3 per frame. ffmpeg's input seek (`-ss`
     before `-i`) is frame-accurate when decoding (it decodes from the previous keyframe and drops what
-    comes before the time); aiming half a frame early makes frame `start` the first one kept.
+    comes before the time); the caller aims half a frame early, so that frame `start` is the first kept.
     """
     import imageio_ffmpeg
 
-    params = ["-ss", f"{(start - 0.5) / fps:.6f}"] if start > 0 else []
-    return imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24", input_params=params)
+    params = ["-ss", f"{seconds:.6f}"] if start > 0 else []
+    return imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24", input_params=params, output_params=PASSTHROUGH)
 
 
 class _VideoCursor:
     """Sequential access to one video, re-opening it (with a seek) for jumps back or far ahead."""
 
-    def __init__(self, path: Path, fps: float, width: int, height: int) -> None:
-        self.path, self.fps, self.width, self.height = path, fps, width, height
+    def __init__(self, path: Path, fps: float, width: int, height: int, times: tuple[float, ...] = ()) -> None:
+        self.path, self.fps, self.width, self.height, self.times = path, fps, width, height, times
         self._stream: Iterator[Any] | None = None
         self._next = 0  # index of the frame the open stream yields next
 
@@ -120,7 +125,11 @@ class _VideoCursor:
 
     def _open(self, index: int) -> None:
         self.close()
-        stream = _open_video_stream(self.path, index, self.fps)
+        if self.times:  # variable frame rate: half-way back to the frame before
+            seek = self.times[index] - 0.5 * (self.times[index] - self.times[max(index - 1, 0)])
+        else:
+            seek = (index - 0.5) / self.fps
+        stream = _open_video_stream(self.path, index, seek)
         try:
             meta = next(stream)
         except (OSError, RuntimeError, StopIteration) as exc:
@@ -210,10 +219,15 @@ class CameraFootage:
         kind: "video" or "images".
         width: frame width in pixels.
         height: frame height in pixels.
-        fps: frames per second.
+        fps: frames per second (a variable-rate video's mean).
         num_frames: number of frames in the source.
-        offset: frame `i` of the source shows take frame `i + offset`.
+        offset: where the footage starts on the take's clock: its first frame shows take frame `offset`
+            (at the take's rate, frame `i` shows take frame `i + offset`).
         frame_paths: for "images", the frame files in order; empty for "video".
+        take_fps: the rate of the take's clock when it is not this camera's own (a rig of mixed rates
+            runs at its highest); None: the camera's. Take frame t then shows the frame nearest in time.
+        timestamps: for a variable-frame-rate video, each frame's time in seconds from the first (from
+            the container); empty for constant rates.
     """
 
     name: str
@@ -225,16 +239,46 @@ class CameraFootage:
     num_frames: int
     offset: int = 0
     frame_paths: tuple[Path, ...] = field(default=(), repr=False)
+    take_fps: float | None = None
+    timestamps: tuple[float, ...] = field(default=(), repr=False)
     _cursor: _VideoCursor | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.kind == "video":
-            object.__setattr__(self, "_cursor", _VideoCursor(self.path, self.fps, self.width, self.height))
+            cursor = _VideoCursor(self.path, self.fps, self.width, self.height, self.timestamps)
+            object.__setattr__(self, "_cursor", cursor)
+
+    @property
+    def _own_clock(self) -> bool:
+        """Take frames are this camera's frames (one rate, constant)."""
+        return not self.timestamps and (self.take_fps is None or abs(self.take_fps - self.fps) <= 1e-9 * self.fps)
+
+    def frame_times(self) -> np.ndarray:
+        """[num_frames] each frame's time in seconds from the first."""
+        return np.asarray(self.timestamps) if self.timestamps else np.arange(self.num_frames) / self.fps
 
     @property
     def frames(self) -> range:
         """The take frame numbers this camera shows."""
-        return range(self.offset, self.offset + self.num_frames)
+        if self._own_clock:
+            return range(self.offset, self.offset + self.num_frames)
+        rate = self.take_fps or self.fps
+        return range(self.offset, self.offset + int(math.floor(self.frame_times()[-1] * rate + 1e-6)) + 1)
+
+    def source_index(self, frame: int) -> int:
+        """The index in the source of the frame take frame `frame` shows: the one nearest in time."""
+        if self._own_clock:
+            return frame - self.offset
+        seconds = (frame - self.offset) / (self.take_fps or self.fps)
+        if not self.timestamps:
+            return min(int(round(seconds * self.fps)), self.num_frames - 1)
+        times = self.frame_times()
+        after = int(np.searchsorted(times, seconds))
+        if after == 0:
+            return 0
+        if after >= len(times):
+            return len(times) - 1
+        return after if times[after] - seconds < seconds - times[after - 1] else after - 1
 
     def read(self, frame: int) -> np.ndarray:
         """One frame.
@@ -254,7 +298,7 @@ class CameraFootage:
                 f"camera {self.name}: take frame {frame} is outside its footage (frames "
                 f"{self.frames.start} to {self.frames.stop - 1}, offset {self.offset})."
             )
-        index = frame - self.offset
+        index = self.source_index(frame)
         if self._cursor is not None:
             return self._cursor.read(index).astype(np.float32) / 255.0
         return self._read_image(self.frame_paths[index])
@@ -301,7 +345,7 @@ class Footage:
     Attributes:
         root: the take folder.
         sources: one per camera, sorted by camera name.
-        fps: frames per second, shared by all cameras.
+        fps: frames per second of the take's clock: the cameras' rate, or the highest of mixed rates.
         num_frames: length of the take (frames that every camera shows).
         first_frame: the take's first frame number (0 unless offsets shift the cameras).
         calibration: the cameras, ordered like `sources`, translations in metres, or None.
@@ -418,7 +462,35 @@ def probe_video(name: str, path: Path) -> CameraFootage:
     if not fps > 0:
         raise InputError(f"{path}: camera {name}'s video has no frame rate. Re-export it with one.")
     width, height = (int(v) for v in meta["size"])
+    times = _frame_times(path)
+    if times is not None and len(times) == num_frames and num_frames > 2:
+        intervals = np.diff(times)
+        median = float(np.median(intervals))
+        if median > 0 and float(np.max(np.abs(intervals - median))) > VFR_TOLERANCE * median:
+            logger.info(
+                "%s: variable frame rate (frames %.1f to %.1f ms apart); frames are placed by their timestamps",
+                path, 1000 * intervals.min(), 1000 * intervals.max(),
+            )  # fmt: skip
+            fps = (num_frames - 1) / times[-1]
+            return CameraFootage(name, path, "video", width, height, fps, int(num_frames), timestamps=times)
     return CameraFootage(name, path, "video", width, height, fps, int(num_frames))
+
+
+def _frame_times(path: Path) -> tuple[float, ...] | None:
+    """Each frame's presentation time in seconds from the first, from the container's packets (read
+    with PyAV, nothing decoded); None when the container does not say."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            stamps = sorted(packet.pts for packet in container.demux(stream) if packet.pts is not None)
+            base = stream.time_base
+    except (av.error.FFmpegError, OSError, IndexError):
+        return None
+    if not stamps or base is None:
+        return None
+    return tuple(float((stamp - stamps[0]) * base) for stamp in stamps)
 
 
 def open_plates(folder: str | os.PathLike, sizes: Mapping[str, tuple[int, int]]) -> dict[str, CameraFootage]:
@@ -490,40 +562,55 @@ def _check_offsets(offsets: Mapping[str, int], names: list[str], folder: Path) -
     return checked
 
 
-def _check_fps(probes: list[CameraFootage], folder: Path) -> float:
-    rates = {p.name: p.fps for p in probes}
-    reference = probes[0].fps
-    if any(abs(r - reference) > FPS_RELATIVE_TOLERANCE * reference for r in rates.values()):
-        listed = ", ".join(f"{n} {r:g} fps" for n, r in rates.items())
-        hint = (
-            f" Image sequences play at the fps you give (default {DEFAULT_IMAGE_FPS:g})."
-            if any(p.kind == "images" for p in probes)
-            else ""
-        )
-        raise InputError(
-            f"{folder}: the cameras have different frame rates ({listed}). Conform them to one rate "
-            f"(e.g. re-export) before making a take.{hint}"
-        )
-    return reference
+def _mixed(probes: Sequence[CameraFootage]) -> bool:
+    return len({round(p.fps, 3) for p in probes}) > 1 or any(p.timestamps for p in probes)
+
+
+def same_length(probes: Sequence[CameraFootage]) -> bool:
+    """Whether the cameras show as many frames of the take's clock (`take_rate`); cameras of different
+    rates may differ by one (where each one's last frame falls between take frames)."""
+    rate = take_rate(probes)
+    counts = [len(replace(p, take_fps=rate).frames) for p in probes]
+    return max(counts) - min(counts) <= (1 if _mixed(probes) else 0)
+
+
+def take_rate(probes: Sequence[CameraFootage]) -> float:
+    """The rate of a take's clock: its cameras' one rate, or the highest of a rig of mixed rates (each
+    camera then shows, at every take frame, its own frame nearest in time)."""
+    rates = [p.fps for p in probes]
+    highest = max(rates)
+    if any(abs(r - highest) > FPS_RELATIVE_TOLERANCE * highest for r in rates):
+        logger.info(
+            "mixed frame rates (%s): the take runs at %g fps",
+            ", ".join(f"{p.name} {p.fps:g}" for p in probes), highest,
+        )  # fmt: skip
+    return highest
 
 
 def _take_range(probes: list[CameraFootage], offsets: dict[str, int] | None, folder: Path) -> tuple[int, int]:
-    """(first frame, number of frames) of the take."""
-    counts = {p.name: p.num_frames for p in probes}
+    """(first frame, number of frames) of the take, from the cameras on the take's clock (`take_fps`).
+
+    Without offsets the cameras must show the same number of take frames; cameras of different rates
+    may differ by one (where each one's last frame falls between take frames), and the take is the
+    frames all of them show.
+    """
+    counts = {p.name: len(p.frames) for p in probes}
     if offsets is None:
-        if len(set(counts.values())) > 1:
+        mixed = _mixed(probes)
+        if not same_length(probes):
             listed = ", ".join(f"{n} {c}" for n, c in counts.items())
             raise InputError(
-                f"{folder}: the cameras have different frame counts ({listed}). Trim them to the same "
-                "length, sync them (reshoot init --sync timecode|audio|motion), or give per-camera offsets so the take is "
-                "the frames all cameras cover."
+                f"{folder}: the cameras have different frame counts ({listed}"
+                + (f", at the take's {max(p.fps for p in probes):g} fps" if mixed else "")
+                + "). Trim them to the same length, sync them (reshoot init --sync timecode|audio|motion), or give "
+                "per-camera offsets so the take is the frames all cameras cover."
             )
-        return 0, probes[0].num_frames
+        return 0, min(counts.values())
     first = max(offsets.get(p.name, 0) for p in probes)
-    stop = min(offsets.get(p.name, 0) + p.num_frames for p in probes)
+    stop = min(offsets.get(p.name, 0) + counts[p.name] for p in probes)
     if stop <= first:
         listed = ", ".join(
-            f"{p.name} {offsets.get(p.name, 0)}..{offsets.get(p.name, 0) + p.num_frames - 1}" for p in probes
+            f"{p.name} {offsets.get(p.name, 0)}..{offsets.get(p.name, 0) + counts[p.name] - 1}" for p in probes
         )
         raise InputError(
             f"{folder}: with these offsets no take frame is shown by every camera (frames: {listed}). "
@@ -640,7 +727,8 @@ def open_footage(
         offsets: camera name → frames; frame `i` of that camera shows take frame `i + offset`
             (missing cameras: 0). With offsets the take is the frame range every camera covers;
             without (None or empty), every camera must have the same number of frames.
-        fps: frame rate of image sequences (default 24); videos carry their own.
+        fps: frame rate of image sequences (default 24); videos carry their own. Cameras of different
+            rates make a take at the highest (`take_rate`).
         calibration_units: the calibration's length unit, "m", "cm" or "mm", or "auto" to tell it from
             how far apart its cameras stand (`sniff_units`; a unit other than metres is warned about).
             Its translations are converted to metres.
@@ -650,7 +738,7 @@ def open_footage(
 
     Raises:
         InputError: the folder is missing or has no footage; a video is empty, truncated or
-            unreadable; the cameras disagree in frame rate or (without offsets) frame count; the
+            unreadable; the cameras (without offsets) show different numbers of take frames; the
             offsets leave no common frame; the calibration misses a camera, names one without
             footage, or has another image size; an image sequence mixes sizes.
     """
@@ -658,12 +746,8 @@ def open_footage(
     probes = probe_cameras(folder, fps)
     names = [p.name for p in probes]
     checked_offsets = _check_offsets(offsets, names, folder) if offsets else None  # {} is no offsets too
-    take_fps = _check_fps(probes, folder)
-    if fps is not None and abs(take_fps - fps) > FPS_RELATIVE_TOLERANCE * take_fps:
-        raise InputError(
-            f"{folder}: fps={fps:g} was given but the videos play at {take_fps:g} fps. Leave fps out "
-            "(it sets the rate of image sequences) or conform the videos."
-        )
+    take_fps = take_rate(probes)
+    probes = [replace(p, take_fps=take_fps) for p in probes]
     first_frame, num_frames = _take_range(probes, checked_offsets, folder)
     if calibration_units not in CALIBRATION_UNITS:
         raise InputError(f"calibration units {calibration_units!r}: choose one of {', '.join(CALIBRATION_UNITS)}.")

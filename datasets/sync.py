@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from reshoot.datasets.footage import same_length, take_rate
 from reshoot.geometry.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -217,8 +218,9 @@ def sync_by_timecode(sources: Sequence) -> SyncResult:
                 f"camera {s.name}: {s.path.name} carries no start timecode. Sync by --sync audio or motion, "
                 "or give --offset CAMERA=FRAMES."
             )
-        starts[s.name] = (timecode, timecode_to_frames(timecode, s.fps))
-    offsets = normalised({name: float(frames) for name, (_, frames) in starts.items()})
+        starts[s.name] = (timecode, timecode_to_frames(timecode, s.fps) / round(s.fps))  # seconds
+    rate = take_rate(sources)
+    offsets = normalised({name: seconds * rate for name, (_, seconds) in starts.items()})
     return SyncResult(
         "timecode",
         offsets,
@@ -341,7 +343,7 @@ def sync_by_audio(sources: Sequence) -> SyncResult:
                 "--sync timecode or motion, or give --offset CAMERA=FRAMES."
             )
         sounds[s.name] = sound
-    fps = sources[0].fps
+    fps = take_rate(sources)
     pairs = []
     for a, b in itertools.combinations([s.name for s in sources], 2):
         (wave_a, start_a), (wave_b, start_b) = sounds[a], sounds[b]
@@ -372,7 +374,10 @@ def _grey_frames(source) -> np.ndarray:
         import imageio_ffmpeg
 
         stream = imageio_ffmpeg.read_frames(
-            str(source.path), pix_fmt="gray", bpp=1, output_params=["-vf", f"scale={MOTION_WIDTH}:{height}"]
+            str(source.path),
+            pix_fmt="gray",
+            bpp=1,
+            output_params=["-vf", f"scale={MOTION_WIDTH}:{height}", "-fps_mode", "passthrough"],
         )
         header_logger = logging.getLogger("imageio_ffmpeg")
         level = header_logger.level
@@ -418,6 +423,17 @@ def _log_speed(speed: np.ndarray) -> np.ndarray:
 def _moving_average(signal: np.ndarray, half: int) -> np.ndarray:
     kernel = np.ones(2 * half + 1) / (2 * half + 1)
     return np.convolve(np.pad(signal, half, mode="edge"), kernel, mode="valid")
+
+
+def _on_the_take_clock(source, speed: np.ndarray, rate: float) -> np.ndarray:
+    """A camera's per-frame-step speed [T - 1] resampled at the take's `rate` (linear in time), so that
+    cameras of mixed or variable rates correlate frame for frame; as it is where the rates agree."""
+    times = source.frame_times()
+    steps = 0.5 * (times[:-1] + times[1:])  # when each step between frames happens
+    if not source.timestamps and abs(source.fps - rate) <= 1e-9 * rate:
+        return speed
+    grid = np.arange(0.0, steps[-1] + 1e-9, 1.0 / rate) + steps[0]
+    return np.interp(grid, steps, speed)
 
 
 def motion_signal(speed: np.ndarray, fps: float) -> np.ndarray:
@@ -561,9 +577,9 @@ def sync_by_motion(sources: Sequence) -> SyncResult:
         InputError: nothing moves, a camera sees no motion start or stop, or the pairs do not agree on
             a camera's offset; the message names the cameras and says what to do.
     """
-    fps = sources[0].fps
+    fps = take_rate(sources)
     names = [s.name for s in sources]
-    speeds = {s.name: motion_speed(_grey_frames(s)) for s in sources}
+    speeds = {s.name: _on_the_take_clock(s, motion_speed(_grey_frames(s)), fps) for s in sources}
     still = [n for n, speed in speeds.items() if not (speed > 0).any()]
     if still:
         raise InputError(
@@ -649,7 +665,7 @@ def synchronize(sources: Sequence, mode: str = "auto") -> SyncResult:
             return sync_by_audio(sources)
         except InputError as exc:
             logger.warning("sync: the sound does not link the cameras (%s); trying the next method", exc)
-    if len({s.num_frames for s in sources}) == 1:
+    if same_length(sources):
         return SyncResult(
             "none",
             dict.fromkeys(names, 0.0),

@@ -237,7 +237,7 @@ def _synchronised_offsets(
     """The offsets to open the take with (None: every camera as it is) and the `SyncResult` behind them:
     the user's offsets (with what `mode` measures, when it names a method, recorded beside them), or
     what `mode` found."""
-    from reshoot.datasets.footage import probe_cameras
+    from reshoot.datasets.footage import probe_cameras, take_rate
     from reshoot.datasets.sync import SYNC_MODES, SyncResult, synchronize
 
     if mode not in SYNC_MODES:
@@ -246,7 +246,7 @@ def _synchronised_offsets(
         extra = {}
         if mode not in ("auto", "none"):
             probes = probe_cameras(footage, fps)
-            extra["measured"] = synchronize(probes, mode).to_dict(probes[0].fps)
+            extra["measured"] = synchronize(probes, mode).to_dict(take_rate(probes))
         given = {name: float(value) for name, value in offsets.items()}
         return dict(offsets), SyncResult("user", given, note="the offsets given with --offset", extra=extra)
     result = synchronize(probe_cameras(footage, fps), mode)

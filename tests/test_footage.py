@@ -296,13 +296,62 @@ def test_not_a_video(tmp_path, videos):
     assert "cam_b.mov" in _error(folder)
 
 
-def test_different_fps(tmp_path, videos):
+def test_mixed_rates_share_the_take_clock_at_the_highest(tmp_path, videos):
+    """cam_a at 24 fps, cam_b at 25: the take runs at 25; at each take frame cam_a shows its frame
+    nearest in time (every 24th of a second), cam_b its own."""
     folder = make_take(tmp_path / "take", videos, cam_a="a10", cam_b="b10_25fps")
-    message = _error(folder)
-    assert "frame rates" in message and "cam_a 24 fps" in message and "cam_b 25 fps" in message
+    with open_footage(folder) as take:
+        assert take.fps == 25.0 and take.num_frames == 10  # cam_a's 10 frames last 9/24 s: take frames 0-9
+        a, b = take.source("cam_a"), take.source("cam_b")
+        for t in take.frames:
+            assert frame_index(b.read(t)) == t % 12
+            assert frame_index(a.read(t)) == round(t * 24 / 25) % 12
     folder = make_take(tmp_path / "take2", videos, cam_a="a10")
-    make_sequence(folder / "cam_b", 10)
-    assert "cam_a 24 fps, cam_b 30 fps" in _error(folder, fps=30)
+    make_sequence(folder / "cam_b", 12)  # 12 frames at 30 fps; cam_a's last (9/24 s) is take frame 11.25
+    with open_footage(folder, fps=30) as take:
+        assert take.fps == 30 and take.num_frames == 12
+        assert [take.source("cam_a").source_index(t) for t in (0, 1, 4, 5, 10)] == [0, 1, 3, 4, 8]
+    folder = make_take(tmp_path / "take3", videos, cam_a="a10", cam_b="b12")
+    make_sequence(folder / "cam_c", 20)  # 20 frames at 30 fps: 0.63 s, against 0.38 s and 0.46 s at 24 (in take frames)
+    assert "different frame counts (cam_a 12, cam_b 14, cam_c 20, at the take's 30 fps)" in _error(folder, fps=30)
+
+
+def _variable_rate_video(path: Path, intervals_ms: list[int]) -> Path:
+    """A video whose frames come `intervals_ms` apart (as a phone records), frame i showing index i."""
+    import fractions
+
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
+        stream.time_base = fractions.Fraction(1, 1000)
+        pts = 0
+        for i, interval in enumerate([*intervals_ms, 0]):
+            frame = av.VideoFrame.from_ndarray(frame_image(i), format="rgb24")
+            frame.pts, frame.time_base = pts, stream.time_base
+            for packet in stream.encode(frame):
+                container.mux(packet)
+            pts += interval
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def test_variable_frame_rate_video_is_placed_by_its_timestamps(tmp_path, videos):
+    """Frames 33 or 67 ms apart: read by index (ffmpeg would repeat frames to hold a rate) and shown at
+    the take frame nearest their timestamps."""
+    folder = make_take(tmp_path / "take", videos, cam_a="long")  # 60 frames at 24 fps: 2.46 s
+    intervals = [33, 67] * 8 + [33]  # 17 intervals, 0.833 s
+    _variable_rate_video(folder / "phone.mp4", intervals)
+    with open_footage(folder, offsets={"phone": 0}) as take:
+        phone = take.source("phone")
+        times = np.concatenate([[0], np.cumsum(intervals)]) / 1000
+        assert phone.timestamps == pytest.approx(tuple(times), abs=1e-3) and phone.num_frames == 18
+        assert take.fps == pytest.approx(24.0) and len(phone.frames) == int(times[-1] * 24) + 1
+        for t in phone.frames:
+            nearest = int(np.argmin(np.abs(times - t / 24)))
+            assert frame_index(phone.read(t)) == nearest % 12
 
 
 def test_different_frame_counts(tmp_path, videos):

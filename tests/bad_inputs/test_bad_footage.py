@@ -41,9 +41,19 @@ def test_text_file_named_like_a_video(capsys, footage, tmp_path):
     refused(capsys, tmp_path, "init", tmp_path / "ws", "--footage", footage, says=("c_reverse.mp4",))
 
 
-def test_camera_with_another_frame_rate(capsys, footage, tmp_path):
-    write_video(footage / "c_reverse.mp4", fps=30.0)
-    refused(capsys, tmp_path, "init", tmp_path / "ws", "--footage", footage, says=("frame rates", "30 fps"))
+def test_camera_with_another_frame_rate_and_length(capsys, footage, tmp_path):
+    """A camera at another rate joins the take's clock (issue 19); one that also lasts another time
+    is refused like any camera of another length, its count at the take's rate."""
+    write_video(footage / "c_reverse.mp4", frames=8, fps=30.0)  # 0.23 s against 0.13 s at 24 fps
+    refused(
+        capsys,
+        tmp_path,
+        "init",
+        tmp_path / "ws",
+        "--footage",
+        footage,
+        says=("different frame counts", "at the take's 30 fps", "sync"),
+    )
 
 
 def test_camera_with_another_frame_count_and_no_offsets(capsys, footage, tmp_path):
@@ -252,10 +262,16 @@ def test_all_black_video(capsys, tmp_path):
 
 
 def test_calibration_in_centimetres(capsys, tmp_path):
+    """Told from the cameras' spacing and named (issue 19); declared as metres, registration refuses it."""
     entries = [camera_entry(n, [100 * x for x in EYES[n]]) for n in CAMERAS]
     calibration = write_json(tmp_path / "calibration.json", cameras_document(entries))
-    ws = _workspace_on(capsys, tmp_path, {n: {} for n in CAMERAS}, calibration)
-    refused(capsys, ws, "register", ws, says=("centimetres", "divide"))
+    for i, name in enumerate(CAMERAS):
+        write_video(tmp_path / "footage" / f"{name}.mp4", seed=i)
+    common = ["init", tmp_path / "ws", "--footage", tmp_path / "footage", "--calibration", calibration]
+    result = run(capsys, *common)
+    assert result.code == 0 and "calibration.json" in result.err and "centimetres" in result.err, result.err
+    assert run(capsys, *common, "--force", "--calibration-units", "m").code == 0
+    refused(capsys, tmp_path / "ws", "register", tmp_path / "ws", says=("centimetres", "--calibration-units"))
 
 
 def test_survey_photo_name_with_a_space(capsys, footage, tmp_path):
