@@ -62,8 +62,9 @@ def _seed_range(text: str) -> list[int]:
     return list(range(int(first), int(last or first) + 1))
 
 
-def over_seeds(seeds: list[int], cache: Path, out: Path) -> None:
-    """Make, register, reconstruct (the set), lay out and score a default take per seed."""
+def over_seeds(seeds: list[int], cache: Path, out: Path, camera_fps: dict[str, float] | None = None) -> None:
+    """Make, register, reconstruct (the set), lay out and score a default take per seed (with
+    `camera_fps`, a rig of mixed rates: `reshoot synth --fps 24,b_medium=25,...`)."""
     from reshoot.datasets.synthetic import SynthConfig, TakePaths, generate_take
     from reshoot.geometry.cameras_io import read_cameras_json
     from reshoot.ground_truth import compare_layouts, registration_from_truth
@@ -79,7 +80,7 @@ def over_seeds(seeds: list[int], cache: Path, out: Path) -> None:
         take, ws = cache / f"seed_{seed}" / "take", cache / f"seed_{seed}" / "workspace"
         started = time.perf_counter()
         if not (take / "take.json").is_file():
-            generate_take(take, SynthConfig(seed=seed))
+            generate_take(take, SynthConfig(seed=seed, camera_fps=camera_fps or {}))
         if not Workspace(ws).set_splats.is_file():
             init_workspace(ws, take / "footage", survey=take / "survey", force=True)
             register(ws, RegistrationOptions(scale=ScaleHint(camera_heights={"*": 1.6})))
@@ -140,10 +141,17 @@ def main() -> None:
     parser.add_argument("--seeds", default=None, help="A-B: score default takes of these seeds instead")
     parser.add_argument("--cache", type=Path, default=Path("demo/layout_seeds"), help="where --seeds keeps its takes")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--camera-fps", default="", help="with --seeds: rates of a mixed rig, e.g. b_medium=25,c_medium=30"
+    )
     args = parser.parse_args()
     if args.seeds is not None:
+        rates = {k.strip(): float(v) for k, v in (i.split("=") for i in args.camera_fps.split(",") if i.strip())}
         over_seeds(
-            _seed_range(args.seeds), args.cache, args.out or Path("benchmarks/results/layout_accuracy_seeds.json")
+            _seed_range(args.seeds),
+            args.cache,
+            args.out or Path("benchmarks/results/layout_accuracy_seeds.json"),
+            rates,
         )
         return
     args.out = args.out or Path("benchmarks/results/layout_accuracy.json")

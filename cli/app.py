@@ -112,6 +112,22 @@ def _parse_size(text: str) -> tuple[int, int]:
     return width, height
 
 
+def _parse_rates(text: str) -> tuple[float, dict[str, float]]:
+    """`24` or `24,b_medium=25,c_medium=30`: the rate of the cameras not named, and the named ones'."""
+    default, named = 24.0, {}
+    for item in (part.strip() for part in text.split(",") if part.strip()):
+        name, sep, value = (part.strip() for part in item.partition("="))
+        try:
+            rate = float(value if sep else name)
+        except ValueError:
+            raise typer.BadParameter(f"{item!r} is not a rate or CAMERA=RATE, e.g. 24 or b_medium=30") from None
+        if sep:
+            named[name] = rate
+        else:
+            default = rate
+    return default, named
+
+
 def _parse_offsets(items: list[str]) -> dict[str, int]:
     offsets = {}
     for item in items:
@@ -228,7 +244,12 @@ def synth(
     characters: int = typer.Option(2, "--characters", help="Walking characters (1-3)."),
     props: int = typer.Option(4, "--props", help="Props on the floor (2-6)."),
     seed: int = typer.Option(0, "--seed", help="Everything follows from it."),
-    fps: float = typer.Option(24.0, "--fps", help="Frame rate."),
+    fps: str = typer.Option(
+        "24",
+        "--fps",
+        help="Frame rate, or per camera for a rig of mixed rates: 24,b_medium=25,c_medium=30 (whole numbers; "
+        "the take runs at the highest).",
+    ),
     distortion: bool = typer.Option(False, "--distortion", help="Give the production lenses radial distortion."),
     offsets: str | None = typer.Option(
         None,
@@ -259,7 +280,8 @@ def synth(
         characters=characters,
         props=props,
         seed=seed,
-        fps=fps,
+        fps=_parse_rates(fps)[0],
+        camera_fps=_parse_rates(fps)[1],
         distortion=distortion,
         offsets=_parse_offsets([item for item in (offsets or "").split(",") if item.strip()]),
         audio=audio,

@@ -49,6 +49,15 @@ def steady_take(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="module")
+def mixed_take(tmp_path_factory) -> Path:
+    """The steady rig with cameras at 24, 25 and 30 fps (the take at 30), a clap and timecodes."""
+    out = tmp_path_factory.mktemp("sync") / "mixed"
+    rates = {"b_medium": 25, "c_medium": 30}
+    generate_take(out, SynthConfig(**SYNCED_TAKE, camera_fps=rates, audio=True, timecode="10:00:00:00"))
+    return out
+
+
 def truth(take: Path) -> dict[str, int]:
     return json.loads((take / "take.json").read_text())["offsets"]
 
@@ -215,17 +224,31 @@ class TestInit:
             init_workspace(tmp_path / "ws", steady_take / "footage", sync="none")
         assert not (tmp_path / "ws").exists()
 
-    def test_every_camera_shows_the_ground_truth_instant(self, steady_take: Path):
+    @pytest.mark.parametrize("rig", ["steady_take", "mixed_take"])
+    def test_every_camera_shows_the_ground_truth_instant(self, rig: str, request):
         """With the take's offsets, each camera's frame t shows the characters where the ground truth has
-        them at take frame t: a few frames earlier or later, they stood elsewhere."""
-        with open_footage(steady_take / "footage", offsets=truth(steady_take)) as footage:
+        them at take frame t: a few frames earlier or later, they stood elsewhere. In the mixed rig
+        (24, 25 and 30 fps cameras) the take runs at 30 and the others show their nearest frame."""
+        take = request.getfixturevalue(rig)
+        with open_footage(take / "footage", offsets=truth(take)) as footage:
             assert footage.first_frame == 0 and footage.num_frames == 48
+            assert footage.fps == json.loads((take / "take.json").read_text())["fps"]
             for s in footage.sources:
                 frames = np.stack([s.read(t).mean(axis=2) for t in range(s.frames.start, s.frames.stop)])
                 foreground = np.abs(frames - np.median(frames, axis=0)) > 0.08
-                characters = np.load(steady_take / "gt" / "maps" / f"{s.name}.npz")["entity_ids"]
+                characters = np.load(take / "gt" / "maps" / f"{s.name}.npz")["entity_ids"]
                 characters = (characters >= 0) & (characters < 2)
                 shown = foreground[-s.frames.start :][:48]  # take frames 0..47
 
                 scores = {shift: _iou(shown, characters, shift) for shift in range(-4, 5)}
-                assert max(scores, key=scores.get) == 0 and scores[0] > 0.3, (s.name, scores)
+                assert max(scores, key=scores.get) == 0 and scores[0] > 0.2, (s.name, scores)
+
+    def test_sync_across_rates(self, mixed_take: Path):
+        """Sound places a 24-fps camera in the 30-fps take to the millisecond; start timecodes, counted
+        at each camera's own rate, to its nearest frame (a 24-fps frame is 1.25 take frames)."""
+        by_sound = synchronize(sources(mixed_take), "audio")
+        errors_ms = [abs(by_sound.offsets[n] - t) * 1000 / 30 for n, t in truth(mixed_take).items()]
+        assert max(errors_ms) < 1.0, errors_ms
+        by_timecode = synchronize(sources(mixed_take), "timecode")
+        assert by_timecode.frame_offsets == truth(mixed_take)
+        assert max(abs(r) for r in by_timecode.residuals.values()) <= 30 / 24 / 2

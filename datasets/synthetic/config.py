@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -27,7 +28,7 @@ class SynthConfig:
         characters: walking characters, 1 to 3.
         props: props standing on the floor, 2 to 6.
         seed: everything (set, action, cameras, textures) follows from it.
-        fps: frame rate of the take.
+        fps: frame rate of the cameras not named in `camera_fps`.
         distortion: give production lenses mild radial distortion (OpenCV k1 k2), recorded in gt/.
         antialias: supersamples per axis on the static set and at moving edges (1 = none).
         texels_per_m: texture resolution of set surfaces.
@@ -44,6 +45,9 @@ class SynthConfig:
             timecode (take start + its offset). Needs a whole-number fps.
         pace: "steady" (constant-speed walks) or "varied" (walks with stops and starts, drawn from their
             own random stream: the set, props and cameras stay those of the seed).
+        camera_fps: production camera name → its own frame rate, for a rig of mixed rates (whole
+            numbers, as `fps` then). The take runs at the highest rate (`take_fps`): `frames` and
+            `offsets` count its frames, and the ground truth is written at it.
     """
 
     cameras: int = 4
@@ -64,6 +68,7 @@ class SynthConfig:
     audio: bool = False
     timecode: str | None = None
     pace: str = "steady"
+    camera_fps: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         checks = [
@@ -102,6 +107,20 @@ class SynthConfig:
             if not ok:
                 raise InputError(f"synthetic take: {message}.")
         names = PRODUCTION_LAYOUT[: self.cameras]
+        for name, rate in self.camera_fps.items():
+            if name not in names:
+                raise InputError(
+                    f"synthetic take: fps names {name!r}, which is not a camera; the cameras are {list(names)}."
+                )
+            if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate <= 1000:
+                raise InputError(
+                    f"synthetic take: camera {name}'s fps must be more than 0 and at most 1000, got {rate!r}."
+                )
+        if self.camera_fps and not all(float(r).is_integer() for r in (self.fps, *self.camera_fps.values())):
+            raise InputError(
+                "synthetic take: a rig of mixed rates needs whole-number rates (24, 25, 30 ...: they share one "
+                f"time base), got {self.fps:g} and {self.camera_fps}."
+            )
         for name, value in self.offsets.items():
             if name not in names:
                 raise InputError(
@@ -113,6 +132,28 @@ class SynthConfig:
                     f"±{self.frames * 4} (4 takes' length), got {value!r}."
                 )
 
+    def rate(self, camera: str) -> float:
+        """A production camera's frame rate."""
+        return float(self.camera_fps.get(camera, self.fps))
+
+    @property
+    def take_fps(self) -> float:
+        """The rate of the take's clock: the highest of the cameras' rates."""
+        return max([float(self.fps), *map(float, self.camera_fps.values())])
+
+    @property
+    def base_fps(self) -> int | float:
+        """The rate the action is animated at: every camera's frames fall on it (the least common
+        multiple of the rates; the one rate without `camera_fps`)."""
+        if not self.camera_fps:
+            return self.fps
+        return math.lcm(*(int(r) for r in (self.fps, *self.camera_fps.values())))
+
+    @property
+    def steps_per_take_frame(self) -> int:
+        """Scene frames (at `base_fps`) per take frame."""
+        return int(round(self.base_fps / self.take_fps))
+
     def _starts(self) -> list[int]:
         return [self.offsets.get(name, 0) for name in PRODUCTION_LAYOUT[: self.cameras]]
 
@@ -123,9 +164,11 @@ class SynthConfig:
 
     @property
     def scene_frames(self) -> int:
-        """Frames of action rendered: the early cameras' pre-roll, then the take. Take frame t is scene
-        frame t + spread."""
-        return self.frames + self.spread
+        """Frames of action, at `base_fps`: the early cameras' pre-roll, the take, and up to the slowest
+        camera's first frame after the take's last. Take frame t is scene frame (t + spread) *
+        steps_per_take_frame."""
+        slowest_step = int(round(self.base_fps / min([self.fps, *self.camera_fps.values()])))
+        return (self.frames + self.spread - 1) * self.steps_per_take_frame + slowest_step
 
     def take_offset(self, camera: str) -> int:
         """The camera's offset on the take's clock: its frame i shows take frame i + offset (≤ 0; the

@@ -296,31 +296,34 @@ RAMP_SECONDS = 0.25  # to speed up or slow down
 
 
 def _walk_progress(rng: np.random.Generator, config: SynthConfig) -> tuple[np.ndarray, float]:
-    """[T] share of the walk done at each scene frame (T = `config.scene_frames`), and the walk's length
-    in frames at full speed.
+    """[T] share of the walk done at each scene frame (T = `config.scene_frames`, at `config.base_fps`),
+    and the seconds the walk takes at full speed.
 
     "steady": constant speed over the take's frames, standing before them (the early cameras'
     pre-roll). "varied": walking and stopping in turns over the whole scene, with smooth starts and
     stops: the events that sync by motion needs.
     """
-    frames, spread = config.scene_frames, config.spread
+    frames, steps, rate = config.scene_frames, config.steps_per_take_frame, config.base_fps
     if config.pace == "steady":
-        take = np.linspace(0.0, 1.0, config.frames) if config.frames > 1 else np.zeros(1)
-        return np.concatenate([np.zeros(spread), take]), max(config.frames - 1, 1)
+        walking = (config.frames - 1) * steps + 1  # scene frames from take frame 0 to the last
+        take = np.linspace(0.0, 1.0, walking) if walking > 1 else np.zeros(1)
+        done = np.concatenate([np.zeros(config.spread * steps), take])
+        done = np.concatenate([done, np.ones(frames - len(done))])
+        return done, max(config.frames - 1, 1) / config.take_fps
     speed = np.zeros(frames)
     frame, walking = 0, bool(rng.random() < 0.5)
     while frame < frames:
         seconds = rng.uniform(*(STRIDE_SECONDS if walking else PAUSE_SECONDS))
-        length = max(1, int(round(seconds * config.fps)))
+        length = max(1, int(round(seconds * rate)))
         speed[frame : frame + length] = 1.0 if walking else 0.0
         frame, walking = frame + length, not walking
-    ramp = max(1, int(round(RAMP_SECONDS * config.fps)))
+    ramp = max(1, int(round(RAMP_SECONDS * rate)))
     window = np.hanning(2 * ramp + 1)
     speed = np.convolve(np.pad(speed, ramp, mode="edge"), window / window.sum(), mode="valid")
     done = np.concatenate([[0.0], np.cumsum(speed[:-1])])
     if done[-1] <= 0:  # a scene of one frame
-        return done, 1.0
-    return done / done[-1], float(done[-1])
+        return done, 1.0 / rate
+    return done / done[-1], float(done[-1]) / rate
 
 
 def _segments_cross(a0, a1, b0, b1) -> bool:
@@ -354,9 +357,9 @@ def _plan_walks(
             break
         require_cross = walks and attempt < 15000
         speed = rng.uniform(0.8, 1.3)
-        share_done, moving_frames = progress[len(walks)]
+        share_done, moving_seconds = progress[len(walks)]
         # Long takes walk slower rather than further: a walk must fit the action area.
-        length = min(max(speed * moving_frames / config.fps, 0.3), MAX_WALK_M)
+        length = min(max(speed * moving_seconds, 0.3), MAX_WALK_M)
         start = np.array([rng.uniform(*ACTION_X), rng.uniform(*ACTION_Y)])
         heading = rng.uniform(0, 2 * np.pi)
         end = start + length * np.array([np.cos(heading), np.sin(heading)])

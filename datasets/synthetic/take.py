@@ -121,12 +121,24 @@ def _to_uint8(rgb: np.ndarray) -> np.ndarray:
     return (np.clip(rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
-def _video_writer(path: Path, config: SynthConfig):
+def _scene_frame(config: SynthConfig, take_frame: int) -> int:
+    """The scene frame (at `config.base_fps`) of a take frame."""
+    return (take_frame + config.spread) * config.steps_per_take_frame
+
+
+def _recorded(config: SynthConfig, camera: str) -> range:
+    """The scene frames a production camera records: from its start (its offset) to the common cut, its
+    first frame at or after the take's last, one every `base_fps / its rate`."""
+    step = int(round(config.base_fps / config.rate(camera)))
+    return range(_scene_frame(config, config.take_offset(camera)), _scene_frame(config, config.frames - 1) + step, step)
+
+
+def _video_writer(path: Path, config: SynthConfig, fps: float):
     return imageio_v2.get_writer(
         path,
         format="FFMPEG",
         mode="I",
-        fps=config.fps,
+        fps=fps,
         codec="libx264",
         quality=None,
         pixelformat="yuv420p",
@@ -149,14 +161,14 @@ def _video_writer(path: Path, config: SynthConfig):
     )
 
 
-def _entities_document(film_set: FilmSet, frames: int, spread: int) -> dict:
-    """Every entity per take frame 0 .. frames-1 (scene frame + `spread`); props once."""
+def _entities_document(film_set: FilmSet, config: SynthConfig) -> dict:
+    """Every entity per take frame 0 .. frames-1 (`_scene_frame`); props once."""
     entities = []
     for entity in film_set.entities:
-        take_frames = [None] if entity.kind == "prop" else range(frames)
+        take_frames = [None] if entity.kind == "prop" else range(config.frames)
         records = []
         for frame in take_frames:
-            lo, hi = film_set.entity_box(entity, spread if frame is None else frame + spread)
+            lo, hi = film_set.entity_box(entity, _scene_frame(config, 0 if frame is None else frame))
             records.append(
                 {
                     "frame": frame,
@@ -188,18 +200,18 @@ ROOM_TONE = 0.004  # each camera's own background noise (amplitude, full scale 1
 def clap_time(config: SynthConfig) -> float:
     """Take time (seconds) of the clap: somewhere in the middle of the take, off the frame grid."""
     rng = np.random.default_rng([config.seed, 3])
-    return float(rng.uniform(0.25, 0.6) * config.frames / config.fps)
+    return float(rng.uniform(0.25, 0.6) * config.frames / config.take_fps)
 
 
 def _camera_sound(config: SynthConfig, camera_index: int, offset: int, samples: int) -> np.ndarray:
-    """[samples] float32 sound of one camera that started at take frame `offset`: the clap where it falls
-    on this camera's clock, over room tone of its own."""
+    """[samples] float32 sound of one camera that started at take frame `offset` (at the take's rate):
+    the clap where it falls on this camera's clock, over room tone of its own."""
     rng = np.random.default_rng([config.seed, 4, camera_index])
     sound = rng.normal(0.0, ROOM_TONE, samples)
     burst_length = int(8 * CLAP_DECAY_S * AUDIO_RATE)
     burst = np.random.default_rng([config.seed, 3, 1]).normal(0.0, 0.25, burst_length)
     burst *= np.exp(-np.arange(burst_length) / (CLAP_DECAY_S * AUDIO_RATE))
-    start = int(round((clap_time(config) - offset / config.fps) * AUDIO_RATE))
+    start = int(round((clap_time(config) - offset / config.take_fps) * AUDIO_RATE))
     stop = min(start + burst_length, samples)
     if 0 <= start < samples:
         sound[start:stop] += burst[: stop - start]
@@ -275,12 +287,9 @@ def generate_take(
             tmp / "gt" / "cameras.json",
             cameras,
             attributes={n: {"role": film_set.roles[n]} for n in cameras.names},
-            extra={"fps": config.fps, "frames": config.frames},
+            extra={"fps": config.take_fps, "frames": config.frames},
         )
-        spread = config.spread
-        write_json_document(
-            tmp / "gt" / "entities.json", "layout", 1, _entities_document(film_set, config.frames, spread)
-        )
+        write_json_document(tmp / "gt" / "entities.json", "layout", 1, _entities_document(film_set, config))
         (tmp / "footage").mkdir()
         for name in ground_truth:
             (tmp / "gt" / "frames" / name).mkdir(parents=True)
@@ -288,13 +297,17 @@ def generate_take(
         shape = (config.frames, config.height, config.width)
         depth = {n: np.zeros(shape, np.float32) for n in cameras.names}
         entity_ids = {n: np.full(shape, -1, np.int32) for n in cameras.names}
-        writers = {n: _video_writer(tmp / "footage" / f"{n}.mp4", config) for n in production}
-        offsets = {n: config.take_offset(n) for n in production}  # each rolls from its offset to the cut
+        writers = {n: _video_writer(tmp / "footage" / f"{n}.mp4", config, config.rate(n)) for n in production}
+        offsets = {n: config.take_offset(n) for n in production}  # in take frames
+        recorded = {n: _recorded(config, n) for n in production}
+        take_frames = {_scene_frame(config, t): t for t in range(config.frames)}
         try:
             for scene_frame in range(config.scene_frames):
-                frame = scene_frame - spread  # on the take's clock
-                in_take = 0 <= frame < config.frames
-                rolling = [n for n in production if offsets[n] <= frame < config.frames]
+                frame = take_frames.get(scene_frame, -1)  # on the take's clock
+                in_take = frame >= 0
+                rolling = [n for n in production if scene_frame in recorded[n]]
+                if not in_take and not rolling:
+                    continue
                 scene = renderer.frame_scene(scene_frame)
                 for index, name in enumerate(cameras.names):
                     if not in_take and name not in rolling:
@@ -319,12 +332,13 @@ def generate_take(
             sound = None
             if config.audio:
                 sound = tmp / f"{name}.wav"
-                samples = int(round((config.frames - offsets[name]) / config.fps * AUDIO_RATE))
+                samples = int(round(len(recorded[name]) / config.rate(name) * AUDIO_RATE))
                 _write_wav(sound, _camera_sound(config, index, offsets[name], samples))
             timecode = None
-            if config.timecode is not None:
-                rate = int(config.fps)
-                timecode = frames_to_timecode(timecode_to_frames(config.timecode, rate) + offsets[name], rate)
+            if config.timecode is not None:  # each camera's at its own rate, to its nearest frame
+                take_rate, rate = int(config.take_fps), int(config.rate(name))
+                seconds = timecode_to_frames(config.timecode, take_rate) / take_rate + offsets[name] / take_rate
+                timecode = frames_to_timecode(int(round(seconds * rate)), rate)
             if sound is not None or timecode is not None:
                 _add_sound_and_timecode(tmp / "footage" / f"{name}.mp4", sound, timecode)
             if sound is not None:
@@ -352,9 +366,10 @@ def generate_take(
                 "generator": "reshoot.datasets.synthetic",
                 "config": config.to_dict(),
                 "seed": config.seed,
-                "fps": config.fps,
+                "fps": config.take_fps,
                 "frames": config.frames,
                 "first_frame": 0,
+                "camera_fps": {n: config.rate(n) for n in production},
                 "offsets": offsets,
                 "timecode": config.timecode,
                 "clap_seconds": clap_time(config) if config.audio else None,
