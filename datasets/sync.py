@@ -428,12 +428,13 @@ def _moving_average(signal: np.ndarray, half: int) -> np.ndarray:
 def _on_the_take_clock(source, speed: np.ndarray, rate: float) -> np.ndarray:
     """A camera's per-frame-step speed [T - 1] resampled at the take's `rate` (linear in time), so that
     cameras of mixed or variable rates correlate frame for frame; as it is where the rates agree."""
-    times = source.frame_times()
-    steps = 0.5 * (times[:-1] + times[1:])  # when each step between frames happens
     if not source.timestamps and abs(source.fps - rate) <= 1e-9 * rate:
         return speed
-    grid = np.arange(0.0, steps[-1] + 1e-9, 1.0 / rate) + steps[0]
-    return np.interp(grid, steps, speed)
+    times = source.frame_times()
+    steps = 0.5 * (times[:-1] + times[1:])  # when each step between frames happens
+    take_steps = int(math.floor(times[-1] * rate + 1e-6))  # as many as its take frames (`frames`), less one
+    grid = (np.arange(take_steps) + 0.5) / rate  # when the take's steps happen, from this camera's start
+    return np.interp(grid, steps, speed)  # held at the ends
 
 
 def motion_signal(speed: np.ndarray, fps: float) -> np.ndarray:

@@ -173,6 +173,17 @@ class TestLags:
         assert lags[np.argmax(scores)] == -6 and scores.max() == pytest.approx(1.0)
         assert lags.min() == -30 and lags.max() == 30  # at least half of the shorter overlaps
 
+    def test_motion_of_another_rate_is_resampled_on_the_take_clock(self, tmp_path: Path):
+        from reshoot.datasets.footage import CameraFootage
+        from reshoot.datasets.sync import _on_the_take_clock
+
+        camera = CameraFootage("a", tmp_path, "images", 64, 36, 24.0, 49)  # 2 s at 24 fps
+        step_times = (np.arange(48) + 0.5) / 24  # when each step between frames happens
+        on_take = _on_the_take_clock(camera, step_times, 30.0)  # a signal that reads its own time
+        assert len(on_take) == 60  # its 2 s span take frames 0..60 at 30 fps: 60 steps
+        assert on_take[1:-1] == pytest.approx((np.arange(1, 59) + 0.5) / 30)  # the ends held
+        assert _on_the_take_clock(camera, step_times, 24.0) is step_times  # its own rate: as it is
+
     def test_joint_offsets_outvote_one_wrong_pair(self):
         names = ["a", "b", "c"]
         truth = {"a": 0, "b": 5, "c": -3}
