@@ -63,10 +63,13 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reshoot.geometry.errors import FormatError, InputError
 from reshoot.geometry.files import read_text_document, write_text_atomic
+
+if TYPE_CHECKING:
+    from reshoot.datasets.sync import SyncResult
 
 log = logging.getLogger(__name__)
 
@@ -233,7 +236,7 @@ def init_workspace(
 
 def _synchronised_offsets(
     footage: str | Path, fps: float | None, offsets: Mapping[str, int] | None, mode: str
-) -> tuple[dict[str, int] | None, Any]:
+) -> tuple[dict[str, int] | None, SyncResult]:
     """The offsets to open the take with (None: every camera as it is) and the `SyncResult` behind them:
     the user's offsets (with what `mode` measures, when it names a method, recorded beside them), or
     what `mode` found."""

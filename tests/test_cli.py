@@ -86,6 +86,12 @@ def test_init_with_a_calibration(capsys, small_take: Path, tmp_path: Path):
         (["synth", "{ws}", "--size", "641x360"], "must be even"),
         (["synth", "{ws}", "--size", "big"], "WIDTHxHEIGHT"),
         (["synth", "{ws}", "--characters", "7"], "characters must be 1 to 3"),
+        (["synth", "{ws}", "--fps", "24,b_medium=fast"], "CAMERA=RATE"),
+        (["synth", "{ws}", "--fps", "24,b_medium=29.97"], "whole-number rates"),
+        (["synth", "{ws}", "--offsets", "z_crane=3"], "not a camera"),
+        (["synth", "{ws}", "--timecode", "noon"], "HH:MM:SS:FF"),
+        (["synth", "{ws}", "--pace", "brisk"], "pace must be one of"),
+        (["init", "{ws}", "--footage", "{empty}", "--sync", "clap"], "choose one of auto"),
         (["register", "{ws}", "--known-distance", "a_wide=2"], "CAMERA_A:CAMERA_B=METRES"),
         (["register", "{ws}", "--camera-height", "a_wide=tall"], "METRES or CAMERA=METRES"),
         (["register", "{ws}"], "not a reshoot workspace"),
@@ -138,3 +144,18 @@ def test_synth_command_writes_a_take(capsys, tmp_path: Path):
     assert out.strip() == str(out_dir)
     assert sorted(p.name for p in (out_dir / "footage").iterdir()) == ["a_wide.mp4", "b_medium.mp4"]
     assert (out_dir / "gt" / "frames" / "overhead" / "000001.png").is_file()
+
+
+def test_synth_command_makes_a_rig_to_sync(capsys, tmp_path: Path):
+    """--fps CAM=R, --offsets, --timecode and --audio reach the take (their effects: tests/test_sync.py)."""
+    import json
+
+    out_dir = tmp_path / "take"
+    args = ["synth", str(out_dir), "--cameras", "2", "--frames", "3", "--size", "64x36", "--characters", "1"]
+    args += ["--props", "2", "--fps", "24, b_medium=30", "--offsets", "b_medium=2", "--timecode", "01:00:00:00"]
+    code, _, err = run(capsys, *args, "--audio")
+    assert code == 0, err
+    take = json.loads((out_dir / "take.json").read_text())
+    assert take["fps"] == 30.0 and take["camera_fps"] == {"a_wide": 24.0, "b_medium": 30.0}
+    assert take["offsets"] == {"a_wide": -2, "b_medium": 0} and take["timecode"] == "01:00:00:00"
+    assert take["clap_seconds"] is not None
