@@ -272,6 +272,7 @@ def synth(
     from reshoot.synthetic import SynthConfig, generate_take
 
     width, height = _parse_size(size)
+    default_rate, camera_rates = _parse_rates(fps)
     config = SynthConfig(
         cameras=cameras,
         frames=frames,
@@ -280,8 +281,8 @@ def synth(
         characters=characters,
         props=props,
         seed=seed,
-        fps=_parse_rates(fps)[0],
-        camera_fps=_parse_rates(fps)[1],
+        fps=default_rate,
+        camera_fps=camera_rates,
         distortion=distortion,
         offsets=_parse_offsets([item for item in (offsets or "").split(",") if item.strip()]),
         audio=audio,

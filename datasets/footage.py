@@ -242,37 +242,42 @@ class CameraFootage:
     take_fps: float | None = None
     timestamps: tuple[float, ...] = field(default=(), repr=False)
     _cursor: _VideoCursor | None = field(default=None, init=False, repr=False, compare=False)
+    _times: np.ndarray = field(init=False, repr=False, compare=False)
+    _span: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.kind == "video":
             cursor = _VideoCursor(self.path, self.fps, self.width, self.height, self.timestamps)
             object.__setattr__(self, "_cursor", cursor)
+        # Computed once: `read` asks for them at every frame.
+        times = np.asarray(self.timestamps) if self.timestamps else np.arange(self.num_frames) / self.fps
+        object.__setattr__(self, "_times", times)
+        rate = self.take_fps or self.fps
+        span = self.num_frames if self.on_its_own_clock else int(math.floor(times[-1] * rate + 1e-6)) + 1
+        object.__setattr__(self, "_span", span)
 
     @property
-    def _own_clock(self) -> bool:
+    def on_its_own_clock(self) -> bool:
         """Take frames are this camera's frames (one rate, constant)."""
         return not self.timestamps and (self.take_fps is None or abs(self.take_fps - self.fps) <= 1e-9 * self.fps)
 
     def frame_times(self) -> np.ndarray:
         """[num_frames] each frame's time in seconds from the first."""
-        return np.asarray(self.timestamps) if self.timestamps else np.arange(self.num_frames) / self.fps
+        return self._times
 
     @property
     def frames(self) -> range:
         """The take frame numbers this camera shows."""
-        if self._own_clock:
-            return range(self.offset, self.offset + self.num_frames)
-        rate = self.take_fps or self.fps
-        return range(self.offset, self.offset + int(math.floor(self.frame_times()[-1] * rate + 1e-6)) + 1)
+        return range(self.offset, self.offset + self._span)
 
     def source_index(self, frame: int) -> int:
         """The index in the source of the frame take frame `frame` shows: the one nearest in time."""
-        if self._own_clock:
+        if self.on_its_own_clock:
             return frame - self.offset
         seconds = (frame - self.offset) / (self.take_fps or self.fps)
         if not self.timestamps:
             return min(int(round(seconds * self.fps)), self.num_frames - 1)
-        times = self.frame_times()
+        times = self._times
         after = int(np.searchsorted(times, seconds))
         if after == 0:
             return 0
@@ -562,46 +567,44 @@ def _check_offsets(offsets: Mapping[str, int], names: list[str], folder: Path) -
     return checked
 
 
-def _mixed(probes: Sequence[CameraFootage]) -> bool:
-    return len({round(p.fps, 3) for p in probes}) > 1 or any(p.timestamps for p in probes)
-
-
-def same_length(probes: Sequence[CameraFootage]) -> bool:
-    """Whether the cameras show as many frames of the take's clock (`take_rate`); cameras of different
-    rates may differ by one (where each one's last frame falls between take frames)."""
-    rate = take_rate(probes)
-    counts = [len(replace(p, take_fps=rate).frames) for p in probes]
-    return max(counts) - min(counts) <= (1 if _mixed(probes) else 0)
-
-
 def take_rate(probes: Sequence[CameraFootage]) -> float:
     """The rate of a take's clock: its cameras' one rate, or the highest of a rig of mixed rates (each
     camera then shows, at every take frame, its own frame nearest in time)."""
-    rates = [p.fps for p in probes]
-    highest = max(rates)
-    if any(abs(r - highest) > FPS_RELATIVE_TOLERANCE * highest for r in rates):
-        logger.info(
-            "mixed frame rates (%s): the take runs at %g fps",
-            ", ".join(f"{p.name} {p.fps:g}" for p in probes), highest,
-        )  # fmt: skip
-    return highest
+    return max(p.fps for p in probes)
+
+
+def mixed_rates(probes: Sequence[CameraFootage]) -> bool:
+    """Whether the cameras run at different rates (29.97 and 30000/1001 are one), or one at a variable rate."""
+    highest = take_rate(probes)
+    return any(abs(p.fps - highest) > FPS_RELATIVE_TOLERANCE * highest or p.timestamps for p in probes)
+
+
+def take_frame_counts(probes: Sequence[CameraFootage]) -> dict[str, int]:
+    """Camera name → the number of frames of the take's clock (`take_rate`) it shows."""
+    rate = take_rate(probes)
+    return {p.name: len(replace(p, take_fps=rate).frames) for p in probes}
+
+
+def same_length(probes: Sequence[CameraFootage]) -> bool:
+    """Whether the cameras show as many frames of the take's clock; cameras of different rates may
+    differ by one (where each one's last frame falls between take frames)."""
+    counts = take_frame_counts(probes).values()
+    return max(counts) - min(counts) <= (1 if mixed_rates(probes) else 0)
 
 
 def _take_range(probes: list[CameraFootage], offsets: dict[str, int] | None, folder: Path) -> tuple[int, int]:
-    """(first frame, number of frames) of the take, from the cameras on the take's clock (`take_fps`).
+    """(first frame, number of frames) of the take.
 
-    Without offsets the cameras must show the same number of take frames; cameras of different rates
-    may differ by one (where each one's last frame falls between take frames), and the take is the
-    frames all of them show.
+    Without offsets the cameras must be of one length (`same_length`), and the take is the frames all
+    of them show.
     """
-    counts = {p.name: len(p.frames) for p in probes}
+    counts = take_frame_counts(probes)
     if offsets is None:
-        mixed = _mixed(probes)
         if not same_length(probes):
             listed = ", ".join(f"{n} {c}" for n, c in counts.items())
             raise InputError(
                 f"{folder}: the cameras have different frame counts ({listed}"
-                + (f", at the take's {max(p.fps for p in probes):g} fps" if mixed else "")
+                + (f", at the take's {take_rate(probes):g} fps" if mixed_rates(probes) else "")
                 + "). Trim them to the same length, sync them (reshoot init --sync timecode|audio|motion), or give "
                 "per-camera offsets so the take is the frames all cameras cover."
             )
@@ -716,6 +719,7 @@ def open_footage(
     offsets: Mapping[str, int] | None = None,
     fps: float | None = None,
     calibration_units: str = "auto",
+    probed: Sequence[CameraFootage] | None = None,
 ) -> Footage:
     """Open a take folder lazily: headers are read and frames counted, nothing is kept in memory.
 
@@ -732,6 +736,8 @@ def open_footage(
         calibration_units: the calibration's length unit, "m", "cm" or "mm", or "auto" to tell it from
             how far apart its cameras stand (`sniff_units`; a unit other than metres is warned about).
             Its translations are converted to metres.
+        probed: the folder's cameras as `probe_cameras(folder, fps)` gave them, so that they are not
+            probed again (probing decodes every video once).
 
     Returns:
         The Footage, sources sorted by camera name, calibration in the same order.
@@ -743,11 +749,15 @@ def open_footage(
             footage, or has another image size; an image sequence mixes sizes.
     """
     folder = Path(folder)
-    probes = probe_cameras(folder, fps)
+    probes = list(probed) if probed is not None else probe_cameras(folder, fps)
     names = [p.name for p in probes]
     checked_offsets = _check_offsets(offsets, names, folder) if offsets else None  # {} is no offsets too
     take_fps = take_rate(probes)
-    probes = [replace(p, take_fps=take_fps) for p in probes]
+    if mixed_rates(probes):
+        logger.info(
+            "%s: mixed frame rates (%s): the take runs at %g fps",
+            folder, ", ".join(f"{p.name} {p.fps:g}" for p in probes), take_fps,
+        )  # fmt: skip
     first_frame, num_frames = _take_range(probes, checked_offsets, folder)
     if calibration_units not in CALIBRATION_UNITS:
         raise InputError(f"calibration units {calibration_units!r}: choose one of {', '.join(CALIBRATION_UNITS)}.")
@@ -769,7 +779,7 @@ def open_footage(
             "source": "sniffed" if calibration_units == "auto" else "declared",
             "median_spacing_m": round(median_spacing(ordered), 4),
         }
-    sources = tuple(replace(p, offset=(checked_offsets or {}).get(p.name, 0)) for p in probes)
+    sources = tuple(replace(p, offset=(checked_offsets or {}).get(p.name, 0), take_fps=take_fps) for p in probes)
     logger.info(
         "%s: %d cameras, %d frames from %d at %g fps%s",
         folder,

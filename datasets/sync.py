@@ -31,12 +31,12 @@ import logging
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from reshoot.datasets.footage import same_length, take_rate
+from reshoot.datasets.footage import PASSTHROUGH, same_length, take_rate
 from reshoot.geometry.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -377,7 +377,7 @@ def _grey_frames(source) -> np.ndarray:
             str(source.path),
             pix_fmt="gray",
             bpp=1,
-            output_params=["-vf", f"scale={MOTION_WIDTH}:{height}", "-fps_mode", "passthrough"],
+            output_params=["-vf", f"scale={MOTION_WIDTH}:{height}", *PASSTHROUGH],
         )
         header_logger = logging.getLogger("imageio_ffmpeg")
         level = header_logger.level
@@ -428,12 +428,12 @@ def _moving_average(signal: np.ndarray, half: int) -> np.ndarray:
 def _on_the_take_clock(source, speed: np.ndarray, rate: float) -> np.ndarray:
     """A camera's per-frame-step speed [T - 1] resampled at the take's `rate` (linear in time), so that
     cameras of mixed or variable rates correlate frame for frame; as it is where the rates agree."""
-    if not source.timestamps and abs(source.fps - rate) <= 1e-9 * rate:
+    clocked = replace(source, take_fps=rate)
+    if clocked.on_its_own_clock:
         return speed
     times = source.frame_times()
     steps = 0.5 * (times[:-1] + times[1:])  # when each step between frames happens
-    take_steps = int(math.floor(times[-1] * rate + 1e-6))  # as many as its take frames (`frames`), less one
-    grid = (np.arange(take_steps) + 0.5) / rate  # when the take's steps happen, from this camera's start
+    grid = (np.arange(len(clocked.frames) - 1) + 0.5) / rate  # the take's steps, from this camera's start
     return np.interp(grid, steps, speed)  # held at the ends
 
 

@@ -69,6 +69,7 @@ from reshoot.geometry.errors import FormatError, InputError
 from reshoot.geometry.files import read_text_document, write_text_atomic
 
 if TYPE_CHECKING:
+    from reshoot.datasets.footage import CameraFootage
     from reshoot.datasets.sync import SyncResult
 
 log = logging.getLogger(__name__)
@@ -184,7 +185,8 @@ def init_workspace(
             `force` would put another take under existing stage outputs, or the sync method cannot
             sync the cameras.
     """
-    from reshoot.datasets.footage import open_footage
+    from reshoot.datasets.footage import open_footage, probe_cameras
+    from reshoot.datasets.sync import SYNC_MODES
 
     root = Path(root)
     settings_file = root / WORKSPACE_FILE
@@ -195,8 +197,13 @@ def init_workspace(
         )
     if root.exists() and not root.is_dir():
         raise InputError(f"{root} is a file; the workspace must be a folder.")
-    offsets, synced = _synchronised_offsets(footage, fps, offsets, sync)
-    take = open_footage(footage, calibration=calibration, offsets=offsets, fps=fps, calibration_units=calibration_units)
+    if sync not in SYNC_MODES:  # before the footage is probed, which decodes every video
+        raise InputError(f"--sync {sync!r}: choose one of {', '.join(SYNC_MODES)}.")
+    probed = probe_cameras(footage, fps)
+    offsets, synced = _synchronised_offsets(probed, offsets, sync)
+    take = open_footage(
+        footage, calibration=calibration, offsets=offsets, fps=fps, calibration_units=calibration_units, probed=probed
+    )
     previous = _previous_settings(root)
     _check_same_take(root, previous, Path(footage).resolve(), tuple(take.camera_names))
     if plates is not None:
@@ -235,24 +242,21 @@ def init_workspace(
 
 
 def _synchronised_offsets(
-    footage: str | Path, fps: float | None, offsets: Mapping[str, int] | None, mode: str
+    probed: list[CameraFootage], offsets: Mapping[str, int] | None, mode: str
 ) -> tuple[dict[str, int] | None, SyncResult]:
     """The offsets to open the take with (None: every camera as it is) and the `SyncResult` behind them:
     the user's offsets (with what `mode` measures, when it names a method, recorded beside them), or
-    what `mode` found."""
-    from reshoot.datasets.footage import probe_cameras, take_rate
-    from reshoot.datasets.sync import SYNC_MODES, SyncResult, synchronize
+    what `mode` found, from the probed cameras (`probe_cameras`)."""
+    from reshoot.datasets.footage import take_rate
+    from reshoot.datasets.sync import SyncResult, synchronize
 
-    if mode not in SYNC_MODES:
-        raise InputError(f"--sync {mode!r}: choose one of {', '.join(SYNC_MODES)}.")
     if offsets:
         extra = {}
         if mode not in ("auto", "none"):
-            probes = probe_cameras(footage, fps)
-            extra["measured"] = synchronize(probes, mode).to_dict(take_rate(probes))
+            extra["measured"] = synchronize(probed, mode).to_dict(take_rate(probed))
         given = {name: float(value) for name, value in offsets.items()}
         return dict(offsets), SyncResult("user", given, note="the offsets given with --offset", extra=extra)
-    result = synchronize(probe_cameras(footage, fps), mode)
+    result = synchronize(probed, mode)
     return (None if result.source == "none" else result.frame_offsets), result
 
 
