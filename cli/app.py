@@ -479,6 +479,8 @@ def register(
         )
     console.print(table)
     print(summary.folder)
+    for warning in summary.warnings:
+        console.print(f"[yellow]warning:[/yellow] {escape(warning)}.")
     if summary.failed:
         names = ", ".join(f"{o.name} ({o.reason}; {o.suggestion})" for o in summary.failed)
         console.print("[red]error:[/red] " + escape(f"not registered: {names}. The other cameras were written."))
@@ -906,15 +908,24 @@ def report(
 def export(
     workspace: Path = typer.Argument(..., help="The workspace."),
     shot: str | None = typer.Argument(None, help="The shot; without it, the registered cameras."),
-    format: list[str] = typer.Option([], "--format", help="json, chan, colmap, nerfstudio, usd (repeat); default all."),
+    format: list[str] = typer.Option(
+        [], "--format", help="json, chan, colmap, nerfstudio, stmap, usd (repeat); default all."
+    ),
     out: Path | None = typer.Option(None, "--out", help="Output folder; default WS/shots/SHOT/export or WS/export."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the output folder if it exists."),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Write a .chan even where it drops an off-centre principal point, pixel aspect or distortion.",
+    ),
 ) -> None:
     """Export a shot's camera (or the registered cameras) for Nuke, USD, COLMAP, nerfstudio and JSON."""
     from reshoot.export import FORMATS, export_cameras
 
     with _writing(workspace, "export"):
-        summary = export_cameras(workspace, shot, tuple(format) or FORMATS, out, overwrite)
+        summary = export_cameras(workspace, shot, tuple(format) or FORMATS, out, overwrite, force)
+    for warning in summary.warnings:
+        console.print(f"[yellow]warning:[/yellow] {escape(warning)}")
     for path in summary.files:
         console.print(str(path))
     print(summary.folder)

@@ -73,23 +73,46 @@ class PoseErrors:
     scale: float
 
 
+def mean_rotation(rotations: np.ndarray) -> np.ndarray:
+    """[V, 3, 3] -> [3, 3]: the rotation nearest (Frobenius) to their arithmetic mean."""
+    u, _, vt = np.linalg.svd(rotations.mean(0))
+    return u @ np.diag([1.0, 1.0, np.linalg.det(u @ vt)]) @ vt
+
+
 def rotation_angle_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Angle between rotations a and b ([..., 3, 3]) in degrees."""
     cos = (np.trace(np.swapaxes(a, -1, -2) @ b, axis1=-2, axis2=-1) - 1) / 2
     return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
 
 
-def pose_errors(estimate: Camera, truth: Camera) -> PoseErrors:
-    """Align `estimate` to `truth` (same names, >= 3 cameras) by their centres and compare.
+def pose_errors(estimate: Camera, truth: Camera, align_rotations: bool = False) -> PoseErrors:
+    """Align `estimate` to `truth` (same names) and compare.
+
+    Args:
+        align_rotations: the alignment's rotation is the mean of the cameras' world rotations (chordal
+            L2 mean of truth_R^T estimate_R), and only scale and shift come from the centres (>= 2
+            cameras). Three cameras in a row (a row of cameras along one side of a set) leave a
+            centres-only similarity free to turn about their line; their orientations do not.
+            False: the similarity of the centres alone (Umeyama, >= 3 cameras not in a line).
 
     Returns:
         PoseErrors over the cameras of `estimate`, in its order.
     """
     truth = truth.select(list(estimate.names))
-    sim = similarity_transform(estimate.centers.numpy(), truth.centers.numpy())
-    scale = float(np.cbrt(np.linalg.det(sim[:3, :3])))
-    rot = sim[:3, :3] / scale
-    aligned = estimate.centers.numpy() @ sim[:3, :3].T + sim[:3, 3]
+    if align_rotations:
+        rot = mean_rotation(
+            np.swapaxes(truth.cam_from_world[:, :3, :3].numpy(), -1, -2) @ estimate.cam_from_world[:, :3, :3].numpy()
+        )
+        source = estimate.centers.numpy() @ rot.T
+        target = truth.centers.numpy()
+        centred = source - source.mean(0)
+        scale = float(np.sum(centred * (target - target.mean(0))) / np.sum(centred**2))
+        aligned = scale * centred + target.mean(0)
+    else:
+        sim = similarity_transform(estimate.centers.numpy(), truth.centers.numpy())
+        scale = float(np.cbrt(np.linalg.det(sim[:3, :3])))
+        rot = sim[:3, :3] / scale
+        aligned = estimate.centers.numpy() @ sim[:3, :3].T + sim[:3, 3]
     est_rot = estimate.cam_from_world[:, :3, :3].numpy() @ rot.T
     return PoseErrors(
         estimate.names,

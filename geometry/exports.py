@@ -113,6 +113,7 @@ def write_colmap_text(
     points_xyz: np.ndarray | None = None,
     points_rgb: np.ndarray | None = None,
     overwrite: bool = False,
+    observations: Mapping[str, Sequence[tuple[int, float, float]]] | None = None,
 ) -> None:
     """Write cameras (and optional points) as a COLMAP text model, built and written by pycolmap.
 
@@ -120,7 +121,8 @@ def write_colmap_text(
     `frames.txt` (older COLMAP ignores those two). One COLMAP camera, trivial rig, image and frame per
     reshoot camera, with ids 1..V in the order of `cameras`. The principal point is shifted by +0.5 px
     to COLMAP's pixel centres; the pose is the same cam_from_world (COLMAP also uses OpenCV axes) in
-    reshoot's world. Points carry no 2D tracks. The folder is written beside and renamed into place.
+    reshoot's world. Points carry the 2D observations given in `observations` (images.txt's POINTS2D,
+    points3D.txt's TRACK), none otherwise. The folder is written beside and renamed into place.
 
     Args:
         folder: the model folder to create.
@@ -131,6 +133,8 @@ def write_colmap_text(
         points_rgb: [N, 3] colours, uint8 or float in [0, 1]; black when None.
         overwrite: replace an existing non-empty `folder` that is a COLMAP text model (only the model's
             files, nothing else: another folder is never replaced).
+        observations: camera name → (point index into `points_xyz`, x, y) per observation, x and y in
+            reshoot's (OpenCV) pixels; written at COLMAP's pixel centres (+0.5).
 
     Raises:
         InputError: skew, unknown or space-containing image names, bad point arrays, or `folder`
@@ -146,16 +150,34 @@ def write_colmap_text(
     if points_xyz is None and points_rgb is not None:
         raise InputError("points_rgb was given without points_xyz.")
     rgb = _point_colors(points_rgb, len(xyz))
+    observations = dict(observations or {})
+    bad = [
+        n
+        for n, seen in observations.items()
+        if n not in cameras.names or any(not 0 <= p < len(xyz) for p, _, _ in seen)
+    ]
+    if bad:
+        raise InputError(f"observations of {bad}: unknown cameras or point indices outside 0..{len(xyz) - 1}.")
 
     cam_from_world = cameras.cam_from_world.detach().cpu().to(torch.float64).numpy()
     reconstruction = pycolmap.Reconstruction()
     for i, name in enumerate(names):
         camera_id = i + 1
         reconstruction.add_camera_with_trivial_rig(colmap_camera(cameras, i, camera_id))
-        image = pycolmap.Image(name=name, camera_id=camera_id, image_id=camera_id)
+        seen = observations.get(cameras.names[i], ())
+        image = pycolmap.Image(
+            name=name,
+            camera_id=camera_id,
+            image_id=camera_id,
+            points2D=[pycolmap.Point2D(np.array([x + 0.5, y + 0.5])) for _, x, y in seen],
+        )
         reconstruction.add_image_with_trivial_frame(image, pycolmap.Rigid3d(cam_from_world[i, :3, :4]))
-    for p, c in zip(xyz, rgb):
-        reconstruction.add_point3D(p, pycolmap.Track(), c)
+    tracks = [pycolmap.Track() for _ in range(len(xyz))]
+    for i, name in enumerate(cameras.names):
+        for k, (point, _, _) in enumerate(observations.get(name, ())):
+            tracks[point].add_element(i + 1, k)
+    for p, c, track in zip(xyz, rgb, tracks):
+        reconstruction.add_point3D(p, track, c)
     with atomic_directory(
         folder, overwrite=overwrite, replaceable=_not_a_colmap_model, command="the COLMAP export"
     ) as tmp:
@@ -301,9 +323,10 @@ def write_nerfstudio_transforms(path: str | Path, cameras: Camera, image_paths: 
     z backward, in reshoot's z-up world), intrinsics `fl_x fl_y cx cy w h` with nerfstudio's pixel
     centres (cx = reshoot cx + 0.5, see the module docstring), OpenCV distortion `k1 k2 p1 p2 k3`, and
     `camera_name` (reshoot's, ignored by nerfstudio). Top level: `"camera_model": "OPENCV"` (nerfstudio
-    reads it only there). No `applied_transform`: the world is already z-up. nerfstudio's dataparser
-    still re-centres and rescales poses at load time by default (`orientation_method`,
-    `auto_scale_poses`), as for any dataset.
+    reads it only there) and, when every camera has one horizontal field of view, `camera_angle_x`
+    (radians; the Blender-synthetic layout that original-NeRF loaders read). No `applied_transform`:
+    the world is already z-up. nerfstudio's dataparser still re-centres and rescales poses at load time
+    by default (`orientation_method`, `auto_scale_poses`), as for any dataset.
 
     Args:
         path: the transforms.json to write.
@@ -339,7 +362,11 @@ def write_nerfstudio_transforms(path: str | Path, cameras: Camera, image_paths: 
         }
         frame.update({k: float(v) for k, v in zip(_NERFSTUDIO_DISTORTION_KEYS, dist[i].tolist())})
         frames.append(frame)
-    write_text_atomic(path, json.dumps({"camera_model": "OPENCV", "frames": frames}, indent=2) + "\n")
+    document: dict[str, Any] = {"camera_model": "OPENCV"}
+    angles = {round(2 * math.atan(float(w) / 2 / float(K[i, 0, 0])), 12) for i, w in enumerate(cameras.width.tolist())}
+    if len(angles) == 1:
+        document["camera_angle_x"] = angles.pop()
+    write_text_atomic(path, json.dumps({**document, "frames": frames}, indent=2) + "\n")
 
 
 def _number(value: Any, where: str, key: str, integer: bool = False) -> float:
@@ -461,10 +488,48 @@ def read_nerfstudio_transforms(path: str | Path) -> NerfstudioTransforms:
 # (Nuke cameras look down -z); vfov the vertical field of view in degrees. The filmback is not in a
 # .chan: Nuke turns vfov into a focal length with the Camera node's vertical aperture, so set its
 # horizontal aperture to vertical aperture × width / height (18.672 × 640 / 360 = 33.195 mm for a
-# 640×360 shot with Nuke's default vertical aperture) for the horizontal view to match. Square pixels
-# and a centred principal point are assumed; the USD export carries both exactly.
+# 640×360 shot with Nuke's default vertical aperture) for the horizontal view to match. Square pixels,
+# a centred principal point and no lens distortion are assumed (`chan_limitations` says where a camera
+# breaks them); the USD export carries the first two exactly.
 
 NUKE_FROM_WORLD = torch.tensor([[1.0, 0, 0, 0], [0, 0, 1, 0], [0, -1, 0, 0], [0, 0, 0, 1]], dtype=torch.float64)
+
+
+CHAN_TOLERANCE_PX = 0.5  # what a .chan may drop: the principal point's offset, distortion at the corners
+
+
+def chan_limitations(cameras: Camera) -> dict[str, dict[str, str]]:
+    """Camera name → what a .chan cannot carry for it, by kind (cameras without any are left out):
+    "principal_point" more than CHAN_TOLERANCE_PX off the image centre, "pixel_aspect" (fx ≠ fy by more
+    than that over the image height), "distortion" that moves an image corner by more than that."""
+    from kornia.geometry.calibration import distort_points
+
+    K = cameras.K.detach().cpu().to(torch.float64)
+    width, height = cameras.width.to(torch.float64), cameras.height.to(torch.float64)
+    off_x, off_y = K[:, 0, 2] - (width - 1) / 2, K[:, 1, 2] - (height - 1) / 2
+    fov_mismatch = (K[:, 0, 0] / K[:, 1, 1] - 1).abs() * height / 2  # px at the image's edge
+    corners = torch.stack(
+        [torch.zeros_like(width), torch.zeros_like(width), width - 1, height - 1, width - 1, torch.zeros_like(width)],
+        -1,
+    ).reshape(-1, 3, 2)
+    moved = (distort_points(corners, K, cameras.distortion.cpu().to(torch.float64)) - corners).norm(dim=-1).amax(-1)
+    found: dict[str, dict[str, str]] = {}
+    for i, name in enumerate(cameras.names):
+        problems = {}
+        if max(abs(float(off_x[i])), abs(float(off_y[i]))) > CHAN_TOLERANCE_PX:
+            problems["principal_point"] = (
+                f"its principal point is {float(off_x[i]):+.1f}, {float(off_y[i]):+.1f} px off the image centre "
+                "(a .chan has no film offset)"
+            )
+        if float(fov_mismatch[i]) > CHAN_TOLERANCE_PX:
+            problems["pixel_aspect"] = (
+                f"its pixels are not square (fx {float(K[i, 0, 0]):.2f}, fy {float(K[i, 1, 1]):.2f})"
+            )
+        if float(moved[i]) > CHAN_TOLERANCE_PX:
+            problems["distortion"] = f"its lens distortion moves the image corners by up to {float(moved[i]):.1f} px"
+        if problems:
+            found[name] = problems
+    return found
 
 
 def write_nuke_chan(
@@ -523,23 +588,58 @@ def read_nuke_chan(path: str | Path) -> tuple[list[int], torch.Tensor, float]:
 # ------------------------------------------------------------------------------------------------
 # USD (usd-core)
 #
-# A UsdGeom.Camera per camera under /cameras, in a z-up stage with metersPerUnit = 1 (our world as is).
-# USD cameras look down -z with +y up (OpenGL axes); the xform is camera-to-world, time-sampled per
-# frame for moving cameras. Lens: the horizontal aperture is the 36 mm full-frame width, focalLength =
-# fx × 36 / width, verticalAperture = focalLength × height / fy (so fx ≠ fy survives), and the
-# principal point goes into the aperture offsets, which move the film window (so the image centre
-# moves the other way): -(cx - (width - 1) / 2) × 36 / width horizontally and
-# (cy - (height - 1) / 2) × verticalAperture / height vertically (checked against pxr's Gf.Camera
-# frustum in the tests). The image size is kept as custom attributes reshoot:width / reshoot:height.
+# A UsdGeom.Camera per camera under /cameras (the stage's defaultPrim, so the file can be referenced
+# without a prim path), in a z-up stage with metersPerUnit = 1 (our world as is). USD cameras look down
+# -z with +y up (OpenGL axes); the xform is camera-to-world, time-sampled per frame for moving cameras.
+# Lens: a 36 mm full-frame filmback, focal length fx × 36 / width mm, vertical aperture
+# focal × height / fy (so fx ≠ fy survives), and the principal point in the aperture offsets, which move
+# the film window (so the image centre moves the other way): -(cx - (width - 1) / 2) × 36 / width
+# horizontally and (cy - (height - 1) / 2) × verticalAperture / height vertically (checked against
+# pxr's Gf.Camera frustum in the tests). USD measures focal length and apertures in tenths of a scene
+# unit ("Lens Measurement Units" in UsdGeom.Camera's documentation): on a metre stage a tenth is 100 mm,
+# so 35 mm is written 0.35 (Blender's importer reads it back as 35 mm; 35 there would be a 3.5 m
+# lens). The clipping range holds the scene: from half the nearest to twice the farthest depth of the
+# scene's points over the camera's poses. The image size is kept as custom attributes reshoot:width /
+# reshoot:height.
 
 USD_APERTURE_MM = 36.0
+USD_METERS_PER_UNIT = 1.0
+DEFAULT_CLIPPING = (0.01, 1000.0)  # world units: a set of any size, when the scene's points are unknown
+MIN_NEAR_CLIP = 0.001
+
+
+def usd_lens_unit_mm(meters_per_unit: float) -> float:
+    """Millimetres in the unit USD measures lenses in: a tenth of a scene unit."""
+    return meters_per_unit * 1000.0 / 10.0
+
+
+def clipping_range(cam_from_world: torch.Tensor, points: np.ndarray | None) -> tuple[float, float]:
+    """Near and far clip (world units) that hold `points` ([N, 3] world) in front of every pose [T, 4, 4]:
+    half the nearest positive depth (1st percentile, so a stray point does not decide it), twice the
+    farthest. DEFAULT_CLIPPING without points in front."""
+    if points is None or len(points) == 0:
+        return DEFAULT_CLIPPING
+    poses = cam_from_world.detach().cpu().to(torch.float64).numpy().reshape(-1, 4, 4)
+    depth = (np.asarray(points, np.float64) @ poses[:, 2, :3].T + poses[:, 2, 3]).ravel()
+    depth = depth[depth > 0]
+    if len(depth) == 0:
+        return DEFAULT_CLIPPING
+    return max(0.5 * float(np.percentile(depth, 1)), MIN_NEAR_CLIP), 2.0 * float(depth.max())
 
 
 def write_usd_cameras(
-    path: str | Path, cameras: Camera, paths: Mapping[str, Any] | None = None, fps: float = 24.0
+    path: str | Path,
+    cameras: Camera,
+    paths: Mapping[str, Any] | None = None,
+    fps: float = 24.0,
+    points: np.ndarray | None = None,
 ) -> None:
     """Write cameras (and per-frame paths: name → object with `frames` [T] and `cam_from_world` [T, 4, 4])
     as a .usda stage, atomically.
+
+    Args:
+        points: [N, 3] world points of the scene (e.g. the registration's sparse points) for the clipping
+            ranges; None gives DEFAULT_CLIPPING.
 
     Raises:
         InputError: skew, or a camera name that is not a valid USD prim name.
@@ -552,10 +652,11 @@ def write_usd_cameras(
     with atomic_path(path) as tmp:
         stage = Usd.Stage.CreateInMemory()
         UsdGeom.SetStageUpAxis(stage, UsdGeom.Tokens.z)
-        UsdGeom.SetStageMetersPerUnit(stage, 1.0)
+        UsdGeom.SetStageMetersPerUnit(stage, USD_METERS_PER_UNIT)
+        lens_unit = usd_lens_unit_mm(USD_METERS_PER_UNIT)
         stage.SetTimeCodesPerSecond(fps)
         stage.SetFramesPerSecond(fps)
-        UsdGeom.Scope.Define(stage, "/cameras")
+        stage.SetDefaultPrim(UsdGeom.Scope.Define(stage, "/cameras").GetPrim())
         all_frames = [int(f) for p in paths.values() for f in p.frames.tolist()]
         if all_frames:
             stage.SetStartTimeCode(min(all_frames))
@@ -569,13 +670,15 @@ def write_usd_cameras(
             camera = UsdGeom.Camera.Define(stage, f"/cameras/{name}")
             K = cameras.K[i].detach().cpu().double()
             width, height = int(cameras.width[i]), int(cameras.height[i])
-            focal = float(K[0, 0]) * USD_APERTURE_MM / width
-            vertical = focal * height / float(K[1, 1])
-            camera.CreateFocalLengthAttr(focal)
-            camera.CreateHorizontalApertureAttr(USD_APERTURE_MM)
-            camera.CreateVerticalApertureAttr(vertical)
-            camera.CreateHorizontalApertureOffsetAttr(-(float(K[0, 2]) - (width - 1) / 2) * USD_APERTURE_MM / width)
-            camera.CreateVerticalApertureOffsetAttr((float(K[1, 2]) - (height - 1) / 2) * vertical / height)
+            focal = float(K[0, 0]) * USD_APERTURE_MM / width  # mm
+            vertical = focal * height / float(K[1, 1])  # mm
+            camera.CreateFocalLengthAttr(focal / lens_unit)
+            camera.CreateHorizontalApertureAttr(USD_APERTURE_MM / lens_unit)
+            camera.CreateVerticalApertureAttr(vertical / lens_unit)
+            camera.CreateHorizontalApertureOffsetAttr(
+                -(float(K[0, 2]) - (width - 1) / 2) * USD_APERTURE_MM / width / lens_unit
+            )
+            camera.CreateVerticalApertureOffsetAttr((float(K[1, 2]) - (height - 1) / 2) * vertical / height / lens_unit)
             prim = camera.GetPrim()
             prim.CreateAttribute("reshoot:width", Sdf.ValueTypeNames.Int).Set(width)
             prim.CreateAttribute("reshoot:height", Sdf.ValueTypeNames.Int).Set(height)
@@ -585,6 +688,7 @@ def write_usd_cameras(
                 poses, times = cameras.cam_from_world[i][None], [Usd.TimeCode.Default()]
             else:
                 poses, times = moving.cam_from_world, [Usd.TimeCode(int(f)) for f in moving.frames.tolist()]
+            camera.CreateClippingRangeAttr(Gf.Vec2f(*clipping_range(poses, points)))
             world = opengl_from_opencv(poses.detach().cpu().to(torch.float64))
             for m, time in zip(world, times):
                 transform.Set(Gf.Matrix4d(m.T.tolist()), time)  # Gf matrices act on row vectors

@@ -75,6 +75,7 @@ class SfmResult:
         stats: per image name (registered or not).
         pair_matches: verified matches per image-name pair (a, b) with a < b.
         reconstruction: the pycolmap model, for writing.
+        point_ids: [N] int64, each point's id in `reconstruction` (its tracks are there).
     """
 
     cameras: Camera
@@ -84,6 +85,37 @@ class SfmResult:
     stats: dict[str, ImageStats]
     pair_matches: dict[tuple[str, str], int] = field(default_factory=dict)
     reconstruction: pycolmap.Reconstruction | None = None
+    point_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+
+    def observed_in(self, images: set[str]) -> np.ndarray:
+        """[N] bool: the points that one of `images` (names) observes."""
+        if self.reconstruction is None or not len(self.point_ids):
+            return np.zeros(len(self.point_ids), bool)
+        ids = {i for i in self.reconstruction.reg_image_ids() if self.reconstruction.image(i).name in images}
+        return np.array(
+            [
+                any(e.image_id in ids for e in self.reconstruction.point3D(int(p)).track.elements)
+                for p in self.point_ids
+            ],
+            bool,
+        )
+
+    def observations(self, image: str, keep: np.ndarray | None = None) -> list[tuple[int, float, float]]:
+        """(point index, x, y) of the points `image` observes, x, y in OpenCV pixels; with `keep` ([N]
+        bool), only those points, indexed among the kept ones."""
+        index = {int(p): k for k, p in enumerate(self.point_ids)}
+        if keep is not None:
+            renumber = np.cumsum(keep) - 1
+            index = {p: int(renumber[k]) for p, k in index.items() if keep[k]}
+        found = [i for i in self.reconstruction.reg_image_ids() if self.reconstruction.image(i).name == image]
+        if not found:
+            return []
+        points2D = self.reconstruction.image(found[0]).points2D
+        return [
+            (index[p.point3D_id], float(p.xy[0]) - 0.5, float(p.xy[1]) - 0.5)  # COLMAP pixel centres at +0.5
+            for p in points2D
+            if p.has_point3D() and p.point3D_id in index
+        ]
 
 
 def build_database(
@@ -189,7 +221,8 @@ def _result(reconstruction: pycolmap.Reconstruction | None, database: Path) -> S
             pairs,
             reconstruction,
         )
-    points = list(reconstruction.points3D.values())
+    point_ids = list(reconstruction.points3D.keys())
+    points = [reconstruction.point3D(i) for i in point_ids]
     return SfmResult(
         cameras=cameras_from_reconstruction(reconstruction, registered_ids, rec_names),
         points_xyz=np.array([p.xyz for p in points], dtype=np.float64).reshape(-1, 3),
@@ -198,6 +231,7 @@ def _result(reconstruction: pycolmap.Reconstruction | None, database: Path) -> S
         stats=stats,
         pair_matches=pairs,
         reconstruction=reconstruction,
+        point_ids=np.array(point_ids, np.int64),
     )
 
 

@@ -31,6 +31,7 @@ from reshoot.geometry.progress import ProgressFn, no_progress
 from reshoot.geometry.splats.actors import merge_gaussians
 from reshoot.geometry.splats.gaussians import Gaussians
 from reshoot.geometry.splats.render import rasterize
+from reshoot.geometry.video import write_mp4
 from reshoot.render import SplatScene, load_splat_scene
 from reshoot.scene import scene_facts
 from reshoot.shot_design import EntityTrack
@@ -190,7 +191,7 @@ def render_conditioning(
             iio.imwrite(tmp / "entity" / f"{stem}.png", (passes.entity_ids + 1).astype(np.uint16))
             previews.append((passes.rgb * 255 + 0.5).astype(np.uint8))
             report("conditioning", i + 1, len(frames))
-        iio.imwrite(tmp / "preview.mp4", np.stack(previews), fps=facts.fps, codec="libx264", macro_block_size=2)
+        write_mp4(tmp / "preview.mp4", np.stack(previews), facts.fps)
         write_json_document(
             tmp / "conditioning.json",
             KIND,

@@ -20,6 +20,7 @@ nerfstudio transforms.json) and report.json.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 import tempfile
@@ -76,6 +77,7 @@ class RegistrationSummary:
     up_source: str
     seconds: float
     failed: tuple[CameraOutcome, ...] = field(default=())
+    warnings: tuple[str, ...] = field(default=())
 
 
 def _survey_images(path: Path, out: Path, limit: int) -> list[str]:
@@ -129,32 +131,97 @@ def _prepare_images(
         name = f"cams/{source.name}/plate.png"
         _write_png(work / "images" / name, plate.rgb)
         _write_png(work / "masks" / f"{name}.png", (plate.moving < 0.25).astype(np.float32))
-        groups.append(ImageGroup(source.name, (name,), prior, masked=True))
-        if instant_frames:
-            names = tuple(f"instants/{source.name}/{f:06d}.png" for f in instant_frames)
-            for f, n in zip(instant_frames, names):
-                _write_png(work / "images" / n, source.read(f))
-            groups.append(ImageGroup(source.name, names, prior))
+        # One group: a camera's plate and instants share its lens (one set of intrinsics to estimate, not
+        # one per instant); the instants are not masked.
+        names = tuple(f"instants/{source.name}/{f:06d}.png" for f in instant_frames)
+        unmasked = np.ones(plate.moving.shape, np.float32)
+        for f, n in zip(instant_frames, names):
+            _write_png(work / "images" / n, source.read(f))
+            _write_png(work / "masks" / f"{n}.png", unmasked)
+        groups.append(ImageGroup(source.name, (name, *names), prior, masked=True))
         source.close()
     return groups, plates, blank
 
 
+# A static camera's images must register within this of one another, and within this share of the rig's
+# extent: gross disagreement only. On real footage (caliscope_4cam, lenses given) the three instants that
+# registered of one camera spread 2.0 deg and 4 % of the rig; on synthetic takes they agree within 0.1 deg.
+STATIC_ROTATION_DEG = 3.0
+STATIC_CENTRE_SHARE = 0.05
+
+
+@dataclass(frozen=True)
+class StaticPose:
+    """Where a static camera's registered images (plate, instants) put it.
+
+    Attributes:
+        images: the images that agree on one pose (empty when no majority agrees).
+        registered: how many of its images registered.
+        cam_from_world: [4, 4] float64, the pose of the first agreeing image (the plate when it agrees: its
+            features are the static set's alone) (NaN when none agree).
+    """
+
+    images: tuple[str, ...]
+    registered: int
+    cam_from_world: np.ndarray
+
+
+def _rotation_angles_deg(rotations: np.ndarray) -> np.ndarray:
+    """[N, 3, 3] -> [N, N] angles between every pair of rotations, degrees."""
+    cos = (np.einsum("aji,bji->ab", rotations, rotations) - 1) / 2
+    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+
+
+def _static_pose(images: list[str], cameras, extent: float) -> StaticPose:
+    """The pose most of a static camera's images agree on (within STATIC_ROTATION_DEG and, when `extent`
+    > 0, STATIC_CENTRE_SHARE of it): a static camera has one pose all take, so images of it that the mapper
+    put elsewhere were registered from wrong matches. The plate comes first in `images` and wins ties; the
+    pose is the plate's when it agrees (its features are the static set's alone), not a mean with the
+    instants."""
+    poses = cameras.select(images).cam_from_world.double().numpy()
+    rotations, centres = poses[:, :3, :3], cameras.select(images).centers.double().numpy()
+    agree = _rotation_angles_deg(rotations) <= STATIC_ROTATION_DEG
+    if extent > 0:
+        agree &= np.linalg.norm(centres[:, None] - centres[None], axis=-1) <= STATIC_CENTRE_SHARE * extent
+    best = int(np.argmax(agree.sum(1)))
+    members = np.flatnonzero(agree[best])
+    if 2 * len(members) <= len(images) and len(images) > 1:
+        return StaticPose((), len(images), np.full((4, 4), np.nan))
+    return StaticPose(tuple(images[i] for i in members), len(images), poses[members[0]])
+
+
+def _rig_extent(posed: dict[str, list[str]], cameras) -> float:
+    """Largest distance between two cameras' centres (their first registered image), SfM units; 0 with one."""
+    centres = np.array([cameras.select([own[0]]).centers[0].double().numpy() for own in posed.values()])
+    if len(centres) < 2:
+        return 0.0
+    return float(np.max(np.linalg.norm(centres[:, None] - centres[None], axis=-1)))
+
+
 def _camera_outcomes(
     names, groups: list[ImageGroup], result, blank: set[str], have_survey: bool
-) -> tuple[list[CameraOutcome], dict[str, str]]:
-    """Per production camera: registered or why not, and which of its images gives its pose."""
-    outcomes, pose_image = [], {}
+) -> tuple[list[CameraOutcome], dict[str, StaticPose]]:
+    """Per production camera: registered or why not, and the pose its images agree on."""
+    own_images = {name: [image for g in groups if g.name == name for image in g.images] for name in names}
+    posed = {
+        name: [i for i in own if i in result.stats and result.stats[i].registered] for name, own in own_images.items()
+    }
+    posed = {name: images for name, images in posed.items() if images}
+    extent = _rig_extent(posed, result.cameras)
+    outcomes, static_poses = [], {}
     for name in names:
-        own = [image for g in groups if g.name == name for image in g.images]
+        own = own_images[name]
         stats = [result.stats[i] for i in own if i in result.stats]
-        posed = [i for i in own if i in result.stats and result.stats[i].registered]
         cross = _cross_matches(set(own), result.pair_matches)
-        if posed:
-            pose_image[name] = posed[0]  # the plate when it registered, else the first instant
+        static = _static_pose(posed[name], result.cameras, extent) if name in posed else None
+        if static is not None and static.images:
+            static_poses[name] = static
             outcomes.append(_registered(name, stats, cross))
+        elif static is not None:
+            outcomes.append(_disagreeing(name, _merged(stats, cross), static, have_survey))
         else:
             outcomes.append(_failure(name, name in blank, _merged(stats, cross), have_survey))
-    return outcomes, pose_image
+    return outcomes, static_poses
 
 
 def _merged(stats: list[ImageStats], cross_matches: int) -> ImageStats | None:
@@ -193,12 +260,27 @@ def _registered(name: str, stats: list[ImageStats], cross_matches: int) -> Camer
     )
 
 
-def _failure(name: str, blank: bool, stats, have_survey: bool) -> CameraOutcome:
-    suggestion = (
-        "give its calibration (reshoot init --calibration)"
-        if have_survey
-        else "add a survey pass of the set (reshoot init --survey) or give its calibration (--calibration)"
+def _suggestion(have_survey: bool) -> str:
+    if have_survey:
+        return "give its calibration (reshoot init --calibration)"
+    return "add a survey pass of the set (reshoot init --survey) or give its calibration (--calibration)"
+
+
+def _disagreeing(name: str, stats: ImageStats, static: StaticPose, have_survey: bool) -> CameraOutcome:
+    return CameraOutcome(
+        name,
+        False,
+        f"its {static.registered} registered images (plate and instants) do not agree on one pose (no "
+        f"majority within {STATIC_ROTATION_DEG:g} deg and {100 * STATIC_CENTRE_SHARE:g} % of the rig): a static "
+        "camera has one, so its matches with the other cameras are not reliable",
+        _suggestion(have_survey),
+        stats.keypoints,
+        stats.verified_matches,
     )
+
+
+def _failure(name: str, blank: bool, stats, have_survey: bool) -> CameraOutcome:
+    suggestion = _suggestion(have_survey)
     if blank:
         return CameraOutcome(
             name,
@@ -258,7 +340,7 @@ def register(
 
     with tempfile.TemporaryDirectory(prefix=".register-", dir=ws) as tmp:
         work = Path(tmp)
-        instants = options.instants if options.instants is not None else (6 if use_poses else 0)
+        instants = options.instants if options.instants is not None else _default_instants(use_poses, survey_path)
         groups, plates, blank = _prepare_images(
             footage, calibration, work, options.samples, instants, report, settings.open_plates(footage)
         )
@@ -302,13 +384,19 @@ def register(
             )
         report("mapping", 1, 1)
 
-        outcomes, pose_image = _camera_outcomes(footage.camera_names, groups, result, blank, bool(survey_names))
+        outcomes, static_poses = _camera_outcomes(footage.camera_names, groups, result, blank, bool(survey_names))
         registered = [o.name for o in outcomes if o.registered]
         if len(registered) < 2:
             raise RegistrationError(_too_few_message(footage.camera_names, blank, {o.name: o for o in outcomes}))
 
-        production = result.cameras.select([pose_image[n] for n in registered]).renamed(registered)
-        frame = estimate_world_frame(production, result.points_xyz, options.scale, metric=use_poses, seed=options.seed)
+        production = _production_cameras(result.cameras, registered, static_poses)
+        # The set's points: those a plate or a survey photo sees (an instant's own points can be the action).
+        static = result.observed_in({i for g in groups for i in g.images if not i.startswith("instants/")})
+        if not instants:
+            static[:] = True
+        frame = estimate_world_frame(
+            production, result.points_xyz[static], options.scale, metric=use_poses, seed=options.seed
+        )
         world_cameras = frame.apply_to_cameras(production)
         survey_cameras = None
         registered_survey = [n for n in survey_names if result.stats.get(n) and result.stats[n].registered]
@@ -316,13 +404,24 @@ def register(
             survey_cameras = frame.apply_to_cameras(result.cameras.select(registered_survey)).renamed(
                 [Path(n).stem for n in registered_survey]
             )
-        points = frame.apply_to_points(result.points_xyz)
+        points = frame.apply_to_points(result.points_xyz[static])
+        observations = {n: result.observations(static_poses[n].images[0], static) for n in registered}
         check = None
         if footage.calibration is not None and not use_poses:
             check = _calibration_check(production, footage.calibration, groups, result.pair_matches)
 
         with atomic_directory(Workspace(ws).registration, overwrite=True) as out:
-            _write_outputs(out, world_cameras, survey_cameras, points, result, frame, plates, registered)
+            _write_outputs(
+                out,
+                world_cameras,
+                survey_cameras,
+                points,
+                result.points_rgb[static],
+                observations,
+                result,
+                frame,
+                plates,
+            )
             summary = RegistrationSummary(
                 Workspace(ws).registration,
                 mode,
@@ -332,16 +431,56 @@ def register(
                 frame.up_source,
                 time.perf_counter() - started,
                 tuple(o for o in outcomes if not o.registered),
+                _warnings(mode, groups),
             )
-            body = _report_body(summary, frame, options, survey_path, len(survey_names), len(registered_survey), result)
+            body = _report_body(
+                summary, frame, options, instants, survey_path, len(survey_names), len(registered_survey), result
+            )
             if check is not None:
                 body["calibration_check"] = check
+            body["warnings"] = list(summary.warnings)
             if footage.calibration_units is not None:
                 body["calibration_units"] = footage.calibration_units
             write_json_document(RegistrationPaths(out).report, "registration-report", 1, body)
     log.info("registered %d of %d cameras (%s) in %.1f s", len(registered), len(outcomes), mode, summary.seconds)
     return summary
 
+
+def _production_cameras(cameras, registered: list[str], static_poses: dict[str, StaticPose]):
+    """One camera per registered production camera: its first agreeing image's intrinsics and pose."""
+    import torch
+
+    first = cameras.select([static_poses[n].images[0] for n in registered]).renamed(registered)
+    poses = torch.from_numpy(np.stack([static_poses[n].cam_from_world for n in registered]))
+    return dataclasses.replace(first, cam_from_world=poses.to(first.cam_from_world.dtype))
+
+
+ESTIMATED_LENSES = (
+    "registered from the production cameras alone with their lenses estimated: with no survey, several lens and "
+    "pose combinations explain the matches about equally well; on 8 synthetic takes this put cameras up to 14 deg "
+    "off with sub-pixel reprojection errors, and within 1 deg with the lenses given "
+    "(benchmarks/registration_no_survey.py). Give the lenses (a calibration file with --calibration-mode "
+    "intrinsics) or a survey of the set (reshoot init --survey)"
+)
+
+
+def _warnings(mode: str, groups: list[ImageGroup]) -> tuple[str, ...]:
+    """What the user should know about how far to trust the registration."""
+    if mode == "plates" and any(g.intrinsics is None for g in groups):
+        return (ESTIMATED_LENSES,)
+    return ()
+
+
+def _default_instants(use_poses: bool, survey_path) -> int:
+    """Synchronized instants per camera when the user gives none (see RegistrationOptions.instants)."""
+    if use_poses:
+        return 6
+    return 0 if survey_path is not None else PLATES_ONLY_INSTANTS
+
+
+PLATES_ONLY_INSTANTS = 12  # benchmarks/registration_no_survey.py: without instants no take of 8 registered 3 cameras
+# right; with a lens per instant group (before one lens per camera), 24 instants met the bar on none of seeds 1-5
+# (12: on seed 5) and took 43-130 s a take (12: 24-40 s, but 390 s on seed 4)
 
 MAX_SET_SIZE_M = 200.0  # cameras of one take farther apart than this are not in metres
 
@@ -456,8 +595,18 @@ def _write_png(path: Path, image: np.ndarray) -> None:
 
 
 def _write_outputs(
-    folder: Path, cameras: Camera, survey: Camera | None, points: np.ndarray, result, frame, plates, registered
+    folder: Path,
+    cameras: Camera,
+    survey: Camera | None,
+    points: np.ndarray,
+    points_rgb: np.ndarray,
+    observations: dict[str, list[tuple[int, float, float]]],
+    result,
+    frame,
+    plates,
 ) -> None:
+    """Everything under registration/; `points` (world), `points_rgb` and `observations` (camera → (point
+    index, x, y) in its image) are the set's points as written to points.ply and the COLMAP text export."""
     import open3d as o3d
 
     from reshoot.geometry.cameras_io import write_cameras_json
@@ -469,9 +618,9 @@ def _write_outputs(
     if survey is not None:
         write_cameras_json(out.survey_cameras, survey, attributes={n: {"role": "survey"} for n in survey.names})
     cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points))
-    cloud.colors = o3d.utility.Vector3dVector(result.points_rgb.astype(np.float64) / 255.0)
+    cloud.colors = o3d.utility.Vector3dVector(points_rgb.astype(np.float64) / 255.0)
     o3d.io.write_point_cloud(str(out.points), cloud, write_ascii=False)
-    for name in registered:
+    for name in cameras.names:
         _write_png(out.plates / f"{name}.png", plates[name].rgb)
     model = pycolmap.Reconstruction(result.reconstruction)
     model.transform(_sim3(frame.world_from_sfm))
@@ -479,7 +628,12 @@ def _write_outputs(
     model.write(out.colmap)
     images = {n: f"../plates/{n}.png" for n in cameras.names}
     write_colmap_text(
-        out.export / "colmap_text", cameras, {n: f"{n}.png" for n in cameras.names}, points, result.points_rgb
+        out.export / "colmap_text",
+        cameras,
+        {n: f"{n}.png" for n in cameras.names},
+        points,
+        points_rgb,
+        observations=observations,
     )
     write_nerfstudio_transforms(out.export / "transforms.json", cameras, images)
 
@@ -496,6 +650,7 @@ def _report_body(
     summary: RegistrationSummary,
     frame,
     options: RegistrationOptions,
+    instants: int,
     survey_path,
     survey_used: int,
     survey_registered: int,
@@ -537,7 +692,7 @@ def _report_body(
         "options": {
             "calibration_mode": options.calibration_mode,
             "samples": options.samples,
-            "instants": options.instants,
+            "instants": instants,
             "seed": options.seed,
             "scale_hint": None
             if options.scale is None

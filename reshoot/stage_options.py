@@ -38,7 +38,9 @@ class RegistrationOptions:
         samples: frames per camera for the clean plate.
         instants: synchronized frames per camera used besides the plate (unmasked: moving content
             seen by several cameras at one instant is valid evidence); None = 6 in calibrated mode
-            (more matches to measure the calibration with), else 0.
+            (more matches to measure the calibration with), 12 from the plates alone (no survey, no
+            calibrated poses: the action seen at one instant by several cameras is most of what ties
+            them together), else 0.
         max_survey_images: survey photos used at most (evenly spread).
         seed: RANSAC and mapper seed.
     """

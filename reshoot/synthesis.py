@@ -27,6 +27,7 @@ from reshoot.geometry.cameras_io import read_cameras_json
 from reshoot.geometry.errors import InputError
 from reshoot.geometry.files import atomic_directory, atomic_path, write_json_document
 from reshoot.geometry.progress import ProgressFn, no_progress
+from reshoot.geometry.video import write_mp4
 from reshoot.model.checkpoint import checkpoint_files, from_pretrained
 from reshoot.model.inference import blend_weights, correction, plan_windows, resize_passes, upsampled, working_size
 from reshoot.model.inputs import make_window, posed_frames, resized_camera
@@ -192,7 +193,7 @@ def synthesize(
     with atomic_directory(shot.frames, overwrite=True) as frames_tmp, atomic_path(video) as video_tmp:
         for frame, image in zip(frames, result):
             iio.imwrite(frames_tmp / f"{frame:06d}.png", image)
-        iio.imwrite(video_tmp, result, extension=".mp4", fps=settings.fps, codec="libx264", macro_block_size=2)
+        write_mp4(video_tmp, result, settings.fps)
         shot.synthesis.unlink(missing_ok=True)
     write_json_document(
         shot.synthesis,

@@ -101,6 +101,38 @@ def test_colmap_image_names_and_points(tmp_path: Path) -> None:
     assert read_colmap_model(tmp_path / "m").names == cameras.names  # names are the image-name stems
 
 
+def test_colmap_observations_are_tracks_pycolmap_reads(tmp_path: Path) -> None:
+    cameras = random_cameras(False)
+    xyz = np.random.default_rng(0).normal(size=(6, 3)) * 0.3
+    for point, camera in ((0, 0), (1, 0), (3, 2)):  # some in front of the cameras that see them
+        xyz[point] += (cameras.centers[camera] + 2 * cameras.cam_from_world[camera, 2, :3]).numpy()
+    pixels = cameras.project(torch.from_numpy(xyz)).pixels.numpy()  # [V, N, 2], OpenCV pixels
+    seen = {"cam_0": [0, 1, 2, 5], "cam_2": [2, 3, 5]}
+    observations = {n: [(p, *pixels[cameras.index(n), p]) for p in points] for n, points in seen.items()}
+    write_colmap_text(tmp_path / "m", cameras, None, xyz, observations=observations)
+    rec = pycolmap.Reconstruction(str(tmp_path / "m"))
+    by_name = {im.name: im for im in rec.images.values()}
+    assert len(by_name["cam_1.png"].points2D) == 0
+    for name, points in seen.items():
+        image = by_name[f"{name}.png"]
+        assert len(image.points2D) == len(points) and all(p.has_point3D() for p in image.points2D)
+        in_front = 0
+        for p, k in zip(image.points2D, points):  # COLMAP's pixel centres: ours + 0.5
+            np.testing.assert_allclose(p.xy, pixels[cameras.index(name), k] + 0.5, atol=1e-9)
+            projected = image.project_point(rec.point3D(p.point3D_id).xyz)  # None behind the camera
+            if projected is not None:
+                np.testing.assert_allclose(projected, p.xy, atol=1e-6)  # the point it names projects there
+                in_front += 1
+        assert in_front > 0
+    lengths = sorted(p.track.length() for p in rec.points3D.values())
+    assert lengths == [0, 1, 1, 1, 2, 2]  # point 4 unseen; 0, 1 and 3 in one image; 2 and 5 in two
+    with pytest.raises(InputError, match="point indices"):
+        write_colmap_text(tmp_path / "n", cameras, None, xyz, observations={"cam_0": [(6, 1.0, 1.0)]})
+    with pytest.raises(InputError, match="unknown cameras"):
+        write_colmap_text(tmp_path / "n", cameras, None, xyz, observations={"nobody": []})
+    assert not (tmp_path / "n").exists()
+
+
 @pytest.mark.parametrize("distortion", [False, True])
 def test_colmap_projection_matches_pycolmap(tmp_path: Path, distortion: bool) -> None:
     """COLMAP's own projection of the exported model equals Camera.project after the 0.5 px shift."""
@@ -383,3 +415,117 @@ def test_usd_camera_round_trips_and_projects_like_pxr(tmp_path: Path):
             u = (ndc[0] + 1) / 2 * 640 - 0.5
             v = (1 - ndc[1]) / 2 * 360 - 0.5
             assert (u, v) == pytest.approx(tuple(uv), abs=2e-3)
+            # The convention alone (our projection of the lens as stored, float32 attributes and all): 1e-6 px.
+            stored = Camera.create(["c"], read.K[:1], poses[i : i + 1], [640], [360]).project(points.to(F64))
+            assert (u, v) == pytest.approx(tuple(stored.pixels[0, points.tolist().index(p)].tolist()), abs=1e-6)
+
+
+def test_usd_stage_validates_and_its_lens_reads_in_millimetres(tmp_path: Path):
+    """An independent reader's view: pxr's validators, the lens in millimetres as USD's "Lens Measurement
+    Units" define it (tenths of a scene unit), and a clipping range that holds the scene."""
+    from pxr import Sdf, Usd, UsdGeom, UsdValidation
+
+    from reshoot.geometry.exports import write_usd_cameras
+
+    frames, poses = _moving_path()
+    K = torch.tensor([[[700.0, 0, 319.5], [0, 700.0, 179.5], [0, 0, 1]]], dtype=F64)
+    cameras = Camera.create(["shot"], K, poses[:1], [640], [360])
+    centre = torch.linalg.inv(poses[0])[:3, 3].numpy()
+    forward = poses[0, 2, :3].numpy()
+    points = centre + np.outer([2.0, 3.0, 9.0], forward)  # 2, 3 and 9 m in front of the first pose
+    write_usd_cameras(tmp_path / "cams.usda", cameras, fps=24, points=points)
+    stage = Usd.Stage.Open(str(tmp_path / "cams.usda"))
+    validators = UsdValidation.ValidationRegistry().GetOrLoadAllValidators()
+    errors = UsdValidation.ValidationContext(validators).Validate(stage)
+    assert [e.GetMessage() for e in errors if e.GetType() == UsdValidation.ValidationErrorType.Error] == []
+    assert stage.GetDefaultPrim().GetPath() == Sdf.Path("/cameras")
+    camera = UsdGeom.Camera(stage.GetPrimAtPath("/cameras/shot"))
+    tenth_of_unit_mm = UsdGeom.GetStageMetersPerUnit(stage) * 1000 / 10
+    assert camera.GetFocalLengthAttr().Get() * tenth_of_unit_mm == pytest.approx(700 * 36 / 640, rel=1e-6)
+    assert camera.GetHorizontalApertureAttr().Get() * tenth_of_unit_mm == pytest.approx(36.0, rel=1e-6)
+    near, far = camera.GetClippingRangeAttr().Get()
+    assert near == pytest.approx(1.0, rel=0.05) and far == pytest.approx(18.0, rel=1e-4)
+    # Referencing the file without a prim path works (it needs the defaultPrim).
+    shot = Usd.Stage.CreateInMemory()
+    shot.DefinePrim("/rig").GetReferences().AddReference(str(tmp_path / "cams.usda"))
+    assert UsdGeom.Camera(shot.GetPrimAtPath("/rig/shot"))
+
+
+def test_chan_refuses_what_it_cannot_carry_unless_forced():
+    from reshoot.export import _chan_warnings
+    from reshoot.geometry.exports import chan_limitations
+
+    _, poses = _moving_path()
+    K = torch.tensor(
+        [
+            [[600.0, 0, 319.5], [0, 600.0, 179.5], [0, 0, 1]],  # centred, square: a .chan holds it
+            [[600.0, 0, 347.0], [0, 600.0, 179.5], [0, 0, 1]],  # principal point 27.5 px right
+            [[600.0, 0, 319.5], [0, 612.0, 179.5], [0, 0, 1]],  # pixels 2 % taller than wide
+            [[600.0, 0, 319.5], [0, 600.0, 179.5], [0, 0, 1]],
+        ],
+        dtype=F64,
+    )
+    distortion = torch.zeros(4, 5, dtype=F64)
+    distortion[3, 0] = -0.05  # barrel: the corners move by several pixels
+    cameras = Camera.create(["plain", "shifted", "tall", "barrel"], K, poses[:4], [640] * 4, [360] * 4, distortion)
+    found = chan_limitations(cameras)
+    assert set(found) == {"shifted", "tall", "barrel"}
+    assert set(found["shifted"]) == {"principal_point"} and "+27.5" in found["shifted"]["principal_point"]
+    assert set(found["tall"]) == {"pixel_aspect"} and set(found["barrel"]) == {"distortion"}
+    with pytest.raises(InputError, match="shifted.chan: its principal point") as refused:
+        _chan_warnings(cameras, force=False)
+    assert "tall.chan" in str(refused.value) and "barrel" not in str(refused.value) and "--force" in str(refused.value)
+    forced = _chan_warnings(cameras, force=True)
+    assert [w.split(".chan")[0] for w in forced] == ["shifted", "tall", "barrel"]
+    assert _chan_warnings(cameras.select(["plain", "barrel"]), force=False) == [forced[2]]  # distortion: a warning
+
+
+def _bilinear(image: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """Sample [H, W, C] at [N, 2] pixel positions (x, y), bilinearly (what Nuke's STMap filter does)."""
+    x0, y0 = np.floor(xy[:, 0]).astype(int), np.floor(xy[:, 1]).astype(int)
+    fx, fy = (xy[:, 0] - x0)[:, None], (xy[:, 1] - y0)[:, None]
+    top = image[y0, x0] * (1 - fx) + image[y0, x0 + 1] * fx
+    bottom = image[y0 + 1, x0] * (1 - fx) + image[y0 + 1, x0 + 1] * fx
+    return top * (1 - fy) + bottom * fy
+
+
+class TestStmap:
+    def test_distort_then_undistort_through_the_maps_returns_the_point(self, tmp_path: Path):
+        import OpenEXR
+
+        from reshoot.geometry.stmap import st_to_pixels, write_stmaps
+
+        K = torch.tensor([[[420.0, 0, 163.0], [0, 418.0, 88.5], [0, 0, 1]]] * 2, dtype=F64)
+        distortion = torch.tensor([[-0.28, 0.09, 0.001, -0.0005, 0.0], [0.0] * 5], dtype=F64)
+        poses = torch.eye(4, dtype=F64).repeat(2, 1, 1)
+        cameras = Camera.create(["lens", "pinhole"], K, poses, [320, 320], [180, 180], distortion)
+        written = write_stmaps(tmp_path, cameras)
+        assert sorted(p.name for p in written) == ["lens_distort.exr", "lens_undistort.exr"]
+        maps = {}
+        for kind in ("undistort", "distort"):  # read by OpenEXR itself: R, G float32, B zero
+            with OpenEXR.File(str(tmp_path / f"lens_{kind}.exr")) as exr:
+                rgb = np.array(exr.channels()["RGB"].pixels)
+            assert rgb.dtype == np.float32 and rgb.shape == (180, 320, 3) and not rgb[..., 2].any()
+            maps[kind] = rgb[..., :2].astype(np.float64)
+        # Nuke's convention: the pinhole image's pixel (x, y) is at s = (x + 0.5) / W, t = 1 - (y + 0.5) / H.
+        camera = cameras.select(["lens"])
+        rng = np.random.default_rng(0)
+        points = np.stack([rng.uniform(40, 280, 200), rng.uniform(30, 150, 200)], -1)  # in the pinhole image
+        on_plate = camera._distort(torch.from_numpy(points)[None])[0].numpy()  # where the lens puts them
+        # distort map: the plate's pixel samples the pinhole image where its ray lands without the lens
+        back = st_to_pixels(_bilinear(maps["distort"], on_plate), 320, 180)
+        assert np.abs(back - points).max() < 0.05
+        # undistort map: the pinhole pixel samples the plate where the lens put it
+        forward = st_to_pixels(_bilinear(maps["undistort"], points), 320, 180)
+        assert np.abs(forward - on_plate).max() < 0.05
+        assert np.abs(on_plate - points).max() > 2  # the lens moves points by pixels: the test could fail
+
+    def test_reader_refuses_what_is_not_a_map(self, tmp_path: Path):
+        from reshoot.conditioning import write_exr
+        from reshoot.geometry.stmap import read_stmap
+
+        write_exr(tmp_path / "depth.exr", "Z", np.zeros((4, 6), np.float32))
+        with pytest.raises(FormatError, match="needs R and G"):
+            read_stmap(tmp_path / "depth.exr")
+        with pytest.raises(InputError, match="does not exist"):
+            read_stmap(tmp_path / "none.exr")

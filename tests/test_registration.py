@@ -76,6 +76,15 @@ def test_outputs_are_complete_and_readable(registered):
 
     model = pycolmap.Reconstruction(out / "colmap")
     assert model.num_reg_images() >= 24 and model.num_points3D() == summary.points
+    # The COLMAP text export carries each production camera's 2D observations, read by pycolmap itself:
+    # every observation reprojects through its camera within a pixel.
+    text = pycolmap.Reconstruction(out / "export" / "colmap_text")
+    assert text.num_points3D() == summary.points
+    for image in text.images.values():
+        seen = [p for p in image.points2D if p.has_point3D()]
+        assert len(seen) > 100, image.name
+        errors = [np.linalg.norm(image.project_point(text.point3D(p.point3D_id).xyz) - p.xy) for p in seen]
+        assert np.median(errors) < 0.5 and np.max(errors) < 4.0, image.name
     assert sorted(p.name for p in (out / "plates").iterdir()) == [f"{n}.png" for n in PRODUCTION]
     assert read_cameras_json(out / "survey_cameras.json").cameras.names[0] == "000000"
     assert not [p for p in ws.iterdir() if p.name.startswith(".") and p.name != ".reshoot"], "no temporary folders left"
@@ -241,3 +250,76 @@ def test_survey_photos_or_video_are_spread_evenly(tmp_path: Path):
     assert names == ["000000.png", "000004.png", "000009.png"]
     frame = imageio_v2.imread(tmp_path / "b" / "000009.png")
     assert frame.shape == (16, 24, 3) and abs(int(frame.mean()) - 225) < 6
+
+
+def _posed(names, rotations_deg, centres):
+    """Cameras named `names` turned about z by `rotations_deg`, centred at `centres`."""
+    import torch
+    from scipy.spatial.transform import Rotation
+
+    from reshoot.geometry.camera import Camera
+
+    poses = np.tile(np.eye(4), (len(names), 1, 1))
+    for i, (angle, centre) in enumerate(zip(rotations_deg, centres)):
+        rotation = Rotation.from_euler("z", angle, degrees=True).as_matrix()
+        poses[i, :3, :3], poses[i, :3, 3] = rotation, -rotation @ np.asarray(centre, float)
+    K = np.tile(np.array([[500.0, 0, 320], [0, 500, 180], [0, 0, 1]]), (len(names), 1, 1))
+    return Camera.create(names, K, torch.from_numpy(poses), [640] * len(names), [360] * len(names))
+
+
+class TestStaticPose:
+    def test_images_that_agree_give_the_plates_pose_and_a_stray_one_is_left_out(self):
+        from reshoot.registration import _static_pose
+
+        names = ["plate", "i0", "i1", "stray"]
+        cameras = _posed(names, [0.0, 0.4, -0.2, 12.0], [[0, 0, 0], [0.01, 0, 0], [-0.01, 0, 0], [0.5, 0, 0]])
+        static = _static_pose(names, cameras, extent=4.0)
+        assert static.images == ("plate", "i0", "i1") and static.registered == 4
+        np.testing.assert_array_equal(static.cam_from_world, cameras.cam_from_world[0].numpy())
+        # Without the plate among them, the first image of the majority.
+        static = _static_pose(names[1:], cameras.select(names[1:]), extent=4.0)
+        assert static.images == ("i0", "i1")
+        np.testing.assert_array_equal(static.cam_from_world, cameras.cam_from_world[1].numpy())
+
+    def test_no_majority_is_no_pose(self):
+        from reshoot.registration import _static_pose
+
+        names = ["plate", "i0", "i1", "i2"]
+        cameras = _posed(names, [0.0, 5.0, 10.0, 15.0], [[0, 0, 0]] * 4)
+        static = _static_pose(names, cameras, extent=4.0)
+        assert static.images == () and np.isnan(static.cam_from_world).all()
+        # The same rotations, but the centres 10 % of the rig apart: a shift alone breaks agreement too.
+        cameras = _posed(names, [0.0] * 4, [[0, 0, 0], [0.4, 0, 0], [0.8, 0, 0], [1.2, 0, 0]])
+        assert _static_pose(names, cameras, extent=4.0).images == ()
+
+    def test_a_camera_whose_images_disagree_is_named_with_the_reason(self):
+        from reshoot.geometry.sfm import ImageGroup, ImageStats, SfmResult
+        from reshoot.registration import _camera_outcomes
+
+        images = ["a/plate", "a/i0", "b/plate", "b/i0", "b/i1"]
+        cameras = _posed(
+            images, [0.0, 0.1, 90.0, 130.0, 170.0], [[0, 0, 0], [0, 0, 0], [3, 0, 0], [3, 0, 0], [3, 0, 0]]
+        )
+        stats = {n: ImageStats(500, 100, True, 50, 0.5) for n in images}
+        result = SfmResult(cameras, np.zeros((0, 3)), np.zeros((0, 3), np.uint8), np.zeros(0), stats)
+        groups = [ImageGroup("a", ("a/plate", "a/i0")), ImageGroup("b", ("b/plate", "b/i0", "b/i1"))]
+        outcomes, poses = _camera_outcomes(["a", "b"], groups, result, set(), have_survey=False)
+        assert [o.registered for o in outcomes] == [True, False] and set(poses) == {"a"}
+        assert "do not agree on one pose" in outcomes[1].reason and "3 registered images" in outcomes[1].reason
+
+
+def test_pose_errors_aligned_by_rotations_handle_cameras_in_a_row():
+    """Three cameras nearly in a row: the centres alone leave the alignment free to turn about the row."""
+    from scipy.spatial.transform import Rotation
+
+    from reshoot.geometry.alignment import transform_cameras
+
+    truth = _posed(["a", "b", "c"], [10.0, 20.0, 30.0], [[0, 0, 1.5], [2, 0.01, 1.5], [4, 0, 1.5]])
+    gauge = np.eye(4)
+    gauge[:3, :3] = 0.5 * Rotation.from_euler("xyz", [30, -20, 70], degrees=True).as_matrix()
+    gauge[:3, 3] = [1.0, -2.0, 0.5]
+    estimate = transform_cameras(truth, gauge)
+    errors = pose_errors(estimate, truth, align_rotations=True)
+    np.testing.assert_allclose(errors.rotation_deg, 0, atol=1e-4)  # arccos near 1: ~1e-6 deg of rounding
+    np.testing.assert_allclose(errors.centre_error, 0, atol=1e-9)
+    assert errors.scale == pytest.approx(2.0)

@@ -20,6 +20,7 @@ from reshoot.ground_truth import registration_from_truth, true_boxes_in_frame
 from reshoot.layout_io import read_layout
 from reshoot.render import load_splat_scene
 from reshoot.shots import list_shots, read_history, replay_history, revise, shoot
+from reshoot.workspace import Workspace
 
 
 @pytest.fixture()
@@ -166,7 +167,12 @@ def test_exports_of_a_shot_round_trip(ws: Path):
         colmap.select("000004.png" if "000004.png" in colmap.names else "000004").cam_from_world[0] - poses[4]
     ).abs().max() < 1e-6
     nerf = read_nerfstudio_transforms(summary.folder / "transforms.json")
-    assert nerf.image_paths["000004"] == "frames/000004.png"
+    assert nerf.image_paths["000004"] == "../frames/000004.png"  # beside the json: shots/orbit/frames/
+    frames_folder = Workspace(ws).shot("orbit").frames.resolve()
+    assert (summary.folder / nerf.image_paths["000004"]).parent.resolve() == frames_folder
+    camera = read_cameras_json(ws / "shots" / "orbit" / "shot.json").cameras
+    angle = json.loads((summary.folder / "transforms.json").read_text())["camera_angle_x"]
+    assert angle == pytest.approx(2 * np.arctan(float(camera.width[0]) / 2 / float(camera.K[0, 0, 0])))
     assert (nerf.cameras.select("000004").cam_from_world[0] - poses[4]).abs().max() < 1e-6
     assert json.loads((summary.folder / "orbit.json").read_text())["format"] == "reshoot/cameras"
     with pytest.raises(ReshootError, match="already exists"):
@@ -174,6 +180,12 @@ def test_exports_of_a_shot_round_trip(ws: Path):
     with pytest.raises(ReshootError, match="choose from"):
         export_cameras(ws, "orbit", formats=["fbx"], overwrite=True)
     registered = export_cameras(ws)
+    assert all(w.endswith("dropped from the .chan") and "distortion" in w for w in registered.warnings)
+    document = read_cameras_json(ws / "registration" / "cameras.json").cameras
+    lensed = [n for n, d in zip(document.names, document.has_distortion.tolist()) if d]
+    expected = {f"{n}_{kind}.exr" for n in lensed for kind in ("undistort", "distort")}
+    assert {p.name for p in registered.files if p.suffix == ".exr"} == expected
+    assert not [p for p in summary.folder.iterdir() if p.suffix == ".exr"]  # a shot's camera is a pinhole
     assert sorted(p.name for p in registered.folder.glob("*.chan")) == [
         "a_wide.chan",
         "b_medium.chan",
