@@ -916,7 +916,7 @@ def export(
     force: bool = typer.Option(
         False,
         "--force",
-        help="Write a .chan even where it drops an off-centre principal point, pixel aspect or distortion.",
+        help="Write a .chan even for a camera with an off-centre principal point or non-square pixels (it drops them).",
     ),
 ) -> None:
     """Export a shot's camera (or the registered cameras) for Nuke, USD, COLMAP, nerfstudio and JSON."""

@@ -598,8 +598,9 @@ def read_nuke_chan(path: str | Path) -> tuple[list[int], torch.Tensor, float]:
 # pxr's Gf.Camera frustum in the tests). USD measures focal length and apertures in tenths of a scene
 # unit ("Lens Measurement Units" in UsdGeom.Camera's documentation): on a metre stage a tenth is 100 mm,
 # so 35 mm is written 0.35 (Blender's importer reads it back as 35 mm; 35 there would be a 3.5 m
-# lens). The clipping range holds the scene: from half the nearest to twice the farthest depth of the
-# scene's points over the camera's poses. The image size is kept as custom attributes reshoot:width /
+# lens). The clipping range holds the scene: from a tenth of the nearest to twice the farthest depth of
+# the scene's points over the camera's poses (a tenth: the sparse points are the set's, and an actor can
+# walk much closer to the camera than any of them). The image size is kept as custom attributes reshoot:width /
 # reshoot:height.
 
 USD_APERTURE_MM = 36.0
@@ -615,7 +616,7 @@ def usd_lens_unit_mm(meters_per_unit: float) -> float:
 
 def clipping_range(cam_from_world: torch.Tensor, points: np.ndarray | None) -> tuple[float, float]:
     """Near and far clip (world units) that hold `points` ([N, 3] world) in front of every pose [T, 4, 4]:
-    half the nearest positive depth (1st percentile, so a stray point does not decide it), twice the
+    a tenth of the nearest positive depth (1st percentile, so a stray point does not decide it), twice the
     farthest. DEFAULT_CLIPPING without points in front."""
     if points is None or len(points) == 0:
         return DEFAULT_CLIPPING
@@ -624,7 +625,7 @@ def clipping_range(cam_from_world: torch.Tensor, points: np.ndarray | None) -> t
     depth = depth[depth > 0]
     if len(depth) == 0:
         return DEFAULT_CLIPPING
-    return max(0.5 * float(np.percentile(depth, 1)), MIN_NEAR_CLIP), 2.0 * float(depth.max())
+    return max(0.1 * float(np.percentile(depth, 1)), MIN_NEAR_CLIP), 2.0 * float(depth.max())
 
 
 def write_usd_cameras(

@@ -444,7 +444,7 @@ def test_usd_stage_validates_and_its_lens_reads_in_millimetres(tmp_path: Path):
     assert camera.GetFocalLengthAttr().Get() * tenth_of_unit_mm == pytest.approx(700 * 36 / 640, rel=1e-6)
     assert camera.GetHorizontalApertureAttr().Get() * tenth_of_unit_mm == pytest.approx(36.0, rel=1e-6)
     near, far = camera.GetClippingRangeAttr().Get()
-    assert near == pytest.approx(1.0, rel=0.05) and far == pytest.approx(18.0, rel=1e-4)
+    assert near == pytest.approx(0.2, rel=0.05) and far == pytest.approx(18.0, rel=1e-4)
     # Referencing the file without a prim path works (it needs the defaultPrim).
     shot = Usd.Stage.CreateInMemory()
     shot.DefinePrim("/rig").GetReferences().AddReference(str(tmp_path / "cams.usda"))
