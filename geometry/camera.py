@@ -292,7 +292,7 @@ class Camera:
         normalized = pts_cam[..., :2] / safe[..., None]
         pixels = normalized @ self.K[:, :2, :2].transpose(-1, -2) + self.K[:, None, :2, 2]
         if bool(self.has_distortion.any()):
-            pixels = self._distort(pixels)
+            pixels = self.distort_pixels(pixels)
         return Projection(pixels, depth)
 
     def pixel_hits(self, points_world: torch.Tensor) -> PixelHits:
@@ -326,7 +326,7 @@ class Camera:
         """
         pixels = pixels.to(self.K.dtype)
         if bool(self.has_distortion.any()):
-            pixels = self._undistort(pixels)
+            pixels = self.undistort_pixels(pixels)
         fx, fy = self.K[:, None, 0, 0], self.K[:, None, 1, 1]
         cx, cy = self.K[:, None, 0, 2], self.K[:, None, 1, 2]
         skew = self.K[:, None, 0, 1]
@@ -347,13 +347,15 @@ class Camera:
         """
         return self.centers[:, None, :] + depth[..., None].to(self.K.dtype) * self.pixel_directions(pixels)
 
-    def _distort(self, pixels: torch.Tensor) -> torch.Tensor:
-        # kornia implements OpenCV's distortion model; cameras without distortion pass through.
+    def distort_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        """[V, N, 2] pinhole pixels (same K) → where the lens puts them. kornia implements OpenCV's
+        distortion model; cameras without distortion pass through."""
         from kornia.geometry.calibration import distort_points
 
         return distort_points(pixels, self.K, self.distortion)
 
-    def _undistort(self, pixels: torch.Tensor) -> torch.Tensor:
+    def undistort_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        """[V, N, 2] pixels of the distorted image → the pinhole pixels (same K) of their rays."""
         from kornia.geometry.calibration import undistort_points
 
         # More fixed-point iterations than kornia's default 5: strong wide-angle distortion

@@ -502,9 +502,8 @@ def chan_limitations(cameras: Camera) -> dict[str, dict[str, str]]:
     """Camera name → what a .chan cannot carry for it, by kind (cameras without any are left out):
     "principal_point" more than CHAN_TOLERANCE_PX off the image centre, "pixel_aspect" (fx ≠ fy by more
     than that over the image height), "distortion" that moves an image corner by more than that."""
-    from kornia.geometry.calibration import distort_points
-
-    K = cameras.K.detach().cpu().to(torch.float64)
+    lenses = cameras.to(torch.float64, "cpu")
+    K = lenses.K
     width, height = cameras.width.to(torch.float64), cameras.height.to(torch.float64)
     off_x, off_y = K[:, 0, 2] - (width - 1) / 2, K[:, 1, 2] - (height - 1) / 2
     fov_mismatch = (K[:, 0, 0] / K[:, 1, 1] - 1).abs() * height / 2  # px at the image's edge
@@ -512,7 +511,7 @@ def chan_limitations(cameras: Camera) -> dict[str, dict[str, str]]:
         [torch.zeros_like(width), torch.zeros_like(width), width - 1, height - 1, width - 1, torch.zeros_like(width)],
         -1,
     ).reshape(-1, 3, 2)
-    moved = (distort_points(corners, K, cameras.distortion.cpu().to(torch.float64)) - corners).norm(dim=-1).amax(-1)
+    moved = (lenses.distort_pixels(corners) - corners).norm(dim=-1).amax(-1)
     found: dict[str, dict[str, str]] = {}
     for i, name in enumerate(cameras.names):
         problems = {}

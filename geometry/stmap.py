@@ -11,7 +11,8 @@ y down) at s = (x + 0.5) / W, t = 1 - (y + 0.5) / H. Two maps per distorted came
   where its ray lands without the lens (the distortion inverted; kornia's fixed-point iteration).
 
 The maps are float32 (half precision would round s, t to about 0.3 px at 640 px) and B is 0.
-Distortion follows `Camera` (OpenCV k1 k2 p1 p2 k3, via kornia), as everywhere in reshoot.
+Distortion is `Camera`'s (`distort_pixels`, `undistort_pixels`: OpenCV k1 k2 p1 p2 k3 via kornia), as
+everywhere in reshoot.
 """
 
 from __future__ import annotations
@@ -52,14 +53,11 @@ def stmaps(camera: Camera) -> tuple[np.ndarray, np.ndarray]:
     Returns:
         (undistort, distort): each [H, W, 2] float64 (s, t).
     """
-    from kornia.geometry.calibration import distort_points, undistort_points
-
     width, height = int(camera.width[0]), int(camera.height[0])
-    K = camera.K[:1].detach().cpu().to(torch.float64)
-    distortion = camera.distortion[:1].detach().cpu().to(torch.float64)
+    lens = camera.select([0]).to(torch.float64, "cpu")
     grid = _pixel_grid(width, height)[None]
-    on_plate = distort_points(grid, K, distortion)[0]
-    on_pinhole = undistort_points(grid, K, distortion, num_iters=20)[0]  # as Camera._undistort
+    on_plate = lens.distort_pixels(grid)[0]
+    on_pinhole = lens.undistort_pixels(grid)[0]
     return _to_st(on_plate, width, height), _to_st(on_pinhole, width, height)
 
 

@@ -110,7 +110,6 @@ def export_cameras(
     name = shot or "registration"
     warnings = _chan_warnings(document.cameras, force) if "chan" in formats else []
     registration = Workspace(root).registered
-    points = _points(registration.points)
     written = []
     own = {f"{name}.json", f"{name}.usda", "colmap", "transforms.json"} | {
         f"{c}{suffix}" for c in document.cameras.names for suffix in (".chan", "_undistort.exr", "_distort.exr")
@@ -138,6 +137,7 @@ def export_cameras(
         if "stmap" in formats:
             written += [p.name for p in write_stmaps(tmp, cameras)]
         if "usd" in formats:
+            points = _points(registration.points)
             write_usd_cameras(tmp / f"{name}.usda", cameras, document.paths, fps=settings.fps, points=points)
             written.append(f"{name}.usda")
         flat = _per_frame(document, shot) if shot is not None else cameras

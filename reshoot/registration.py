@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from reshoot.background import camera_plate, sample_frames
+from reshoot.geometry.alignment import rotation_angle_deg
 from reshoot.geometry.camera import Camera
 from reshoot.geometry.errors import InputError, ReshootError
 from reshoot.geometry.files import atomic_directory, write_json_document
@@ -166,21 +167,15 @@ class StaticPose:
     cam_from_world: np.ndarray
 
 
-def _rotation_angles_deg(rotations: np.ndarray) -> np.ndarray:
-    """[N, 3, 3] -> [N, N] angles between every pair of rotations, degrees."""
-    cos = (np.einsum("aji,bji->ab", rotations, rotations) - 1) / 2
-    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
-
-
 def _static_pose(images: list[str], cameras, extent: float) -> StaticPose:
     """The pose most of a static camera's images agree on (within STATIC_ROTATION_DEG and, when `extent`
     > 0, STATIC_CENTRE_SHARE of it): a static camera has one pose all take, so images of it that the mapper
     put elsewhere were registered from wrong matches. The plate comes first in `images` and wins ties; the
     pose is the plate's when it agrees (its features are the static set's alone), not a mean with the
     instants."""
-    poses = cameras.select(images).cam_from_world.double().numpy()
-    rotations, centres = poses[:, :3, :3], cameras.select(images).centers.double().numpy()
-    agree = _rotation_angles_deg(rotations) <= STATIC_ROTATION_DEG
+    own = cameras.select(images)
+    poses, centres = own.cam_from_world.double().numpy(), own.centers.double().numpy()
+    agree = rotation_angle_deg(poses[:, None, :3, :3], poses[None, :, :3, :3]) <= STATIC_ROTATION_DEG
     if extent > 0:
         agree &= np.linalg.norm(centres[:, None] - centres[None], axis=-1) <= STATIC_CENTRE_SHARE * extent
     best = int(np.argmax(agree.sum(1)))
@@ -391,9 +386,7 @@ def register(
 
         production = _production_cameras(result.cameras, registered, static_poses)
         # The set's points: those a plate or a survey photo sees (an instant's own points can be the action).
-        static = result.observed_in({i for g in groups for i in g.images if not i.startswith("instants/")})
-        if not instants:
-            static[:] = True
+        static = result.observed_in(set(_static_images(groups)))
         frame = estimate_world_frame(
             production, result.points_xyz[static], options.scale, metric=use_poses, seed=options.seed
         )
@@ -497,12 +490,17 @@ def _check_metres(calibration: Camera, path: Path | None) -> None:
         )
 
 
+def _static_images(groups: list[ImageGroup]) -> list[str]:
+    """The images of the static set alone: plates and survey photos (not the synchronized instants)."""
+    return [i for g in groups for i in g.images if not i.startswith("instants/")]
+
+
 def _match_pairs(groups: list[ImageGroup]) -> list[tuple[str, str]]:
     """Which images to match. Plates and survey photos show the static set: every pair. An instant
     also shows the action, so it is matched with the static images and with the other cameras'
     frames *of the same instant* only (the action moves between instants)."""
-    static = [i for g in groups for i in g.images if not i.startswith("instants/")]
-    moving = [i for g in groups for i in g.images if i.startswith("instants/")]
+    static = _static_images(groups)
+    moving = [i for g in groups for i in g.images if i not in static]
     pairs = [(a, b) for k, a in enumerate(static) for b in static[k + 1 :]]
     pairs += [(a, b) for a in moving for b in static]
     pairs += [

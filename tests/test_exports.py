@@ -511,7 +511,7 @@ class TestStmap:
         camera = cameras.select(["lens"])
         rng = np.random.default_rng(0)
         points = np.stack([rng.uniform(40, 280, 200), rng.uniform(30, 150, 200)], -1)  # in the pinhole image
-        on_plate = camera._distort(torch.from_numpy(points)[None])[0].numpy()  # where the lens puts them
+        on_plate = camera.distort_pixels(torch.from_numpy(points)[None])[0].numpy()  # where the lens puts them
         # distort map: the plate's pixel samples the pinhole image where its ray lands without the lens
         back = st_to_pixels(_bilinear(maps["distort"], on_plate), 320, 180)
         assert np.abs(back - points).max() < 0.05
