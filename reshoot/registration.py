@@ -385,8 +385,7 @@ def register(
             raise RegistrationError(_too_few_message(footage.camera_names, blank, {o.name: o for o in outcomes}))
 
         production = _production_cameras(result.cameras, registered, static_poses)
-        # The set's points: those a plate or a survey photo sees (an instant's own points can be the action).
-        static = result.observed_in(set(_static_images(groups)))
+        static, few_static = _set_points(result.observed_in(set(_static_images(groups))))
         frame = estimate_world_frame(
             production, result.points_xyz[static], options.scale, metric=use_poses, seed=options.seed
         )
@@ -424,7 +423,7 @@ def register(
                 frame.up_source,
                 time.perf_counter() - started,
                 tuple(o for o in outcomes if not o.registered),
-                _warnings(mode, groups),
+                _warnings(mode, groups) + few_static,
             )
             body = _report_body(
                 summary, frame, options, instants, survey_path, len(survey_names), len(registered_survey), result
@@ -455,6 +454,26 @@ ESTIMATED_LENSES = (
     "(benchmarks/registration_no_survey.py). Give the lenses (a calibration file with --calibration-mode "
     "intrinsics) or a survey of the set (reshoot init --survey)"
 )
+
+
+MIN_SET_POINTS = 30  # as many as the floor's plane needs (world_frame.MIN_FLOOR_POINTS)
+
+
+def _set_points(seen_by_static: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
+    """[N] bool of the points that are the set's, and a warning when there are too few of them.
+
+    The set's points are those a plate or survey photo sees: an instant's own points can be the action.
+    With fewer than MIN_SET_POINTS of those (plates that barely match each other, as on a real take
+    whose actor fills the pictures) every point is kept, and the warning says so.
+    """
+    count = int(seen_by_static.sum())
+    if count >= MIN_SET_POINTS or count == len(seen_by_static):
+        return seen_by_static, ()
+    warning = (
+        f"only {count} of the {len(seen_by_static)} sparse points are seen in a clean plate or survey photo, so "
+        "points.ply keeps all of them, including points on the action of the synchronized instants"
+    )
+    return np.ones_like(seen_by_static), (warning,)
 
 
 def _warnings(mode: str, groups: list[ImageGroup]) -> tuple[str, ...]:

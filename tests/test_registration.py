@@ -323,3 +323,17 @@ def test_pose_errors_aligned_by_rotations_handle_cameras_in_a_row():
     np.testing.assert_allclose(errors.rotation_deg, 0, atol=1e-4)  # arccos near 1: ~1e-6 deg of rounding
     np.testing.assert_allclose(errors.centre_error, 0, atol=1e-9)
     assert errors.scale == pytest.approx(2.0)
+
+
+def test_set_points_are_the_plates_unless_too_few():
+    from reshoot.registration import MIN_SET_POINTS, _set_points
+
+    seen = np.zeros(200, bool)
+    seen[:MIN_SET_POINTS] = True
+    kept, warnings = _set_points(seen)
+    assert kept.sum() == MIN_SET_POINTS and warnings == ()
+    seen[0] = False  # one short: every point is kept, with a warning that says so
+    kept, warnings = _set_points(seen)
+    assert kept.all() and len(warnings) == 1 and f"only {MIN_SET_POINTS - 1} of the 200" in warnings[0]
+    kept, warnings = _set_points(np.ones(5, bool))  # all seen by plates: nothing to warn about
+    assert kept.all() and warnings == ()
