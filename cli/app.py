@@ -185,6 +185,29 @@ def init(
         help="A setting of `reshoot run`'s stages, STAGE.FIELD=VALUE "
         "(repeat), kept in reshoot.toml, e.g. register.camera_height=1.6.",
     ),
+    timecode: str | None = typer.Option(
+        None,
+        "--timecode",
+        help="Timecode HH:MM:SS:FF of the take's first frame (default: read from the videos' start timecodes).",
+    ),
+    working_space: str | None = typer.Option(
+        None,
+        "--working-space",
+        help="The deliverables' scene-linear colour space (OCIO name): 'Linear Rec.709 (sRGB)' (default) or 'ACEScg'.",
+    ),
+    footage_space: str | None = typer.Option(
+        None,
+        "--footage-space",
+        help="The footage's colour encoding (OCIO name; default 'sRGB Encoded Rec.709 (sRGB)').",
+    ),
+    ocio_config: str | None = typer.Option(
+        None, "--ocio-config", help="An OCIO config file (default: OCIO's built-in 'ocio://cg-config-latest')."
+    ),
+    deliverable_start: int | None = typer.Option(
+        None,
+        "--deliverable-start",
+        help="Frame number of a shot's first frame in its EXRs and timeline (default 1001).",
+    ),
 ) -> None:
     """Create a workspace for a take: check the footage, sync its cameras and write WORKSPACE/reshoot.toml."""
     from reshoot.workspace import WORKSPACE_FILE, init_workspace, parse_stage_settings
@@ -197,6 +220,9 @@ def init(
     arguments = dict(
         calibration=calibration, sensitive=sensitive, fps=fps, offsets=_parse_offsets(offset), force=force,
         survey=survey, plates=plates, stages=stages, sync=sync, calibration_units=calibration_units,
+        timecode=timecode, deliverable_start=deliverable_start,
+        colour={k: v for k, v in (("config", ocio_config), ("working_space", working_space),
+                                  ("footage_space", footage_space)) if v is not None},
     )  # fmt: skip
     if (workspace / WORKSPACE_FILE).is_file():
         with _writing(workspace, "init", settings_must_read=False):  # --force repairs a damaged reshoot.toml
@@ -902,6 +928,25 @@ def report(
     if summary.unchecked:
         console.print(f"[yellow]not checked yet:[/yellow] {escape(', '.join(summary.unchecked))}")
     print(summary.path)
+
+
+@app.command()
+def view(
+    workspace: Path = typer.Argument(..., help="The workspace."),
+    shot: str | None = typer.Option(None, "--shot", help="Also show this shot's camera path and camera."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to serve on (0.0.0.0: every interface)."),
+    port: int = typer.Option(8080, "--port", help="Port to serve on (the next free one if taken)."),
+) -> None:
+    """Serve an interactive 3D review in the browser: splats, cameras, layout boxes and tracks, a frame slider."""
+    from reshoot.viewer import serve
+
+    def ready(url: str) -> None:
+        console.print(f"[green]viewer[/green] {url} (Ctrl-C to stop)")
+
+    try:
+        serve(workspace, shot, host, port, ready)
+    except KeyboardInterrupt:
+        console.print("viewer stopped")
 
 
 @app.command()

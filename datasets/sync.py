@@ -204,6 +204,29 @@ def read_timecode(path) -> str | None:
     return None
 
 
+def take_timecode(footage) -> str | None:
+    """The timecode of the take's first frame, from the first camera (in take order) at the take's rate whose
+    video carries a start timecode (non-drop-frame at the rounded rate), or None where none does.
+
+    Args:
+        footage: an open `Footage` (its sources' offsets put their frame 0 on the take's clock).
+    """
+    rate = int(round(footage.fps))
+    for source in footage.sources:
+        if source.kind != "video" or int(round(source.fps)) != rate:
+            continue
+        start = read_timecode(source.path)
+        if start is None:
+            continue
+        try:  # the camera's frame 0 shows take frame `offset`
+            return frames_to_timecode(timecode_to_frames(start, source.fps) + footage.first_frame - source.offset, rate)
+        except InputError:
+            logger.warning(
+                "camera %s: start timecode %r is not HH:MM:SS:FF at %g fps; ignored", source.name, start, source.fps
+            )
+    return None
+
+
 def sync_by_timecode(sources: Sequence) -> SyncResult:
     """Offsets from each video's start timecode.
 

@@ -26,12 +26,13 @@ BT709_OUTPUT = [
 ]
 
 
-def write_mp4(path: str | Path, frames: np.ndarray, fps: float) -> None:
+def write_mp4(path: str | Path, frames: np.ndarray, fps: float, timecode: str | None = None) -> None:
     """Encode frames as an H.264 mp4 at `path` (imageio's ffmpeg), BT.709 matrix and tags; an mp4 whatever
     `path`'s suffix.
 
     Args:
         frames: [T, H, W, 3] uint8 display-encoded RGB; H and W even (yuv420p).
+        timecode: the first frame's SMPTE timecode HH:MM:SS:FF, written as the mp4's timecode track; None: none.
     """
     import imageio.v3 as iio
 
@@ -43,6 +44,6 @@ def write_mp4(path: str | Path, frames: np.ndarray, fps: float) -> None:
         codec="libx264",
         macro_block_size=2,
         pixelformat="yuv420p",
-        output_params=[*BT709_OUTPUT, "-f", "mp4"],
+        output_params=[*BT709_OUTPUT, *(["-timecode", timecode] if timecode else []), "-f", "mp4"],
         ffmpeg_log_level="error",
     )

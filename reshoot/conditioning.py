@@ -2,29 +2,39 @@
 
 ```
 WS/shots/<name>/conditioning/
-  rgb/NNNNNN.exr        colour, float32 R G B in [0, 1] (EXR channel "RGB")
+  rgb/NNNNNN.exr        colour, float32 R G B, scene-linear in the workspace's working space (reshoot/colour.py;
+                        `chromaticities` and `reshoot/colourSpace` in the header)
   depth/NNNNNN.exr      z-depth, float32 metres (EXR channel "Z"); 0 where nothing was rendered
   alpha/NNNNNN.png      coverage, 16-bit (65535 = fully covered)
   entity/NNNNNN.png     entity id + 1, 16-bit (0 = no entity); ids are layout.json's
-  preview.mp4           the plain colour render (H.264, the take's fps)
-  conditioning.json     reshoot/conditioning: shot, revision, frames, entities {id: name}, frames without actors
+  filmed/NNNNNN.png     8-bit, 255 where a production camera filmed the pixel's surface at that frame
+                        (its own render's depth agrees: `reprojection.filmed_mask`), 0 where none did
+  cryptomatte/NNNNNN.exr  each entity's coverage as Cryptomatte (layer CryptoObject, float32, manifest
+                        in the header: geometry/cryptomatte.py)
+  preview.mp4           the plain colour render (H.264, the take's fps, sRGB display through OCIO)
+  conditioning.json     reshoot/conditioning: shot, revision, frames, entities {id: name}, frames without actors,
+                        colour (the OCIO settings rgb/ was written with)
 ```
 Entity ids come from the layout: a set Gaussian inside a prop's box is that prop's, an actor Gaussian
 inside a character's box at that frame is that character's (boxes padded as below). The ids are
-rendered as one-hot features composited like colour; a pixel takes the entity with the largest
-weight when that weight is at least `ENTITY_WEIGHT`, else none (-1). The folder is written beside its
+rendered as one-hot features composited like colour (an entity's composited weight is its coverage of
+the pixel, what Cryptomatte stores); a pixel takes the entity with the largest weight when that
+weight is at least `ENTITY_WEIGHT`, else none (-1). The folder is written beside its
 place and renamed in when complete.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from reshoot.geometry import cryptomatte
 from reshoot.geometry.camera import Camera
+from reshoot.geometry.cameras_io import read_cameras_json
 from reshoot.geometry.errors import InputError
 from reshoot.geometry.files import atomic_directory, read_json_document, write_json_document
 from reshoot.geometry.progress import ProgressFn, no_progress
@@ -33,11 +43,14 @@ from reshoot.geometry.splats.gaussians import Gaussians
 from reshoot.geometry.splats.render import rasterize
 from reshoot.geometry.video import write_mp4
 from reshoot.render import SplatScene, load_splat_scene
+from reshoot.reprojection import filmed_mask
 from reshoot.scene import scene_facts
 from reshoot.shot_design import EntityTrack
 from reshoot.shot_io import existing_shot, read_shot_document
-from reshoot.workspace import Workspace
+from reshoot.workspace import Workspace, load_workspace
 
+PASSES = ("rgb", "depth", "alpha", "entity", "filmed", "cryptomatte")
+"""The conditioning folder's pass folders, one file per frame in each."""
 KIND = "conditioning"
 VERSION = 1
 PROP_PAD_M = 0.05
@@ -54,12 +67,32 @@ class ConditioningFrame:
         depth: [H, W] float32 z-depth in metres, 0 where nothing was rendered.
         alpha: [H, W] float32 coverage in [0, 1].
         entity_ids: [H, W] int32 layout entity id, -1 for none.
+        entity_coverage: [H, W, E] float32 each layout entity's coverage, or None (rendered without entities,
+            or read back for the model).
+        filmed: [H, W] bool, a production camera filmed the pixel's surface, or None (not computed).
     """
 
     rgb: np.ndarray
     depth: np.ndarray
     alpha: np.ndarray
     entity_ids: np.ndarray
+    entity_coverage: np.ndarray | None = None
+    filmed: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class DeliverablePasses:
+    """What a shot's EXR deliverable takes from one conditioning frame besides the model's passes.
+
+    Attributes:
+        filmed: [H, W] bool (see the module docstring).
+        cryptomatte: the Cryptomatte channels {"CryptoObject00.R": [H, W] float32, ...}.
+        attributes: the Cryptomatte header attributes (`cryptomatte/<key>/...`).
+    """
+
+    filmed: np.ndarray
+    cryptomatte: dict[str, np.ndarray]
+    attributes: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -71,10 +104,16 @@ class ConditioningSummary:
 
 def write_exr(path: Path, channel: str, pixels: np.ndarray) -> None:
     """One float32 channel ([H, W]) or an "RGB" channel ([H, W, 3]) as a ZIP-compressed EXR."""
+    write_exr_channels(path, {channel: np.ascontiguousarray(pixels, dtype=np.float32)})
+
+
+def write_exr_channels(path: Path, channels: dict[str, np.ndarray], attributes: dict | None = None) -> None:
+    """Named channels (each [H, W], or [H, W, 3] for "RGB"; the array's dtype is the channel's type: float16
+    half, float32 float) and header attributes as one ZIP-compressed scanline EXR."""
     import OpenEXR
 
-    header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
-    with OpenEXR.File(header, {channel: np.ascontiguousarray(pixels, dtype=np.float32)}) as exr:
+    header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage, **(attributes or {})}
+    with OpenEXR.File(header, channels) as exr:
         exr.write(str(path))
 
 
@@ -123,7 +162,13 @@ def entity_one_hots(
 
 
 def render_conditioning_frame(
-    scene: SplatScene, entities: list[EntityTrack], frame_index: int, frame: int, camera: Camera, backend: str = "auto"
+    scene: SplatScene,
+    entities: list[EntityTrack],
+    frame_index: int,
+    frame: int,
+    camera: Camera,
+    backend: str = "auto",
+    sources: Camera | None = None,
 ) -> ConditioningFrame:
     """The conditioning passes of one take frame seen by one posed pinhole camera.
 
@@ -134,6 +179,7 @@ def render_conditioning_frame(
         frame: the take frame number (selects the actors).
         camera: one pinhole camera (V = 1).
         backend: rasterizer backend.
+        sources: the production cameras, to tell which pixels they filmed (`filmed`); None: not told.
     """
     actors = scene.actors_at(frame)
     gaussians = merge_gaussians([scene.background, actors]) if actors is not None else scene.background
@@ -141,15 +187,22 @@ def render_conditioning_frame(
     with torch.no_grad():
         render = rasterize(gaussians, camera, features=features, background=scene.environment, backend=backend)
     ids = np.full(render.alpha.shape[1:], -1, dtype=np.int32)
-    if features is not None:
+    coverage = None
+    if render.features is not None:
+        coverage = render.features[0].clamp(0, 1).numpy().astype(np.float32)
         weight, best = render.features[0].max(dim=-1)
         chosen = np.array([e.entity_id for e in entities], dtype=np.int32)[best.numpy()]
         ids = np.where(weight.numpy() >= ENTITY_WEIGHT, chosen, -1).astype(np.int32)
+    filmed = None
+    if sources is not None:
+        filmed = filmed_mask(gaussians, camera, render.depth[0], render.alpha[0], sources, backend).numpy()
     return ConditioningFrame(
         rgb=render.rgb[0].clamp(0, 1).numpy(),
         depth=render.depth[0].numpy(),
         alpha=render.alpha[0].clamp(0, 1).numpy(),
         entity_ids=ids,
+        entity_coverage=coverage,
+        filmed=filmed,
     )
 
 
@@ -172,24 +225,40 @@ def render_conditioning(
     path = document.paths[name]
     facts = scene_facts(root)
     scene = load_splat_scene(root)
+    colour = load_workspace(root).colour_pipeline()
     entities = list(facts.entities.values())
+    names = [e.name for e in entities]
+    registered = read_cameras_json(Workspace(root).cameras)
+    sources = registered.cameras.select(registered.names_with_role("production", default="production"))
     frames = [int(f) for f in path.frames]
     without_actors = [f for f in frames if f not in scene.actors]
     previews = []
     pinhole = camera.pinhole()
     with atomic_directory(shot.conditioning, overwrite=True) as tmp:
-        for sub in ("rgb", "depth", "alpha", "entity"):
+        for sub in PASSES:
             (tmp / sub).mkdir()
         for i, frame in enumerate(frames):
+            shot_camera = pinhole.with_pose(path.cam_from_world[i])
             passes = render_conditioning_frame(
-                scene, entities, frame - facts.first_frame, frame, pinhole.with_pose(path.cam_from_world[i]), backend
+                scene, entities, frame - facts.first_frame, frame, shot_camera, backend, sources
             )
             stem = f"{frame:06d}"
-            write_exr(tmp / "rgb" / f"{stem}.exr", "RGB", passes.rgb)
+            linear = colour.to_working(passes.rgb)
+            write_exr_channels(tmp / "rgb" / f"{stem}.exr", {"RGB": linear}, colour.exr_attributes)
             write_exr(tmp / "depth" / f"{stem}.exr", "Z", passes.depth)
             iio.imwrite(tmp / "alpha" / f"{stem}.png", (passes.alpha * 65535 + 0.5).astype(np.uint16))
             iio.imwrite(tmp / "entity" / f"{stem}.png", (passes.entity_ids + 1).astype(np.uint16))
-            previews.append((passes.rgb * 255 + 0.5).astype(np.uint8))
+            assert passes.filmed is not None  # sources were given
+            iio.imwrite(tmp / "filmed" / f"{stem}.png", passes.filmed.astype(np.uint8) * 255)
+            coverage = passes.entity_coverage
+            if coverage is None:
+                coverage = np.zeros((*passes.alpha.shape, 0), np.float32)
+            write_exr_channels(
+                tmp / "cryptomatte" / f"{stem}.exr",
+                cryptomatte.channels(coverage, names),
+                cryptomatte.header_attributes(names),
+            )
+            previews.append(colour.to_8bit(linear))
             report("conditioning", i + 1, len(frames))
         write_mp4(tmp / "preview.mp4", np.stack(previews), facts.fps)
         write_json_document(
@@ -202,6 +271,7 @@ def render_conditioning(
                 "frames": frames,
                 "entities": {str(e.entity_id): e.name for e in entities},
                 "frames_without_actors": without_actors,
+                "colour": colour.settings.to_dict(),
             },
         )
     return ConditioningSummary(shot.conditioning, frames, without_actors)
@@ -213,6 +283,14 @@ def conditioning_revision(folder: str | Path) -> int | None | bool:
     if not path.is_file():
         return False
     return read_json_document(path, KIND, VERSION).get("revision")
+
+
+@functools.cache
+def _colour_pipeline(config: str, working_space: str, footage_space: str):
+    """The OCIO pipeline of recorded colour settings (one per settings: building it parses the config)."""
+    from reshoot.colour import ColourPipeline, ColourSettings
+
+    return ColourPipeline(ColourSettings(config, working_space, footage_space))
 
 
 def read_conditioning_frame(folder: str | Path, frame: int) -> ConditioningFrame:
@@ -230,9 +308,35 @@ def read_conditioning_frame(folder: str | Path, frame: int) -> ConditioningFrame
             f"{folder}: frame {frame} was not rendered (frames {document['frames'][0]} to {document['frames'][-1]})."
         )
     stem = f"{frame:06d}"
+    rgb = read_exr(folder / "rgb" / f"{stem}.exr", "RGB")
+    if "colour" in document:  # linear in the working space; older folders hold footage-encoded colour
+        rgb = _colour_pipeline(**document["colour"]).to_footage(rgb)
     return ConditioningFrame(
-        rgb=read_exr(folder / "rgb" / f"{stem}.exr", "RGB"),
+        rgb=rgb,
         depth=read_exr(folder / "depth" / f"{stem}.exr", "Z"),
         alpha=iio.imread(folder / "alpha" / f"{stem}.png").astype(np.float32) / 65535,
         entity_ids=iio.imread(folder / "entity" / f"{stem}.png").astype(np.int32) - 1,
     )
+
+
+def read_deliverable_passes(folder: str | Path, frame: int) -> DeliverablePasses:
+    """The filmed mask and the Cryptomatte of one frame of a conditioning folder.
+
+    Raises:
+        InputError: the folder was rendered before these passes existed (or lost them).
+    """
+    import imageio.v3 as iio
+    import OpenEXR
+
+    folder = Path(folder)
+    stem = f"{frame:06d}"
+    filmed, matte = folder / "filmed" / f"{stem}.png", folder / "cryptomatte" / f"{stem}.exr"
+    if not (filmed.is_file() and matte.is_file()):
+        raise InputError(
+            f"{folder}: frame {frame} has no filmed/ or cryptomatte/ pass (conditioning rendered by an older "
+            f"reshoot); render it again with `reshoot condition WS {folder.parent.name}`."
+        )
+    with OpenEXR.File(str(matte), separate_channels=True) as exr:
+        channels = {name: np.array(c.pixels, dtype=np.float32) for name, c in exr.channels().items()}
+        attributes = {k: str(v) for k, v in exr.header().items() if k.startswith("cryptomatte/")}
+    return DeliverablePasses(iio.imread(filmed) >= 128, channels, attributes)

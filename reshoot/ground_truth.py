@@ -185,6 +185,43 @@ def true_boxes_in_frame(
     return np.asarray(inside)
 
 
+TRUE_DEPTH_AGREEMENT = 0.02
+"""A production camera filmed a true surface point where its true depth there is within this fraction."""
+
+
+def true_filmed_mask(
+    depth: np.ndarray, held: Camera, production: Camera, production_depths: list[np.ndarray]
+) -> np.ndarray:
+    """Which pixels of a ground-truth camera show a surface some production camera filmed, from true depth alone.
+
+    Args:
+        depth: [H, W] the held-out camera's true z-depth (0 = no surface), generator frame.
+        held: that one camera (generator frame).
+        production: V production cameras (generator frame; their lens distortion applied).
+        production_depths: V true z-depths [H_v, W_v] at the same frame.
+
+    Returns:
+        [H, W] bool: a surface, landing inside some production image where that camera's true depth at the
+        nearest pixel is within TRUE_DEPTH_AGREEMENT of the point's.
+    """
+    import torch
+
+    height, width = depth.shape
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
+    pixels = torch.from_numpy(np.stack([xs, ys], -1).reshape(1, -1, 2))
+    points = held.to(torch.float64).unproject(pixels, torch.from_numpy(depth.astype(np.float64)).reshape(1, -1))[0]
+    filmed = np.zeros(height * width, bool)
+    for v in range(len(production)):
+        projection = production.select(v).to(torch.float64).project(points)
+        uv, z = projection.pixels[0].numpy(), projection.depth[0].numpy()
+        col, row = np.round(uv[:, 0]).astype(np.int64), np.round(uv[:, 1]).astype(np.int64)
+        their = production_depths[v]
+        inside = (z > 0) & (col >= 0) & (col < their.shape[1]) & (row >= 0) & (row < their.shape[0])
+        agree = np.abs(their[row[inside], col[inside]] - z[inside]) <= TRUE_DEPTH_AGREEMENT * z[inside]
+        filmed[np.flatnonzero(inside)[agree]] = True
+    return filmed.reshape(height, width) & (depth > 0)
+
+
 def ground_truth_shot(workspace: str | Path, take: str | Path, camera: str, name: str, overwrite: bool = False) -> Path:
     """Make shot `name` the synthetic take's ground-truth camera `camera` (moved into the registration's
     frame) and write its true frames beside it, for `reshoot check --truth`.

@@ -98,6 +98,15 @@ def _shot(ws: Workspace, shot: str | None) -> ShotPaths:
     return ws.shot(shot)
 
 
+def _hand_off_settings(ws: Workspace) -> str:
+    """The digest of the settings only the hand-off reads (colour management, timecode, deliverable
+    numbering): changing them makes conditioning and synthesis stale, not the stages before."""
+    settings = ws.settings
+    return value_digest(
+        {"colour": settings.colour, "timecode": settings.timecode, "deliverable_start": settings.deliverable_start}
+    )
+
+
 def _settings_inputs(ws: Workspace) -> dict[str, Path | str | None]:
     """What every stage reads of the workspace: the footage, calibration, survey and plates (their bytes),
     and the take's settings in reshoot.toml. Its [stages] tables are left out: a stage's own settings are
@@ -232,7 +241,13 @@ def stages() -> dict[str, Stage]:
             "condition",
             True,
             ConditionOptions,
-            lambda ws, s, o: {"splats": ws.splats, "layout": ws.layout, "shot": _shot(ws, s).spec},
+            lambda ws, s, o: {
+                "splats": ws.splats,
+                "layout": ws.layout,
+                "shot": _shot(ws, s).spec,
+                "cameras": ws.cameras,  # the production cameras: what they filmed
+                "hand_off": _hand_off_settings(ws),
+            },
             lambda ws, s: {"conditioning": _shot(ws, s).conditioning},
             _run_condition,
             modules=("reshoot.conditioning",),
@@ -246,11 +261,15 @@ def stages() -> dict[str, Stage]:
                 "shot": _shot(ws, s).spec,
                 "cameras": ws.cameras,
                 "checkpoint": _checkpoint(o),
+                "hand_off": _hand_off_settings(ws),
                 **_settings_inputs(ws),
             },
             lambda ws, s: {
                 "frames": _shot(ws, s).frames,
                 "video": _shot(ws, s).video,
+                "exr": _shot(ws, s).exr,
+                "timeline": _shot(ws, s).timeline,
+                "edl": _shot(ws, s).edl,
                 "synthesis": _shot(ws, s).synthesis,
             },
             _run_synthesize,

@@ -3,7 +3,10 @@
 Writes `WS/report/index.html` (atomically): every image is embedded as a base64 PNG and the page loads
 nothing from anywhere (no CDN, no script from outside), so it opens offline and can be mailed. It
 shows, for the workspace, the top-down plan with the camera frusta, the layout and every shot's camera
-path; and for every shot that has a `check.json` (run `reshoot check` first): the verdicts, the
+path; for every synthesized shot its clip (the mp4, embedded and playable), its camera (lens in mm on a
+36 mm-wide filmback, height, tilt, frames, deliverable numbers, timecodes) and links to its deliverables
+(EXRs, timeline, EDL, video; relative to the page); and for every shot that has a `check.json` (run
+`reshoot check` first): the verdicts, the
 placement error of each entity over time, cross-view agreement and temporal change over time, and for
 a few sample frames the original cameras beside the reshoot, the footage carried into the shot, and
 the error heat map. Every figure is a `<figure data-figure="...">`, so tests (and people) can find them.
@@ -14,6 +17,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +26,7 @@ import numpy as np
 from reshoot.check import read_check
 from reshoot.geometry.cameras_io import read_cameras_json
 from reshoot.geometry.errors import InputError
-from reshoot.geometry.files import write_text_atomic
+from reshoot.geometry.files import read_json_document, write_text_atomic
 from reshoot.geometry.progress import ProgressFn, no_progress
 from reshoot.layout_io import read_layout
 from reshoot.layout_plan import plan_figure
@@ -208,6 +212,52 @@ def _side_by_side(shot: ShotPaths, footage, production: list[str]) -> list[str]:
     return figures
 
 
+FILMBACK_WIDTH_MM = 36.0
+"""Lenses are quoted in millimetres on a 36 mm-wide filmback, as the USD export writes them."""
+
+
+def _shot_card(root: Path, shot: ShotPaths, page_folder: Path, units: str) -> str:
+    """A synthesized shot's clip, camera summary and deliverable links ("" for a shot not synthesized yet)."""
+    if not shot.synthesis.is_file() or not shot.video.is_file():
+        return ""
+    record = read_json_document(shot.synthesis, "synthesis", 1)
+    document = read_shot_document(root, shot.name)
+    camera, path = document.cameras.select(0), document.paths[shot.name]
+    world_from_cam = np.linalg.inv(path.cam_from_world.numpy())
+    heights = world_from_cam[:, 2, 3]
+    tilts = np.degrees(np.arcsin(np.clip(-world_from_cam[:, 2, 2], -1, 1)))  # optical axis below the horizon
+    lens = float(camera.K[0, 0, 0]) * FILMBACK_WIDTH_MM / int(camera.width[0])
+    deliverable = record.get("deliverable", {})
+    frames = record["frames"]
+    rows = [
+        ("lens", f"{lens:.1f} mm ({int(camera.width[0])}×{int(camera.height[0])})"),
+        ("height", f"{heights.min():.2f} – {heights.max():.2f} {units}"),
+        ("tilt (down)", f"{tilts.min():.1f}° – {tilts.max():.1f}°"),
+        ("take frames", f"{frames[0]} – {frames[-1]} ({len(frames)})"),
+    ]
+    if deliverable:
+        rows.append(("deliverable frames", "{} – {}".format(*deliverable["numbers"])))
+        rows.append(("timecode", "{} – {}".format(*deliverable["timecodes"])))
+        rows.append(("colour", html.escape(deliverable["working_space"])))
+    links = [(shot.video, "video")]
+    if shot.exr.is_dir():
+        links.append((shot.exr, "EXR frames"))
+    links += [(p, label) for p, label in ((shot.timeline, "timeline (.otio)"), (shot.edl, "EDL")) if p.is_file()]
+    clip = base64.b64encode(shot.video.read_bytes()).decode()
+    return (
+        f'<section id="clip-{html.escape(shot.name)}"><h2>shot {html.escape(shot.name)}: clip and deliverables</h2>'
+        f'<figure data-figure="clip"><video controls loop muted width="{min(int(camera.width[0]), 640)}" '
+        f'src="data:video/mp4;base64,{clip}"></video><figcaption>the synthesized shot</figcaption></figure>'
+        "<table>"
+        + "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
+        + "</table><p>"
+        + " · ".join(
+            f'<a href="{html.escape(os.path.relpath(p.resolve(), page_folder))}">{label}</a>' for p, label in links
+        )
+        + "</p></section>"
+    )
+
+
 def _to_uint8(image: np.ndarray) -> np.ndarray:
     return image if image.dtype == np.uint8 else (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)
 
@@ -254,6 +304,9 @@ def write_report(
             "top-down plan",
         )
     ]
+    target = Path(out) if out is not None else ws.report_page
+    units = "units" if settings.scale.get("source", "arbitrary") == "arbitrary" else "m"
+    cards = [_shot_card(root, ws.shot(name), target.parent.resolve(), units) for name in shots]
     summary_rows = []
     sections = []
     with settings.open_footage() as footage:
@@ -322,10 +375,10 @@ the shot with the registered geometry (docs/checks.md).</p>
 <table><tr><th>shot</th><th>verdict</th><th>frames checked</th></tr>{"".join(summary_rows)}</table>
 {note}
 {parts[0]}
+{"".join(cards)}
 {"".join(sections)}
 </body></html>
 """
-    target = Path(out) if out is not None else ws.report_page
     target.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(target, page)
     return ReportSummary(target, checked, unchecked)

@@ -2,10 +2,16 @@
 
 Reads `shots/SHOT/shot.json` and `shots/SHOT/conditioning/` (made by `reshoot shoot` or
 `reshoot condition`) and the production cameras' footage; writes
-    shots/SHOT/frames/NNNNNN.png      one 8-bit PNG per shot frame (take frame numbers)
-    shots/SHOT/SHOT.mp4               the same frames as H.264 at the take's fps
-    shots/SHOT/synthesis.json         checkpoint, its config, shot revision, timings
+    shots/SHOT/frames/NNNNNN.png      one 8-bit PNG per shot frame (take frame numbers), sRGB display
+    shots/SHOT/SHOT.mp4               the same frames as H.264 at the take's fps, BT.709, start timecode
+    shots/SHOT/exr/SHOT.NNNN.exr      the deliverable: scene-linear layered EXRs numbered from 1001
+                                      (reshoot/deliverable.py)
+    shots/SHOT/SHOT.otio, SHOT.edl    the editorial timeline (reshoot/editorial.py)
+    shots/SHOT/synthesis.json         checkpoint, its config, shot revision, timings, the deliverable's
+                                      numbers and timecodes, the filmed share of every frame
 each written beside its final place and renamed into it, so a failed run loses nothing.
+Colour: the model works on footage-encoded values; the workspace's OCIO pipeline (reshoot/colour.py)
+turns its output into the working space for the EXRs and into sRGB display values for PNG and mp4.
 Frames are made in overlapping windows of the model's `window` frames, blended; source views are
 every production camera at each window's middle frame.
 """
@@ -21,7 +27,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from reshoot.conditioning import conditioning_revision, read_conditioning_frame
+from reshoot.conditioning import conditioning_revision, read_conditioning_frame, read_deliverable_passes
+from reshoot.datasets.sync import frames_to_timecode, read_timecode
+from reshoot.deliverable import deliverable_numbers, write_shot_exr
+from reshoot.editorial import SourceClip, shot_timeline, write_timeline
 from reshoot.geometry.camera import Camera
 from reshoot.geometry.cameras_io import read_cameras_json
 from reshoot.geometry.errors import InputError
@@ -36,6 +45,18 @@ from reshoot.model.training import resolve_device
 from reshoot.shot_io import existing_shot, read_shot_document
 from reshoot.stage_options import DEFAULT_CHECKPOINT
 from reshoot.workspace import Workspace, load_workspace
+
+
+def _source_clip(camera, frames: list[int], settings) -> SourceClip:
+    """The span of the take frames `frames` in one production camera's footage (a `CameraFootage`), with that
+    camera's own start timecode (its video's; else the take's timecode of its first frame, where the camera
+    runs at the take's rate; else 00:00:00:00)."""
+    first, last = camera.source_index(frames[0]), camera.source_index(frames[-1])
+    start = read_timecode(camera.path) if camera.kind == "video" else None
+    if start is None:
+        rate = int(round(camera.fps))
+        start = settings.timecode_of(camera.offset) if rate == int(round(settings.fps)) else frames_to_timecode(0, rate)
+    return SourceClip(camera.name, camera.path, float(camera.fps), start, first, last - first + 1, camera.num_frames)
 
 
 @dataclass(frozen=True)
@@ -155,6 +176,8 @@ def synthesize(
     width, height = int(camera.width[0]), int(camera.height[0])
 
     settings = load_workspace(root)
+    colour = settings.colour_pipeline()
+    read_deliverable_passes(conditioning, frames[0])  # an older conditioning is refused before the model runs
     registered = read_cameras_json(Workspace(root).cameras)
     production = registered.names_with_role("production", default="production")
     passes = [read_conditioning_frame(conditioning, f) for f in frames]
@@ -178,23 +201,56 @@ def synthesize(
             source_frames,
             report,
         )
+        sources = [_source_clip(footage.source(n), frames, settings) for n in production]
     work_w, work_h = working_size(width, height, config.working_pixels)
     if not bool(torch.isfinite(frames_out).all()):  # never replace good frames with black ones
         raise InputError(
             f"{checkpoint}: the model wrote NaN or infinite pixels for shot {name!r}; nothing was "
             "written. Use another checkpoint (`--checkpoint`) or train again."
         )
-    result = (frames_out.numpy() * 255 + 0.5).astype(np.uint8)
+    linear = colour.to_working(frames_out.numpy())
+    result = colour.to_8bit(linear)
+    numbers = deliverable_numbers(frames, settings.deliverable_start)
+    timecodes = [settings.timecode_of(f) for f in frames]
+    filmed_share = []
 
-    # Frames and video are written beside their places first; synthesis.json, the record of a finished run,
-    # goes before they are renamed in and comes back last: an interrupted run never leaves a record that
-    # vouches for frames or a video of another run.
+    # Frames, deliverable and video are written beside their places first; synthesis.json, the record of a
+    # finished run, goes before they are renamed in and comes back last: an interrupted run never leaves a
+    # record that vouches for frames or a video of another run.
     video = shot.video
-    with atomic_directory(shot.frames, overwrite=True) as frames_tmp, atomic_path(video) as video_tmp:
-        for frame, image in zip(frames, result):
+    with (
+        atomic_directory(shot.frames, overwrite=True) as frames_tmp,
+        atomic_directory(shot.exr, overwrite=True) as exr_tmp,
+        atomic_path(video) as video_tmp,
+    ):
+        for i, (frame, image) in enumerate(zip(frames, result)):
             iio.imwrite(frames_tmp / f"{frame:06d}.png", image)
-        write_mp4(video_tmp, result, settings.fps)
+            extra = read_deliverable_passes(conditioning, frame)
+            filmed_share.append(round(float(extra.filmed.mean()), 4))
+            write_shot_exr(
+                shot.exr_frame(numbers[i], exr_tmp),
+                linear[i],
+                passes[i].depth,
+                passes[i].alpha,
+                extra,
+                settings.fps,
+                timecodes[i],
+                {**colour.exr_attributes, "reshoot/takeFrame": str(frame), "reshoot/shot": name},
+            )
+            report("writing", i + 1, len(frames))
+        write_mp4(video_tmp, result, settings.fps, timecode=timecodes[0])
         shot.synthesis.unlink(missing_ok=True)
+    timeline = shot_timeline(
+        name,
+        settings.fps,
+        timecodes[0],
+        len(frames),
+        numbers[0],
+        shot.exr.name,
+        video.name,
+        sources,
+    )
+    write_timeline(timeline, shot.timeline, shot.edl)
     write_json_document(
         shot.synthesis,
         "synthesis",
@@ -209,6 +265,16 @@ def synthesize(
             "device": str(next(model.parameters()).device),
             "working_size": [work_w, work_h],
             "model_seconds_per_frame": round(model_seconds / max(len(frames), 1), 4),
+            "deliverable": {
+                "exr": f"{shot.exr.name}/{name}.%04d.exr",
+                "numbers": [numbers[0], numbers[-1]],
+                "timecodes": [timecodes[0], timecodes[-1]],
+                "working_space": colour.settings.working_space,
+                "ocio_config": colour.settings.config,
+                "timeline": shot.timeline.name,
+                "edl": shot.edl.name,
+            },
+            "filmed_share": filmed_share,
         },
     )
     return SynthesisSummary(shot.frames, video, frames, model_seconds / max(len(frames), 1))

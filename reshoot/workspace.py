@@ -7,8 +7,8 @@ registration/                     cameras.json, points.ply, report.json, colmap/
 splats/                           background.ply, actors/NNNNNN.ply, reconstruction.json, log.json  (reconstruct)
 splats.work/                      the reconstruction's resumable work (deleted when it finishes)
 layout.json, layout_plan.png      (layout)
-shots/<name>/                     shot.json, history.jsonl, conditioning/, frames/, <name>.mp4,
-                                  synthesis.json, check.json, check/, export/, truth/
+shots/<name>/                     shot.json, history.jsonl, conditioning/, frames/, <name>.mp4, exr/,
+                                  <name>.otio, <name>.edl, synthesis.json, check.json, check/, export/, truth/
 report/index.html                 (report)
 model/                            adapted checkpoints (train --adapt)
 .reshoot/                         manifests/<stage>.json, digests.json, lock
@@ -26,6 +26,7 @@ fps = 24.0
 frames = 48                     # frames of the take that every camera covers
 first_frame = 0
 cameras = ["a_wide", "b_medium"]
+timecode = "01:00:00:00"         # optional: take frame first_frame's timecode (from the videos or --timecode)
 
 [footage.offsets]               # camera frame i shows take frame i + offset
 a_wide = 0
@@ -49,6 +50,12 @@ source = "arbitrary"            # or "known_distance" / "camera_height" with the
 
 [privacy]
 sensitive = false               # true: the footage may never be used to train models
+
+[colour]                        # optional (reshoot/colour.py): OCIO config, working and footage spaces
+working_space = "ACEScg"
+
+[deliverables]                  # optional: the shots' EXR and editorial hand-off
+first_frame = 1001              # the number of a shot's first frame in its deliverables
 
 [stages.register]               # optional: settings of `reshoot run`'s stages (reshoot/pipeline.py)
 camera_height = 1.6
@@ -79,6 +86,7 @@ META_FOLDER = ".reshoot"
 KEYFRAMES_FILE = "keyframes.json"  # inside a shot folder; shot specs record this relative name
 FORMAT = "reshoot/workspace"
 VERSION = 1
+DEFAULT_DELIVERABLE_START = 1001
 
 
 @dataclass(frozen=True)
@@ -104,6 +112,9 @@ class WorkspaceSettings:
         plates: clean plates (one video or image folder per camera of the empty set), absolute, or None:
             used instead of the footage's temporal median.
         stages: per stage name, the settings `reshoot run` runs it with (over the defaults).
+        colour: the colour settings (`reshoot.colour.ColourSettings` as a dict; {} = the defaults).
+        timecode: SMPTE timecode HH:MM:SS:FF of take frame `first_frame`, or None where unknown.
+        deliverable_start: the frame number a shot's first frame gets in its deliverables (EXR, timeline).
     """
 
     root: Path
@@ -121,6 +132,9 @@ class WorkspaceSettings:
     plates: Path | None = None
     stages: dict[str, dict[str, Any]] = field(default_factory=dict)
     calibration_units: str = "auto"
+    colour: dict[str, str] = field(default_factory=dict)
+    timecode: str | None = None
+    deliverable_start: int = DEFAULT_DELIVERABLE_START
 
     def open_footage(self):
         """The take's footage on the workspace's frame clock (its calibration, offsets and fps); a `Footage`,
@@ -140,6 +154,20 @@ class WorkspaceSettings:
         from reshoot.datasets.footage import open_plates
 
         return open_plates(self.plates, {s.name: (s.width, s.height) for s in footage.sources})
+
+    def colour_pipeline(self):
+        """The workspace's `reshoot.colour.ColourPipeline` (the defaults where reshoot.toml has no [colour])."""
+        from reshoot.colour import ColourPipeline, ColourSettings
+
+        return ColourPipeline(ColourSettings.from_dict(self.colour))
+
+    def timecode_of(self, frame: int) -> str:
+        """The SMPTE timecode of take frame `frame` (non-drop-frame at the rounded rate); without a known
+        timecode the take's first frame is 00:00:00:00."""
+        from reshoot.datasets.sync import frames_to_timecode, timecode_to_frames
+
+        start = timecode_to_frames(self.timecode, self.fps) if self.timecode is not None else 0
+        return frames_to_timecode(start + frame - self.first_frame, int(round(self.fps)))
 
 
 def _relative(path: Path, root: Path) -> str:
@@ -163,6 +191,9 @@ def init_workspace(
     stages: Mapping[str, Mapping[str, Any]] | None = None,
     sync: str = "auto",
     calibration_units: str = "auto",
+    colour: Mapping[str, str] | None = None,
+    timecode: str | None = None,
+    deliverable_start: int | None = None,
 ) -> WorkspaceSettings:
     """Create a workspace for a take: check the footage, put its cameras on one clock, write
     `root/reshoot.toml`.
@@ -171,7 +202,9 @@ def init_workspace(
     measured and recorded, as a check); else found by `sync` (`reshoot.datasets.sync.synchronize`).
 
     `stages` are settings of `reshoot run`'s stages ({"register": {"camera_height": 1.6}}), kept over
-    those an existing workspace had (`force`).
+    those an existing workspace had (`force`). `colour` ([colour] settings, checked against their OCIO
+    config), `timecode` (of take frame `first_frame`; default: read from the videos, `take_timecode`) and
+    `deliverable_start` (default 1001) are kept from an existing workspace where not given.
 
     The footage is opened (not decoded) to validate it: every camera readable, same fps and length,
     calibration matching the cameras.
@@ -199,6 +232,12 @@ def init_workspace(
         raise InputError(f"{root} is a file; the workspace must be a folder.")
     if sync not in SYNC_MODES:  # before the footage is probed, which decodes every video
         raise InputError(f"--sync {sync!r}: choose one of {', '.join(SYNC_MODES)}.")
+    if deliverable_start is not None and deliverable_start < 0:
+        raise InputError(f"--deliverable-start {deliverable_start}: give a frame number of 0 or more (1001 is usual).")
+    if colour:
+        from reshoot.colour import ColourPipeline, ColourSettings
+
+        ColourPipeline(ColourSettings.from_dict(dict(colour)))  # a bad space fails before anything is written
     probed = probe_cameras(footage, fps)
     offsets, synced = _synchronised_offsets(probed, offsets, sync)
     take = open_footage(
@@ -206,6 +245,14 @@ def init_workspace(
     )
     previous = _previous_settings(root)
     _check_same_take(root, previous, Path(footage).resolve(), tuple(take.camera_names))
+    if timecode is not None:
+        from reshoot.datasets.sync import timecode_to_frames
+
+        timecode_to_frames(timecode, take.fps)  # checks it
+    else:
+        from reshoot.datasets.sync import take_timecode
+
+        timecode = take_timecode(take) or (previous.timecode if previous is not None else None)
     if plates is not None:
         from reshoot.datasets.footage import open_plates
 
@@ -232,6 +279,13 @@ def init_workspace(
         survey=Path(survey).resolve() if survey else None,
         plates=Path(plates).resolve() if plates else None,
         stages=_merged_stages(previous.stages if previous is not None else {}, stages or {}),
+        colour=dict(colour) if colour else (dict(previous.colour) if previous is not None else {}),
+        timecode=timecode,
+        deliverable_start=(
+            deliverable_start
+            if deliverable_start is not None
+            else (previous.deliverable_start if previous is not None else DEFAULT_DELIVERABLE_START)
+        ),
     )
     root.mkdir(parents=True, exist_ok=True)
     write_text_atomic(settings_file, _to_toml(settings))
@@ -330,6 +384,8 @@ def _to_toml(settings: WorkspaceSettings) -> str:
         cameras=list(settings.cameras),
         offsets=dict(settings.offsets),
     )
+    if settings.timecode is not None:
+        footage["timecode"] = settings.timecode
     if settings.sync:
         footage["sync"] = dict(settings.sync)
     doc: dict[str, Any] = {"format": FORMAT, "version": VERSION, "footage": footage}
@@ -338,6 +394,10 @@ def _to_toml(settings: WorkspaceSettings) -> str:
     if settings.plates is not None:
         doc["plates"] = {"path": _relative(settings.plates, settings.root)}
     doc.update(scale=dict(settings.scale), privacy={"sensitive": settings.sensitive})
+    if settings.colour:
+        doc["colour"] = dict(settings.colour)
+    if settings.deliverable_start != DEFAULT_DELIVERABLE_START:
+        doc["deliverables"] = {"first_frame": settings.deliverable_start}
     if settings.stages:
         doc["stages"] = {name: dict(values) for name, values in settings.stages.items()}
     return tomli_w.dumps(doc)
@@ -381,6 +441,9 @@ def load_workspace(root: str | Path) -> WorkspaceSettings:
             survey=(root / doc["survey"]["path"]).resolve() if "survey" in doc else None,
             plates=(root / doc["plates"]["path"]).resolve() if "plates" in doc else None,
             stages={str(name): dict(values) for name, values in doc.get("stages", {}).items()},
+            colour={str(k): str(v) for k, v in doc.get("colour", {}).items()},
+            timecode=str(footage["timecode"]) if "timecode" in footage else None,
+            deliverable_start=int(doc.get("deliverables", {}).get("first_frame", DEFAULT_DELIVERABLE_START)),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise FormatError(
@@ -492,6 +555,25 @@ class ShotPaths:
     def video(self) -> Path:
         """<name>.mp4: the synthesized frames as a video."""
         return self.folder / f"{self.name}.mp4"
+
+    @property
+    def exr(self) -> Path:
+        """exr/: the shot's deliverable, one layered EXR per frame (`exr_frame`)."""
+        return self.folder / "exr"
+
+    def exr_frame(self, number: int, folder: Path | None = None) -> Path:
+        """exr/<name>.NNNN.exr (or in `folder`, where the deliverable is being written): frame `number`."""
+        return (folder or self.exr) / f"{self.name}.{number:04d}.exr"
+
+    @property
+    def timeline(self) -> Path:
+        """<name>.otio: the shot's editorial timeline (OpenTimelineIO)."""
+        return self.folder / f"{self.name}.otio"
+
+    @property
+    def edl(self) -> Path:
+        """<name>.edl: the same timeline as a CMX 3600 EDL."""
+        return self.folder / f"{self.name}.edl"
 
     @property
     def synthesis(self) -> Path:

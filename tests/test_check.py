@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from helpers_browser import run_chromium
 
 from reshoot.check import CheckThresholds, check_shot
 from reshoot.geometry.errors import InputError
@@ -245,53 +245,44 @@ def test_cli_check_exit_status_and_json(truth_shot):
 
 
 def test_report_opens_in_headless_chromium(truth_shot, tmp_path):
+    from reshoot.conditioning import render_conditioning
     from reshoot.report import write_report
+    from reshoot.synthesis import synthesize
 
-    ws, name, _ = truth_shot
+    source, name, _ = truth_shot
+    ws = tmp_path / "ws"  # a copy (same depth: the footage path holds) whose shot is synthesized too
+    shutil.copytree(source, ws, symlinks=True)
+    render_conditioning(ws, name)
+    synthesize(ws, name, device="cpu")  # the repository's tiny model; its check.json stays the truth's
     summary = write_report(ws)
     page = summary.path.read_text()
     assert name in summary.shots
     assert "http://" not in page and "https://" not in page  # nothing to fetch: self-contained
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        pytest.skip("Debian's chromium is not installed (make test installs it)")
     probe = tmp_path / "probe.html"
     probe.write_text(
         page.replace(
             "</body>",
             """<script>
-window.addEventListener('load', () => {
-  const figures = [...document.querySelectorAll('figure[data-figure]')];
+window.addEventListener('load', () => { setTimeout(() => {
+  const figures = [...document.querySelectorAll('figure[data-figure]:not([data-figure=clip])')];
   const loaded = figures.filter(f => { const i = f.querySelector('img'); return i && i.complete && i.naturalWidth > 0; });
+  const clips = [...document.querySelectorAll('figure[data-figure=clip] video')];
+  const playable = clips.filter(v => v.readyState >= 1 && v.videoWidth > 0);
   document.title = 'figures ' + loaded.length + '/' + figures.length + ' ' +
-    [...new Set(loaded.map(f => f.dataset.figure))].sort().join(',');
-});
+    [...new Set(loaded.map(f => f.dataset.figure))].sort().join(',') + ' clips ' + playable.length + '/' + clips.length;
+}, 1000); });
 </script></body>""",
         )
     )
-    result = subprocess.run(
-        [
-            chromium,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--no-first-run",
-            f"--user-data-dir={tmp_path / 'profile'}",
-            "--virtual-time-budget=5000",
-            "--dump-dom",
-            probe.as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_chromium(tmp_path / "profile", "--virtual-time-budget=5000", "--dump-dom", probe.as_uri())
     title = result.stdout.split("<title>")[1].split("</title>")[0]
-    count, kinds = title.split()[1], title.split()[2]
+    count, kinds, clips = title.split()[1], title.split()[2], title.split()[4]
     loaded, total = (int(v) for v in count.split("/"))
     assert loaded == total and total >= 4, title
     assert set(kinds.split(",")) >= {"plan", "entity-error", "series", "side-by-side"}, title
+    assert clips == "1/1", title  # the synthesized shot's mp4 decodes in the page
+    for link in ("exr", f"{name}.otio", f"{name}.edl", f"{name}.mp4"):
+        assert f'href="../shots/{name}/{link}"' in page, link  # the deliverables, relative to the page
 
 
 def test_image_metrics_react_to_differences():

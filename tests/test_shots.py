@@ -151,6 +151,32 @@ def test_conditioning_passes_match_the_render_and_name_the_entities(ws: Path):
         read_conditioning_frame(folder, 7)
 
 
+def _layout_projects_through_pxr_as_ours(ws: Path, usda: Path, stored, frames: list[int], poses) -> None:
+    """Every layout entity's box centre, at every fourth frame, lands where pxr's camera model (`Gf.Camera`'s
+    frustum at that time code) and ours (the lens as stored in the file) put it, to 1e-6 px."""
+    from pxr import Gf, Usd, UsdGeom
+
+    from reshoot.geometry.camera import Camera
+    from reshoot.scene import scene_facts
+
+    facts = scene_facts(ws)
+    stage = Usd.Stage.Open(str(usda))  # held: a prim of a released stage is invalid
+    usd_camera = UsdGeom.Camera(stage.GetPrimAtPath("/cameras/orbit"))
+    width, height = int(stored.width[0]), int(stored.height[0])
+    checked = 0
+    for i in range(0, len(frames), 4):
+        centres = [e.box_at(frames[i] - facts.first_frame).mean(axis=0) for e in facts.entities.values()]
+        frustum = usd_camera.GetCamera(Usd.TimeCode(frames[i])).frustum
+        to_ndc = frustum.ComputeViewMatrix() * frustum.ComputeProjectionMatrix()
+        ours = Camera.create(["c"], stored.K.double(), poses[i : i + 1].double(), [width], [height])
+        pixels = ours.project(torch.tensor(np.array(centres), dtype=torch.float64)).pixels[0]
+        for centre, (u, v) in zip(centres, pixels.tolist()):
+            ndc = to_ndc.Transform(Gf.Vec3d(*(float(c) for c in centre)))
+            assert ((ndc[0] + 1) / 2 * width - 0.5, (1 - ndc[1]) / 2 * height - 0.5) == pytest.approx((u, v), abs=1e-6)
+            checked += 1
+    assert checked >= len(facts.entities) * 2
+
+
 def test_exports_of_a_shot_round_trip(ws: Path):
     from reshoot.export import export_cameras
     from reshoot.geometry.exports import read_colmap_model, read_nerfstudio_transforms, read_nuke_chan, read_usd_cameras
@@ -160,8 +186,9 @@ def test_exports_of_a_shot_round_trip(ws: Path):
     poses = read_cameras_json(ws / "shots" / "orbit" / "shot.json").paths["orbit"].cam_from_world
     frames, chan, _ = read_nuke_chan(summary.folder / "orbit.chan")
     assert frames == list(range(12)) and (chan - poses).abs().max() < 1e-6
-    _, moving = read_usd_cameras(summary.folder / "orbit.usda")
+    stored, moving = read_usd_cameras(summary.folder / "orbit.usda")
     assert (moving["orbit"][1] - poses).abs().max() < 1e-6
+    _layout_projects_through_pxr_as_ours(ws, summary.folder / "orbit.usda", stored.select("orbit"), frames, poses)
     colmap = read_colmap_model(summary.folder / "colmap")
     assert (
         colmap.select("000004.png" if "000004.png" in colmap.names else "000004").cam_from_world[0] - poses[4]

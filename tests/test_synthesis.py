@@ -80,6 +80,88 @@ def test_the_model_s_correction_reaches_every_frame(shot_ws: Path, tmp_path: Pat
         assert np.abs(image - brightened).mean() < 0.01
 
 
+def test_the_deliverable_exr_timeline_and_video(shot_ws: Path, tmp_path: Path):
+    """exr/top.NNNN.exr numbered from 1001, linear and layered with the conditioning's geometry, filmed mask and
+    Cryptomatte; the timeline and EDL (read by OpenTimelineIO) and the mp4 (PyAV) carry the shot's timecodes."""
+    import av
+    import OpenEXR
+    import opentimelineio as otio
+    from test_deliverables import decode
+
+    from reshoot.workspace import load_workspace
+
+    ws = tmp_path / "ws"
+    shutil.copytree(shot_ws, ws, symlinks=True)
+    settings = load_workspace(ws)
+    synthesize(ws, "top", _checkpoint(tmp_path / "zero", perturb=False), device="cpu")
+    shot = ws / "shots" / "top"
+    assert sorted(p.name for p in (shot / "exr").iterdir()) == [f"top.{n}.exr" for n in range(1001, 1006)]
+    record = json.loads((shot / "synthesis.json").read_text())
+    conditioning = json.loads((shot / "conditioning" / "conditioning.json").read_text())
+    names = set(conditioning["entities"].values())
+    assert names, "the laid-out workspace has entities"
+    shares = []
+    for number, frame in zip(range(1001, 1006), range(5)):
+        with OpenEXR.File(str(shot / "exr" / f"top.{number}.exr"), separate_channels=True) as exr:
+            header = dict(exr.header())
+            channels = {k: np.array(c.pixels) for k, c in exr.channels().items()}
+        rgb = np.stack([channels[c] for c in "RGB"], -1).astype(np.float32)
+        png = iio.imread(shot / "frames" / f"{frame:06d}.png") / 255.0
+        # Linear: sRGB-encoded PNG values decode to the EXR's (the sRGB curve, half precision, 8-bit PNG).
+        srgb = np.where(png <= 0.04045, png / 12.92, ((png + 0.055) / 1.055) ** 2.4)
+        assert np.abs(srgb - rgb).max() < 0.01 and np.abs(png - rgb).mean() > 0.05
+        assert channels["R"].dtype == np.float16 and channels["depth.Z"].dtype == np.float32
+        passes = read_conditioning_frame(shot / "conditioning", frame)
+        np.testing.assert_array_equal(channels["depth.Z"], passes.depth)
+        filmed = iio.imread(shot / "conditioning" / "filmed" / f"{frame:06d}.png") > 0
+        np.testing.assert_array_equal(channels["filmed"] > 0.5, filmed)
+        shares.append(round(float(filmed.mean()), 4))
+        timecode = header["timeCode"]
+        expected = settings.timecode_of(frame)
+        assert f"{timecode.hours:02d}:{timecode.minutes:02d}:{timecode.seconds:02d}:{timecode.frame:02d}" == expected
+        manifest = json.loads(next(v for k, v in header.items() if k.endswith("/manifest")))
+        assert set(manifest) == names  # every entity named
+        first = decode(channels["CryptoObject00.R"], manifest)
+        assert "?" not in set(first.ravel())
+        # Where the entity pass (the largest weight, at least 0.5) names an entity, rank 0 is that entity.
+        labelled = passes.entity_ids >= 0
+        assert labelled.any()
+        by_id = {int(k): v for k, v in conditioning["entities"].items()}
+        expected_names = np.vectorize(by_id.get, otypes=[object])(passes.entity_ids[labelled])
+        assert (first[labelled] == expected_names).all()
+    assert record["filmed_share"] == shares and 0 < np.mean(shares) < 1
+    assert record["deliverable"]["numbers"] == [1001, 1005]
+
+    timeline = otio.adapters.read_from_file(str(shot / "top.otio"))
+    rate = settings.fps
+    assert timeline.duration().to_frames() == 5
+    assert otio.opentime.to_timecode(timeline.global_start_time, rate) == settings.timecode_of(0)
+    generated = timeline.tracks[0][0]
+    assert generated.media_reference.abstract_target_url("#") == "exr/top.#.exr"
+    assert generated.media_reference.start_frame == 1001 and generated.duration().to_frames() == 5
+    sources = {t.name: t[0] for t in timeline.tracks[1:]}
+    assert set(sources) == set(settings.cameras)
+    assert all(c.duration().to_frames() == 5 for c in sources.values())
+    edl = otio.adapters.read_from_file(str(shot / "top.edl"), rate=rate)
+    (clip,) = [c for c in edl.find_clips()]
+    assert otio.opentime.to_timecode(clip.source_range.start_time, rate) == settings.timecode_of(0)
+    assert clip.source_range.duration.to_frames() == 5
+    with av.open(str(shot / "top.mp4")) as container:
+        tags = [container.metadata.get("timecode")] + [s.metadata.get("timecode") for s in container.streams]
+    assert settings.timecode_of(0) in tags
+
+
+def test_conditioning_without_the_deliverable_passes_is_refused(shot_ws: Path, tmp_path: Path):
+    ws = tmp_path / "ws"
+    shutil.copytree(shot_ws, ws, symlinks=True)
+    shutil.rmtree(ws / "shots" / "top" / "conditioning" / "filmed")
+    shot = ws / "shots" / "top"
+    before = {p: p.stat().st_mtime_ns for p in shot.rglob("*") if p.is_file()}
+    with pytest.raises(InputError, match="reshoot condition"):
+        synthesize(ws, "top", _checkpoint(tmp_path / "zero", perturb=False), device="cpu")
+    assert {p: p.stat().st_mtime_ns for p in shot.rglob("*") if p.is_file()} == before  # nothing touched
+
+
 def test_stale_conditioning_and_missing_checkpoint_are_refused(shot_ws: Path, tmp_path: Path):
     ws = tmp_path / "ws"
     shutil.copytree(shot_ws, ws, symlinks=True)

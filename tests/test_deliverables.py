@@ -1,0 +1,245 @@
+"""The shot's VFX hand-off, each part read back by an independent reader: Cryptomatte (its published hashing
+rule re-implemented here), colour (OpenEXR and OCIO), the filmed mask (against ground-truth depth), timecode."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+
+from reshoot.geometry import cryptomatte
+from reshoot.geometry.errors import InputError
+
+
+def murmur3_32(data: bytes, seed: int = 0) -> int:
+    """MurmurHash3 x86 32-bit, written from Austin Appleby's reference (independent of the mmh3 package)."""
+    c1, c2, mask = 0xCC9E2D51, 0x1B873593, 0xFFFFFFFF
+
+    def rotl(x: int, r: int) -> int:
+        return ((x << r) | (x >> (32 - r))) & mask
+
+    h = seed
+    blocks = len(data) // 4
+    for i in range(blocks):
+        k = int.from_bytes(data[4 * i : 4 * i + 4], "little")
+        k = rotl((k * c1) & mask, 15) * c2 & mask
+        h = (rotl(h ^ k, 13) * 5 + 0xE6546B64) & mask
+    tail = data[4 * blocks :]
+    if tail:
+        k = int.from_bytes(tail, "little")
+        h ^= rotl((k * c1) & mask, 15) * c2 & mask
+    h ^= len(data)
+    h ^= h >> 16
+    h = (h * 0x85EBCA6B) & mask
+    h ^= h >> 13
+    h = (h * 0xC2B2AE35) & mask
+    return h ^ (h >> 16)
+
+
+def spec_id(name: str) -> float:
+    """The Cryptomatte specification's id of a name: its hash's bits as a float32, exponent 0 or 255 nudged."""
+    bits = murmur3_32(name.encode())
+    if ((bits >> 23) & 0xFF) in (0, 255):
+        bits ^= 1 << 23
+    return struct.unpack("<f", struct.pack("<I", bits))[0]
+
+
+def decode(ids: np.ndarray, manifest: dict[str, str]) -> np.ndarray:
+    """Entity names of float32 ids through the manifest ("" for id 0, "?" for an id it lacks)."""
+    by_hex = {value: name for name, value in manifest.items()}
+    hexes = [f"{b:08x}" for b in ids.astype(np.float32).view(np.uint32).ravel()]
+    names = ["" if h == "00000000" else by_hex.get(h, "?") for h in hexes]
+    return np.array(names, dtype=object).reshape(ids.shape)
+
+
+class TestCryptomatte:
+    def test_reference_vectors_of_the_independent_hash(self):
+        assert murmur3_32(b"") == 0
+        assert murmur3_32(b"hello") == 0x248BFA47
+        assert murmur3_32(b"The quick brown fox jumps over the lazy dog") == 0x2E4FF723
+
+    def test_ids_follow_the_published_rule(self):
+        names = ["char_1", "char_2", "table", "chair 2", "ünïcode"] + [f"prop_{i}" for i in range(300)]
+        nudged = 0
+        for name in names:
+            ours, theirs = float(cryptomatte.name_id(name)), spec_id(name)
+            assert struct.pack("<f", ours) == struct.pack("<f", theirs), name
+            assert np.isfinite(ours) and (ours == 0 or abs(ours) >= np.finfo(np.float32).tiny)
+            nudged += ((murmur3_32(name.encode()) >> 23) & 0xFF) in (0, 255)
+        assert nudged >= 1  # the exponent rule was exercised
+
+    def test_manifest_and_key(self):
+        names = ["char_1", "table"]
+        attributes = cryptomatte.header_attributes(names)
+        key = f"{murmur3_32(b'CryptoObject'):08x}"[:7]
+        assert attributes[f"cryptomatte/{key}/name"] == "CryptoObject"
+        assert attributes[f"cryptomatte/{key}/hash"] == "MurmurHash3_32"
+        assert attributes[f"cryptomatte/{key}/conversion"] == "uint32_to_float32"
+        manifest = json.loads(attributes[f"cryptomatte/{key}/manifest"])
+        assert manifest == {n: f"{struct.unpack('<I', struct.pack('<f', spec_id(n)))[0]:08x}" for n in names}
+
+    def test_channels_rank_entities_by_coverage(self):
+        names = ["a", "b", "c"]
+        coverage = np.zeros((2, 3, 3), np.float32)
+        coverage[0, 0] = [0.2, 0.7, 0.1]  # b, a, c
+        coverage[0, 1] = [0.0, 0.0, 1.0]  # c alone
+        channels = cryptomatte.channels(coverage, names)
+        assert sorted(channels) == [f"CryptoObject0{g}.{c}" for g in (0, 1) for c in "ABGR"]
+        manifest = json.loads(
+            next(v for k, v in cryptomatte.header_attributes(names).items() if k.endswith("manifest"))
+        )
+        first, second = decode(channels["CryptoObject00.R"], manifest), decode(channels["CryptoObject00.B"], manifest)
+        third = decode(channels["CryptoObject01.R"], manifest)
+        assert (first[0, 0], second[0, 0], third[0, 0]) == ("b", "a", "c")
+        assert channels["CryptoObject00.G"][0, 0] == pytest.approx(0.7) and channels["CryptoObject00.A"][
+            0, 0
+        ] == pytest.approx(0.2)
+        assert (first[0, 1], second[0, 1]) == ("c", "") and channels["CryptoObject00.A"][0, 1] == 0
+        assert (first[1] == "").all() and (channels["CryptoObject00.G"][1] == 0).all()
+
+    def test_bad_shape(self):
+        with pytest.raises(ValueError, match="coverage"):
+            cryptomatte.channels(np.zeros((2, 2, 2)), ["a"])
+
+
+class TestColour:
+    RAMP = np.linspace(0.0, 1.0, 64, dtype=np.float32)
+
+    def ramp_image(self) -> np.ndarray:
+        return np.repeat(np.stack([self.RAMP, self.RAMP**2, 1 - self.RAMP], -1)[None], 4, axis=0)  # [4, 64, 3]
+
+    def test_exr_of_a_linear_ramp_reads_back_linear_with_chromaticities(self, tmp_path: Path):
+        import OpenEXR
+
+        from reshoot.colour import ColourPipeline, ColourSettings
+        from reshoot.conditioning import DeliverablePasses
+        from reshoot.deliverable import write_shot_exr
+
+        colour = ColourPipeline(ColourSettings())
+        ramp = self.ramp_image()
+        passes = DeliverablePasses(np.ones((4, 64), bool), cryptomatte.channels(np.zeros((4, 64, 0)), []), {})
+        write_shot_exr(
+            tmp_path / "r.1001.exr", ramp, np.ones((4, 64)), np.ones((4, 64)), passes, 24.0, "01:02:03:04",
+            colour.exr_attributes,
+        )  # fmt: skip
+        with OpenEXR.File(str(tmp_path / "r.1001.exr"), separate_channels=True) as exr:
+            channels, header = exr.channels(), dict(exr.header())
+            back = np.stack([channels[c].pixels for c in "RGB"], -1)
+            depth_type = channels["depth.Z"].pixels.dtype
+        assert back.dtype == np.float16 and depth_type == np.float32
+        np.testing.assert_allclose(back.astype(np.float32), ramp, rtol=1e-3, atol=1e-4)  # half precision
+        rec709 = (0.64, 0.33, 0.30, 0.60, 0.15, 0.06, 0.3127, 0.3290)  # ITU-R BT.709, D65
+        np.testing.assert_allclose(header["chromaticities"], rec709, atol=1e-6)
+        timecode = header["timeCode"]
+        assert (timecode.hours, timecode.minutes, timecode.seconds, timecode.frame) == (1, 2, 3, 4)
+        assert float(header["framesPerSecond"]) == 24.0
+
+    def test_srgb_png_of_the_ramp_decodes_to_it_through_ocio(self, tmp_path: Path):
+        import PyOpenColorIO as ocio
+
+        from reshoot.colour import ColourPipeline, ColourSettings
+
+        ramp = self.ramp_image()
+        iio.imwrite(tmp_path / "ramp.png", ColourPipeline(ColourSettings()).to_8bit(ramp))
+        encoded = iio.imread(tmp_path / "ramp.png").astype(np.float32) / 255
+        config = ocio.Config.CreateFromFile("ocio://cg-config-latest")
+        processor = config.getProcessor("sRGB Encoded Rec.709 (sRGB)", "Linear Rec.709 (sRGB)").getDefaultCPUProcessor()
+        decoded = encoded.copy()
+        processor.applyRGB(decoded)
+        # 8 bits of sRGB: half a code value is at most ~0.0065 of linear near white.
+        np.testing.assert_allclose(decoded, ramp, atol=0.007)
+        assert np.abs(encoded - ramp).max() > 0.1  # the PNG really is display-encoded, not linear
+
+    def test_acescg_working_space_has_ap1_primaries(self):
+        from reshoot.colour import ColourPipeline, ColourSettings
+
+        colour = ColourPipeline(ColourSettings(working_space="ACEScg"))
+        np.testing.assert_allclose(colour.chromaticities[:6], (0.713, 0.293, 0.165, 0.830, 0.128, 0.044), atol=1e-6)
+        grey = colour.to_working(np.full((1, 3), 0.5, np.float32))  # sRGB 0.5 is linear 0.214 in any primaries
+        np.testing.assert_allclose(grey, 0.2140, atol=1e-3)
+
+    @pytest.mark.parametrize(
+        ("settings", "message"),
+        [
+            ({"working_space": "sRGB Encoded Rec.709 (sRGB)"}, "not a scene-linear"),
+            ({"working_space": "Rec.2020 please"}, "not a colour space"),
+            ({"footage_space": "log?"}, "not a colour space"),
+            ({"config": "/nowhere/config.ocio"}, "could not be read"),
+            ({"gamma": "2.2"}, "unknown settings"),
+        ],
+    )
+    def test_bad_settings_are_refused(self, settings, message):
+        from reshoot.colour import ColourPipeline, ColourSettings
+
+        with pytest.raises(InputError, match=message):
+            ColourPipeline(ColourSettings.from_dict(settings))
+
+
+def test_filmed_mask_against_ground_truth_depth(reconstructed_workspace, scene_take: Path):
+    """The overhead camera of the scene take: our mask (the reconstruction's depth) against the truth's."""
+    import torch
+
+    from reshoot.datasets.synthetic import TakePaths
+    from reshoot.geometry.cameras_io import read_cameras_json
+    from reshoot.ground_truth import cameras_in_registration_frame, true_filmed_mask
+    from reshoot.render import load_splat_scene
+    from reshoot.reprojection import filmed_mask, render_depth
+    from reshoot.workspace import Workspace
+
+    ws = reconstructed_workspace[0]
+    take = TakePaths(scene_take)
+    truth = read_cameras_json(take.cameras).cameras
+    registered = read_cameras_json(Workspace(ws).cameras)
+    production = registered.names_with_role("production", default="production")
+    shot = cameras_in_registration_frame(truth, registered.cameras).select(["overhead"]).pinhole()
+    maps = {n: np.load(take.maps(n)) for n in [*production, "overhead"]}
+    scene = load_splat_scene(ws)
+    frame = 1  # a frame with reconstructed actors
+    gaussians = scene.at(frame)
+    depth, alpha = render_depth(gaussians, shot, "cpu")
+    ours = filmed_mask(gaussians, shot, depth[0], alpha[0], registered.cameras.select(production), "cpu").numpy()
+    true = true_filmed_mask(
+        maps["overhead"]["depth"][frame],
+        truth.select(["overhead"]),
+        truth.select(production),
+        [maps[n]["depth"][frame] for n in production],
+    )
+    iou = (ours & true).sum() / (ours | true).sum()
+    assert 0.2 < true.mean() < 0.9  # the truth has both filmed and unfilmed pixels
+    assert iou >= IOU_FLOOR, iou
+    with torch.no_grad():  # a mask that ignores occlusion (every covered pixel) scores clearly worse
+        everything = alpha[0].numpy() >= 0.5
+    assert (everything & true).sum() / (everything | true).sum() < iou - 0.05
+
+
+IOU_FLOOR = 0.75
+"""The scene take is fitted at 160×90 with small budgets (conftest); the default take reaches 0.87 overhead
+(benchmarks/filmed_mask.py)."""
+
+
+def test_take_timecode_is_read_from_the_videos(tmp_path: Path):
+    """A take whose cameras start at different moments, each video with its own start timecode: the take's
+    first frame gets the timecode of the moment all cameras roll; --timecode overrides it."""
+    from reshoot.datasets.synthetic import SynthConfig, generate_take
+    from reshoot.workspace import init_workspace, load_workspace
+
+    take = tmp_path / "take"
+    offsets = {"b_medium": 5, "c_medium": -3}
+    generate_take(
+        take,
+        SynthConfig(frames=8, width=64, height=36, survey_frames=0, offsets=offsets, timecode="10:00:00:00", seed=3),
+    )
+    settings = init_workspace(tmp_path / "ws", take / "footage", sync="timecode")
+    # The generator's take frame 0 (10:00:00:00) is the first frame every camera shows: the workspace's first.
+    assert settings.offsets == json.loads((take / "take.json").read_text())["offsets"]
+    assert settings.first_frame == 0 and settings.timecode == "10:00:00:00"
+    assert settings.timecode_of(30) == "10:00:01:06"
+    assert load_workspace(tmp_path / "ws").timecode == "10:00:00:00"
+    forced = init_workspace(tmp_path / "ws2", take / "footage", sync="timecode", timecode="01:00:00:00")
+    assert forced.timecode == "01:00:00:00" and forced.timecode_of(forced.first_frame + 25) == "01:00:01:01"
+    with pytest.raises(InputError, match="timecode"):
+        init_workspace(tmp_path / "ws3", take / "footage", sync="timecode", timecode="25:00:00")
