@@ -208,6 +208,12 @@ def init(
         "--deliverable-start",
         help="Frame number of a shot's first frame in its EXRs and timeline (default 1001).",
     ),
+    camera_space: list[str] = typer.Option(
+        [],
+        "--camera-space",
+        help="A camera that recorded in another colour encoding than --footage-space, CAMERA=SPACE (OCIO name; "
+        "repeat): its frames are decoded into the footage space as they are read.",
+    ),
 ) -> None:
     """Create a workspace for a take: check the footage, sync its cameras and write WORKSPACE/reshoot.toml."""
     from reshoot.workspace import WORKSPACE_FILE, init_workspace, parse_stage_settings
@@ -222,7 +228,8 @@ def init(
         survey=survey, plates=plates, stages=stages, sync=sync, calibration_units=calibration_units,
         timecode=timecode, deliverable_start=deliverable_start,
         colour={k: v for k, v in (("config", ocio_config), ("working_space", working_space),
-                                  ("footage_space", footage_space)) if v is not None},
+                                  ("footage_space", footage_space), ("cameras", _parse_camera_spaces(camera_space)))
+                if v},
     )  # fmt: skip
     if (workspace / WORKSPACE_FILE).is_file():
         with _writing(workspace, "init", settings_must_read=False):  # --force repairs a damaged reshoot.toml
@@ -236,6 +243,17 @@ def init(
         + (", [yellow]sensitive[/yellow]" if settings.sensitive else "")
     )
     print(workspace / WORKSPACE_FILE)
+
+
+def _parse_camera_spaces(items: list[str]) -> dict[str, str]:
+    """`CAMERA=SPACE` texts as {camera: space}."""
+    spaces = {}
+    for item in items:
+        camera, sep, space = (part.strip() for part in item.partition("="))
+        if not (sep and camera and space):
+            raise typer.BadParameter(f"{item!r} is not CAMERA=SPACE, e.g. b_medium='Gamma 2.4 Encoded Rec.709'")
+        spaces[camera] = space
+    return spaces
 
 
 def _print_sync(record: dict) -> None:

@@ -24,7 +24,7 @@ import logging
 import math
 import os
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -228,6 +228,8 @@ class CameraFootage:
             runs at its highest); None: the camera's. Take frame t then shows the frame nearest in time.
         timestamps: for a variable-frame-rate video, each frame's time in seconds from the first (from
             the container); empty for constant rates.
+        decode: applied to every frame read ([H, W, 3] float32 → the same): the camera's colour
+            encoding turned into the take's (`reshoot.colour.ColourPipeline.decoder`); None: as recorded.
     """
 
     name: str
@@ -241,6 +243,7 @@ class CameraFootage:
     frame_paths: tuple[Path, ...] = field(default=(), repr=False)
     take_fps: float | None = None
     timestamps: tuple[float, ...] = field(default=(), repr=False)
+    decode: Callable[[np.ndarray], np.ndarray] | None = field(default=None, repr=False, compare=False)
     _cursor: _VideoCursor | None = field(default=None, init=False, repr=False, compare=False)
     _times: np.ndarray = field(init=False, repr=False, compare=False)
     _span: int = field(init=False, repr=False, compare=False)
@@ -305,8 +308,10 @@ class CameraFootage:
             )
         index = self.source_index(frame)
         if self._cursor is not None:
-            return self._cursor.read(index).astype(np.float32) / 255.0
-        return self._read_image(self.frame_paths[index])
+            image = self._cursor.read(index).astype(np.float32) / 255.0
+        else:
+            image = self._read_image(self.frame_paths[index])
+        return self.decode(image) if self.decode is not None else image
 
     def iter_frames(self, start: int | None = None, stop: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
         """Frames in order, decoded one at a time.
@@ -720,6 +725,7 @@ def open_footage(
     fps: float | None = None,
     calibration_units: str = "auto",
     probed: Sequence[CameraFootage] | None = None,
+    decoders: Mapping[str, Callable[[np.ndarray], np.ndarray]] | None = None,
 ) -> Footage:
     """Open a take folder lazily: headers are read and frames counted, nothing is kept in memory.
 
@@ -738,6 +744,7 @@ def open_footage(
             Its translations are converted to metres.
         probed: the folder's cameras as `probe_cameras(folder, fps)` gave them, so that they are not
             probed again (probing decodes every video once).
+        decoders: camera name → its `CameraFootage.decode` (cameras not named: none).
 
     Returns:
         The Footage, sources sorted by camera name, calibration in the same order.
@@ -779,7 +786,11 @@ def open_footage(
             "source": "sniffed" if calibration_units == "auto" else "declared",
             "median_spacing_m": round(median_spacing(ordered), 4),
         }
-    sources = tuple(replace(p, offset=(checked_offsets or {}).get(p.name, 0), take_fps=take_fps) for p in probes)
+    decoders = decoders or {}
+    sources = tuple(
+        replace(p, offset=(checked_offsets or {}).get(p.name, 0), take_fps=take_fps, decode=decoders.get(p.name))
+        for p in probes
+    )
     logger.info(
         "%s: %d cameras, %d frames from %d at %g fps%s",
         folder,

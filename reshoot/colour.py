@@ -11,14 +11,21 @@ and the mp4 are that linear image encoded for the sRGB display, all through OCIO
 config = "ocio://cg-config-latest"        # an OCIO config file, or one built into OCIO (ocio://...)
 working_space = "Linear Rec.709 (sRGB)"   # scene-linear; "ACEScg" for ACES pipelines
 footage_space = "sRGB Encoded Rec.709 (sRGB)"   # the footage's input transform
+
+[colour.cameras]                          # optional: a camera that recorded in another encoding
+b_medium = "Gamma 2.4 Encoded Rec.709"
 ```
+A camera named under `[colour.cameras]` is decoded from its own space into `footage_space` as its frames
+are read (`ColourPipeline.decoder`), so every stage sees the whole rig in one encoding; values are
+clipped to [0, 1], the range the stages work in.
 A working space must be scene-linear and carry an interop id (OCIO 2.5) from which OpenEXR knows its
 chromaticities; the built-in configs' linear spaces all do.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
@@ -41,16 +48,24 @@ class ColourSettings:
     config: str = DEFAULT_CONFIG
     working_space: str = DEFAULT_WORKING_SPACE
     footage_space: str = DEFAULT_FOOTAGE_SPACE
+    cameras: dict[str, str] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, str]:
+    def spaces(self) -> dict[str, str]:
+        """The three spaces of the hand-off (config, working_space, footage_space): what an EXR's colour needs."""
         return {"config": self.config, "working_space": self.working_space, "footage_space": self.footage_space}
 
     @staticmethod
     def from_dict(values: dict[str, Any]) -> ColourSettings:
-        unknown = sorted(set(values) - {"config", "working_space", "footage_space"})
+        unknown = sorted(set(values) - {"config", "working_space", "footage_space", "cameras"})
         if unknown:
-            raise InputError(f"[colour] has unknown settings {unknown}; it takes config, working_space, footage_space.")
-        return ColourSettings(**{k: str(v) for k, v in values.items()})
+            raise InputError(
+                f"[colour] has unknown settings {unknown}; it takes config, working_space, footage_space, cameras."
+            )
+        cameras = values.get("cameras", {})
+        if not isinstance(cameras, dict):
+            raise InputError("[colour] cameras must be a table: camera name = colour space.")
+        plain = {k: str(v) for k, v in values.items() if k != "cameras"}
+        return ColourSettings(**plain, cameras={str(k): str(v) for k, v in cameras.items()})
 
 
 class ColourPipeline:
@@ -73,7 +88,9 @@ class ColourPipeline:
                 f"one built into OCIO such as {DEFAULT_CONFIG!r}."
             ) from None
         spaces = [s.getName() for s in self.config.getColorSpaces()]
-        for role, name in (("working_space", settings.working_space), ("footage_space", settings.footage_space)):
+        named = [("working_space", settings.working_space), ("footage_space", settings.footage_space)]
+        named += [(f"cameras.{camera}", space) for camera, space in settings.cameras.items()]
+        for role, name in named:
             if self.config.getColorSpace(name) is None:
                 raise InputError(
                     f"[colour] {role} {name!r} is not a colour space of {settings.config}; it has {spaces}."
@@ -119,6 +136,15 @@ class ColourPipeline:
     def to_working(self, encoded: np.ndarray) -> np.ndarray:
         """[..., 3] footage-encoded colour → float32 scene-linear colour in the working space."""
         return _apply(self._to_working, encoded)
+
+    def decoder(self, camera: str) -> Callable[[np.ndarray], np.ndarray] | None:
+        """The function turning `camera`'s frames ([H, W, 3] float32 in [0, 1], its own encoding) into the
+        footage space (clipped to [0, 1]); None for a camera recorded in the footage space."""
+        space = self.settings.cameras.get(camera, self.settings.footage_space)
+        if space == self.settings.footage_space:
+            return None
+        processor = _exact(self.config.getProcessor(space, self.settings.footage_space))
+        return lambda image: np.clip(_apply(processor, image), 0.0, 1.0)
 
     def to_footage(self, linear: np.ndarray) -> np.ndarray:
         """[..., 3] working-space linear colour → float32 footage-encoded colour (the inverse of `to_working`)."""

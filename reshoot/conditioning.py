@@ -271,7 +271,7 @@ def render_conditioning(
                 "frames": frames,
                 "entities": {str(e.entity_id): e.name for e in entities},
                 "frames_without_actors": without_actors,
-                "colour": colour.settings.to_dict(),
+                "colour": colour.settings.spaces(),
             },
         )
     return ConditioningSummary(shot.conditioning, frames, without_actors)

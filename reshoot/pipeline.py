@@ -123,6 +123,8 @@ def _settings_inputs(ws: Workspace) -> dict[str, Path | str | None]:
     }
     if settings.calibration is not None:  # without one, the digest of a workspace made before units stays
         take["calibration_units"] = settings.calibration_units
+    if settings.colour.get("cameras"):  # cameras decoded from their own colour space: every stage's pixels
+        take["camera_spaces"] = settings.colour["cameras"]
     return {
         "settings": value_digest(take),
         "footage": settings.footage,

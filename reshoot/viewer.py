@@ -38,7 +38,7 @@ class ViewerContent:
 
     Attributes:
         first_frame, frames: the take.
-        cameras: the registered cameras; roles: name → role.
+        cameras: the registered cameras, then the survey's photos (named survey/<stem>); roles: name → role.
         points: [P, 3] sparse points and [P, 3] uint8 colours, or None.
         scene: the reconstruction (`reshoot.render.SplatScene`), or None.
         entities: the layout's `EntityTrack`s (empty without a layout).
@@ -70,7 +70,13 @@ def load_viewer_content(workspace: str | Path, shot: str | None = None) -> Viewe
     if not ws.cameras.is_file():
         raise InputError(f"{root}: nothing to view yet ({ws.cameras} is missing); run `reshoot register {root}`.")
     document = read_cameras_json(ws.cameras)
-    roles = {n: str(document.attributes.get(n, {}).get("role", "production")) for n in document.cameras.names}
+    cameras = document.cameras
+    roles = {n: str(document.attributes.get(n, {}).get("role", "production")) for n in cameras.names}
+    if ws.survey_cameras.is_file():
+        survey = read_cameras_json(ws.survey_cameras).cameras
+        survey = survey.renamed([f"survey/{n}" for n in survey.names])  # photo stems may repeat camera names
+        cameras = Camera.cat([cameras, survey])
+        roles.update({n: "survey" for n in survey.names})
     points = None
     if ws.points.is_file():
         from plyfile import PlyData
@@ -100,9 +106,7 @@ def load_viewer_content(workspace: str | Path, shot: str | None = None) -> Viewe
         path = shot_document.paths[shot]
         poses = {int(f): m.numpy() for f, m in zip(path.frames.tolist(), path.cam_from_world)}
         shot_content = (shot, shot_document.cameras.select(0), poses)
-    return ViewerContent(
-        settings.first_frame, settings.frames, document.cameras, roles, points, scene, entities, shot_content
-    )
+    return ViewerContent(settings.first_frame, settings.frames, cameras, roles, points, scene, entities, shot_content)
 
 
 def splat_arrays(gaussians: Gaussians, limit: int = MAX_SPLATS) -> dict[str, np.ndarray]:
@@ -148,11 +152,11 @@ class Viewer:
         extent = float(np.ptp(cameras.centers.numpy(), axis=0).max()) if len(cameras) > 1 else 1.0
         self.scale = max(0.05 * extent, 0.05)
         for i, name in enumerate(cameras.names):
-            colour = SURVEY_COLOUR if content.roles.get(name) == "survey" else PRODUCTION_COLOUR
-            _frustum(
-                server, f"/cameras/{name}", cameras.select(i), cameras.cam_from_world[i].numpy(), colour, self.scale
-            )
-            server.scene.add_label(f"/cameras/{name}/label", name)
+            survey = content.roles.get(name) == "survey"
+            colour, scale = (SURVEY_COLOUR, 0.5 * self.scale) if survey else (PRODUCTION_COLOUR, self.scale)
+            _frustum(server, f"/cameras/{name}", cameras.select(i), cameras.cam_from_world[i].numpy(), colour, scale)
+            if not survey:  # dozens of photos: their frusta alone
+                server.scene.add_label(f"/cameras/{name}/label", name)
         if content.scene is not None:
             server.scene.add_gaussian_splats("/set", **splat_arrays(content.scene.background))
         elif content.points is not None:

@@ -112,7 +112,8 @@ class WorkspaceSettings:
         plates: clean plates (one video or image folder per camera of the empty set), absolute, or None:
             used instead of the footage's temporal median.
         stages: per stage name, the settings `reshoot run` runs it with (over the defaults).
-        colour: the colour settings (`reshoot.colour.ColourSettings` as a dict; {} = the defaults).
+        colour: the colour settings (`reshoot.colour.ColourSettings` as a dict, per-camera spaces under
+            "cameras"; {} = the defaults).
         timecode: SMPTE timecode HH:MM:SS:FF of take frame `first_frame`, or None where unknown.
         deliverable_start: the frame number a shot's first frame gets in its deliverables (EXR, timeline).
     """
@@ -132,7 +133,7 @@ class WorkspaceSettings:
     plates: Path | None = None
     stages: dict[str, dict[str, Any]] = field(default_factory=dict)
     calibration_units: str = "auto"
-    colour: dict[str, str] = field(default_factory=dict)
+    colour: dict[str, Any] = field(default_factory=dict)
     timecode: str | None = None
     deliverable_start: int = DEFAULT_DELIVERABLE_START
 
@@ -141,7 +142,14 @@ class WorkspaceSettings:
         to be closed (it is a context manager)."""
         from reshoot.datasets.footage import open_footage
 
-        return open_footage(self.footage, self.calibration, self.offsets or None, self.fps, self.calibration_units)
+        return open_footage(
+            self.footage,
+            self.calibration,
+            self.offsets or None,
+            self.fps,
+            self.calibration_units,
+            decoders=self.footage_decoders(),
+        )
 
     def open_plates(self, footage) -> dict | None:
         """The clean plates per camera name (`CameraFootage`, frames from 0), or None without plates.
@@ -151,9 +159,20 @@ class WorkspaceSettings:
         """
         if self.plates is None:
             return None
+        from dataclasses import replace
+
         from reshoot.datasets.footage import open_plates
 
-        return open_plates(self.plates, {s.name: (s.width, s.height) for s in footage.sources})
+        plates = open_plates(self.plates, {s.name: (s.width, s.height) for s in footage.sources})
+        return {name: replace(plate, decode=footage.source(name).decode) for name, plate in plates.items()}
+
+    def footage_decoders(self) -> dict:
+        """Camera name → the colour decoder of a camera recorded in a space of its own ([colour.cameras]); {}
+        for none (OCIO is not loaded then)."""
+        if not self.colour.get("cameras"):
+            return {}
+        pipeline = self.colour_pipeline()
+        return {name: pipeline.decoder(name) for name in self.colour["cameras"]}
 
     def colour_pipeline(self):
         """The workspace's `reshoot.colour.ColourPipeline` (the defaults where reshoot.toml has no [colour])."""
@@ -245,6 +264,11 @@ def init_workspace(
     )
     previous = _previous_settings(root)
     _check_same_take(root, previous, Path(footage).resolve(), tuple(take.camera_names))
+    unknown = sorted(set((colour or {}).get("cameras", {})) - set(take.camera_names))
+    if unknown:
+        raise InputError(
+            f"--camera-space names cameras without footage {unknown}; the cameras are {list(take.camera_names)}."
+        )
     if timecode is not None:
         from reshoot.datasets.sync import timecode_to_frames
 
@@ -441,7 +465,7 @@ def load_workspace(root: str | Path) -> WorkspaceSettings:
             survey=(root / doc["survey"]["path"]).resolve() if "survey" in doc else None,
             plates=(root / doc["plates"]["path"]).resolve() if "plates" in doc else None,
             stages={str(name): dict(values) for name, values in doc.get("stages", {}).items()},
-            colour={str(k): str(v) for k, v in doc.get("colour", {}).items()},
+            colour=dict(doc.get("colour", {})),
             timecode=str(footage["timecode"]) if "timecode" in footage else None,
             deliverable_start=int(doc.get("deliverables", {}).get("first_frame", DEFAULT_DELIVERABLE_START)),
         )

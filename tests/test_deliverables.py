@@ -243,3 +243,49 @@ def test_take_timecode_is_read_from_the_videos(tmp_path: Path):
     assert forced.timecode == "01:00:00:00" and forced.timecode_of(forced.first_frame + 25) == "01:00:01:01"
     with pytest.raises(InputError, match="timecode"):
         init_workspace(tmp_path / "ws3", take / "footage", sync="timecode", timecode="25:00:00")
+
+
+def test_a_camera_in_another_encoding_is_decoded_into_the_footage_space(tmp_path: Path):
+    """[colour.cameras]: b_medium recorded gamma 2.4 Rec.709 video; its frames (and only its) come out of the
+    footage reader in the workspace's footage space, as OCIO converts them; bad names are refused."""
+    import PyOpenColorIO as ocio
+
+    from reshoot.datasets.footage import open_footage
+    from reshoot.datasets.synthetic import SynthConfig, generate_take
+    from reshoot.workspace import init_workspace, load_workspace
+
+    take = tmp_path / "take"
+    generate_take(take, SynthConfig(frames=4, width=64, height=36, survey_frames=0, seed=5))
+    space = "Gamma 2.4 Encoded Rec.709"
+    init_workspace(tmp_path / "ws", take / "footage", colour={"cameras": {"b_medium": space}})
+    settings = load_workspace(tmp_path / "ws")
+    assert settings.colour == {"cameras": {"b_medium": space}}
+    raw = open_footage(take / "footage")
+    with settings.open_footage() as footage:
+        config = ocio.Config.CreateFromFile("ocio://cg-config-latest")
+        processor = config.getProcessor(space, "sRGB Encoded Rec.709 (sRGB)").getDefaultCPUProcessor()
+        expected = raw.source("b_medium").read(2).copy()
+        processor.applyRGB(expected)
+        decoded = footage.source("b_medium").read(2)
+        np.testing.assert_allclose(decoded, np.clip(expected, 0, 1), atol=1e-4)
+        assert np.abs(decoded - raw.source("b_medium").read(2)).max() > 0.01  # the decode changed it
+        np.testing.assert_array_equal(footage.source("a_wide").read(2), raw.source("a_wide").read(2))
+    raw.close()
+    with pytest.raises(InputError, match="cameras without footage"):
+        init_workspace(tmp_path / "ws2", take / "footage", colour={"cameras": {"z_crane": space}})
+    with pytest.raises(InputError, match="not a colour space"):
+        init_workspace(tmp_path / "ws3", take / "footage", colour={"cameras": {"b_medium": "Kodak 5219"}})
+    assert not (tmp_path / "ws2").exists() and not (tmp_path / "ws3").exists()
+
+    from reshoot.cli.app import main
+
+    def run(*args):
+        with pytest.raises(SystemExit) as exit_:
+            main(list(args))
+        return exit_.value.code
+
+    footage = str(take / "footage")
+    assert run("init", str(tmp_path / "ws4"), "--footage", footage, "--camera-space", f"b_medium={space}") == 0
+    assert load_workspace(tmp_path / "ws4").colour == {"cameras": {"b_medium": space}}
+    assert run("init", str(tmp_path / "ws5"), "--footage", footage, "--camera-space", "b_medium") == 2
+    assert run("init", str(tmp_path / "ws6"), "--footage", footage, "--working-space", "sRGB - Display") == 2

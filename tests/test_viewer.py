@@ -51,6 +51,9 @@ def test_content_of_a_laid_out_workspace(viewed_ws: Path):
 
     content = load_viewer_content(viewed_ws, "top")
     assert content.scene is not None and content.entities and content.points is not None
+    production = [n for n in content.cameras.names if content.roles[n] == "production"]
+    assert production == ["a_wide", "b_medium", "c_medium", "d_reverse"]
+    assert all(n.startswith("survey/") for n in content.cameras.names if n not in production)
     name, camera, poses = content.shot
     assert name == "top" and len(camera) == 1 and sorted(poses) == [0, 1, 2, 3, 4]
     with pytest.raises(InputError, match="does not exist"):
