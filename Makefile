@@ -26,8 +26,10 @@ demo: $(STAMP) splats-kernel
 	@echo "reshoot demo: synthetic take in $(DEMO_OUT)/take (footage/ as shot, gt/ ground truth),"
 	@echo "              workspace in $(DEMO_OUT)/workspace: cameras in registration/, splats in splats/,"
 	@echo "              layout.json + layout_plan.png, the overhead shot in shots/overhead/ (conditioning/preview.mp4,"
-	@echo "              frames/ and overhead.mp4 made by the tiny video model in model/weights/tiny),"
-	@echo "              its check.json, and the continuity report in $(DEMO_OUT)/workspace/report/index.html"
+	@echo "              frames/ and overhead.mp4 made by the tiny video model in model/weights/tiny; the VFX"
+	@echo "              deliverable exr/overhead.NNNN.exr and the timeline overhead.otio + overhead.edl),"
+	@echo "              its check.json, and the continuity report in $(DEMO_OUT)/workspace/report/index.html;"
+	@echo "              look around it in 3D: .venv/bin/reshoot view $(DEMO_OUT)/workspace --shot overhead"
 
 test: $(STAMP) splats-kernel browser
 	$(PY) -m ruff check .

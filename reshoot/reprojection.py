@@ -9,6 +9,9 @@ reconstruction; colour only from the footage.
 
 Each surface point is also labelled with the layout entity whose (padded) box holds it, so that the
 checks know which reference pixels show which character or prop.
+
+The same visibility test (`sees`) gives the shot deliverable's `filmed` mask (`filmed_mask`): which pixels
+show a surface some production camera had in clear sight at that frame.
 """
 
 from __future__ import annotations
