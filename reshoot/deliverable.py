@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from reshoot.conditioning import DeliverablePasses, write_exr_channels
+from reshoot.geometry.errors import InputError
 
 
 def deliverable_numbers(frames: list[int], start: int) -> list[int]:
@@ -36,9 +37,14 @@ def exr_timecode(timecode: str):
     """An OpenEXR `TimeCode` of "HH:MM:SS:FF" (non-drop-frame)."""
     import OpenEXR
 
-    hours, minutes, seconds, frames = (int(part) for part in timecode.replace(";", ":").split(":"))
+    from reshoot.datasets.sync import TIMECODE
+
+    match = TIMECODE.match(timecode.strip())
+    if match is None:
+        raise InputError(f"timecode {timecode!r} is not HH:MM:SS:FF.")
+    hours, minutes, seconds, _, frames = match.groups()
     value = OpenEXR.TimeCode()
-    value.hours, value.minutes, value.seconds, value.frame = hours, minutes, seconds, frames
+    value.hours, value.minutes, value.seconds, value.frame = int(hours), int(minutes), int(seconds), int(frames)
     return value
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from reshoot.check import read_check
-from reshoot.geometry.cameras_io import read_cameras_json
+from reshoot.geometry.cameras_io import CamerasDocument, read_cameras_json
 from reshoot.geometry.errors import InputError
 from reshoot.geometry.files import read_json_document, write_text_atomic
 from reshoot.geometry.progress import ProgressFn, no_progress
@@ -216,12 +216,12 @@ FILMBACK_WIDTH_MM = 36.0
 """Lenses are quoted in millimetres on a 36 mm-wide filmback, as the USD export writes them."""
 
 
-def _shot_card(root: Path, shot: ShotPaths, page_folder: Path, units: str) -> str:
-    """A synthesized shot's clip, camera summary and deliverable links ("" for a shot not synthesized yet)."""
+def _shot_card(shot: ShotPaths, document: CamerasDocument, page_folder: Path, units: str) -> str:
+    """A synthesized shot's clip, camera summary (from its shot.json, `document`) and deliverable links ("" for
+    a shot not synthesized yet)."""
     if not shot.synthesis.is_file() or not shot.video.is_file():
         return ""
     record = read_json_document(shot.synthesis, "synthesis", 1)
-    document = read_shot_document(root, shot.name)
     camera, path = document.cameras.select(0), document.paths[shot.name]
     world_from_cam = np.linalg.inv(path.cam_from_world.numpy())
     heights = world_from_cam[:, 2, 3]
@@ -286,9 +286,10 @@ def write_report(
     shots = ws.shot_names()
     checked = [s for s in shots if ws.shot(s).check.is_file()]
 
+    documents = {name: read_shot_document(root, name) for name in shots}
     centres = {}
-    for name in shots:
-        path = read_shot_document(root, name).paths[name]
+    for name, document in documents.items():
+        path = document.paths[name]
         centres[name] = np.linalg.inv(path.cam_from_world.numpy())[:, :3, 3]
     points = [registered.cameras.centers.numpy()] + [c for c in centres.values()]
     for e in entities:
@@ -306,7 +307,7 @@ def write_report(
     ]
     target = Path(out) if out is not None else ws.report_page
     units = "units" if settings.scale.get("source", "arbitrary") == "arbitrary" else "m"
-    cards = [_shot_card(root, ws.shot(name), target.parent.resolve(), units) for name in shots]
+    cards = [_shot_card(ws.shot(name), documents[name], target.parent.resolve(), units) for name in shots]
     summary_rows = []
     sections = []
     with settings.open_footage() as footage:

@@ -79,17 +79,12 @@ def load_viewer_content(workspace: str | Path, shot: str | None = None) -> Viewe
         roles.update({n: "survey" for n in survey.names})
     points = None
     if ws.points.is_file():
-        from plyfile import PlyData
+        from reshoot.static_set import read_sparse_points
 
-        vertex = PlyData.read(str(ws.points))["vertex"]
-        xyz = np.stack([vertex["x"], vertex["y"], vertex["z"]], -1).astype(np.float32)
-        names = vertex.data.dtype.names or ()
-        rgb = (
-            np.stack([vertex["red"], vertex["green"], vertex["blue"]], -1).astype(np.uint8)
-            if "red" in names
-            else np.full_like(xyz, 128, dtype=np.uint8)
-        )
-        points = (xyz, rgb)
+        xyz, colours = read_sparse_points(ws.points)
+        if len(colours) != len(xyz):  # a cloud written without colours
+            colours = np.full_like(xyz, 0.5)
+        points = (xyz.astype(np.float32), (colours * 255 + 0.5).astype(np.uint8))
     scene = None
     if ws.set_splats.is_file():
         scene = load_splat_scene(root)
