@@ -6,7 +6,10 @@ The timeline starts at the shot's first timecode and holds, one video track each
 - one track per production camera: the same span of the take in that camera's own footage (its file, its
   rate, its start timecode), so an editor can cut between the filmed angles and the new one.
 The EDL (OTIO's cmx_3600 adapter; one video track) lists the generated clip alone, record timecode
-equal to source timecode.
+equal to source timecode. CMX 3600 timecodes exist at the SMPTE rates only (23.976 to 60 fps): a take at
+another rate (a 6 fps webcam rig) gets the timeline and no EDL (`edl_supported`).
+Timecodes are HH:MM:SS:FF strings counted at the rounded rate (`reshoot.datasets.sync`), so the timeline
+is exact at any rate.
 """
 
 from __future__ import annotations
@@ -41,6 +44,22 @@ class SourceClip:
     length: int
 
 
+def edl_supported(fps: float) -> bool:
+    """Whether a CMX 3600 EDL can hold timecodes at `fps` (a SMPTE rate, 23.976 counting as 24000/1001)."""
+    import opentimelineio as otio
+
+    return abs(otio.opentime.RationalTime.nearest_smpte_timecode_rate(fps) - fps) < 0.01
+
+
+def _time(timecode: str, fps: float):
+    """The `RationalTime` of a timecode at `fps` (OTIO's own parser accepts SMPTE rates only)."""
+    import opentimelineio as otio
+
+    from reshoot.datasets.sync import timecode_to_frames  # (torch: not at `reshoot status`'s start)
+
+    return otio.opentime.RationalTime(timecode_to_frames(timecode, fps), fps)
+
+
 def shot_timeline(
     name: str,
     fps: float,
@@ -65,7 +84,7 @@ def shot_timeline(
     import opentimelineio as otio
 
     rational, time_range = otio.opentime.RationalTime, otio.opentime.TimeRange
-    start = otio.opentime.from_timecode(timecode, fps)
+    start = _time(timecode, fps)
     shot_range = time_range(start, rational(frames, fps))
     timeline = otio.schema.Timeline(name=name, global_start_time=start)
     exr = otio.schema.ImageSequenceReference(
@@ -90,7 +109,7 @@ def shot_timeline(
     generated.append(clip)
     timeline.tracks.append(generated)
     for source in sources:
-        camera_start = otio.opentime.from_timecode(source.start_timecode, source.fps)
+        camera_start = _time(source.start_timecode, source.fps)
         reference = otio.schema.ExternalReference(
             target_url=source.path.resolve().as_uri(),
             available_range=time_range(camera_start, rational(source.length, source.fps)),
@@ -118,9 +137,14 @@ def edl_text(timeline) -> str:
     return otio.adapters.write_to_string(single, "cmx_3600", rate=rate)
 
 
-def write_timeline(timeline, otio_path: Path, edl_path: Path) -> None:
-    """Write the timeline as .otio and its EDL, each replaced whole (never half-written)."""
+def write_timeline(timeline, otio_path: Path, edl_path: Path) -> bool:
+    """Write the timeline as .otio and, at a SMPTE rate, its EDL, each replaced whole (never half-written); at
+    another rate an EDL of an earlier run is removed. Whether an EDL was written."""
     import opentimelineio as otio
 
     write_text_atomic(otio_path, otio.adapters.write_to_string(timeline, "otio_json"))
+    if not edl_supported(timeline.global_start_time.rate):
+        edl_path.unlink(missing_ok=True)
+        return False
     write_text_atomic(edl_path, edl_text(timeline))
+    return True

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reshoot.editorial import edl_supported
 from reshoot.geometry.errors import InputError
 from reshoot.geometry.progress import ProgressFn, no_progress
 from reshoot.geometry.scale_hint import ScaleHint
@@ -271,7 +272,7 @@ def stages() -> dict[str, Stage]:
                 "video": _shot(ws, s).video,
                 "exr": _shot(ws, s).exr,
                 "timeline": _shot(ws, s).timeline,
-                "edl": _shot(ws, s).edl,
+                **({"edl": _shot(ws, s).edl} if edl_supported(ws.settings.fps) else {}),
                 "synthesis": _shot(ws, s).synthesis,
             },
             _run_synthesize,

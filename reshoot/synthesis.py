@@ -212,6 +212,9 @@ def synthesize(
     result = colour.to_8bit(linear)
     numbers = deliverable_numbers(frames, settings.deliverable_start)
     timecodes = [settings.timecode_of(f) for f in frames]
+    timeline = shot_timeline(
+        name, settings.fps, timecodes[0], len(frames), numbers[0], shot.exr.name, shot.video.name, sources
+    )
     filmed_share = []
 
     # Frames, deliverable and video are written beside their places first; synthesis.json, the record of a
@@ -240,17 +243,7 @@ def synthesize(
             report("writing", i + 1, len(frames))
         write_mp4(video_tmp, result, settings.fps, timecode=timecodes[0])
         shot.synthesis.unlink(missing_ok=True)
-    timeline = shot_timeline(
-        name,
-        settings.fps,
-        timecodes[0],
-        len(frames),
-        numbers[0],
-        shot.exr.name,
-        video.name,
-        sources,
-    )
-    write_timeline(timeline, shot.timeline, shot.edl)
+    edl_written = write_timeline(timeline, shot.timeline, shot.edl)
     write_json_document(
         shot.synthesis,
         "synthesis",
@@ -272,7 +265,7 @@ def synthesize(
                 "working_space": colour.settings.working_space,
                 "ocio_config": colour.settings.config,
                 "timeline": shot.timeline.name,
-                "edl": shot.edl.name,
+                "edl": shot.edl.name if edl_written else None,  # None: not a SMPTE timecode rate
             },
             "filmed_share": filmed_share,
         },

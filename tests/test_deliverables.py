@@ -289,3 +289,25 @@ def test_a_camera_in_another_encoding_is_decoded_into_the_footage_space(tmp_path
     assert load_workspace(tmp_path / "ws4").colour == {"cameras": {"b_medium": space}}
     assert run("init", str(tmp_path / "ws5"), "--footage", footage, "--camera-space", "b_medium") == 2
     assert run("init", str(tmp_path / "ws6"), "--footage", footage, "--working-space", "sRGB - Display") == 2
+
+
+def test_timeline_at_a_rate_without_smpte_timecode(tmp_path: Path):
+    """A 6 fps webcam rig (caliscope_4cam): the .otio holds the shot's timecodes exactly, and no EDL is written
+    (CMX 3600 has no 6 fps timecode), an earlier one removed; at 24 fps both are written."""
+    import opentimelineio as otio
+
+    from reshoot.editorial import SourceClip, edl_supported, shot_timeline, write_timeline
+
+    source = SourceClip("cam_0", tmp_path / "cam_0.mp4", 6.0, "00:00:10:00", 20, 3, 57)
+    timeline = shot_timeline("top", 6.0, "01:00:03:05", 3, 101, "exr", "top.mp4", [source])
+    (tmp_path / "top.edl").write_text("an EDL of an earlier run")
+    assert not write_timeline(timeline, tmp_path / "top.otio", tmp_path / "top.edl")
+    assert not (tmp_path / "top.edl").exists()
+    read = otio.adapters.read_from_file(str(tmp_path / "top.otio"))
+    assert read.global_start_time.to_frames() == (3600 + 3) * 6 + 5 and read.duration().to_frames() == 3
+    camera = read.tracks[1][0]
+    assert camera.source_range.start_time.to_frames() == 10 * 6 + 20 and camera.source_range.duration.to_frames() == 3
+    assert not edl_supported(6.0) and not edl_supported(12.0)
+    assert edl_supported(24.0) and edl_supported(23.976) and edl_supported(30000 / 1001)
+    at_24 = shot_timeline("top", 24.0, "01:00:03:05", 3, 101, "exr", "top.mp4", [])
+    assert write_timeline(at_24, tmp_path / "top.otio", tmp_path / "top.edl") and (tmp_path / "top.edl").is_file()
