@@ -54,6 +54,7 @@ def main() -> None:
 
     from reshoot.datasets.calibration import load_caliscope_camera_array
     from reshoot.datasets.footage import open_footage
+    from reshoot.engines.unified import synthesize_frames
     from reshoot.geometry.camera import undistort_image
     from reshoot.geometry.cameras_io import read_cameras_json, write_cameras_json
     from reshoot.ground_truth import cameras_in_registration_frame
@@ -66,7 +67,6 @@ def main() -> None:
     from reshoot.reconstruct import ReconstructOptions, reconstruct
     from reshoot.registration import register
     from reshoot.render import parse_frames
-    from reshoot.synthesis import synthesize_frames
     from reshoot.workspace import Workspace, init_workspace
 
     span = parse_frames(args.frames)

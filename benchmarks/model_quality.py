@@ -28,12 +28,12 @@ import cv2
 import numpy as np
 import torch
 
+from reshoot.engines.unified import synthesize_frames
 from reshoot.image_metrics import mean_ssim as ssim_all
 from reshoot.image_metrics import psnr
 from reshoot.model.checkpoint import from_pretrained
 from reshoot.model.inputs import posed_frames
 from reshoot.model_data import EpisodeSettings, build_scene, load_scene
-from reshoot.synthesis import synthesize_frames
 
 BENCHMARK_SEED = 5000
 HELD_OUT = ("overhead", "high_angle")

@@ -876,18 +876,81 @@ def train(
 def synthesize(
     workspace: Path = typer.Argument(..., help="The workspace."),
     shot: str = typer.Argument(..., help="The shot (with its conditioning rendered)."),
+    engine: str = typer.Option(
+        "unified",
+        "--engine",
+        help="The synthesis engine: render (the conditioning as is), unified (reshoot's model), diffusers "
+        "(a pretrained Wan2.1 VACE model from --weights), or a plug-in's (entry points `reshoot.engines`).",
+    ),
     checkpoint: Path | None = typer.Option(
-        None, "--checkpoint", help="Model checkpoint folder; default the repository's tiny model."
+        None,
+        "--checkpoint",
+        "--weights",
+        help="The engine's weights folder: a checkpoint for unified (default the repository's tiny model), "
+        "a local diffusers model folder for diffusers. Nothing is downloaded.",
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the engine's random draws (same seed, same frames)."),
+    steps: int | None = typer.Option(None, "--steps", help="Sampling steps of a sampling engine (its default)."),
+    window: int | None = typer.Option(None, "--window", help="Frames per window of a windowed engine (its default)."),
+    prompt: str | None = typer.Option(
+        None, "--prompt", help="The prompt of a text engine (default: the shot's words)."
+    ),
+    memory: str = typer.Option(
+        "medium", "--memory", help="high (all on the GPU), medium (model offload), low (sequential offload, tiling)."
+    ),
+    samples: int = typer.Option(
+        1,
+        "--samples",
+        help="Make N samples (seeds SEED, SEED+1, ...) into shots/SHOT/samples/K/; sample 0 is the shot's until "
+        "`reshoot pick WS SHOT K`. For an engine that samples (diffusers, plug-ins).",
+    ),
+    keep_filmed: bool = typer.Option(
+        True,
+        "--keep-filmed/--no-keep-filmed",
+        help="Keep the render where a production camera filmed the surface and agrees with it.",
     ),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
 ) -> None:
-    """Make a shot's frames with the unified video model: shots/SHOT/frames/ and shots/SHOT/SHOT.mp4."""
+    """Make a shot's frames with a synthesis engine: shots/SHOT/frames/, SHOT.mp4 and the EXR deliverable."""
     from reshoot.pipeline import SynthesizeOptions
 
+    options = SynthesizeOptions(
+        checkpoint=checkpoint,
+        engine=engine,
+        seed=seed,
+        steps=steps,
+        window=window,
+        prompt=prompt,
+        keep_filmed=keep_filmed,
+        samples=samples,
+        memory=memory,
+        device=device,
+    )
     with _writing(workspace, "synthesize") as ws, _progress() as progress:
-        summary = _run_stage(ws, "synthesize", shot, SynthesizeOptions(checkpoint, device), progress)
-    console.print(f"{len(summary.frames)} frames, model {summary.seconds_per_frame:.2f} s per frame")
+        summary = _run_stage(ws, "synthesize", shot, options, progress)
+    console.print(f"{len(summary.frames)} frames by {summary.engine}, {summary.seconds_per_frame:.2f} s per frame")
     print(summary.video)
+
+
+@app.command()
+def pick(
+    workspace: Path = typer.Argument(..., help="The workspace."),
+    shot: str = typer.Argument(..., help="The shot (synthesized with --samples N)."),
+    sample: int = typer.Argument(..., help="The sample to keep, 0 to N-1."),
+) -> None:
+    """Make sample K of a shot its frames, EXR deliverable and video (the samples stay; pick again any time)."""
+    from reshoot.pipeline import stages
+    from reshoot.stage import refresh_outputs
+    from reshoot.synthesis import pick_sample
+
+    with _writing(workspace, "pick") as ws:
+        record = pick_sample(ws.root, shot, sample)
+        refresh_outputs(ws, stages()["synthesize"], shot)
+    share = sum(record["generated_share"]) / max(len(record["generated_share"]), 1)
+    console.print(
+        f"sample {sample} (seed {record['samples']['seeds'][sample]}) is shot {shot}'s: {share:.0%} generated"
+    )
+    print(Workspace(workspace).shot(shot).video)
 
 
 @app.command()

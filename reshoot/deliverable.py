@@ -8,7 +8,8 @@ One part, ZIP-compressed scanlines, channels:
 | R, G, B, A | half | the synthesized frame, scene-linear in the working space; A = 1 (a full picture) |
 | depth.Z | float | z-depth of the reconstruction's surface in the shot camera (world units), 0 where none |
 | coverage | half | the reconstruction's coverage of the pixel, in [0, 1] (the rest is the environment colour) |
-| filmed | half | 1 where a production camera filmed that surface at that frame, 0 where the model made it up |
+| filmed | half | 1 where a production camera filmed that surface at that frame, 0 where none did |
+| generated | half | how much of the pixel the synthesis engine made (0: the reconstruction's render, kept where it was filmed and agrees; reshoot/engines/keep.py) |
 | CryptoObject00.RGBA, CryptoObject01.RGBA | float | the layout's entities as Cryptomatte (geometry/cryptomatte.py) |
 
 Header: `chromaticities` (the working space's primaries and white), `timeCode` (SMPTE, of that frame),
@@ -54,6 +55,7 @@ def write_shot_exr(
     depth: np.ndarray,
     coverage: np.ndarray,
     passes: DeliverablePasses,
+    generated: np.ndarray,
     fps: float,
     timecode: str,
     attributes: dict,
@@ -65,6 +67,7 @@ def write_shot_exr(
         depth: [H, W] z-depth in world units, 0 where there is no surface.
         coverage: [H, W] in [0, 1].
         passes: the frame's filmed mask and Cryptomatte (from the conditioning).
+        generated: [H, W] in [0, 1], how much of each pixel the engine made.
         fps: the take's frame rate.
         timecode: this frame's SMPTE timecode.
         attributes: more header attributes: the colour's (`ColourPipeline.exr_attributes`: chromaticities,
@@ -79,6 +82,7 @@ def write_shot_exr(
         "depth.Z": depth.astype(np.float32),
         "coverage": np.clip(coverage, 0, 1).astype(half),
         "filmed": passes.filmed.astype(half),
+        "generated": np.clip(generated, 0, 1).astype(half),
         **{name: pixels.astype(np.float32) for name, pixels in passes.cryptomatte.items()},
     }
     header = {

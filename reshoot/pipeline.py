@@ -69,10 +69,43 @@ class ConditionOptions:
 
 @dataclass(frozen=True)
 class SynthesizeOptions:
-    """Settings of `reshoot synthesize`: the checkpoint folder (None = the repository's tiny model)."""
+    """Settings of `reshoot synthesize` (reshoot/engines/contract.py's `EngineOptions`, and the engine).
+
+    Attributes:
+        checkpoint: the engine's weights folder (`--checkpoint` / `--weights`); None = the engine's default
+            (the repository's tiny model for `unified`).
+        engine: the engine's name (reshoot/engines/registry.py).
+        seed, steps, window, prompt: as `EngineOptions`.
+        keep_filmed: keep the render where a production camera filmed the surface and agrees (engines/keep.py).
+        samples: how many samples to make (seeds seed + K; `reshoot pick` chooses among them).
+        memory: the memory tier (the frames do not depend on it).
+        device: where the engine runs.
+    """
 
     checkpoint: Path | None = None
+    engine: str = "unified"
+    seed: int = 0
+    steps: int | None = None
+    window: int | None = None
+    prompt: str | None = None
+    keep_filmed: bool = True
+    samples: int = 1
+    memory: str = field(default="medium", metadata=NOT_RESULT)
     device: str = field(default="auto", metadata=NOT_RESULT)
+
+    def engine_options(self):
+        """The engine's `EngineOptions`."""
+        from reshoot.engines import EngineOptions
+
+        return EngineOptions(
+            weights=self.checkpoint,
+            device=self.device,
+            seed=self.seed,
+            memory=self.memory,
+            steps=self.steps,
+            window=self.window,
+            prompt=self.prompt,
+        )
 
 
 @dataclass(frozen=True)
@@ -179,7 +212,15 @@ def _run_condition(ws: Workspace, shot: str | None, options: ConditionOptions, p
 def _run_synthesize(ws: Workspace, shot: str | None, options: SynthesizeOptions, progress):
     from reshoot.synthesis import synthesize
 
-    return synthesize(ws.root, _shot(ws, shot).name, options.checkpoint, options.device, progress)
+    return synthesize(
+        ws.root,
+        _shot(ws, shot).name,
+        options.engine,
+        options.engine_options(),
+        options.keep_filmed,
+        progress,
+        options.samples,
+    )
 
 
 def _run_check(ws: Workspace, shot: str | None, options: CheckOptions, progress):
@@ -195,8 +236,11 @@ def _run_report(ws: Workspace, shot, options: ReportOptions, progress):
     return write_report(ws.root, None, progress)
 
 
-def _checkpoint(options: SynthesizeOptions) -> Path:
-    return Path(options.checkpoint) if options.checkpoint is not None else DEFAULT_CHECKPOINT
+def _checkpoint(options: SynthesizeOptions) -> Path | None:
+    """The weights the engine reads: the `unified` engine's default is the repository's tiny model."""
+    if options.checkpoint is not None:
+        return Path(options.checkpoint)
+    return DEFAULT_CHECKPOINT if options.engine == "unified" else None
 
 
 def stages() -> dict[str, Stage]:

@@ -330,6 +330,20 @@ def run_stage(
     return summary
 
 
+def refresh_outputs(ws: Workspace, stage: Stage, shot: str | None, cache: DigestCache | None = None) -> None:
+    """Record a stage's outputs as they are now in its manifest: after a sanctioned change of them (`reshoot
+    pick` putting another sample in place), which would otherwise make the stage stale ("its output changed
+    since it ran"). A stage without a manifest is left alone."""
+    manifest = read_manifest(ws, stage.key(shot))
+    if manifest is None:
+        return
+    cache = cache or DigestCache(ws)
+    manifest["outputs"] = {label: cache.of(path) for label, path in stage.outputs(ws, shot).items()}
+    body = {k: v for k, v in manifest.items() if k not in ("format", "version")}
+    write_json_document(ws.manifest(stage.key(shot)), MANIFEST_KIND, MANIFEST_VERSION, body)
+    cache.save()
+
+
 def _versions() -> dict[str, str]:
     from reshoot import __version__
 

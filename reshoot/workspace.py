@@ -8,7 +8,8 @@ splats/                           background.ply, actors/NNNNNN.ply, reconstruct
 splats.work/                      the reconstruction's resumable work (deleted when it finishes)
 layout.json, layout_plan.png      (layout)
 shots/<name>/                     shot.json, history.jsonl, conditioning/, frames/, <name>.mp4, exr/,
-                                  <name>.otio, <name>.edl, synthesis.json, check.json, check/, export/, truth/
+                                  <name>.otio, <name>.edl, synthesis.json, check.json, check/, export/, truth/,
+                                  samples/K/{frames/, exr/, <name>.mp4} (synthesize --samples N)
 report/index.html                 (report)
 model/                            adapted checkpoints (train --adapt)
 .reshoot/                         manifests/<stage>.json, digests.json, lock
@@ -588,6 +589,17 @@ class ShotPaths:
     def exr_frame(self, number: int, folder: Path | None = None) -> Path:
         """exr/<name>.NNNN.exr (or in `folder`, where the deliverable is being written): frame `number`."""
         return (folder or self.exr) / f"{self.name}.{number:04d}.exr"
+
+    @property
+    def samples(self) -> Path:
+        """samples/: with `reshoot synthesize --samples N`, sample K of the shot in samples/K/ (`sample`)."""
+        return self.folder / "samples"
+
+    def sample(self, k: int, folder: Path | None = None) -> tuple[Path, Path, Path]:
+        """(frames/, exr/, <name>.mp4) of sample `k`: samples/K/..., or under `folder`/K where the samples are
+        being written."""
+        base = (folder or self.samples) / str(k)
+        return base / "frames", base / "exr", base / f"{self.name}.mp4"
 
     @property
     def timeline(self) -> Path:

@@ -202,3 +202,19 @@ def laid_out_workspace(reconstructed_workspace, tmp_path_factory) -> Path:
     Workspace(ws).layout.unlink(missing_ok=True)  # another test may have renamed entities in the source
     run_stage(ws, "layout", LayoutOptions())
     return ws
+
+
+@pytest.fixture(scope="session")
+def conditioned_shot_workspace(laid_out_workspace, tmp_path_factory) -> Path:
+    """A copy of the laid-out workspace with shot `top` (frames 0-4, 320×180, "overhead wide") and its
+    conditioning: what `reshoot synthesize` reads. Tests copy it before writing."""
+    import shutil
+
+    from reshoot.conditioning import render_conditioning
+    from reshoot.shots import shoot
+
+    ws = tmp_path_factory.mktemp("synth_ws") / "ws"
+    shutil.copytree(laid_out_workspace, ws, symlinks=True, ignore=shutil.ignore_patterns("shots"))
+    shoot(ws, "overhead wide", name="top", frames=(0, 5), resolution=(320, 180))
+    render_conditioning(ws, "top")
+    return ws

@@ -246,6 +246,7 @@ def test_cli_check_exit_status_and_json(truth_shot):
 
 def test_report_opens_in_headless_chromium(truth_shot, tmp_path):
     from reshoot.conditioning import render_conditioning
+    from reshoot.engines import EngineOptions
     from reshoot.report import write_report
     from reshoot.synthesis import synthesize
 
@@ -253,7 +254,9 @@ def test_report_opens_in_headless_chromium(truth_shot, tmp_path):
     ws = tmp_path / "ws"  # a copy (same depth: the footage path holds) whose shot is synthesized too
     shutil.copytree(source, ws, symlinks=True)
     render_conditioning(ws, name)
-    synthesize(ws, name, device="cpu")  # the repository's tiny model; its check.json stays the truth's
+    synthesize(
+        ws, name, options=EngineOptions(device="cpu")
+    )  # the repository's tiny model; its check.json stays the truth's
     summary = write_report(ws)
     page = summary.path.read_text()
     assert name in summary.shots

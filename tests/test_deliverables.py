@@ -123,8 +123,8 @@ class TestColour:
         ramp = self.ramp_image()
         passes = DeliverablePasses(np.ones((4, 64), bool), cryptomatte.channels(np.zeros((4, 64, 0)), []), {})
         write_shot_exr(
-            tmp_path / "r.1001.exr", ramp, np.ones((4, 64)), np.ones((4, 64)), passes, 24.0, "01:02:03:04",
-            colour.exr_attributes,
+            tmp_path / "r.1001.exr", ramp, np.ones((4, 64)), np.ones((4, 64)), passes, np.zeros((4, 64)), 24.0,
+            "01:02:03:04", colour.exr_attributes,
         )  # fmt: skip
         with OpenEXR.File(str(tmp_path / "r.1001.exr"), separate_channels=True) as exr:
             channels, header = exr.channels(), dict(exr.header())

@@ -298,7 +298,7 @@ def test_episode_pool_windows_match_their_scene():
 
 def test_the_shipped_tiny_checkpoint_loads_and_records_how_it_was_trained():
     from reshoot.model.checkpoint import read_checkpoint_config
-    from reshoot.synthesis import DEFAULT_CHECKPOINT
+    from reshoot.stage_options import DEFAULT_CHECKPOINT
 
     model = from_pretrained(DEFAULT_CHECKPOINT)
     assert model.config == CONFIGS["tiny"]

@@ -16,6 +16,7 @@ ROOTS = {
     "reshoot.model": "model",
     "reshoot.cli": "cli",
     "reshoot.datasets": "datasets",
+    "reshoot.engines": "engines",
 }
 
 

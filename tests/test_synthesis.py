@@ -12,12 +12,13 @@ import numpy as np
 import pytest
 import torch
 
-from reshoot.conditioning import read_conditioning_frame, render_conditioning
+from reshoot.conditioning import read_conditioning_frame
+from reshoot.engines import EngineOptions
 from reshoot.geometry.errors import InputError
 from reshoot.model.checkpoint import save_checkpoint
 from reshoot.model.config import CONFIGS
 from reshoot.model.network import UnifiedVideoModel
-from reshoot.shots import revise, shoot
+from reshoot.shots import revise
 from reshoot.synthesis import synthesize
 
 # Windows of 3 with 1 overlap over 5 frames: two windows that share a frame.
@@ -35,13 +36,15 @@ CONFIG = dataclasses.replace(
 
 
 @pytest.fixture(scope="module")
-def shot_ws(laid_out_workspace: Path, tmp_path_factory) -> Path:
-    """A copy of the laid-out workspace with shot `top` (frames 0-4, 320×180) and its conditioning."""
+def shot_ws(conditioned_shot_workspace: Path, tmp_path_factory) -> Path:
+    """This module's copy of the workspace with shot `top` (frames 0-4, 320×180) and its conditioning."""
     ws = tmp_path_factory.mktemp("synth_ws") / "ws"
-    shutil.copytree(laid_out_workspace, ws, symlinks=True, ignore=shutil.ignore_patterns("shots"))
-    shoot(ws, "overhead wide", name="top", frames=(0, 5), resolution=(320, 180))
-    render_conditioning(ws, "top")
+    shutil.copytree(conditioned_shot_workspace, ws, symlinks=True)
     return ws
+
+
+def _cpu(weights: Path) -> EngineOptions:
+    return EngineOptions(weights=weights, device="cpu")
 
 
 def _checkpoint(folder: Path, perturb: bool) -> Path:
@@ -55,7 +58,7 @@ def _checkpoint(folder: Path, perturb: bool) -> Path:
 
 
 def test_untrained_model_writes_every_frame_equal_to_the_render(shot_ws: Path, tmp_path: Path):
-    summary = synthesize(shot_ws, "top", _checkpoint(tmp_path / "zero", perturb=False), device="cpu")
+    summary = synthesize(shot_ws, "top", options=_cpu(_checkpoint(tmp_path / "zero", perturb=False)))
     assert summary.frames == [0, 1, 2, 3, 4]
     files = sorted(p.name for p in summary.frames_folder.glob("*.png"))
     assert files == [f"{f:06d}.png" for f in range(5)]
@@ -72,7 +75,9 @@ def test_untrained_model_writes_every_frame_equal_to_the_render(shot_ws: Path, t
 
 
 def test_the_model_s_correction_reaches_every_frame(shot_ws: Path, tmp_path: Path):
-    summary = synthesize(shot_ws, "top", _checkpoint(tmp_path / "bright", perturb=True), device="cpu")
+    summary = synthesize(
+        shot_ws, "top", options=_cpu(_checkpoint(tmp_path / "bright", perturb=True)), keep_filmed=False
+    )
     for frame in summary.frames:
         image = iio.imread(summary.frames_folder / f"{frame:06d}.png") / 255.0
         render = read_conditioning_frame(shot_ws / "shots" / "top" / "conditioning", frame).rgb
@@ -93,7 +98,7 @@ def test_the_deliverable_exr_timeline_and_video(shot_ws: Path, tmp_path: Path):
     ws = tmp_path / "ws"
     shutil.copytree(shot_ws, ws, symlinks=True)
     settings = load_workspace(ws)
-    synthesize(ws, "top", _checkpoint(tmp_path / "zero", perturb=False), device="cpu")
+    synthesize(ws, "top", options=_cpu(_checkpoint(tmp_path / "zero", perturb=False)))
     shot = ws / "shots" / "top"
     assert sorted(p.name for p in (shot / "exr").iterdir()) == [f"top.{n}.exr" for n in range(1001, 1006)]
     record = json.loads((shot / "synthesis.json").read_text())
@@ -158,20 +163,20 @@ def test_conditioning_without_the_deliverable_passes_is_refused(shot_ws: Path, t
     shot = ws / "shots" / "top"
     before = {p: p.stat().st_mtime_ns for p in shot.rglob("*") if p.is_file()}
     with pytest.raises(InputError, match="reshoot condition"):
-        synthesize(ws, "top", _checkpoint(tmp_path / "zero", perturb=False), device="cpu")
+        synthesize(ws, "top", options=_cpu(_checkpoint(tmp_path / "zero", perturb=False)))
     assert {p: p.stat().st_mtime_ns for p in shot.rglob("*") if p.is_file()} == before  # nothing touched
 
 
 def test_stale_conditioning_and_missing_checkpoint_are_refused(shot_ws: Path, tmp_path: Path):
     ws = tmp_path / "ws"
     shutil.copytree(shot_ws, ws, symlinks=True)
-    synthesize(ws, "top", _checkpoint(tmp_path / "zero", perturb=False))
+    synthesize(ws, "top", options=_cpu(_checkpoint(tmp_path / "zero", perturb=False)))
     before = {p.name: p.read_bytes() for p in (ws / "shots" / "top" / "frames").iterdir()}
     with pytest.raises(InputError, match="no model checkpoint"):
-        synthesize(ws, "top", tmp_path / "none")
+        synthesize(ws, "top", options=_cpu(tmp_path / "none"))
     revise(ws, "top", "lower")
     with pytest.raises(InputError, match="revision"):
-        synthesize(ws, "top", tmp_path / "zero")
+        synthesize(ws, "top", options=_cpu(tmp_path / "zero"))
     after = {p.name: p.read_bytes() for p in (ws / "shots" / "top" / "frames").iterdir()}
     assert after == before  # a refused run leaves the frames already written alone
 

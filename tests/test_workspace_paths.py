@@ -28,6 +28,7 @@ ARTEFACT_NAMES = {
     "keyframes.json",
     "conditioning",
     "synthesis.json",
+    "samples",
     "check.json",
     "index.html",
 }
