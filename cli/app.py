@@ -813,13 +813,44 @@ def train(
         None, "--from", help="With --adapt: the checkpoint to start from (default: the repository's tiny model)."
     ),
     restart: bool = typer.Option(False, "--restart", help="Start over even if OUT holds a checkpoint."),
+    engine: str = typer.Option(
+        "unified",
+        "--engine",
+        help="unified (reshoot's model) or diffusers: with --adapt WS --from DIR, a LoRA of that Wan2.1 VACE "
+        "model learned on the take [default OUT: WS/model/diffusers_lora].",
+    ),
+    rank: int = typer.Option(16, "--rank", help="With --engine diffusers: the LoRA's rank."),
 ) -> None:
-    """Train the unified video model on synthetic episodes, or adapt it to one take (--adapt WS)."""
+    """Train the unified video model on synthetic episodes, or adapt it (or a diffusers model) to one take."""
     from reshoot.model_training import AdaptOptions, SyntheticOptions, adapt_model, train_synthetic
 
     given = {k: v for k, v in (("steps", steps), ("lr", lr)) if v is not None}
     if adapt is None and (start_from is not None or held_out):
         raise typer.BadParameter("--from and --held-out go with --adapt WS (synthetic training starts from scratch).")
+    if engine == "diffusers":
+        if adapt is None or start_from is None:
+            raise typer.BadParameter("--engine diffusers trains a LoRA on one take: give --adapt WS and --from DIR.")
+        from reshoot.engines.diffusers_adapt import LoraOptions, adapt_lora
+
+        with _progress() as progress:
+            lora = adapt_lora(
+                adapt,
+                LoraOptions(
+                    weights=start_from,
+                    out=out,
+                    held_out=tuple(held_out),
+                    rank=rank,
+                    seed=seed,
+                    device=device,
+                    **given,
+                ),
+                progress,
+            )
+        console.print(f"steps {lora.steps}; loss {lora.first_loss:.4f} → {lora.last_loss:.4f} in {lora.seconds:.0f} s")
+        print(lora.out)
+        return
+    if engine != "unified":
+        raise typer.BadParameter(f"--engine {engine!r}: train unified or diffusers.")
     with _progress() as progress:
         if adapt is None:
             summary = train_synthetic(
@@ -895,6 +926,9 @@ def synthesize(
     prompt: str | None = typer.Option(
         None, "--prompt", help="The prompt of a text engine (default: the shot's words)."
     ),
+    adapter: Path | None = typer.Option(
+        None, "--adapter", help="A LoRA adapter folder (`reshoot train --engine diffusers --adapt WS`)."
+    ),
     memory: str = typer.Option(
         "medium", "--memory", help="high (all on the GPU), medium (model offload), low (sequential offload, tiling)."
     ),
@@ -921,6 +955,7 @@ def synthesize(
         steps=steps,
         window=window,
         prompt=prompt,
+        adapter=adapter,
         keep_filmed=keep_filmed,
         samples=samples,
         memory=memory,

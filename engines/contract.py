@@ -86,6 +86,7 @@ class EngineOptions:
         steps: sampling steps of a sampling engine; None = its default.
         window: frames per window of an engine that makes a shot window by window; None = its default.
         prompt: replaces the conditioning's description as the prompt; None keeps it.
+        adapter: a LoRA adapter folder of the weights (`reshoot train --engine diffusers --adapt WS`); None: none.
     """
 
     weights: Path | None = None
@@ -95,6 +96,7 @@ class EngineOptions:
     steps: int | None = None
     window: int | None = None
     prompt: str | None = None
+    adapter: Path | None = None
 
     def __post_init__(self) -> None:
         if self.memory not in MEMORY_TIERS:

@@ -45,6 +45,8 @@ DEFAULT_STEPS = 30
 GUIDANCE_SCALE = 5.0
 NEGATIVE_PROMPT = "blurry, smeared, distorted, ghosting, flickering, low quality, text, watermark"
 INSTALL_HINT = "install the engines extra: pip install 'reshoot[engines]'"
+ADAPTER_FILE = "pytorch_lora_weights.safetensors"
+"""A LoRA adapter's weights in its folder (diffusers' name: what `save_lora_weights` writes)."""
 
 
 def working_grid(width: int, height: int, pixels: int = WORKING_PIXELS) -> tuple[int, int]:
@@ -98,7 +100,7 @@ def model_family(weights: Path) -> str:
     return name
 
 
-def _resized(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+def resized(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """[N, H, W, C] → [N, h, w, C] at size (w, h), area-averaged down, bilinear up."""
     w, h = size
     if images.shape[1:3] == (h, w):
@@ -109,7 +111,7 @@ def _resized(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return out.permute(0, 2, 3, 1)
 
 
-def _pil(images: torch.Tensor) -> list:
+def to_pil(images: torch.Tensor) -> list:
     """[N, H, W, C] in [0, 1] → N 8-bit PIL images (C = 3: RGB, C = 1: L)."""
     from PIL import Image
 
@@ -166,6 +168,11 @@ class DiffusersEngine:
             import transformers  # noqa: F401
         except ImportError as error:
             raise InputError(f"the diffusers engine needs {error.name}: {INSTALL_HINT}.") from error
+        if options.adapter is not None and not (Path(options.adapter) / ADAPTER_FILE).is_file():
+            raise InputError(
+                f"--adapter {options.adapter}: no {ADAPTER_FILE} there; make one with `reshoot train --engine "
+                "diffusers --adapt WS --from DIR`."
+            )
         if self._given is not None:
             return
         if options.weights is None:
@@ -189,6 +196,8 @@ class DiffusersEngine:
             pipeline_class = getattr(diffusers, model_family(weights))
             dtypes = {"default": model_dtype(device), "vae": torch.float32}  # Wan's VAE decodes in float32
             pipe = pipeline_class.from_pretrained(weights, dtype=dtypes, local_files_only=True)
+        if options.adapter is not None:
+            pipe.load_lora_weights(str(options.adapter), weight_name=ADAPTER_FILE)
         pipe.set_progress_bar_config(disable=True)
         return pipe, type(pipe).__name__, apply_memory_tier(pipe, options.memory, device)
 
@@ -208,8 +217,8 @@ class DiffusersEngine:
         window = max(2, options.window if options.window is not None else WINDOW_FRAMES)
         overlap = min(OVERLAP, window // 2)
         spans = window_starts(count, window, overlap)
-        render = _resized(conditioning.rgb, grid)
-        mask = 1 - _resized(conditioning.keep[..., None], grid)
+        render = resized(conditioning.rgb, grid)
+        mask = 1 - resized(conditioning.keep[..., None], grid)
         prompt = options.prompt if options.prompt is not None else conditioning.description
         steps = options.steps or DEFAULT_STEPS
         made = torch.zeros(count, grid[1], grid[0], 3)
@@ -227,13 +236,13 @@ class DiffusersEngine:
             footage, _ = conditioning.source_frames(conditioning.frames[(start + stop - 1) // 2])
             # diffusers' WanVACEPipeline pads the mask for at most as many references as the window has latent
             # frames: a short window takes that many sources.
-            references = _pil(_resized(footage, grid))[: (frames_in - 1) // 4 + 1]
+            references = to_pil(resized(footage, grid))[: (frames_in - 1) // 4 + 1]
             references_used.append(len(references))
             out = pipe(
                 prompt=prompt,
                 negative_prompt=NEGATIVE_PROMPT,
-                video=_pil(video),
-                mask=_pil(holes),
+                video=to_pil(video),
+                mask=to_pil(holes),
                 reference_images=references,
                 height=grid[1],
                 width=grid[0],
@@ -250,10 +259,11 @@ class DiffusersEngine:
             progress("synthesizing", k + 1, len(spans))
         seconds = time.perf_counter() - started
         # 4. Back to the shot's size.
-        frames = _resized(made, (width, height)).clamp(0, 1)
+        frames = resized(made, (width, height)).clamp(0, 1)
         record = {
             "family": SUPPORTED.get(family, family),
             "weights": str(options.weights) if self._given is None else None,
+            "adapter": str(options.adapter) if options.adapter is not None else None,
             "device": str(device),
             "dtype": str(pipe.transformer.dtype).removeprefix("torch."),
             "memory": options.memory,

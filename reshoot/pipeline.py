@@ -75,7 +75,7 @@ class SynthesizeOptions:
         checkpoint: the engine's weights folder (`--checkpoint` / `--weights`); None = the engine's default
             (the repository's tiny model for `unified`).
         engine: the engine's name (reshoot/engines/registry.py).
-        seed, steps, window, prompt: as `EngineOptions`.
+        seed, steps, window, prompt, adapter: as `EngineOptions`.
         keep_filmed: keep the render where a production camera filmed the surface and agrees (engines/keep.py).
         samples: how many samples to make (seeds seed + K; `reshoot pick` chooses among them).
         memory: the memory tier (the frames do not depend on it).
@@ -88,6 +88,7 @@ class SynthesizeOptions:
     steps: int | None = None
     window: int | None = None
     prompt: str | None = None
+    adapter: Path | None = None
     keep_filmed: bool = True
     samples: int = 1
     memory: str = field(default="medium", metadata=NOT_RESULT)
@@ -105,6 +106,7 @@ class SynthesizeOptions:
             steps=self.steps,
             window=self.window,
             prompt=self.prompt,
+            adapter=self.adapter,
         )
 
 
@@ -308,6 +310,7 @@ def stages() -> dict[str, Stage]:
                 "shot": _shot(ws, s).spec,
                 "cameras": ws.cameras,
                 "checkpoint": _checkpoint(o),
+                "adapter": o.adapter,
                 "hand_off": _hand_off_settings(ws),
                 **_settings_inputs(ws),
             },

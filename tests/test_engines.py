@@ -46,7 +46,7 @@ def tiny_wan_vace(folder: Path) -> Path:
         num_layers=2,
         cross_attn_norm=True,
         qk_norm="rms_norm_across_heads",
-        rope_max_seq_len=32,
+        rope_max_seq_len=1024,  # positions for frames of any size the tests use
         vace_layers=[0],
         vace_in_channels=96,
     )
@@ -253,6 +253,9 @@ class TestDiffusersEngine:
         with pytest.raises(SystemExit) as exit_:
             main(["synthesize", str(ws), "top", "--engine", "diffusers", "--device", "cpu"])
         assert exit_.value.code != 0
+        with pytest.raises(SystemExit) as exit_:  # a LoRA needs the take and the base model
+            main(["train", "--engine", "diffusers", "--adapt", str(ws)])
+        assert exit_.value.code == 2
 
 
 class TestSamples:
@@ -296,6 +299,65 @@ class TestSamples:
         with pytest.raises(InputError, match="alike"):
             synthesize(ws, "top", "unified", EngineOptions(device="cpu"), samples=2)
         assert not (ws / "shots" / "top" / "samples").exists()
+
+
+class TestDiffusersAdaptation:
+    def test_lora_learned_on_a_held_out_camera_and_used(self, shot_ws: Path, wan_weights: Path, tmp_path: Path):
+        from safetensors.torch import load_file
+
+        from reshoot.engines.diffusers_adapt import LoraOptions, adapt_lora
+        from reshoot.reconstruct import ReconstructOptions
+
+        ws = _copy(shot_ws, tmp_path)
+        budget = ReconstructOptions(
+            set_iterations=40,
+            first_actor_iterations=8,
+            actor_iterations=4,
+            refine_actor_iterations=4,
+            frames=(0, 2),
+            checkpoint_every=40,
+            use_survey=False,  # plumbing, not quality
+        )
+        options = LoraOptions(
+            weights=wan_weights,
+            held_out=("c_medium",),
+            steps=3,
+            lr=1e-2,
+            rank=4,
+            clip_frames=5,
+            working_pixels=160 * 90,
+            device="cpu",
+            reconstruct=budget,
+        )
+        summary = adapt_lora(ws, options)
+        assert summary.out == ws / "model" / "diffusers_lora" and summary.steps == 3
+        record = json.loads((summary.out / "adapter.json").read_text())
+        assert record["held_out"] == ["c_medium"] and record["base_weights_digest"].startswith("sha256:")
+        assert np.isfinite([record["first_loss"], record["last_loss"]]).all()
+        lora = load_file(str(summary.out / "pytorch_lora_weights.safetensors"))
+        ups = [v for k, v in lora.items() if "lora_B" in k]
+        assert ups and any(float(v.abs().max()) > 0 for v in ups)  # B starts at zero: the steps moved it
+
+        base = EngineOptions(weights=wan_weights, device="cpu", steps=2, memory="high")
+        synthesize(ws, "top", "diffusers", base, keep_filmed=False)
+        plain = _frames(ws)
+        synthesize(
+            ws, "top", "diffusers", EngineOptions(**{**base.__dict__, "adapter": summary.out}), keep_filmed=False
+        )
+        assert json.loads((ws / "shots" / "top" / "synthesis.json").read_text())["adapter"] == str(summary.out)
+        assert np.abs(_frames(ws).astype(int) - plain).max() > 0  # the adapter changes the model
+        with pytest.raises(InputError, match="--adapter"):
+            synthesize(ws, "top", "diffusers", EngineOptions(**{**base.__dict__, "adapter": tmp_path}))
+
+    def test_sensitive_footage_never_trains_a_lora(self, scene_take: Path, wan_weights: Path, tmp_path: Path):
+        from reshoot.engines.diffusers_adapt import LoraOptions, adapt_lora
+        from reshoot.workspace import init_workspace
+
+        ws = tmp_path / "private"
+        init_workspace(ws, scene_take / "footage", sensitive=True)
+        with pytest.raises(InputError, match="--sensitive"):
+            adapt_lora(ws, LoraOptions(weights=wan_weights))
+        assert not (ws / "model").exists()
 
 
 @pytest.mark.gpu
