@@ -13,6 +13,7 @@ reconstruction has actors for):
     psnr_holes       PSNR over pixels of render coverage α < 0.5;
     psnr_kept        PSNR over pixels kept from the render (the EXR's `generated` < 0.5 of the unified run);
     sharpness_holes  mean gradient magnitude (Sobel, grey) over α < 0.5 pixels, relative to the truth's there;
+    flip_holes       mean FLIP error (NVIDIA's evaluator, LDR) over α < 0.5 pixels (lower is better);
     temporal         mean |frame t − frame t−1| over pixels the truth shows as static set in both.
 
     make demo
@@ -81,7 +82,7 @@ def main() -> None:
     from reshoot.conditioning import read_conditioning_frame, render_conditioning
     from reshoot.engines import EngineOptions
     from reshoot.ground_truth import ground_truth_shot
-    from reshoot.image_metrics import psnr
+    from reshoot.image_metrics import flip_map, psnr
     from reshoot.synthesis import synthesize
     from reshoot.workspace import Workspace
 
@@ -122,6 +123,11 @@ def main() -> None:
                 "psnr_kept": round(psnr(made, truth, kept), 3) if kept is not None and kept.any() else None,
                 "psnr_not_kept": round(psnr(made, truth, ~kept), 3) if kept is not None else None,
                 "sharpness_holes": round(sharpness(made, holes) / truth_sharpness, 3),
+                "flip_holes": round(
+                    float(np.concatenate([flip_map(m, t)[h] for m, t, h in zip(made, truth, holes)]).mean()), 4
+                )
+                if holes.any()
+                else None,
                 "temporal": round(temporal_change(made, static), 5) if len(frames) > 1 else None,
                 "seconds": round(seconds[candidate], 1),
             }
@@ -136,7 +142,7 @@ def main() -> None:
             print(
                 f"{camera:10s} {candidate:15s} PSNR {row['psnr']:6.2f}  holes {row['psnr_holes']}  kept "
                 f"{row['psnr_kept']}  not kept {row['psnr_not_kept']}  sharpness(holes)/truth "
-                f"{row['sharpness_holes']:.3f}  temporal {row['temporal']}"
+                f"{row['sharpness_holes']:.3f}  FLIP(holes) {row['flip_holes']}  temporal {row['temporal']}"
             )
         shutil.rmtree(shot.folder)
     args.out.parent.mkdir(parents=True, exist_ok=True)
