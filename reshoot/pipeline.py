@@ -78,7 +78,8 @@ class SynthesizeOptions:
         seed, steps, window, prompt, adapter: as `EngineOptions`.
         keep_filmed: keep the render where a production camera filmed the surface and agrees (engines/keep.py).
         samples: how many samples to make (seeds seed + K; `reshoot pick` chooses among them).
-        memory: the memory tier (the frames do not depend on it).
+        memory: the memory tier (not a setting of the result: the same frames but for the low tier's tiled VAE
+            decoding, under one 8-bit code value apart on average in the tests).
         device: where the engine runs.
     """
 
