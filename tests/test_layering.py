@@ -9,7 +9,14 @@ import pytest
 
 from conftest import REPO
 
-FOLDER_LAYER = {"geometry": "geometry", "model": "model", "datasets": "datasets", "cli": "cli", "reshoot": "pipeline"}
+FOLDER_LAYER = {
+    "geometry": "geometry",
+    "model": "model",
+    "datasets": "datasets",
+    "cli": "cli",
+    "reshoot": "pipeline",
+    "engines": "pipeline",  # reshoot.engines: the synthesize stage's libraries
+}
 ALLOWED = {
     "geometry": {"geometry"},
     "datasets": {"datasets", "geometry"},
