@@ -48,8 +48,8 @@ class ShotConditioning:
             covered and agreeing in colour with the camera that filmed it, feathered (engines/keep.py);
             all 0 when the run keeps nothing.
         sources: V production cameras (with their lens distortion: their footage's own cameras).
-        source_frames: take frame → ([V, h, w, 3] the sources' footage at the nearest frame they have, that
-            frame's number).
+        source_frames: take frame → ([V, h, w, 3] the sources' footage at the nearest frame they have, every
+            camera at the first one's size, that frame's number).
     """
 
     name: str

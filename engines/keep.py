@@ -18,6 +18,8 @@ is kept):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import cv2
 import numpy as np
 import torch
@@ -34,7 +36,7 @@ FEATHER_PX = 12.0
 
 
 def colour_disagreement(
-    rgb: torch.Tensor, depth: torch.Tensor, shot: Camera, sources: Camera, footage: torch.Tensor
+    rgb: torch.Tensor, depth: torch.Tensor, shot: Camera, sources: Camera, footage: Sequence[torch.Tensor]
 ) -> torch.Tensor:
     """How far the render's colour is from the footage that holds each pixel's surface point.
 
@@ -43,31 +45,26 @@ def colour_disagreement(
         depth: [H, W] its z-depth (world units); pixels without depth get inf.
         shot: one pinhole shot camera.
         sources: V production cameras (lens distortion applied: `footage` is what they recorded).
-        footage: [V, h, w, 3] their frames, [0, 1].
+        footage: V frames [h_v, w_v, 3] in [0, 1], each at its camera's own size (a rig may mix sizes).
 
     Returns:
         [H, W] float32: the smallest mean |render − footage| over the sources whose image holds the point in
         front of them (bilinear sample), inf where none does.
     """
     height, width = depth.shape
-    points = pixel_points(shot, depth)
-    projection = sources.to(torch.float64).project(points)
-    fh, fw = footage.shape[1:3]
-    pixels = projection.pixels
-    inside = (
-        (projection.depth > 0)
-        & (pixels[..., 0] >= -0.5)
-        & (pixels[..., 0] <= fw - 0.5)
-        & (pixels[..., 1] >= -0.5)
-        & (pixels[..., 1] <= fh - 0.5)
-    )
-    grid = torch.stack([(pixels[..., 0] + 0.5) / fw * 2 - 1, (pixels[..., 1] + 0.5) / fh * 2 - 1], dim=-1)
-    sampled = F.grid_sample(
-        footage.permute(0, 3, 1, 2).float(), grid[:, None].float(), mode="bilinear", align_corners=False
-    )[:, :, 0]  # [V, 3, N]
-    difference = (sampled - rgb.reshape(-1, 3).T[None].float()).abs().mean(dim=1)
-    difference = torch.where(inside & (depth.reshape(1, -1) > 0), difference, torch.full_like(difference, np.inf))
-    return difference.min(dim=0).values.reshape(height, width)
+    projection = sources.to(torch.float64).project(pixel_points(shot, depth))
+    colour = rgb.reshape(-1, 3).T.float()  # [3, N]
+    best = torch.full((height * width,), np.inf)
+    for v, frame in enumerate(footage):
+        fh, fw = frame.shape[:2]
+        x, y = projection.pixels[v, :, 0], projection.pixels[v, :, 1]
+        inside = (projection.depth[v] > 0) & (x >= -0.5) & (x <= fw - 0.5) & (y >= -0.5) & (y <= fh - 0.5)
+        grid = torch.stack([(x + 0.5) / fw * 2 - 1, (y + 0.5) / fh * 2 - 1], dim=-1)[None, None].float()
+        sampled = F.grid_sample(frame.permute(2, 0, 1)[None].float(), grid, mode="bilinear", align_corners=False)
+        difference = (sampled[0, :, 0] - colour).abs().mean(dim=0)
+        best = torch.where(inside, torch.minimum(best, difference), best)
+    best[depth.reshape(-1) <= 0] = np.inf
+    return best.reshape(height, width)
 
 
 def feathered(region: np.ndarray, feather_px: float = FEATHER_PX) -> np.ndarray:

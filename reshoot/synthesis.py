@@ -70,6 +70,20 @@ class SynthesisSummary:
     engine: str = DEFAULT_ENGINE
 
 
+def _same_size(images: list[np.ndarray]) -> list[np.ndarray]:
+    """The cameras' frames [h_v, w_v, 3] at the first one's size (area-resized): a rig may mix sizes, an
+    engine reads them as one [V, h, w, 3] batch."""
+    import cv2
+
+    height, width = images[0].shape[:2]
+    return [
+        image
+        if image.shape[:2] == (height, width)
+        else cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+        for image in images
+    ]
+
+
 def shot_description(description: str | None, entities: dict[int, str]) -> str:
     """The shot in words for a text-conditioned engine: its shot-language description and what is in it."""
     words = description or "a shot of the set"
@@ -207,9 +221,14 @@ def synthesize(
     with settings.open_footage() as footage:
         take = footage.frames
 
-        def source_frames(frame: int) -> tuple[torch.Tensor, int]:
+        def footage_at(frame: int) -> tuple[list[np.ndarray], int]:
+            """Each production camera's frame at its own size, at the nearest take frame it has."""
             nearest = min(max(frame, take.start), take.stop - 1)
-            return torch.from_numpy(np.stack([footage.source(n).read(nearest) for n in production])), nearest
+            return [footage.source(n).read(nearest) for n in production], nearest
+
+        def source_frames(frame: int) -> tuple[torch.Tensor, int]:
+            images, nearest = footage_at(frame)
+            return torch.from_numpy(np.stack(_same_size(images))), nearest
 
         keep = np.zeros(filmed.shape, np.float32)
         if keep_filmed:
@@ -220,7 +239,7 @@ def synthesize(
                     torch.from_numpy(p.depth),
                     posed.select([i]),
                     sources,
-                    source_frames(frame)[0],
+                    [torch.from_numpy(image) for image in footage_at(frame)[0]],
                 ).numpy()
                 report("comparing the render with the footage", i + 1, len(frames))
             keep = keep_weights(filmed, np.stack([p.alpha for p in passes]), disagreement)

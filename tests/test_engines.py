@@ -146,6 +146,30 @@ class TestKeep:
         assert 0 < w[5, 10] < w[6, 10] < w[8, 10] <= 1.0  # rising from the edge
         assert (feathered(np.zeros((4, 4), bool)) == 0).all()
 
+    def test_colour_disagreement_with_cameras_of_two_sizes(self):
+        """The shot camera's own twin at full and at half size sees what the render shows: no disagreement
+        where either holds the point; a frame of another colour disagrees by that much."""
+        from reshoot.engines.keep import colour_disagreement
+        from reshoot.geometry.camera import Camera
+
+        def camera(name: str, width: int, height: int) -> Camera:
+            f = 0.8 * width
+            K = [[f, 0, (width - 1) / 2], [0, f, (height - 1) / 2], [0, 0, 1]]
+            return Camera.create([name], [K], torch.eye(4)[None], [width], [height])
+
+        g = torch.Generator().manual_seed(0)
+        rgb = torch.rand(1, 3, 24, 32, generator=g).repeat_interleave(2, 2).repeat_interleave(2, 3)  # 2x2 blocks
+        full = rgb[0].permute(1, 2, 0)  # [48, 64, 3]
+        half = torch.nn.functional.avg_pool2d(rgb, 2)[0].permute(1, 2, 0)  # [24, 32, 3], the same picture
+        depth = torch.full((48, 64), 3.0)
+        shot = camera("shot", 64, 48)
+        sources = Camera.cat([camera("a", 64, 48), camera("b", 32, 24)])
+        agree = colour_disagreement(full, depth, shot, sources, [full, half])
+        assert float(agree.max()) < 1e-5
+        off = colour_disagreement(full, depth, shot, sources, [torch.ones_like(full), torch.zeros_like(half)])
+        torch.testing.assert_close(off, torch.minimum((1 - full).mean(-1), full.mean(-1)), atol=1e-5, rtol=0)
+        assert bool(torch.isinf(colour_disagreement(full, torch.zeros(48, 64), shot, sources, [full, half])).all())
+
     def test_composite_takes_the_render_where_kept(self):
         render, made = torch.zeros(1, 2, 2, 3), torch.ones(1, 2, 2, 3)
         keep = torch.tensor([[[1.0, 0.0], [0.25, 0.5]]])
