@@ -121,11 +121,10 @@ def adapt_lora(workspace: str | Path, options: LoraOptions, progress: ProgressFn
     from peft import LoraConfig
     from peft.utils import get_peft_model_state_dict
 
-    from reshoot.geometry.cameras_io import read_cameras_json
     from reshoot.layout_io import read_layout
     from reshoot.model.training import resolve_device
     from reshoot.model_data import load_scene
-    from reshoot.model_training import adaptation_scene
+    from reshoot.model_training import adaptation_cameras, adaptation_scene, refuse_sensitive
     from reshoot.stage import DigestCache
     from reshoot.synthesis import shot_description
     from reshoot.workspace import Workspace, load_workspace
@@ -133,26 +132,16 @@ def adapt_lora(workspace: str | Path, options: LoraOptions, progress: ProgressFn
     report = progress or no_progress
     # 1. Check inputs before any work.
     root = Path(workspace)
-    settings = load_workspace(root)
-    if settings.sensitive:
-        raise InputError(
-            f"{root}: initialized with --sensitive, so its footage may never be used to train models. "
-            "Synthesize with the base model (`reshoot synthesize --engine diffusers --weights DIR`)."
-        )
+    refuse_sensitive(
+        root,
+        load_workspace(root),
+        "Synthesize with the base model (`reshoot synthesize --engine diffusers --weights DIR`).",
+    )
     engine = DiffusersEngine()
     engine_options = EngineOptions(weights=options.weights, device=options.device, memory="high")
     engine.check_inputs(engine_options)
     ws = Workspace(root)
-    registered = read_cameras_json(ws.cameras)
-    production = registered.names_with_role("production", default="production")
-    held_out = list(options.held_out) or production
-    unknown = [name for name in held_out if name not in production]
-    if unknown:
-        raise InputError(f"--held-out {unknown[0]!r} is not a production camera of {root} ({production}).")
-    if len(production) < 3:
-        raise InputError(
-            f"{root}: adaptation leaves one camera out and needs at least two others; the take has {len(production)}."
-        )
+    held_out = adaptation_cameras(root, options.held_out)
     out = Path(options.out) if options.out is not None else ws.model / "diffusers_lora"
 
     # 2. Episodes, the model with LoRA adapters, the prompt.

@@ -264,6 +264,38 @@ def adaptation_validation(checkpoint: str | Path) -> dict | None:
     return read_checkpoint_config(checkpoint)[1].get("validation")
 
 
+def refuse_sensitive(root: Path, settings, instead: str) -> None:
+    """Refuse to train on a workspace initialized with --sensitive (its footage never trains a model).
+
+    Raises:
+        InputError: it is; `instead` says what to do.
+    """
+    if settings.sensitive:
+        raise InputError(
+            f"{root}: initialized with --sensitive, so its footage may never be used to train models. {instead}"
+        )
+
+
+def adaptation_cameras(root: Path, held_out: tuple[str, ...]) -> list[str]:
+    """The production cameras an adaptation leaves out in turn: `held_out`, or every one when empty.
+
+    Raises:
+        InputError: a name is not a production camera, or the take has fewer than three (one left out, two to
+            reconstruct from).
+    """
+    registered = read_cameras_json(Workspace(root).cameras)
+    production = registered.names_with_role("production", default="production")
+    chosen = list(held_out) or production
+    unknown = [name for name in chosen if name not in production]
+    if unknown:
+        raise InputError(f"--held-out {unknown[0]!r} is not a production camera of {root} ({production}).")
+    if len(production) < 3:
+        raise InputError(
+            f"{root}: adaptation leaves one camera out and needs at least two others; the take has {len(production)}."
+        )
+    return chosen
+
+
 def adapt_model(
     workspace: str | Path, options: AdaptOptions, progress: ProgressFn | None = None, stop_after: int | None = None
 ) -> TrainSummary:
@@ -280,22 +312,12 @@ def adapt_model(
         InputError: the workspace is marked sensitive, is not registered and laid out, or a camera is unknown.
     """
     root = Path(workspace)
-    settings = load_workspace(root)
-    if settings.sensitive:
-        raise InputError(
-            f"{root}: initialized with --sensitive, so its footage may never be used to train models. "
-            f"Synthesize with a model trained elsewhere (`reshoot synthesize` without adaptation)."
-        )
-    registered = read_cameras_json(Workspace(root).cameras)
-    production = registered.names_with_role("production", default="production")
-    held_out = list(options.held_out) or production
-    unknown = [name for name in held_out if name not in production]
-    if unknown:
-        raise InputError(f"--held-out {unknown[0]!r} is not a production camera of {root} ({production}).")
-    if len(production) < 3:
-        raise InputError(
-            f"{root}: adaptation leaves one camera out and needs at least two others; the take has {len(production)}."
-        )
+    refuse_sensitive(
+        root,
+        load_workspace(root),
+        "Synthesize with a model trained elsewhere (`reshoot synthesize` without adaptation).",
+    )
+    held_out = adaptation_cameras(root, options.held_out)
     start = Path(options.start_from) if options.start_from is not None else DEFAULT_CHECKPOINT
     config, _ = read_checkpoint_config(start)
     from_pretrained(start)  # the weights too (a pickle, NaN, a config that does not match), before any work
