@@ -319,16 +319,14 @@ def read_conditioning_frame(folder: str | Path, frame: int) -> ConditioningFrame
     )
 
 
-def read_deliverable_passes(folder: str | Path, frame: int) -> DeliverablePasses:
-    """The filmed mask and the Cryptomatte of one frame of a conditioning folder.
+def conditioning_entities(folder: str | Path) -> dict[int, str]:
+    """The layout entities a conditioning folder was rendered with: id → name."""
+    document = read_json_document(Path(folder) / "conditioning.json", KIND, VERSION)
+    return {int(k): v for k, v in document["entities"].items()}
 
-    Raises:
-        InputError: the folder was rendered before these passes existed (or lost them).
-    """
-    import imageio.v3 as iio
-    import OpenEXR
 
-    folder = Path(folder)
+def _deliverable_pass_files(folder: Path, frame: int) -> tuple[Path, Path]:
+    """(filmed PNG, Cryptomatte EXR) of one frame, refused when either is missing."""
     stem = f"{frame:06d}"
     filmed, matte = folder / "filmed" / f"{stem}.png", folder / "cryptomatte" / f"{stem}.exr"
     if not (filmed.is_file() and matte.is_file()):
@@ -336,7 +334,31 @@ def read_deliverable_passes(folder: str | Path, frame: int) -> DeliverablePasses
             f"{folder}: frame {frame} has no filmed/ or cryptomatte/ pass (conditioning rendered by an older "
             f"reshoot); render it again with `reshoot condition WS {folder.parent.name}`."
         )
+    return filmed, matte
+
+
+def read_filmed_mask(folder: str | Path, frame: int) -> np.ndarray:
+    """[H, W] bool filmed mask of one frame (see the module docstring), without reading its Cryptomatte.
+
+    Raises:
+        InputError: the folder was rendered before the deliverable passes existed (or lost them).
+    """
+    import imageio.v3 as iio
+
+    filmed, _ = _deliverable_pass_files(Path(folder), frame)
+    return iio.imread(filmed) >= 128
+
+
+def read_deliverable_passes(folder: str | Path, frame: int) -> DeliverablePasses:
+    """The filmed mask and the Cryptomatte of one frame of a conditioning folder.
+
+    Raises:
+        InputError: the folder was rendered before these passes existed (or lost them).
+    """
+    import OpenEXR
+
+    _, matte = _deliverable_pass_files(Path(folder), frame)
     with OpenEXR.File(str(matte), separate_channels=True) as exr:
         channels = {name: np.array(c.pixels, dtype=np.float32) for name, c in exr.channels().items()}
         attributes = {k: str(v) for k, v in exr.header().items() if k.startswith("cryptomatte/")}
-    return DeliverablePasses(iio.imread(filmed) >= 128, channels, attributes)
+    return DeliverablePasses(read_filmed_mask(folder, frame), channels, attributes)

@@ -29,7 +29,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from reshoot.conditioning import conditioning_revision, read_conditioning_frame, read_deliverable_passes
+from reshoot.conditioning import (
+    conditioning_entities,
+    conditioning_revision,
+    read_conditioning_frame,
+    read_deliverable_passes,
+    read_filmed_mask,
+)
 from reshoot.datasets.sync import frames_to_timecode, read_timecode
 from reshoot.deliverable import deliverable_numbers, write_shot_exr
 from reshoot.editorial import SourceClip, shot_timeline, write_timeline
@@ -203,7 +209,6 @@ def synthesize(
     camera = document.cameras.select(0).pinhole()
     path = document.paths[name]
     frames = [int(f) for f in path.frames]
-    read_deliverable_passes(conditioning_folder, frames[0])  # an older conditioning is refused here
     settings = load_workspace(root)
     colour = settings.colour_pipeline()
     registered = read_cameras_json(Workspace(root).cameras)
@@ -212,11 +217,9 @@ def synthesize(
 
     # 2. The conditioning: passes, filmed masks, and what of the render is kept.
     passes = [read_conditioning_frame(conditioning_folder, f) for f in frames]
-    filmed = np.stack([read_deliverable_passes(conditioning_folder, f).filmed for f in frames])
-    entities = {
-        int(k): v
-        for k, v in read_json_document(conditioning_folder / "conditioning.json", "conditioning", 1)["entities"].items()
-    }
+    # An older conditioning, without the deliverable passes of every frame, is refused here.
+    filmed = np.stack([read_filmed_mask(conditioning_folder, f) for f in frames])
+    entities = conditioning_entities(conditioning_folder)
     posed = posed_frames(camera, path.cam_from_world)
     with settings.open_footage() as footage:
         take = footage.frames
