@@ -166,6 +166,22 @@ def _reconstruct_options():
 RECONSTRUCT_OPTIONS = _reconstruct_options()
 
 
+def adaptation_budget():
+    """The leave-one-out reconstructions of the adaptation tests (unified and LoRA): two frames, tiny
+    budgets, no survey (plumbing, not quality: the survey's stereo would double the tests' time)."""
+    from reshoot.reconstruct import ReconstructOptions
+
+    return ReconstructOptions(
+        set_iterations=40,
+        first_actor_iterations=8,
+        actor_iterations=4,
+        refine_actor_iterations=4,
+        frames=(0, 2),
+        checkpoint_every=40,
+        use_survey=False,
+    )
+
+
 def set_snapshot(ws: Path) -> Path:
     """Where `reconstructed_workspace` keeps its reconstruction's work dir as it stood when the actors began
     (the finished set): what a run interrupted while fitting the actors leaves."""

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import adaptation_budget
 from reshoot.conditioning import read_conditioning_frame
 from reshoot.engines import EngineOptions, ShotFrames, engine_names, load_engine
 from reshoot.engines.diffusers_vace import model_frame_count, window_starts, working_grid
@@ -330,18 +331,9 @@ class TestDiffusersAdaptation:
         from safetensors.torch import load_file
 
         from reshoot.engines.diffusers_adapt import LoraOptions, adapt_lora
-        from reshoot.reconstruct import ReconstructOptions
 
         ws = _copy(shot_ws, tmp_path)
-        budget = ReconstructOptions(
-            set_iterations=40,
-            first_actor_iterations=8,
-            actor_iterations=4,
-            refine_actor_iterations=4,
-            frames=(0, 2),
-            checkpoint_every=40,
-            use_survey=False,  # plumbing, not quality
-        )
+        budget = adaptation_budget()
         options = LoraOptions(
             weights=wan_weights,
             held_out=("c_medium",),

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import adaptation_budget
 from reshoot.conditioning import read_conditioning_frame
 from reshoot.engines import EngineOptions
 from reshoot.geometry.errors import InputError
@@ -211,19 +212,10 @@ def test_adaptation_leaves_cameras_out_and_cross_validates_the_correction(shot_w
     from reshoot.model.checkpoint import from_pretrained, read_checkpoint_config
     from reshoot.model_data import load_scene
     from reshoot.model_training import CORRECTION_SCALES, AdaptOptions, adapt_model, correction_scale_scores
-    from reshoot.reconstruct import ReconstructOptions
 
     ws = tmp_path / "ws"
     shutil.copytree(shot_ws, ws, symlinks=True, ignore=shutil.ignore_patterns("shots"))
-    budget = ReconstructOptions(
-        set_iterations=40,
-        first_actor_iterations=8,
-        actor_iterations=4,
-        refine_actor_iterations=4,
-        frames=(0, 2),
-        checkpoint_every=40,
-        use_survey=False,  # plumbing, not quality: the survey's stereo would double the test's time
-    )
+    budget = adaptation_budget()
     start = _checkpoint(tmp_path / "start", perturb=False)
     summary = adapt_model(
         ws,
