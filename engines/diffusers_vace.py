@@ -161,6 +161,7 @@ class DiffusersEngine:
 
     def __init__(self, pipeline=None) -> None:
         self._given = pipeline
+        self._loaded: tuple | None = None  # (what it was loaded for, pipeline, class name, tier measures)
 
     def check_inputs(self, options: EngineOptions) -> None:
         try:
@@ -186,9 +187,13 @@ class DiffusersEngine:
         model_family(weights)
 
     def _pipeline(self, options: EngineOptions, device: torch.device):
-        """(the pipeline in `options.memory`'s tier on `device`, its class name, what the tier did)."""
+        """(the pipeline in `options.memory`'s tier on `device`, its class name, what the tier did), loaded once
+        for every sample of a run (`--samples N` calls `synthesize` N times with other seeds)."""
         import diffusers
 
+        wanted = (options.weights, options.adapter, options.memory, str(device))
+        if self._loaded is not None and self._loaded[0] == wanted:
+            return self._loaded[1:]
         if self._given is not None:
             pipe = self._given
         else:
@@ -199,7 +204,8 @@ class DiffusersEngine:
         if options.adapter is not None:
             pipe.load_lora_weights(str(options.adapter), weight_name=ADAPTER_FILE)
         pipe.set_progress_bar_config(disable=True)
-        return pipe, type(pipe).__name__, apply_memory_tier(pipe, options.memory, device)
+        self._loaded = (wanted, pipe, type(pipe).__name__, apply_memory_tier(pipe, options.memory, device))
+        return self._loaded[1:]
 
     def synthesize(self, conditioning: ShotConditioning, options: EngineOptions, progress: ProgressFn) -> ShotFrames:
         from reshoot.model.training import resolve_device
