@@ -68,6 +68,6 @@ $(STAMP): pyproject.toml scripts/ensure_system_deps.sh
 	    $(PY) -m pip install -q --no-compile "$(TORCH_CPU)"; \
 	  fi
 	$(PY) -m pip install -q --no-compile "setuptools>=68" wheel
-	$(PY) -m pip install -q --no-compile -e ".[dev,engines]"
+	$(PY) -m pip install -q --no-compile -e ".[dev,engines,ray,openjd]"
 	@PYTHONDONTWRITEBYTECODE= $(PY) scripts/warm_bytecode.py
 	@touch $(STAMP)

@@ -25,6 +25,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from reshoot import ReshootError, __version__
+from reshoot.cli.jobs import batch, bench_app
 from reshoot.cli.options import stage_flags
 from reshoot.stage_options import LayoutOptions, ReconstructOptions, RegistrationOptions
 from reshoot.workspace import Workspace, load_workspace
@@ -1142,6 +1143,8 @@ def rate(
 
 feedback_app = typer.Typer(help="Crews' verdicts and revisions, kept for training.", no_args_is_help=True)
 app.add_typer(feedback_app, name="feedback")
+app.add_typer(bench_app, name="bench")
+app.command()(batch)
 
 
 @feedback_app.command("export")

@@ -177,8 +177,16 @@ def estimate_world_frame(
         seed: RANSAC seed.
 
     Raises:
-        InputError: a hint names an unknown camera, or asks for camera heights without a floor.
+        InputError: no points (nothing to find the floor in), a hint names an unknown camera, or asks for
+            camera heights without a floor.
     """
+    if len(points) == 0:
+        raise InputError(
+            "no static point of the set was triangulated, so the floor (and with it the world frame) cannot "
+            "be found. The cameras see too little of the same set: give a survey of the empty set (reshoot "
+            "init --survey; with a calibration, `reshoot register --calibration-mode intrinsics` uses it), "
+            "clean plates (--plates), or footage of more resolution or overlap."
+        )
     hint = hint or ScaleHint()
     centres = production.centers.numpy()
     up_hint = cameras_up(production)

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SUBPACKAGES = {"geometry": "geometry", "model": "model", "cli": "cli", "datasets": "datasets", "engines": "engines"}
+SUBPACKAGES = {"geometry": "geometry", "model": "model", "cli": "cli", "datasets": "datasets", "engines": "engines", "bench": "bench"}
 
 
 def main() -> int:

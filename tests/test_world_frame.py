@@ -83,3 +83,12 @@ def test_without_a_floor_up_comes_from_the_cameras():
         estimate_world_frame(cameras, points[1500:], ScaleHint(camera_heights={"*": 1.6}))
     with pytest.raises(InputError, match="no camera named"):
         estimate_world_frame(cameras, points, ScaleHint(known_distance=("a", "zz", 1.0)))
+
+
+def test_no_points_is_a_clear_error_not_a_crash():
+    """A calibrated rig whose plates share no static feature triangulates nothing: say so (it was an
+    IndexError from numpy's percentile of an empty array)."""
+    _, cameras = _scene(np.random.default_rng(3))
+    for metric in (False, True):
+        with pytest.raises(InputError, match="no static point of the set was triangulated"):
+            estimate_world_frame(cameras, np.zeros((0, 3)), metric=metric)
