@@ -229,7 +229,7 @@ class TestSmokeSuite:
 
     def test_rerun_serial_and_on_ray_gives_the_same_numbers(self, smoke, capsys, tmp_path, shared_data):
         """The prepared takes are reused (cache); the methods rerun, one of them a module:callable plug-in,
-        then again as Ray tasks: every metric is identical."""
+        then `splat` again as a Ray task: every metric is identical."""
         out, _ = smoke
         first = {
             (r["method"], r["task"], r["take"]): _metrics(r) for r in read_results(out / "results.json")["results"]
@@ -249,8 +249,6 @@ class TestSmokeSuite:
         ray_run = [
             "--method",
             "splat",
-            "--method",
-            "inpaint",
             "--task",
             "overhead",
             "--executor",
@@ -274,6 +272,8 @@ class TestSmokeSuite:
         other.write_text(json.dumps(changed))
         code, printed, _ = run(capsys, "bench", "compare", str(results), str(other), "--metric", "psnr")
         assert code == 0 and "+1" in printed and "overhead" in printed
+        code, _, err = run(capsys, "bench", "compare", str(results), str(other), "--metric", "beauty")
+        assert code == 2 and "choose from psnr" in err
 
 
 class TestBenchInputs:
