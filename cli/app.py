@@ -945,6 +945,10 @@ def synthesize(
         help="Keep the render where a production camera filmed the surface and agrees with it.",
     ),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    ranges: int = typer.Option(
+        1, "--ranges", help="Split a windowed engine's shot into N frame ranges, a job each (unified)."
+    ),
+    executor: str = typer.Option("serial", "--executor", help="Where the ranges run: serial, or ray."),
 ) -> None:
     """Make a shot's frames with a synthesis engine: shots/SHOT/frames/, SHOT.mp4 and the EXR deliverable."""
     from reshoot.pipeline import SynthesizeOptions
@@ -961,6 +965,8 @@ def synthesize(
         samples=samples,
         memory=memory,
         device=device,
+        ranges=ranges,
+        executor=executor,
     )
     with _writing(workspace, "synthesize") as ws, _progress() as progress:
         summary = _run_stage(ws, "synthesize", shot, options, progress)

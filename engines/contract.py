@@ -22,6 +22,7 @@ import torch
 from reshoot.geometry.camera import Camera
 from reshoot.geometry.errors import InputError
 from reshoot.geometry.progress import ProgressFn
+from reshoot.scaleout import EXECUTORS
 
 MEMORY_TIERS = ("high", "medium", "low")
 """`--memory`: how much of the engine lives on the accelerator (engines without tiers ignore it)."""
@@ -87,6 +88,8 @@ class EngineOptions:
         window: frames per window of an engine that makes a shot window by window; None = its default.
         prompt: replaces the conditioning's description as the prompt; None keeps it.
         adapter: a LoRA adapter folder of the weights (`reshoot train --engine diffusers --adapt WS`); None: none.
+        ranges: a windowed engine splits the shot into this many frame ranges, a job each (1: none).
+        executor: where the range jobs run: "serial" (here) or "ray" (reshoot/scaleout.py).
     """
 
     weights: Path | None = None
@@ -97,6 +100,8 @@ class EngineOptions:
     window: int | None = None
     prompt: str | None = None
     adapter: Path | None = None
+    ranges: int = 1
+    executor: str = "serial"
 
     def __post_init__(self) -> None:
         if self.memory not in MEMORY_TIERS:
@@ -105,6 +110,10 @@ class EngineOptions:
             raise InputError(f"--steps {self.steps}: use at least 1.")
         if self.window is not None and self.window < 2:
             raise InputError(f"--window {self.window}: use at least 2 frames.")
+        if self.ranges < 1:
+            raise InputError(f"--ranges {self.ranges}: use at least 1 frame range.")
+        if self.executor not in EXECUTORS:
+            raise InputError(f"--executor {self.executor!r}: use one of {', '.join(EXECUTORS)}.")
 
 
 @dataclass(frozen=True)

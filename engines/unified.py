@@ -5,6 +5,12 @@ Frames are made in overlapping windows of the model's `window` frames, blended; 
 production camera at each window's middle frame. The model reads a window at its working size; its
 correction is upsampled and added to the full-resolution render, so what the reconstruction got right keeps
 its detail.
+
+A long shot can be split into frame ranges (`EngineOptions.ranges`): consecutive windows, one job each,
+run serially or as Ray tasks (`EngineOptions.executor`, reshoot/scaleout.py); the reduce step blends the
+windows in the same order as the single-range loop. Each range job runs the model on one thread under
+either executor, so the ranges give the same frames serially and on Ray to the bit, and the frames of one
+range (the model on this process's threads) to within float rounding.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from reshoot.geometry.errors import InputError
 from reshoot.geometry.progress import ProgressFn, no_progress
 from reshoot.model.checkpoint import checkpoint_files, from_pretrained
 from reshoot.model.inference import blend_weights, correction, plan_windows, resize_passes, upsampled, working_size
-from reshoot.model.inputs import make_window, resized_camera
+from reshoot.model.inputs import ShotWindow, make_window, resized_camera
 from reshoot.model.network import UnifiedVideoModel
 from reshoot.model.training import resolve_device
 from reshoot.stage_options import DEFAULT_CHECKPOINT
@@ -39,6 +45,8 @@ def synthesize_frames(
     sources: Camera,
     source_frames: Callable[[int], tuple[torch.Tensor, int]],
     progress: ProgressFn | None = None,
+    ranges: int = 1,
+    executor: str = "serial",
 ) -> tuple[torch.Tensor, float]:
     """The model's frames of a shot, window by window (overlaps blended), at the render's full size.
 
@@ -50,6 +58,9 @@ def synthesize_frames(
         sources: V production cameras.
         source_frames: take frame → ([V, h, w, 3] float frames of the sources in [0, 1], the frame they show).
         progress: callback.
+        ranges: split the windows into this many frame ranges, a job each (1: one loop here, on this
+            process's threads); at most one range per window.
+        executor: "serial" or "ray", for the range jobs.
 
     Returns:
         ([T, H, W, 3] frames in [0, 1], seconds spent in the model).
@@ -60,14 +71,12 @@ def synthesize_frames(
     work_w, work_h = working_size(width, height, config.working_pixels)
     work_cameras = resized_camera(cameras, work_w, work_h)
     small = resize_passes(rgb, depth, alpha, entity_ids, (work_w, work_h))
-    total = torch.zeros(rgb.shape, dtype=torch.float64)
-    weights = torch.zeros(len(frames), dtype=torch.float64)
-    model_seconds = 0.0
     windows = plan_windows(len(frames), config.window, config.overlap)
-    for k, indices in enumerate(windows):
+
+    def window_at(indices: list[int]) -> ShotWindow:
         source_rgb, shown = source_frames(frames[indices[len(indices) // 2]])
         rgb_k, depth_k, alpha_k, ids_k = (p[indices] for p in small)
-        window = make_window(
+        return make_window(
             work_cameras.select(indices),
             rgb_k,
             depth_k,
@@ -79,15 +88,56 @@ def synthesize_frames(
             torch.full((len(sources),), float(shown), dtype=torch.float64),
             config.source_scale,
         )
-        started = time.perf_counter()
-        fix = correction(model, window)
-        model_seconds += time.perf_counter() - started
+
+    if ranges <= 1:
+        fixes, model_seconds = [], 0.0
+        for k, indices in enumerate(windows):
+            started = time.perf_counter()
+            fixes.append(correction(model, window_at(indices)))
+            model_seconds += time.perf_counter() - started
+            report("synthesizing", k + 1, len(windows))
+    else:
+        fixes, model_seconds = _corrections_by_range(model, [window_at(i) for i in windows], ranges, executor, report)
+    total = torch.zeros(rgb.shape, dtype=torch.float64)
+    weights = torch.zeros(len(frames), dtype=torch.float64)
+    for indices, fix in zip(windows, fixes):  # the reduce: the same order for any split
         out = (rgb[indices] + upsampled(fix, width, height)).clamp(0, 1)
         w = torch.from_numpy(blend_weights(len(indices)))
         total[indices] += w[:, None, None, None] * out
         weights[indices] += w
-        report("synthesizing", k + 1, len(windows))
     return (total / weights[:, None, None, None]).float(), model_seconds
+
+
+def range_corrections(model: UnifiedVideoModel, windows: list[ShotWindow]) -> tuple[list[torch.Tensor], float]:
+    """One range job: the model's correction of each window ([T, h, w, 3] each) and the seconds it took."""
+    started = time.perf_counter()
+    return [correction(model, w) for w in windows], time.perf_counter() - started
+
+
+def _corrections_by_range(
+    model: UnifiedVideoModel, windows: list[ShotWindow], ranges: int, executor: str, report: ProgressFn
+) -> tuple[list[torch.Tensor], float]:
+    """The windows' corrections, computed in `ranges` jobs of consecutive windows (1 CPU, 1 thread each)."""
+    from reshoot.scaleout import Job, run_jobs
+
+    count = min(ranges, len(windows))
+    bounds = [round(k * len(windows) / count) for k in range(count + 1)]
+    jobs = [
+        Job(f"windows {a}-{b - 1}", range_corrections, (model, windows[a:b]), cpus=1, memory_gb=2, threads=1)
+        for a, b in zip(bounds[:-1], bounds[1:])
+    ]
+    done = [0]
+
+    def told(result) -> None:
+        done[0] += 1
+        report("synthesizing", done[0], len(jobs))
+
+    results = run_jobs(jobs, executor, on_done=told)
+    failed = [r for r in results.values() if r.error]
+    if failed:
+        raise InputError(f"synthesis range {failed[0].key} failed: {failed[0].error}")
+    fixes = [fix for job in jobs for fix in results[job.key].value[0]]
+    return fixes, sum(results[job.key].value[1] for job in jobs)
 
 
 class UnifiedEngine:
@@ -135,6 +185,8 @@ class UnifiedEngine:
             conditioning.sources,
             conditioning.source_frames,
             progress,
+            options.ranges,
+            options.executor,
         )
         if not bool(torch.isfinite(frames).all()):  # never replace good frames with black ones
             raise InputError(
@@ -150,5 +202,7 @@ class UnifiedEngine:
             "working_size": list(working_size(width, height, config.working_pixels)),
             "windows": [[w[0], w[-1]] for w in plan_windows(len(conditioning.frames), config.window, config.overlap)],
             "model_seconds_per_frame": round(model_seconds / max(len(conditioning.frames), 1), 4),
+            "ranges": options.ranges,
+            "executor": options.executor,
         }
         return ShotFrames(frames, torch.ones(conditioning.alpha.shape), record)

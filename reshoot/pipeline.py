@@ -81,6 +81,8 @@ class SynthesizeOptions:
         memory: the memory tier (not a setting of the result: the same frames but for the low tier's tiled VAE
             decoding, under one 8-bit code value apart on average in the tests).
         device: where the engine runs.
+        ranges, executor: frame ranges of a windowed engine and where they run (not settings of the result:
+            the same frames serially and on Ray, and to within float rounding of one range; docs/engines.md).
     """
 
     checkpoint: Path | None = None
@@ -94,6 +96,8 @@ class SynthesizeOptions:
     samples: int = 1
     memory: str = field(default="medium", metadata=NOT_RESULT)
     device: str = field(default="auto", metadata=NOT_RESULT)
+    ranges: int = field(default=1, metadata=NOT_RESULT)
+    executor: str = field(default="serial", metadata=NOT_RESULT)
 
     def engine_options(self):
         """The engine's `EngineOptions`."""
@@ -108,6 +112,8 @@ class SynthesizeOptions:
             window=self.window,
             prompt=self.prompt,
             adapter=self.adapter,
+            ranges=self.ranges,
+            executor=self.executor,
         )
 
 

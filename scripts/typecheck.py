@@ -13,7 +13,14 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SUBPACKAGES = {"geometry": "geometry", "model": "model", "cli": "cli", "datasets": "datasets", "engines": "engines", "bench": "bench"}
+SUBPACKAGES = {
+    "geometry": "geometry",
+    "model": "model",
+    "cli": "cli",
+    "datasets": "datasets",
+    "engines": "engines",
+    "bench": "bench",
+}
 
 
 def main() -> int:

@@ -19,6 +19,7 @@ from reshoot.conditioning import read_conditioning_frame
 from reshoot.engines import EngineOptions, ShotFrames, engine_names, load_engine
 from reshoot.engines.diffusers_vace import model_frame_count, window_starts, working_grid
 from reshoot.engines.keep import composite, feathered
+from reshoot.engines.unified import UnifiedEngine
 from reshoot.geometry.errors import InputError
 from reshoot.synthesis import synthesize
 
@@ -213,6 +214,46 @@ class TestEnginesEndToEnd:
         assert (generated[~filmed_mask] > 0.999).all()
         synthesize(ws, "top", "echo", EngineOptions(device="cpu"), keep_filmed=False)
         assert np.abs(_frames(ws) / 255.0 - (1 - render)).max() <= 0.5 / 255 + 1e-6
+
+
+MADE: dict[tuple[int, str], torch.Tensor] = {}
+
+
+class CaptureEngine(UnifiedEngine):
+    """The unified engine, keeping its float frames per (ranges, executor) for the test below."""
+
+    name = "capture"
+
+    def synthesize(self, conditioning, options, progress) -> ShotFrames:
+        made = super().synthesize(conditioning, options, progress)
+        MADE[options.ranges, options.executor] = made.frames
+        return made
+
+
+class TestFrameRanges:
+    def test_ranges_give_the_same_frames_serially_and_on_ray(self, shot_ws: Path, tmp_path: Path, monkeypatch):
+        """The 5-frame shot is two windows: split into two ranges, a job each, the frames are those of one
+        loop to float rounding (each range runs on one thread), and the same to the bit on Ray."""
+        installed = metadata.entry_points
+        capture = [metadata.EntryPoint("capture", "test_engines:CaptureEngine", "reshoot.engines")]
+        monkeypatch.setattr(
+            metadata, "entry_points", lambda group: capture if group == "reshoot.engines" else installed(group=group)
+        )
+        ws = _copy(shot_ws, tmp_path)
+        synthesize(ws, "top", "capture", EngineOptions(device="cpu"))
+        synthesize(ws, "top", "capture", EngineOptions(device="cpu", ranges=2))
+        record = json.loads((ws / "shots" / "top" / "synthesis.json").read_text())
+        assert record["ranges"] == 2 and len(record["windows"]) == 2
+        assert (MADE[2, "serial"] - MADE[1, "serial"]).abs().max() < 1e-5
+        pytest.importorskip("ray")
+        synthesize(ws, "top", "capture", EngineOptions(device="cpu", ranges=2, executor="ray"))
+        assert torch.equal(MADE[2, "ray"], MADE[2, "serial"])
+
+    def test_bad_ranges_are_refused(self):
+        with pytest.raises(InputError, match="--ranges 0"):
+            EngineOptions(ranges=0)
+        with pytest.raises(InputError, match="--executor 'dask'"):
+            EngineOptions(executor="dask")
 
 
 def test_diffusers_windows_and_sizes():
