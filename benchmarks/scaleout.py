@@ -127,8 +127,9 @@ def frame_ranges(workspace: Path, shot: str, ranges: int) -> dict:
 
     out: dict = {}
     made = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        ws = Path(tmp) / "ws"
+    # A copy beside the workspace, so that its footage (a path relative to it) is found from the copy too.
+    ws = workspace.resolve().parent / f".scaleout-{os.getpid()}"
+    try:
         shutil.copytree(workspace, ws, symlinks=True, ignore=shutil.ignore_patterns("samples"))
         frames = Workspace(ws).shot(shot).frames
         for name, count, executor in (("one", 1, "serial"), ("serial", ranges, "serial"), ("ray", ranges, "ray")):
@@ -136,6 +137,8 @@ def frame_ranges(workspace: Path, shot: str, ranges: int) -> dict:
             synthesize(ws, shot, "unified", EngineOptions(device="cpu", ranges=count, executor=executor))
             out[f"seconds_{name}"] = round(time.perf_counter() - started, 1)
             made[name] = np.stack([iio.imread(p) for p in sorted(frames.glob("*.png"))]).astype(np.int16)
+    finally:
+        shutil.rmtree(ws, ignore_errors=True)
     out["frames"] = len(made["one"])
     out["ranges_serial_vs_ray_max_diff"] = int(np.abs(made["serial"] - made["ray"]).max())
     difference = np.abs(made["one"] - made["serial"])
@@ -146,9 +149,8 @@ def frame_ranges(workspace: Path, shot: str, ranges: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument(
-        "--cache", type=Path, required=True, help="prepared smoke takes (reshoot bench --out X: X/cache)"
-    )
+    parser.add_argument("--cache", type=Path, help="prepared smoke takes (reshoot bench --out X: X/cache)")
+    parser.add_argument("--parts", default="speed_up,batch_plan,frame_ranges", help="which parts to run")
     parser.add_argument("--data", type=Path, default=HERE.parent.parent / "shared" / "data")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--workspace", type=Path, default=None, help="a workspace with a synthesized shot")
@@ -156,12 +158,17 @@ def main() -> None:
     parser.add_argument("--ranges", type=int, default=4)
     parser.add_argument("--out", type=Path, default=HERE / "results" / "scaleout.json")
     args = parser.parse_args()
-    result = {"cpus": os.cpu_count(), "workers": args.workers}
-    result["speed_up"] = speed_up(args.cache, args.data, args.workers)
-    print(json.dumps(result["speed_up"], indent=1))
-    result["batch_plan"] = batch_plan(args.workers)
-    print(json.dumps(result["batch_plan"], indent=1))
-    if args.workspace is not None:
+    parts = args.parts.split(",")
+    result: dict = {"cpus": os.cpu_count(), "workers": args.workers}
+    if "speed_up" in parts:
+        if args.cache is None:
+            parser.error("the speed-up part needs --cache (prepared smoke takes)")
+        result["speed_up"] = speed_up(args.cache, args.data, args.workers)
+        print(json.dumps(result["speed_up"], indent=1))
+    if "batch_plan" in parts:
+        result["batch_plan"] = batch_plan(args.workers)
+        print(json.dumps(result["batch_plan"], indent=1))
+    if "frame_ranges" in parts and args.workspace is not None:
         result["frame_ranges"] = frame_ranges(args.workspace, args.shot, args.ranges)
         print(json.dumps(result["frame_ranges"], indent=1))
     args.out.parent.mkdir(parents=True, exist_ok=True)
