@@ -37,6 +37,7 @@ RESULTS_VERSION = 1
 PACKAGES = ("reshoot", "torch", "numpy", "opencv-python-headless", "pycolmap", "flip-evaluator", "ray")
 TABLE_METRICS = tuple(f"{m}{r}" for r in REGIONS for m in PIXEL_METRICS) + (
     "placement_px",
+    "placement_m",
     "entity_iou",
     "found_share",
     "cross_view",
@@ -106,10 +107,12 @@ def _write_frames(folder: Path, frames: Sequence[int], made: np.ndarray) -> None
 
 
 def plan_jobs(suite: Suite, methods: Sequence[str], settings: BenchSettings, tasks: Sequence[str] = ()) -> list[Job]:
-    """A job per take to prepare (2 CPUs), then one per task × method on it (1 CPU each).
+    """A job per take to prepare (2 CPUs), then one per task × method on it (1 CPU each). A take is
+    prepared for all of the suite's tasks on it, whichever are chosen, so that its cache serves any choice.
 
     Raises:
-        InputError: an unknown task name in `tasks`, or none left to run.
+        InputError: an unknown task name in `tasks`, none left to run, or real footage a task needs that is
+            not in `settings.data`.
     """
     chosen = [t for t in suite.tasks if not tasks or t.task in tasks]
     unknown = sorted(set(tasks) - {t.task for t in suite.tasks})
@@ -118,18 +121,24 @@ def plan_jobs(suite: Suite, methods: Sequence[str], settings: BenchSettings, tas
         raise InputError(f"--task {unknown[0] if unknown else ''!r}: suite {suite.name} has tasks {', '.join(names)}.")
     jobs = []
     for take in suite.takes:
-        on_take = tuple(t for t in chosen if t.take == take.name)
-        if on_take:
-            jobs.append(
-                Job(
-                    f"prepare/{take.name}",
-                    _prepare,
-                    (take, on_take, settings.cache, settings.data),
-                    cpus=2,
-                    memory_gb=6,
-                    threads=2,
-                )
+        if not any(t.take == take.name for t in chosen):
+            continue
+        if take.source != "synthetic" and not (settings.data / take.source).is_dir():
+            raise InputError(
+                f"--data {settings.data}: no {take.source}/ there, which take {take.name} needs; point --data "
+                "(or $RESHOOT_DATA) at the folder of real footage (the project's shared/data), or choose tasks "
+                "with --task."
             )
+        jobs.append(
+            Job(
+                f"prepare/{take.name}",
+                _prepare,
+                (take, tuple(t for t in suite.tasks if t.take == take.name), settings.cache, settings.data),
+                cpus=2,
+                memory_gb=6,
+                threads=2,
+            )
+        )
     for task in chosen:
         for spec in methods:
             jobs.append(

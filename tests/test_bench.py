@@ -238,7 +238,10 @@ class TestSmokeSuite:
         methods = ["--method", "model", "--method", "test_bench:darker_render"]
         code, printed, _ = run(capsys, *base, *methods, "--task", "overhead")
         assert code == 0 and printed.strip().endswith("results.json")
-        again = read_results(tmp_path / "again" / "results.json")["results"]
+        document = read_results(tmp_path / "again" / "results.json")
+        prepared = [j for j in document["jobs"] if j["key"].startswith("prepare/")]
+        assert len(prepared) == 1 and prepared[0]["seconds"] < 1  # the cache, although fewer tasks were chosen
+        again = document["results"]
         for row in again:
             if row["method"] == "model":
                 assert _metrics(row) == first[(row["method"], row["task"], row["take"])]
@@ -286,6 +289,8 @@ class TestBenchInputs:
         assert code == 2 and "has tasks" in err
         code, _, err = run(capsys, "bench", "--out", str(tmp_path), "--method-command", "run.sh {inputs}")
         assert code == 2 and "no such method" in err
+        code, _, err = run(capsys, "bench", "--out", str(tmp_path), "--data", str(tmp_path / "nowhere"))
+        assert code == 2 and "no caliscope_4cam/ there" in err
         assert not (tmp_path / "cache").exists()
         (tmp_path / "bad.json").write_text(json.dumps({"format": "reshoot/cameras", "version": 1}))
         code, _, err = run(capsys, "bench", "compare", str(tmp_path / "bad.json"), str(tmp_path / "bad.json"))
