@@ -16,8 +16,9 @@ TAKES.toml (paths relative to the file; docs/cli.md#batch):
 
 Every take's stages run in order (a job waits for the take's previous stage); takes run side by side.
 A job is `run_pipeline(ws, shots, set, until=STAGE)` under the workspace's lock, so what a stage finds
-done it skips, exactly as `reshoot run` would: the batch gives the same workspaces as running
-`reshoot run` on each take. Each job declares its resources (`STAGE_RESOURCES`) for Ray's scheduler.
+done it skips, exactly as `reshoot run` would. Each job declares its resources (`STAGE_RESOURCES`) for
+Ray's scheduler and runs torch on that many threads, serially as on Ray (`reshoot run` uses all of the
+machine's threads, so its float roundings can differ from a batch's).
 """
 
 from __future__ import annotations
