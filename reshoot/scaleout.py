@@ -135,6 +135,24 @@ def run_jobs(
     return _run_on_ray(jobs, address, workers, tell)
 
 
+def _check_feasible(jobs: Sequence[Job], available: dict) -> None:
+    """Refuse a job that asks for more CPUs, GPUs or memory than the whole Ray cluster has (Ray would wait
+    for it for ever).
+
+    Raises:
+        InputError: naming the job, what it asks for and what there is.
+    """
+    for job in jobs:
+        for name, asked, unit in (("CPU", job.cpus, 1), ("GPU", job.gpus, 1), ("memory", job.memory_gb, 2**30)):
+            have = available.get(name, 0.0) / unit
+            if asked > have + 1e-9:
+                amount = "{:.3g} GiB of memory" if name == "memory" else "{:.3g} " + name
+                raise InputError(
+                    f"job {job.key} asks for {amount.format(asked)}; the Ray cluster has {amount.format(have)} in "
+                    "all. Give Ray more (--workers, a bigger cluster) or run the jobs serially."
+                )
+
+
 def _run_on_ray(jobs: Sequence[Job], address: str | None, workers: int | None, tell) -> dict[str, JobResult]:
     try:
         import ray
@@ -148,6 +166,7 @@ def _run_on_ray(jobs: Sequence[Job], address: str | None, workers: int | None, t
         else:
             ray.init(num_cpus=workers or os.cpu_count(), include_dashboard=False, log_to_driver=False)
     try:
+        _check_feasible(jobs, ray.cluster_resources())
         remote = ray.remote(run_job)
         refs: dict[str, Any] = {}
         keys: dict[Any, str] = {}

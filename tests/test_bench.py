@@ -80,6 +80,18 @@ class TestRunJobs:
         assert results["after-bad"].error == "not run: bad failed" and results["after-bad"].value is None
         assert results["one-thread"].value == 1
 
+    def test_jobs_larger_than_the_ray_cluster_are_refused(self):
+        from reshoot.scaleout import _check_feasible
+
+        jobs = [Job("big", _add, (1, 1), cpus=2, memory_gb=8)]
+        _check_feasible(jobs, {"CPU": 2.0, "memory": 16 * 2**30})
+        with pytest.raises(InputError, match="asks for 2 CPU; the Ray cluster has 1 CPU"):
+            _check_feasible(jobs, {"CPU": 1.0, "memory": 16 * 2**30})
+        with pytest.raises(InputError, match="asks for 8 GiB of memory; the Ray cluster has 4 GiB of memory"):
+            _check_feasible(jobs, {"CPU": 4.0, "memory": 4 * 2**30})
+        with pytest.raises(InputError, match="GPU"):
+            _check_feasible([Job("gpu", _add, (1, 1), gpus=1)], {"CPU": 4.0, "memory": 16 * 2**30})
+
     def test_bad_graphs_are_refused(self):
         with pytest.raises(InputError, match="appears twice"):
             run_jobs([Job("a", _add, (1, 1)), Job("a", _add, (1, 1))])
@@ -345,6 +357,9 @@ class TestBatch:
         assert code == 1
         assert "a/register: done" in err and "b/register: done" in err
         assert "missing/register: failed" in err and "names no footage" in err
+        pytest.importorskip("ray")
+        code, _, err = run(capsys, "batch", str(_takes_file(tmp_path, copies)), "--executor", "ray", "--workers", "2")
+        assert code == 1 and "a/register: done" in err and "missing/register: failed" in err
 
     def test_dry_run_plans_every_stage_of_every_take(self, capsys, tmp_path):
         path = _takes_file(tmp_path, {f"t{i}": tmp_path / f"w{i}" for i in range(5)}, until="check")
