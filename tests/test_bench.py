@@ -26,6 +26,7 @@ BUILTIN = ("nearest-camera", "splat", "inpaint", "model")
 COPY_RENDER = """
 import json, shutil, sys
 from pathlib import Path
+
 given, out = Path(sys.argv[1]), Path(sys.argv[2])
 for frame in json.loads((given / "request.json").read_text())["frames"]:
     shutil.copyfile(given / "render" / f"{frame:06d}.png", out / f"{frame:06d}.png")
@@ -99,20 +100,6 @@ class TestRunJobs:
             run_jobs([Job("b", _add, (1, 1), after=("a",)), Job("a", _add, (1, 1))])
         with pytest.raises(InputError, match="--executor 'dask'"):
             run_jobs(_graph(), executor="dask")
-
-    def test_ray_gives_the_serial_results(self):
-        ray = pytest.importorskip("ray")
-        serial = run_jobs(_graph())
-        # The jobs' functions live in this test module: Ray's workers import it from this folder.
-        ray.init(
-            num_cpus=2, include_dashboard=False, runtime_env={"env_vars": {"PYTHONPATH": str(Path(__file__).parent)}}
-        )
-        try:
-            on_ray = run_jobs(_graph(), executor="ray")
-        finally:
-            ray.shutdown()
-        assert {k: (r.value, r.error) for k, r in serial.items()} == {k: (r.value, r.error) for k, r in on_ray.items()}
-        assert {r.worker for r in on_ray.values()} != {r.worker for r in serial.values()}  # other processes
 
 
 # ------------------------------------------------------------------------------------------ methods
@@ -239,9 +226,9 @@ class TestSmokeSuite:
         assert overhead["inpaint"]["psnr_generated"] != overhead["splat"]["psnr_generated"]
         assert len({overhead[m]["psnr"] for m in BUILTIN}) == 4
 
-    def test_rerun_serial_and_on_ray_gives_the_same_numbers(self, smoke, capsys, tmp_path, shared_data):
+    def test_rerun_gives_the_same_numbers(self, smoke, capsys, tmp_path, shared_data):
         """The prepared takes are reused (cache); the methods rerun, one of them a module:callable plug-in,
-        then `splat` again as a Ray task: every metric is identical."""
+        again: every metric is identical."""
         out, _ = smoke
         first = {
             (r["method"], r["task"], r["take"]): _metrics(r) for r in read_results(out / "results.json")["results"]
@@ -259,24 +246,6 @@ class TestSmokeSuite:
                 assert _metrics(row) == first[(row["method"], row["task"], row["take"])]
         darker = next(r for r in again if r["method"] == "test_bench:darker_render" and r["task"] == "overhead")
         assert darker["psnr"] < first[("splat", "overhead", darker["take"])]["psnr"] - 3
-        pytest.importorskip("ray")
-        base[2] = str(tmp_path / "ray")
-        ray_run = [
-            "--method",
-            "splat",
-            "--task",
-            "overhead",
-            "--executor",
-            "ray",
-            "--workers",
-            "2",
-        ]
-        code, _, _ = run(capsys, *base, *ray_run)
-        assert code == 0
-        on_ray = read_results(tmp_path / "ray" / "results.json")
-        assert on_ray["executor"] == "ray"
-        for row in on_ray["results"]:
-            assert _metrics(row) == first[(row["method"], row["task"], row["take"])]
 
     def test_compare_prints_differences(self, smoke, capsys, tmp_path):
         results = smoke[0] / "results.json"
@@ -357,9 +326,6 @@ class TestBatch:
         assert code == 1
         assert "a/register: done" in err and "b/register: done" in err
         assert "missing/register: failed" in err and "names no footage" in err
-        pytest.importorskip("ray")
-        code, _, err = run(capsys, "batch", str(_takes_file(tmp_path, copies)), "--executor", "ray", "--workers", "2")
-        assert code == 1 and "a/register: done" in err and "missing/register: failed" in err
 
     def test_dry_run_plans_every_stage_of_every_take(self, capsys, tmp_path):
         path = _takes_file(tmp_path, {f"t{i}": tmp_path / f"w{i}" for i in range(5)}, until="check")
@@ -393,3 +359,42 @@ def test_copy_render_script_is_what_the_docs_show():
     """docs/bench.md shows the command plug-in used above; keep them the same."""
     docs = (Path(__file__).parents[1] / "docs" / "bench.md").read_text()
     assert textwrap.dedent(COPY_RENDER).strip() in docs
+
+
+# ------------------------------------------------------------------------------------------ on Ray
+# Last in the module, on one local Ray (its start costs seconds; its idle processes would slow the rest).
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """A local Ray of 2 CPUs whose workers import this module's job functions from this folder."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, runtime_env={"env_vars": {"PYTHONPATH": str(Path(__file__).parent)}})
+    yield ray
+    ray.shutdown()
+
+
+class TestOnRay:
+    def test_jobs_give_the_serial_results(self, local_ray):
+        serial, on_ray = run_jobs(_graph()), run_jobs(_graph(), executor="ray")
+        assert {k: (r.value, r.error) for k, r in serial.items()} == {k: (r.value, r.error) for k, r in on_ray.items()}
+        assert {r.worker for r in on_ray.values()} != {r.worker for r in serial.values()}  # other processes
+
+    def test_the_smoke_suite_gives_the_serial_numbers(self, local_ray, smoke, capsys, tmp_path, shared_data):
+        out, _ = smoke
+        first = {
+            (r["method"], r["task"], r["take"]): _metrics(r) for r in read_results(out / "results.json")["results"]
+        }
+        args = ["bench", "--out", str(tmp_path), "--cache", str(out / "cache"), "--data", str(shared_data)]
+        code, _, _ = run(capsys, *args, "--method", "splat", "--task", "overhead", "--executor", "ray")
+        assert code == 0
+        on_ray = read_results(tmp_path / "results.json")
+        assert on_ray["executor"] == "ray" and len(on_ray["results"]) == 1
+        for row in on_ray["results"]:
+            assert _metrics(row) == first[(row["method"], row["task"], row["take"])]
+
+    def test_batch(self, local_ray, capsys, tmp_path, scene_workspace: Path):
+        copies = {"a": tmp_path / "a", "missing": tmp_path / "nowhere"}
+        shutil.copytree(scene_workspace, copies["a"], symlinks=True)
+        code, _, err = run(capsys, "batch", str(_takes_file(tmp_path, copies)), "--executor", "ray")
+        assert code == 1 and "a/register: done" in err and "missing/register: failed" in err
