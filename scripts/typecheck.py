@@ -19,7 +19,7 @@ SUBPACKAGES = {
     "cli": "cli",
     "datasets": "datasets",
     "engines": "engines",
-    "bench": "bench",
+    "bench": "benchsuite",
 }
 
 

@@ -121,6 +121,8 @@ class TestMethods:
         assert method_label("pkg.mod:fn") == "pkg.mod:fn"
         assert method_label("mine=run.sh {inputs} {out}") == "mine"
         assert method_label("run.sh {inputs} {out}") == "command"
+        with pytest.raises(InputError, match="only {inputs} and {out} may stand in braces"):
+            load_method("x=run.sh {inputs} {frame} {out}")
 
 
 # ------------------------------------------------------------------------------------------ scoring

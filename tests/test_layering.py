@@ -16,7 +16,7 @@ FOLDER_LAYER = {
     "cli": "cli",
     "reshoot": "pipeline",
     "engines": "pipeline",  # reshoot.engines: the synthesize stage's libraries
-    "bench": "pipeline",  # reshoot.bench: the benchmark suites, over the pipeline's stages
+    "benchsuite": "pipeline",  # reshoot.bench: the benchmark suites, over the pipeline's stages
 }
 ALLOWED = {
     "geometry": {"geometry"},

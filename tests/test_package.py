@@ -17,7 +17,7 @@ ROOTS = {
     "reshoot.cli": "cli",
     "reshoot.datasets": "datasets",
     "reshoot.engines": "engines",
-    "reshoot.bench": "bench",
+    "reshoot.bench": "benchsuite",
 }
 
 

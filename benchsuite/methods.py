@@ -222,6 +222,13 @@ def method_from_command(spec: str) -> Method:
     text = command if sep and spec.partition("=")[0].strip().isidentifier() else spec
     if "{out}" not in text:
         raise InputError(f"--method-command {spec!r}: the command must name {{out}}, where it writes the frames.")
+    try:
+        [part.format(inputs="", out="") for part in shlex.split(text)]
+    except (KeyError, IndexError, ValueError) as error:
+        raise InputError(
+            f"--method-command {spec!r}: only {{inputs}} and {{out}} may stand in braces ({error!r}); write a "
+            "literal brace as {{ or }}."
+        ) from None
 
     def run(inputs: MethodInputs) -> np.ndarray:
         import imageio.v3 as iio
