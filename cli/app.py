@@ -770,12 +770,15 @@ def condition(
     workspace: Path = typer.Argument(..., help="The workspace (reconstructed, laid out)."),
     shot: str = typer.Argument(..., help="The shot."),
     backend: str = typer.Option("auto", "--backend", help="Rasterizer: auto, cpu, reference, gsplat."),
+    ranges: int = typer.Option(1, "--ranges", help="Split the shot's frames into N ranges, a job each."),
+    executor: str = typer.Option("serial", "--executor", help="Where the ranges run: serial, or ray."),
 ) -> None:
     """Render a shot's conditioning passes again (rgb, depth, alpha, entity ids, preview.mp4)."""
     from reshoot.pipeline import ConditionOptions
 
+    options = ConditionOptions(backend=backend, ranges=ranges, executor=executor)
     with _writing(workspace, "condition") as ws, _progress() as progress:
-        summary = _run_stage(ws, "condition", shot, ConditionOptions(backend=backend), progress)
+        summary = _run_stage(ws, "condition", shot, options, progress)
     console.print(f"{len(summary.frames)} frames")
     print(summary.folder)
 

@@ -206,22 +206,16 @@ def render_conditioning_frame(
     )
 
 
-def render_conditioning(
-    workspace: str | Path, name: str, backend: str = "auto", progress: ProgressFn | None = None
-) -> ConditioningSummary:
-    """Render every frame of shot `name` into `WS/shots/<name>/conditioning/` (see the module docstring).
-
-    Raises:
-        InputError: the shot or the reconstruction is missing.
-    """
+def _render_frames(
+    root: Path, name: str, indices: list[int], out: Path, backend: str, progress: ProgressFn | None = None
+) -> list[np.ndarray]:
+    """Render and write the passes of shot `name`'s frames at `indices` (positions in its path) into `out`;
+    their 8-bit previews. One range job of `render_conditioning` (it reads everything from the workspace)."""
     import imageio.v3 as iio
 
     report = progress or no_progress
-    root = Path(workspace)
-    existing_shot(root, name)
-    shot = Workspace(root).shot(name)
     document = read_shot_document(root, name)
-    camera = document.cameras.select(0)
+    pinhole = document.cameras.select(0).pinhole()
     path = document.paths[name]
     facts = scene_facts(root)
     scene = load_splat_scene(root)
@@ -230,36 +224,99 @@ def render_conditioning(
     names = [e.name for e in entities]
     registered = read_cameras_json(Workspace(root).cameras)
     sources = registered.cameras.select(registered.names_with_role("production", default="production"))
+    previews = []
+    for k, i in enumerate(indices):
+        frame = int(path.frames[i])
+        shot_camera = pinhole.with_pose(path.cam_from_world[i])
+        passes = render_conditioning_frame(
+            scene, entities, frame - facts.first_frame, frame, shot_camera, backend, sources
+        )
+        stem = f"{frame:06d}"
+        linear = colour.to_working(passes.rgb)
+        write_exr_channels(out / "rgb" / f"{stem}.exr", {"RGB": linear}, colour.exr_attributes)
+        write_exr(out / "depth" / f"{stem}.exr", "Z", passes.depth)
+        iio.imwrite(out / "alpha" / f"{stem}.png", (passes.alpha * 65535 + 0.5).astype(np.uint16))
+        iio.imwrite(out / "entity" / f"{stem}.png", (passes.entity_ids + 1).astype(np.uint16))
+        assert passes.filmed is not None  # sources were given
+        iio.imwrite(out / "filmed" / f"{stem}.png", passes.filmed.astype(np.uint8) * 255)
+        coverage = passes.entity_coverage
+        if coverage is None:
+            coverage = np.zeros((*passes.alpha.shape, 0), np.float32)
+        write_exr_channels(
+            out / "cryptomatte" / f"{stem}.exr",
+            cryptomatte.channels(coverage, names),
+            cryptomatte.header_attributes(names),
+        )
+        previews.append(colour.to_8bit(linear))
+        report("conditioning", k + 1, len(indices))
+    return previews
+
+
+def render_conditioning(
+    workspace: str | Path,
+    name: str,
+    backend: str = "auto",
+    progress: ProgressFn | None = None,
+    ranges: int = 1,
+    executor: str = "serial",
+) -> ConditioningSummary:
+    """Render every frame of shot `name` into `WS/shots/<name>/conditioning/` (see the module docstring).
+
+    Args:
+        ranges: split the frames into this many consecutive ranges, a job each on one thread (1: one loop
+            here, on this process's threads). Frames are rendered independently: the ranges give the same
+            passes serially and on Ray to the bit, and one loop's to within float rounding.
+        executor: "serial" or "ray", for the range jobs (reshoot/scaleout.py).
+
+    Raises:
+        InputError: the shot or the reconstruction is missing, bad ranges, or a range failed.
+    """
+    from reshoot.scaleout import Job, run_jobs
+
+    report = progress or no_progress
+    root = Path(workspace)
+    existing_shot(root, name)
+    shot = Workspace(root).shot(name)
+    document = read_shot_document(root, name)
+    path = document.paths[name]
+    facts = scene_facts(root)
+    scene = load_splat_scene(root)
+    colour = load_workspace(root).colour_pipeline()
+    entities = list(facts.entities.values())
     frames = [int(f) for f in path.frames]
     without_actors = [f for f in frames if f not in scene.actors]
-    previews = []
-    pinhole = camera.pinhole()
+    if ranges < 1:
+        raise InputError(f"--ranges {ranges}: use at least 1 frame range.")
     with atomic_directory(shot.conditioning, overwrite=True) as tmp:
         for sub in PASSES:
             (tmp / sub).mkdir()
-        for i, frame in enumerate(frames):
-            shot_camera = pinhole.with_pose(path.cam_from_world[i])
-            passes = render_conditioning_frame(
-                scene, entities, frame - facts.first_frame, frame, shot_camera, backend, sources
-            )
-            stem = f"{frame:06d}"
-            linear = colour.to_working(passes.rgb)
-            write_exr_channels(tmp / "rgb" / f"{stem}.exr", {"RGB": linear}, colour.exr_attributes)
-            write_exr(tmp / "depth" / f"{stem}.exr", "Z", passes.depth)
-            iio.imwrite(tmp / "alpha" / f"{stem}.png", (passes.alpha * 65535 + 0.5).astype(np.uint16))
-            iio.imwrite(tmp / "entity" / f"{stem}.png", (passes.entity_ids + 1).astype(np.uint16))
-            assert passes.filmed is not None  # sources were given
-            iio.imwrite(tmp / "filmed" / f"{stem}.png", passes.filmed.astype(np.uint8) * 255)
-            coverage = passes.entity_coverage
-            if coverage is None:
-                coverage = np.zeros((*passes.alpha.shape, 0), np.float32)
-            write_exr_channels(
-                tmp / "cryptomatte" / f"{stem}.exr",
-                cryptomatte.channels(coverage, names),
-                cryptomatte.header_attributes(names),
-            )
-            previews.append(colour.to_8bit(linear))
-            report("conditioning", i + 1, len(frames))
+        if ranges == 1:
+            previews = _render_frames(root, name, list(range(len(frames))), tmp, backend, report)
+        else:
+            count = min(ranges, len(frames))
+            bounds = [round(k * len(frames) / count) for k in range(count + 1)]
+            jobs = [
+                Job(
+                    f"frames {frames[a]}-{frames[b - 1]}",
+                    _render_frames,
+                    (root, name, list(range(a, b)), tmp, backend),
+                    cpus=1,
+                    memory_gb=2,
+                    threads=1,
+                )
+                for a, b in zip(bounds[:-1], bounds[1:])
+            ]
+            done = [0]
+
+            def told(result) -> None:
+                done[0] += 1
+                report("conditioning", done[0], len(jobs))
+
+            results = run_jobs(jobs, executor, on_done=told)
+            failed = [r for r in results.values() if r.error]
+            if failed:
+                raise InputError(f"conditioning range {failed[0].key} failed: {failed[0].error}")
+            previews = [p for job in jobs for p in results[job.key].value]
         write_mp4(tmp / "preview.mp4", np.stack(previews), facts.fps)
         write_json_document(
             tmp / "conditioning.json",

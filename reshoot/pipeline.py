@@ -62,9 +62,12 @@ class ShootOptions:
 
 @dataclass(frozen=True)
 class ConditionOptions:
-    """Settings of rendering a shot's conditioning passes (`reshoot condition`)."""
+    """Settings of rendering a shot's conditioning passes (`reshoot condition`): the rasterizer, and the
+    frame ranges and where they run (none of them settings of the result; conditioning.render_conditioning)."""
 
     backend: str = field(default="auto", metadata=NOT_RESULT)
+    ranges: int = field(default=1, metadata=NOT_RESULT)
+    executor: str = field(default="serial", metadata=NOT_RESULT)
 
 
 @dataclass(frozen=True)
@@ -215,7 +218,9 @@ def _run_shoot(ws: Workspace, shot: str | None, options: ShootOptions, progress)
 def _run_condition(ws: Workspace, shot: str | None, options: ConditionOptions, progress):
     from reshoot.conditioning import render_conditioning
 
-    return render_conditioning(ws.root, _shot(ws, shot).name, options.backend, progress)
+    return render_conditioning(
+        ws.root, _shot(ws, shot).name, options.backend, progress, options.ranges, options.executor
+    )
 
 
 def _run_synthesize(ws: Workspace, shot: str | None, options: SynthesizeOptions, progress):

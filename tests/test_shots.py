@@ -177,6 +177,33 @@ def _layout_projects_through_pxr_as_ours(ws: Path, usda: Path, stored, frames: l
     assert checked >= len(facts.entities) * 2
 
 
+def test_conditioning_in_frame_ranges_serially_and_on_ray(ws: Path):
+    """Three frames in two ranges (a job each, one thread): the same passes serially and on Ray to the bit,
+    and those of one loop to within float rounding."""
+    from reshoot.conditioning import read_conditioning_frame, render_conditioning
+
+    shoot(ws, "overhead wide", name="top", frames=(0, 3))
+    folder = ws / "shots" / "top" / "conditioning"
+
+    def passes() -> list:
+        return [read_conditioning_frame(folder, f) for f in (0, 1, 2)]
+
+    render_conditioning(ws, "top", backend="cpu")
+    one = passes()
+    render_conditioning(ws, "top", backend="cpu", ranges=2)
+    split = passes()
+    for a, b in zip(one, split):
+        assert np.abs(a.rgb - b.rgb).max() < 1e-5 and np.abs(a.depth - b.depth).max() < 1e-4
+        assert np.array_equal(a.entity_ids, b.entity_ids) and np.array_equal(a.filmed, b.filmed)
+    with pytest.raises(ReshootError, match="--ranges 0"):
+        render_conditioning(ws, "top", ranges=0)
+    pytest.importorskip("ray")
+    render_conditioning(ws, "top", backend="cpu", ranges=2, executor="ray")
+    for a, b in zip(split, passes()):
+        for name in ("rgb", "depth", "alpha", "entity_ids", "filmed"):
+            assert np.array_equal(getattr(a, name), getattr(b, name)), name
+
+
 def test_exports_of_a_shot_round_trip(ws: Path):
     from reshoot.export import export_cameras
     from reshoot.geometry.exports import read_colmap_model, read_nerfstudio_transforms, read_nuke_chan, read_usd_cameras
