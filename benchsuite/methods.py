@@ -58,6 +58,11 @@ class MethodInputs:
 Method = Callable[[MethodInputs], np.ndarray]
 
 
+def eight_bit(image: np.ndarray) -> np.ndarray:
+    """Float image(s) in [0, 1] (clipped) as uint8, rounded to the nearest code value: what a PNG holds."""
+    return (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
+
+
 def _conditioning(inputs: MethodInputs):
     from reshoot.conditioning import read_conditioning_frame
     from reshoot.workspace import Workspace
@@ -77,7 +82,7 @@ def inpaint(inputs: MethodInputs, radius_px: float = 5.0) -> np.ndarray:
 
     out = []
     for c in _conditioning(inputs):
-        image = (np.clip(c.rgb, 0, 1) * 255).round().astype(np.uint8)
+        image = eight_bit(c.rgb)
         holes = (c.alpha < 0.5).astype(np.uint8)
         out.append(cv2.inpaint(image, holes, radius_px, cv2.INPAINT_TELEA) if holes.any() else image)
     return np.stack(out)
@@ -254,9 +259,7 @@ def method_from_command(spec: str) -> Method:
             (given / "request.json").write_text(json.dumps(request, indent=1))
             (given / "render").mkdir()
             for frame, image in zip(inputs.frames, splat(inputs)):
-                iio.imwrite(
-                    given / "render" / f"{frame:06d}.png", (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
-                )
+                iio.imwrite(given / "render" / f"{frame:06d}.png", eight_bit(image))
             argv = [part.format(inputs=given, out=out) for part in shlex.split(text)]
             done = subprocess.run(argv, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S)
             if done.returncode != 0:

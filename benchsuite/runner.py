@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reshoot.bench.methods import MethodInputs, load_method, method_label
+from reshoot.bench.methods import MethodInputs, eight_bit, load_method, method_label
 from reshoot.bench.scoring import PIXEL_METRICS, REGIONS, score_shot
 from reshoot.bench.suite import BENCH_VERSION, Suite, TakeSpec, TaskSpec
 from reshoot.bench.takes import prepare_take
@@ -92,9 +92,9 @@ def _run_method(task: TaskSpec, spec: str, prepared: str) -> dict:
     if made.dtype != np.uint8:
         if not np.isfinite(made).all():
             raise InputError(f"method {spec!r} made frames with NaN or infinite pixels.")
-        made = (np.clip(made, 0, 1) * 255).round().astype(np.uint8)
+        made = eight_bit(made)
     _write_frames(target.frames, frames, made)
-    scores = score_shot(ws, name, source.truth, frames)
+    scores = score_shot(ws, name, made, source.truth, frames)
     return {**scores, "seconds": round(seconds, 2)}
 
 

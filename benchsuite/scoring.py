@@ -72,9 +72,10 @@ def check_scores(body: dict) -> dict[str, float | str | None]:
     }
 
 
-def score_shot(workspace: Path, shot: str, truth: Path, frames: tuple[int, ...]) -> dict:
-    """Every metric of shot `shot`'s written frames against the true frames in `truth` (NNNNNN.png, and
-    entity/NNNNNN.png where known). Runs `reshoot check` on the shot (writes its check.json)."""
+def score_shot(workspace: Path, shot: str, made: np.ndarray, truth: Path, frames: tuple[int, ...]) -> dict:
+    """Every metric of shot `shot`'s frames `made` ([T, H, W, 3] uint8, as written into its frames/)
+    against the true frames in `truth` (NNNNNN.png, and entity/NNNNNN.png where known). Runs `reshoot
+    check` on the shot (writes its check.json)."""
     import imageio.v3 as iio
 
     from reshoot.check import check_shot
@@ -82,8 +83,7 @@ def score_shot(workspace: Path, shot: str, truth: Path, frames: tuple[int, ...])
     from reshoot.workspace import Workspace
 
     paths = Workspace(workspace).shot(shot)
-    made = np.stack([iio.imread(paths.frames / f"{f:06d}.png")[..., :3] / 255.0 for f in frames])
     true = np.stack([iio.imread(truth / f"{f:06d}.png")[..., :3] / 255.0 for f in frames])
     filmed = np.stack([read_filmed_mask(paths.conditioning, f) for f in frames])
     summary = check_shot(workspace, shot, truth=truth)
-    return {**pixel_scores(made, true, filmed), **check_scores(summary.document)}
+    return {**pixel_scores(made / 255.0, true, filmed), **check_scores(summary.document)}

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from reshoot import __version__
+from reshoot.bench.methods import eight_bit
 from reshoot.bench.suite import TakeSpec, TaskSpec
 from reshoot.geometry.errors import InputError
 from reshoot.geometry.files import atomic_directory, write_text_atomic
@@ -162,10 +163,6 @@ def _averaged(image: np.ndarray, factor: int) -> np.ndarray:
     return image[: h * factor, : w * factor].reshape(h, factor, w, factor, -1).mean((1, 3))
 
 
-def _png(image: np.ndarray) -> np.ndarray:
-    return (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
-
-
 def _write_clip(videos: Path, calibration, names: Sequence[str], take: TakeSpec, out: Path) -> None:
     """Source frames `take.clip` (all without one) of each named camera, averaged down by
     `take.source_downscale`, as image sequences `out/NAME/NNNNNN.png` (lossless from here on)."""
@@ -179,7 +176,7 @@ def _write_clip(videos: Path, calibration, names: Sequence[str], take: TakeSpec,
             (out / name).mkdir()
             for k, frame in enumerate(frames):
                 image = _averaged(footage.source(name).read(frame), take.source_downscale)
-                iio.imwrite(out / name / f"{k:06d}.png", _png(image))
+                iio.imwrite(out / name / f"{k:06d}.png", eight_bit(image))
 
 
 def _write_held_out_truth(videos: Path, calibration, held, take: TakeSpec, out: Path) -> None:
@@ -197,4 +194,4 @@ def _write_held_out_truth(videos: Path, calibration, held, take: TakeSpec, out: 
         frames = range(*take.frames) if take.frames else range(len(footage.frames) - first)
         for frame in frames:
             real = undistort_image(torch.from_numpy(footage.source(camera).read(first + frame)), held).numpy()
-            iio.imwrite(tmp / f"{frame:06d}.png", _png(_averaged(real, factor)))
+            iio.imwrite(tmp / f"{frame:06d}.png", eight_bit(_averaged(real, factor)))

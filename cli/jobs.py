@@ -151,9 +151,9 @@ def batch(
 
         print(write_openjd(plan, emit_openjd, until, gpu))
         return
+    takes = len({job.args[0].name for job in jobs})
     console.print(
-        f"{len(jobs)} job(s): {len({j.key.split('/')[0] for j in jobs})} take(s) × up to "
-        f"{max(len([j for j in jobs if j.key.startswith(t.name + '/')]) for t in plan.takes)} stage(s)"
+        f"{len(jobs)} job(s): {takes} take(s) × {len(jobs) // takes} stage(s)"
         + (" [dim](dry run)[/dim]" if dry_run else "")
     )
     results = run_jobs(jobs, executor, address, workers, _told)

@@ -22,7 +22,7 @@ import torch
 from reshoot.geometry.camera import Camera
 from reshoot.geometry.errors import InputError
 from reshoot.geometry.progress import ProgressFn
-from reshoot.scaleout import EXECUTORS
+from reshoot.scaleout import EXECUTORS, check_ranges
 
 MEMORY_TIERS = ("high", "medium", "low")
 """`--memory`: how much of the engine lives on the accelerator (engines without tiers ignore it)."""
@@ -110,8 +110,7 @@ class EngineOptions:
             raise InputError(f"--steps {self.steps}: use at least 1.")
         if self.window is not None and self.window < 2:
             raise InputError(f"--window {self.window}: use at least 2 frames.")
-        if self.ranges < 1:
-            raise InputError(f"--ranges {self.ranges}: use at least 1 frame range.")
+        check_ranges(self.ranges)
         if self.executor not in EXECUTORS:
             raise InputError(f"--executor {self.executor!r}: use one of {', '.join(EXECUTORS)}.")
 

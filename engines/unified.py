@@ -118,26 +118,18 @@ def _corrections_by_range(
     model: UnifiedVideoModel, windows: list[ShotWindow], ranges: int, executor: str, report: ProgressFn
 ) -> tuple[list[torch.Tensor], float]:
     """The windows' corrections, computed in `ranges` jobs of consecutive windows (1 CPU, 1 thread each)."""
-    from reshoot.scaleout import Job, run_jobs
+    from reshoot.scaleout import run_in_ranges
 
-    count = min(ranges, len(windows))
-    bounds = [round(k * len(windows) / count) for k in range(count + 1)]
-    jobs = [
-        Job(f"windows {a}-{b - 1}", range_corrections, (model, windows[a:b]), cpus=1, memory_gb=2, threads=1)
-        for a, b in zip(bounds[:-1], bounds[1:])
-    ]
-    done = [0]
-
-    def told(result) -> None:
-        done[0] += 1
-        report("synthesizing", done[0], len(jobs))
-
-    results = run_jobs(jobs, executor, on_done=told)
-    failed = [r for r in results.values() if r.error]
-    if failed:
-        raise InputError(f"synthesis range {failed[0].key} failed: {failed[0].error}")
-    fixes = [fix for job in jobs for fix in results[job.key].value[0]]
-    return fixes, sum(results[job.key].value[1] for job in jobs)
+    values = run_in_ranges(
+        range_corrections,
+        len(windows),
+        ranges,
+        lambda a, b: (model, windows[a:b]),
+        executor,
+        what="windows",
+        progress=lambda done, total: report("synthesizing", done, total),
+    )
+    return [fix for fixes, _ in values for fix in fixes], sum(seconds for _, seconds in values)
 
 
 class UnifiedEngine:

@@ -26,8 +26,10 @@ place and renamed in when complete.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -45,9 +47,13 @@ from reshoot.geometry.video import write_mp4
 from reshoot.render import SplatScene, load_splat_scene
 from reshoot.reprojection import filmed_mask
 from reshoot.scene import scene_facts
-from reshoot.shot_design import EntityTrack
+from reshoot.shot_design import EntityTrack, SceneFacts
 from reshoot.shot_io import existing_shot, read_shot_document
 from reshoot.workspace import Workspace, load_workspace
+
+if TYPE_CHECKING:
+    from reshoot.colour import ColourPipeline
+    from reshoot.geometry.cameras_io import CamerasDocument
 
 PASSES = ("rgb", "depth", "alpha", "entity", "filmed", "cryptomatte")
 """The conditioning folder's pass folders, one file per frame in each."""
@@ -206,50 +212,73 @@ def render_conditioning_frame(
     )
 
 
-def _render_frames(
-    root: Path, name: str, indices: list[int], out: Path, backend: str, progress: ProgressFn | None = None
-) -> list[np.ndarray]:
-    """Render and write the passes of shot `name`'s frames at `indices` (positions in its path) into `out`;
-    their 8-bit previews. One range job of `render_conditioning` (it reads everything from the workspace)."""
-    import imageio.v3 as iio
+@dataclass(frozen=True)
+class _ShotRenderer:
+    """What rendering shot `name`'s conditioning frames needs, read once from the workspace."""
 
-    report = progress or no_progress
-    document = read_shot_document(root, name)
-    pinhole = document.cameras.select(0).pinhole()
-    path = document.paths[name]
-    facts = scene_facts(root)
-    scene = load_splat_scene(root)
-    colour = load_workspace(root).colour_pipeline()
-    entities = list(facts.entities.values())
-    names = [e.name for e in entities]
-    registered = read_cameras_json(Workspace(root).cameras)
-    sources = registered.cameras.select(registered.names_with_role("production", default="production"))
-    previews = []
-    for k, i in enumerate(indices):
-        frame = int(path.frames[i])
-        shot_camera = pinhole.with_pose(path.cam_from_world[i])
-        passes = render_conditioning_frame(
-            scene, entities, frame - facts.first_frame, frame, shot_camera, backend, sources
+    name: str
+    document: CamerasDocument
+    facts: SceneFacts
+    scene: SplatScene
+    colour: ColourPipeline
+    sources: Camera
+    backend: str
+
+    @classmethod
+    def load(cls, root: Path, name: str, backend: str) -> _ShotRenderer:
+        registered = read_cameras_json(Workspace(root).cameras)
+        return cls(
+            name,
+            read_shot_document(root, name),
+            scene_facts(root),
+            load_splat_scene(root),
+            load_workspace(root).colour_pipeline(),
+            registered.cameras.select(registered.names_with_role("production", default="production")),
+            backend,
         )
-        stem = f"{frame:06d}"
-        linear = colour.to_working(passes.rgb)
-        write_exr_channels(out / "rgb" / f"{stem}.exr", {"RGB": linear}, colour.exr_attributes)
-        write_exr(out / "depth" / f"{stem}.exr", "Z", passes.depth)
-        iio.imwrite(out / "alpha" / f"{stem}.png", (passes.alpha * 65535 + 0.5).astype(np.uint16))
-        iio.imwrite(out / "entity" / f"{stem}.png", (passes.entity_ids + 1).astype(np.uint16))
-        assert passes.filmed is not None  # sources were given
-        iio.imwrite(out / "filmed" / f"{stem}.png", passes.filmed.astype(np.uint8) * 255)
-        coverage = passes.entity_coverage
-        if coverage is None:
-            coverage = np.zeros((*passes.alpha.shape, 0), np.float32)
-        write_exr_channels(
-            out / "cryptomatte" / f"{stem}.exr",
-            cryptomatte.channels(coverage, names),
-            cryptomatte.header_attributes(names),
-        )
-        previews.append(colour.to_8bit(linear))
-        report("conditioning", k + 1, len(indices))
-    return previews
+
+    def render(self, indices: Sequence[int], out: Path, progress: ProgressFn | None = None) -> list[np.ndarray]:
+        """Render and write the passes of the shot's frames at `indices` (positions in its path) into `out`;
+        their 8-bit previews."""
+        import imageio.v3 as iio
+
+        report = progress or no_progress
+        pinhole = self.document.cameras.select(0).pinhole()
+        path = self.document.paths[self.name]
+        entities = list(self.facts.entities.values())
+        names = [e.name for e in entities]
+        colour = self.colour
+        previews = []
+        for k, i in enumerate(indices):
+            frame = int(path.frames[i])
+            shot_camera = pinhole.with_pose(path.cam_from_world[i])
+            passes = render_conditioning_frame(
+                self.scene, entities, frame - self.facts.first_frame, frame, shot_camera, self.backend, self.sources
+            )
+            stem = f"{frame:06d}"
+            linear = colour.to_working(passes.rgb)
+            write_exr_channels(out / "rgb" / f"{stem}.exr", {"RGB": linear}, colour.exr_attributes)
+            write_exr(out / "depth" / f"{stem}.exr", "Z", passes.depth)
+            iio.imwrite(out / "alpha" / f"{stem}.png", (passes.alpha * 65535 + 0.5).astype(np.uint16))
+            iio.imwrite(out / "entity" / f"{stem}.png", (passes.entity_ids + 1).astype(np.uint16))
+            assert passes.filmed is not None  # sources were given
+            iio.imwrite(out / "filmed" / f"{stem}.png", passes.filmed.astype(np.uint8) * 255)
+            coverage = passes.entity_coverage
+            if coverage is None:
+                coverage = np.zeros((*passes.alpha.shape, 0), np.float32)
+            write_exr_channels(
+                out / "cryptomatte" / f"{stem}.exr",
+                cryptomatte.channels(coverage, names),
+                cryptomatte.header_attributes(names),
+            )
+            previews.append(colour.to_8bit(linear))
+            report("conditioning", k + 1, len(indices))
+        return previews
+
+
+def _render_range(root: Path, name: str, backend: str, indices: list[int], out: Path) -> list[np.ndarray]:
+    """One range job of `render_conditioning`: it reads what it needs from the workspace itself."""
+    return _ShotRenderer.load(root, name, backend).render(indices, out)
 
 
 def render_conditioning(
@@ -271,52 +300,35 @@ def render_conditioning(
     Raises:
         InputError: the shot or the reconstruction is missing, bad ranges, or a range failed.
     """
-    from reshoot.scaleout import Job, run_jobs
+    from reshoot.scaleout import check_ranges, run_in_ranges
 
     report = progress or no_progress
     root = Path(workspace)
     existing_shot(root, name)
+    check_ranges(ranges)
     shot = Workspace(root).shot(name)
-    document = read_shot_document(root, name)
-    path = document.paths[name]
-    facts = scene_facts(root)
-    scene = load_splat_scene(root)
-    colour = load_workspace(root).colour_pipeline()
+    renderer = _ShotRenderer.load(root, name, backend)
+    document, facts, colour = renderer.document, renderer.facts, renderer.colour
     entities = list(facts.entities.values())
-    frames = [int(f) for f in path.frames]
-    without_actors = [f for f in frames if f not in scene.actors]
-    if ranges < 1:
-        raise InputError(f"--ranges {ranges}: use at least 1 frame range.")
+    frames = [int(f) for f in document.paths[name].frames]
+    without_actors = [f for f in frames if f not in renderer.scene.actors]
     with atomic_directory(shot.conditioning, overwrite=True) as tmp:
         for sub in PASSES:
             (tmp / sub).mkdir()
         if ranges == 1:
-            previews = _render_frames(root, name, list(range(len(frames))), tmp, backend, report)
+            previews = renderer.render(range(len(frames)), tmp, report)
         else:
-            count = min(ranges, len(frames))
-            bounds = [round(k * len(frames) / count) for k in range(count + 1)]
-            jobs = [
-                Job(
-                    f"frames {frames[a]}-{frames[b - 1]}",
-                    _render_frames,
-                    (root, name, list(range(a, b)), tmp, backend),
-                    cpus=1,
-                    memory_gb=2,
-                    threads=1,
-                )
-                for a, b in zip(bounds[:-1], bounds[1:])
-            ]
-            done = [0]
-
-            def told(result) -> None:
-                done[0] += 1
-                report("conditioning", done[0], len(jobs))
-
-            results = run_jobs(jobs, executor, on_done=told)
-            failed = [r for r in results.values() if r.error]
-            if failed:
-                raise InputError(f"conditioning range {failed[0].key} failed: {failed[0].error}")
-            previews = [p for job in jobs for p in results[job.key].value]
+            values = run_in_ranges(
+                _render_range,
+                len(frames),
+                ranges,
+                lambda a, b: (root, name, backend, list(range(a, b)), tmp),
+                executor,
+                what="frames",
+                labels=frames,
+                progress=lambda done, total: report("conditioning", done, total),
+            )
+            previews = [preview for value in values for preview in value]
         write_mp4(tmp / "preview.mp4", np.stack(previews), facts.fps)
         write_json_document(
             tmp / "conditioning.json",

@@ -62,6 +62,59 @@ class JobResult:
     worker: str = ""
 
 
+def check_ranges(ranges: int) -> None:
+    """Refuse a count of frame ranges below 1.
+
+    Raises:
+        InputError: saying so.
+    """
+    if isinstance(ranges, bool) or not isinstance(ranges, int) or ranges < 1:
+        raise InputError(f"--ranges {ranges}: use at least 1 frame range.")
+
+
+def run_in_ranges(
+    function: Callable[..., Any],
+    count: int,
+    ranges: int,
+    arguments: Callable[[int, int], tuple],
+    executor: str = "serial",
+    what: str = "items",
+    labels: Sequence | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> list:
+    """Split items 0..count-1 into `ranges` consecutive ranges [a, b) (at most one per item) and run
+    `function(*arguments(a, b))` for each as a job of one CPU on one thread, serially or on Ray; the jobs'
+    values in range order. On one thread under either executor, the ranges give the same values both ways.
+
+    Args:
+        what, labels: a range's name is "WHAT first-last", of `labels` (default the item numbers).
+        progress: told (ranges done, ranges) as each finishes.
+
+    Raises:
+        InputError: fewer than 1 range, or a range failed (which, and why).
+    """
+    check_ranges(ranges)
+    names = list(labels) if labels is not None else list(range(count))
+    parts = min(ranges, count)
+    bounds = [round(k * count / parts) for k in range(parts + 1)]
+    jobs = [
+        Job(f"{what} {names[a]}-{names[b - 1]}", function, arguments(a, b), cpus=1, memory_gb=2, threads=1)
+        for a, b in zip(bounds[:-1], bounds[1:])
+    ]
+    finished: list[str] = []
+
+    def told(result: JobResult) -> None:
+        finished.append(result.key)
+        if progress is not None:
+            progress(len(finished), len(jobs))
+
+    results = run_jobs(jobs, executor, on_done=told)
+    failed = [r for r in results.values() if r.error]
+    if failed:
+        raise InputError(f"range {failed[0].key} failed: {failed[0].error}")
+    return [results[job.key].value for job in jobs]
+
+
 def check_jobs(jobs: Sequence[Job]) -> None:
     """Refuse duplicate keys, unknown or later dependencies (the list must be in an order that runs).
 

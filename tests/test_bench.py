@@ -332,7 +332,7 @@ class TestBatch:
     def test_dry_run_plans_every_stage_of_every_take(self, capsys, tmp_path):
         path = _takes_file(tmp_path, {f"t{i}": tmp_path / f"w{i}" for i in range(5)}, until="check")
         code, _, err = run(capsys, "batch", str(path), "--dry-run")
-        assert code == 0 and "35 job(s): 5 take(s) × up to 7 stage(s)" in err and "35 job(s) done" in err
+        assert code == 0 and "35 job(s): 5 take(s) × 7 stage(s)" in err and "35 job(s) done" in err
 
     def test_openjd_template_validates_and_runs_a_step(self, capsys, tmp_path, scene_workspace: Path):
         pytest.importorskip("openjd.model")
