@@ -309,6 +309,9 @@ def synth(
     pace: str = typer.Option(
         "steady", "--pace", help="steady (constant-speed walks) or varied (walks that stop and start)."
     ),
+    plates: bool = typer.Option(
+        False, "--plates", help="Also write clean plates of the empty set (plates/), for reshoot init --plates."
+    ),
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Replace an existing take at OUT (only once the new one is complete)."
     ),
@@ -333,6 +336,7 @@ def synth(
         audio=audio,
         timecode=timecode,
         pace=pace,
+        plates=plates,
     )
     with _progress() as progress:
         summary = generate_take(out, config, progress=progress, overwrite=overwrite)

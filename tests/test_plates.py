@@ -8,6 +8,7 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 import pytest
+import torch
 
 from reshoot import InputError
 from reshoot.background import prepared_plates
@@ -77,3 +78,34 @@ def test_open_plates_reads_videos_and_sequences(tmp_path: Path):
     assert abs(float(plates["cam_1"].read(0).mean()) - 100 / 255) < 0.02
     for plate in plates.values():
         plate.close()
+
+
+def test_the_generator_shoots_plates_that_the_footage_matches_off_the_characters(scene_take: Path):
+    """`reshoot synth --plates`: each production camera's plate of the empty set matches its footage
+    wherever no character stands (the same render, the same encoding), and differs where one does.
+    Against the plates, the footage's temporal median (12 frames of characters walking slowly) holds
+    the characters, and `lingering` says where."""
+    from scipy.ndimage import binary_dilation
+
+    from reshoot.background import FOREGROUND_DIFFERENCE, clean_plate, lingering
+    from reshoot.datasets.footage import open_footage
+
+    maps = {name: np.load(scene_take / "gt" / "maps" / f"{name}.npz")["entity_ids"] for name in CAMERAS}
+    characters = [0, 1]  # the generator numbers characters first
+    with open_footage(scene_take / "footage") as footage:
+        plates = open_plates(scene_take / "plates", {s.name: (s.width, s.height) for s in footage.sources})
+        for name in CAMERAS:
+            plate = plates[name].read(0)
+            frame = footage.source(name).read(0)
+            difference = np.abs(frame - plate).max(-1)
+            on_character = np.isin(maps[name][0], characters)
+            near_character = binary_dilation(on_character, np.ones((9, 9), bool))  # antialiased edges, codec
+            assert on_character.any()
+            # H.264 of two different clips: a few scattered pixels over the foreground's threshold (the
+            # foreground mask's opening removes such specks), nowhere a region.
+            assert np.mean(difference[~near_character] > FOREGROUND_DIFFERENCE) < 0.03, name
+            assert np.mean(difference[on_character] > 0.1) > 0.5, name
+            median = clean_plate(footage.source(name), tuple(footage.frames))
+            report = lingering(torch.from_numpy(median.moving))
+            assert report["share"] > 0, (name, "the temporal median of a short take holds lingering characters")
+            plates[name].close()

@@ -45,7 +45,7 @@ def test_outputs_are_complete_and_the_actors_improve_the_frames(reconstructed):
         == {"free_space", "off_surface", "unseen", "environment", "ghost", "off_body", "faint"}
         == set(summary.pruned)
     )
-    assert doc["plates"]["from"] == "temporal median" and set(doc["plates"]["lingering"]) == set(PRODUCTION)
+    assert doc["plates"]["from"] == "shot plates" and doc["plates"]["lingering"] == {}
     assert doc["characters"] == summary.characters == 2, "both characters are followed as persistent actors"
     # A 400-step fit at a quarter of the pixels: far below the stage's default 1500 steps (21.0-28.1 dB here).
     assert min(summary.set_psnr.values()) > 20, summary.set_psnr

@@ -48,6 +48,8 @@ class SynthConfig:
         camera_fps: production camera name → its own frame rate, for a rig of mixed rates (whole
             numbers, as `fps` then). The take runs at the highest rate (`take_fps`): `frames` and
             `offsets` count its frames, and the ground truth is written at it.
+        plates: also write clean plates, as crews shoot them: each production camera rolling on the
+            empty set (`plates/<camera>.mp4`, encoded as its footage), for `reshoot init --plates`.
     """
 
     cameras: int = 4
@@ -69,6 +71,7 @@ class SynthConfig:
     timecode: str | None = None
     pace: str = "steady"
     camera_fps: dict[str, float] = field(default_factory=dict)
+    plates: bool = False
 
     def __post_init__(self) -> None:
         checks = [

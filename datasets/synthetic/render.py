@@ -142,6 +142,11 @@ class SetRenderer:
         ids = self.entity_of_part[np.where(hits.part >= 0, hits.part, -1)].reshape(h, w)
         return ViewRender(rgb.reshape(h, w, 3), depth, ids), hits.part.reshape(h, w)
 
+    def static_view(self, camera_index: int) -> ViewRender:
+        """What camera `camera_index` of the set sees of the static set (no characters): every frame's
+        background, as `render` draws it."""
+        return self._static_view(camera_index)[0]
+
     def _directions(self, camera_index: int) -> np.ndarray:
         """[H, W, 3] float32 world ray directions of the pixel centres (unit camera z), cached."""
         if camera_index not in self._centre_dirs:

@@ -6,6 +6,7 @@ OUT/
   footage/<camera>.mp4        production cameras, H.264 (+ AAC sound with `audio`, a start timecode with
                               `timecode`); with `offsets` each starts at its own moment, all stop together
   survey/NNNNNN.png           photos of a survey walk around the empty set (unless survey_frames = 0)
+  plates/<camera>.mp4         with `plates`: clean plates, each production camera rolling on the empty set
   gt/cameras.json             reshoot/cameras: every camera, production and ground-truth-only
   gt/entities.json            reshoot/layout: every character and prop, per frame
   gt/maps/<camera>.npz        depth [T, H, W] float32 metres (0 = no surface),
@@ -197,6 +198,20 @@ CLAP_DECAY_S = 0.012  # the clap: a burst of noise decaying with this time const
 ROOM_TONE = 0.004  # each camera's own background noise (amplitude, full scale 1)
 
 
+def _write_plates(folder: Path, renderer: SetRenderer, config: SynthConfig, production: tuple[str, ...]) -> None:
+    """Each production camera rolling on the empty set for PLATE_FRAMES frames (the footage's own render
+    of the static set, encoded as its footage)."""
+    folder.mkdir()
+    for index, name in enumerate(production):
+        writer = _video_writer(folder / f"{name}.mp4", config, config.rate(name))
+        try:
+            image = _to_uint8(renderer.static_view(index).rgb)
+            for _ in range(PLATE_FRAMES):
+                writer.append_data(image)
+        finally:
+            writer.close()
+
+
 def clap_time(config: SynthConfig) -> float:
     """Take time (seconds) of the clap: somewhere in the middle of the take, off the frame grid."""
     rng = np.random.default_rng([config.seed, 3])
@@ -243,7 +258,8 @@ def _add_sound_and_timecode(video: Path, sound: Path | None, timecode: str | Non
     muxed.replace(video)
 
 
-TAKE_ENTRIES = ("take.json", "footage", "survey", "gt")
+TAKE_ENTRIES = ("take.json", "footage", "survey", "gt", "plates")
+PLATE_FRAMES = 4  # frames of each clean plate (the empty set does not change: a short roll)
 """Everything `generate_take` writes at the top of a take folder."""
 
 
@@ -328,6 +344,8 @@ def generate_take(
         finally:
             for writer in writers.values():
                 writer.close()
+        if config.plates:
+            _write_plates(tmp / "plates", renderer, config, production)
         for index, name in enumerate(production):
             sound = None
             if config.audio:
