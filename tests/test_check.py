@@ -153,6 +153,8 @@ def test_clean_output_passes(truth_shot, scene_take):
             a, b = (true_name[n] for n in rule["pair"])
             expected = {f for f in range(*FRAMES) if crossings(a, f, b, f)}
             assert set(rule["flipped_frames"]) <= expected, (rule, expected)
+            if rule["decidable_frames"] == FRAMES[1] - FRAMES[0]:
+                assert set(rule["flipped_frames"]) == expected, (rule, expected)
     for rule in check["continuity"]["screen_direction"]:
         if rule["entity"] not in phantoms | misplaced:
             c = true_name[rule["entity"]]

@@ -198,14 +198,17 @@ CLAP_DECAY_S = 0.012  # the clap: a burst of noise decaying with this time const
 ROOM_TONE = 0.004  # each camera's own background noise (amplitude, full scale 1)
 
 
+PLATE_FRAMES = 4  # frames of each clean plate (the empty set does not change: a short roll)
+
+
 def _write_plates(folder: Path, renderer: SetRenderer, config: SynthConfig, production: tuple[str, ...]) -> None:
     """Each production camera rolling on the empty set for PLATE_FRAMES frames (the footage's own render
     of the static set, encoded as its footage)."""
     folder.mkdir()
-    for index, name in enumerate(production):
+    for name in production:
         writer = _video_writer(folder / f"{name}.mp4", config, config.rate(name))
         try:
-            image = _to_uint8(renderer.static_view(index).rgb)
+            image = _to_uint8(renderer.static_view(renderer.film_set.cameras.names.index(name)).rgb)
             for _ in range(PLATE_FRAMES):
                 writer.append_data(image)
         finally:
@@ -259,7 +262,6 @@ def _add_sound_and_timecode(video: Path, sound: Path | None, timecode: str | Non
 
 
 TAKE_ENTRIES = ("take.json", "footage", "survey", "gt", "plates")
-PLATE_FRAMES = 4  # frames of each clean plate (the empty set does not change: a short roll)
 """Everything `generate_take` writes at the top of a take folder."""
 
 
