@@ -78,6 +78,15 @@ def registration_take(tmp_path_factory) -> Path:
     return _make_take(tmp_path_factory, "registration", REGISTRATION_TAKE)
 
 
+def _init_on_take(ws: Path, take: Path):
+    """`init_workspace` on a synthetic take's footage, with its survey and, where it has them, its clean
+    plates."""
+    from reshoot.workspace import init_workspace
+
+    plates = take / "plates"
+    return init_workspace(ws, take / "footage", survey=take / "survey", plates=plates if plates.is_dir() else None)
+
+
 def _register(take: Path, ws: Path):
     """Register `take` into a new workspace `ws` through its survey, the wide camera's true height as the
     scale hint, through the stage runner (as every fixture workspace here, so it carries its stage's
@@ -85,10 +94,8 @@ def _register(take: Path, ws: Path):
     from reshoot.geometry.cameras_io import read_cameras_json
     from reshoot.geometry.world_frame import ScaleHint
     from reshoot.registration import RegistrationOptions
-    from reshoot.workspace import init_workspace
 
-    plates = take / "plates"
-    init_workspace(ws, take / "footage", survey=take / "survey", plates=plates if plates.is_dir() else None)
+    _init_on_take(ws, take)
     truth = read_cameras_json(take / "gt" / "cameras.json").cameras
     height = float(truth.select("a_wide").centers[0, 2])
     return run_stage(ws, "register", RegistrationOptions(scale=ScaleHint(camera_heights={"a_wide": height})))
@@ -135,14 +142,13 @@ def run_stage(ws: Path, name: str, options, progress=None):
 
 
 def copy_workspace(ws: Path, take: Path, root: Path) -> Path:
-    """A fresh workspace on `take` (with its survey) holding `ws`'s registration and its manifest."""
+    """A fresh workspace on `take` (`_init_on_take`) holding `ws`'s registration and its manifest."""
     import shutil
 
-    from reshoot.workspace import Workspace, init_workspace
+    from reshoot.workspace import Workspace
 
     copy = root / "ws"
-    plates = take / "plates"
-    init_workspace(copy, take / "footage", survey=take / "survey", plates=plates if plates.is_dir() else None)
+    _init_on_take(copy, take)
     source, target = Workspace(ws), Workspace(copy)
     shutil.copytree(source.registration, target.registration)
     if source.manifest("register").is_file():
