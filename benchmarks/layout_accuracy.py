@@ -14,6 +14,7 @@ all characters of all takes, and the takes with a phantom or missing entity.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import time
@@ -25,6 +26,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     from reshoot.layout_io import Entity
+    from reshoot.stage_options import LayoutOptions
 
 
 def _segment_hits_box(a: np.ndarray, b: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> bool:
@@ -62,9 +64,15 @@ def _seed_range(text: str) -> list[int]:
     return list(range(int(first), int(last or first) + 1))
 
 
-def over_seeds(seeds: list[int], cache: Path, out: Path, camera_fps: dict[str, float] | None = None) -> None:
-    """Make, register, reconstruct (the set), lay out and score a default take per seed (with
-    `camera_fps`, a rig of mixed rates: `reshoot synth --fps 24,b_medium=25,...`)."""
+def over_seeds(
+    seeds: list[int],
+    cache: Path,
+    out: Path,
+    camera_fps: dict[str, float] | None = None,
+    options: LayoutOptions | None = None,
+) -> None:
+    """Make, register, reconstruct (the set), lay out (with `options`) and score a default take per seed
+    (with `camera_fps`, a rig of mixed rates: `reshoot synth --fps 24,b_medium=25,...`)."""
     from reshoot.datasets.synthetic import SynthConfig, TakePaths, generate_take
     from reshoot.geometry.cameras_io import read_cameras_json
     from reshoot.ground_truth import compare_layouts, registration_from_truth
@@ -85,7 +93,7 @@ def over_seeds(seeds: list[int], cache: Path, out: Path, camera_fps: dict[str, f
             init_workspace(ws, take / "footage", survey=take / "survey", force=True)
             register(ws, RegistrationOptions(scale=ScaleHint(camera_heights={"*": 1.6})))
             reconstruct(ws, ReconstructOptions(frames=(0, 1)))
-        layout(ws)
+        layout(ws, options)
         truth = read_layout(TakePaths(take).entities).entities
         estimate = read_layout(Workspace(ws).layout).entities
         transform = registration_from_truth(
@@ -118,6 +126,7 @@ def over_seeds(seeds: list[int], cache: Path, out: Path, camera_fps: dict[str, f
     summary = {
         "benchmark": "layout_accuracy_seeds",
         "seeds": seeds,
+        "options": dataclasses.asdict(options) if options is not None else "defaults",
         "takes": rows,
         "every_character_found_95": all(v >= 0.95 for r in rows for v in r["found_share"].values()),
         "floor_error_all_m": {"median": float(np.median(everything)), "p95": float(np.percentile(everything, 95))},
@@ -144,7 +153,13 @@ def main() -> None:
     parser.add_argument(
         "--camera-fps", default="", help="with --seeds: rates of a mixed rig, e.g. b_medium=25,c_medium=30"
     )
+    parser.add_argument(
+        "--variant", default="{}", help="LayoutOptions fields as JSON, e.g. '{\"min_explaining_views\": 2}'"
+    )
     args = parser.parse_args()
+    from reshoot.stage_options import LayoutOptions
+
+    options = LayoutOptions(**json.loads(args.variant))
     if args.seeds is not None:
         rates = {k.strip(): float(v) for k, v in (i.split("=") for i in args.camera_fps.split(",") if i.strip())}
         over_seeds(
@@ -152,6 +167,7 @@ def main() -> None:
             args.cache,
             args.out or Path("benchmarks/results/layout_accuracy_seeds.json"),
             rates,
+            options,
         )
         return
     args.out = args.out or Path("benchmarks/results/layout_accuracy.json")
@@ -164,7 +180,7 @@ def main() -> None:
     from reshoot.workspace import Workspace
 
     started = time.perf_counter()
-    summary = layout(args.workspace)
+    summary = layout(args.workspace, options)
     seconds = time.perf_counter() - started
     estimate = read_layout(Workspace(args.workspace).layout).entities
     truth = read_layout(TakePaths(args.take).entities).entities

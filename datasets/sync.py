@@ -54,6 +54,7 @@ MIN_OVERLAP = 0.5  # a lag is tried only where the two clips still overlap by th
 MIN_PEAK = {"audio": 0.05, "motion": 0.5}  # a pair below this normalised peak is not confident
 MIN_MARGIN = {"audio": 2.0, "motion": 0.05}  # nor one whose peak does not stand out (ratio / difference)
 TIMECODE = re.compile(r"^(\d{1,2})[:;.](\d{2})[:;.](\d{2})([:;.])(\d{2,3})$")
+DROP_FRAME_SEPARATORS = ";."  # before the frames field: a drop-frame timecode
 
 
 # --------------------------------------------------------------------------------------------------
@@ -165,7 +166,8 @@ def timecode_to_frames(timecode: str, fps: float) -> int:
     59.94) are skipped each minute except every tenth), the rest non-drop-frame at the rounded rate.
 
     Raises:
-        InputError: not a timecode, or its frames field is not below the rate.
+        InputError: not a timecode, its frames field is not below the rate, or drop-frame at a rate other
+            than 29.97 or 59.94 fps.
     """
     match = TIMECODE.match(timecode.strip())
     if match is None:
@@ -176,18 +178,55 @@ def timecode_to_frames(timecode: str, fps: float) -> int:
     if frames >= rate or minutes >= 60 or seconds >= 60:
         raise InputError(f"timecode {timecode!r} does not exist at {fps:g} fps.")
     count = ((hours * 60 + minutes) * 60 + seconds) * rate + frames
-    if separator in ";.":
-        dropped = 2 * rate // 30  # 2 per minute at 29.97, 4 at 59.94
+    if separator in DROP_FRAME_SEPARATORS:
+        dropped = _dropped_per_minute(rate, f"timecode {timecode!r}")
+        if frames < dropped and seconds == 0 and minutes % 10:
+            raise InputError(f"timecode {timecode!r} is a frame number drop-frame timecode skips.")
         total_minutes = hours * 60 + minutes
         count -= dropped * (total_minutes - total_minutes // 10)
     return count
 
 
-def frames_to_timecode(count: int, fps: int) -> str:
-    """HH:MM:SS:FF of a frame count at a whole-number rate (non-drop-frame), wrapping at 24 hours."""
+def is_drop_frame(timecode: str) -> bool:
+    """Whether `timecode` is written drop-frame (`;` or `.` before the frames, as HH:MM:SS;FF)."""
+    match = TIMECODE.match(timecode.strip())
+    return match is not None and match.group(4) in DROP_FRAME_SEPARATORS
+
+
+def _dropped_per_minute(rate: int, what: str) -> int:
+    """Frame numbers drop-frame timecode skips each minute (but every tenth) at a rounded `rate`.
+
+    Raises:
+        InputError: the rate has no drop-frame timecode (only 29.97 and 59.94 fps do); `what` names it.
+    """
+    if rate not in (30, 60):
+        raise InputError(
+            f"{what}: drop-frame timecode (HH:MM:SS;FF) exists at 29.97 and 59.94 fps only, not at {rate} fps; "
+            "write it HH:MM:SS:FF."
+        )
+    return rate // 15
+
+
+def frames_to_timecode(count: int, fps: int, drop_frame: bool = False) -> str:
+    """HH:MM:SS:FF of a frame count at a whole-number rate, wrapping at 24 hours.
+
+    With `drop_frame` (rates 30 and 60 only: 29.97 and 59.94 fps) HH:MM:SS;FF, the frame numbers
+    `timecode_to_frames` skips left out, so that the timecode keeps to the wall clock.
+
+    Raises:
+        InputError: `drop_frame` at a rate other than 30 or 60.
+    """
+    separator = ":"
+    if drop_frame:
+        dropped = _dropped_per_minute(fps, "a drop-frame timecode")
+        per_ten_minutes, per_minute = 600 * fps - 9 * dropped, 60 * fps - dropped
+        count %= 24 * 6 * per_ten_minutes
+        tens, rest = divmod(count, per_ten_minutes)
+        count += 9 * dropped * tens + dropped * (max(rest - dropped, 0) // per_minute)
+        separator = ";"
     count %= 24 * 3600 * fps
     seconds, frames = divmod(count, fps)
-    return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}:{frames:02d}"
+    return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}{separator}{frames:02d}"
 
 
 def read_timecode(path) -> str | None:
@@ -206,7 +245,8 @@ def read_timecode(path) -> str | None:
 
 def take_timecode(footage) -> str | None:
     """The timecode of the take's first frame, from the first camera (in take order) at the take's rate whose
-    video carries a start timecode (non-drop-frame at the rounded rate), or None where none does.
+    video carries a start timecode (drop-frame where that camera's is, else non-drop-frame at the rounded
+    rate), or None where none does.
 
     Args:
         footage: an open `Footage` (its sources' offsets put their frame 0 on the take's clock).
@@ -219,7 +259,8 @@ def take_timecode(footage) -> str | None:
         if start is None:
             continue
         try:  # the camera's frame 0 shows take frame `offset`
-            return frames_to_timecode(timecode_to_frames(start, source.fps) + footage.first_frame - source.offset, rate)
+            count = timecode_to_frames(start, source.fps) + footage.first_frame - source.offset
+            return frames_to_timecode(count, rate, is_drop_frame(start))
         except InputError:
             logger.warning(
                 "camera %s: start timecode %r is not HH:MM:SS:FF at %g fps; ignored", source.name, start, source.fps

@@ -283,6 +283,10 @@ def detect_characters(
         fresh = own & ~explained
         if int(own.sum()) == 0 or int(fresh.sum()) < options.min_explained * int(own.sum()):
             continue
+        own_per_view, fresh_per_view = own.flatten(1).sum(1), fresh.flatten(1).sum(1)
+        explaining = (own_per_view > 0) & (fresh_per_view >= options.min_explained * own_per_view)
+        if int(explaining.sum()) < options.min_explaining_views:
+            continue
         explained |= own
         accepted.append(index)
     owner = _foreground_owner([hits[i] for i in accepted], cameras, foreground, hull.voxel_size)

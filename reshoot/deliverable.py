@@ -35,17 +35,18 @@ def deliverable_numbers(frames: list[int], start: int) -> list[int]:
 
 
 def exr_timecode(timecode: str):
-    """An OpenEXR `TimeCode` of "HH:MM:SS:FF" (non-drop-frame)."""
+    """An OpenEXR `TimeCode` of "HH:MM:SS:FF" (its drop-frame flag set for "HH:MM:SS;FF")."""
     import OpenEXR
 
-    from reshoot.datasets.sync import TIMECODE
+    from reshoot.datasets.sync import DROP_FRAME_SEPARATORS, TIMECODE
 
     match = TIMECODE.match(timecode.strip())
     if match is None:
         raise InputError(f"timecode {timecode!r} is not HH:MM:SS:FF.")
-    hours, minutes, seconds, _, frames = match.groups()
+    hours, minutes, seconds, separator, frames = match.groups()
     value = OpenEXR.TimeCode()
     value.hours, value.minutes, value.seconds, value.frame = int(hours), int(minutes), int(seconds), int(frames)
+    value.dropFrame = separator in DROP_FRAME_SEPARATORS
     return value
 
 

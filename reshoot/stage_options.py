@@ -135,6 +135,10 @@ class CharacterOptions:
         min_extent: and is at least this tall (metres; all that is asked where registration found no floor).
         min_explained: share of a candidate's foreground pixels that no accepted candidate explains yet,
             below which it is a ghost.
+        min_explaining_views: cameras in which a candidate must explain that share of its own foreground
+            pixels; below, it is a ghost (one camera's false foreground crossed with another's character).
+            2 removed such a phantom on one take but lost frames of a real character on another
+            (docs/benchmarks.md, layout over other seeds).
         gate: metres a character may be from its track's predicted position and still be linked.
         appearance_weight: metres of cost per unit of colour-histogram distance (Hellinger, 0 to 1).
         max_gap: frames a track survives unseen.
@@ -146,6 +150,7 @@ class CharacterOptions:
     max_floor_gap: float = 0.3
     min_extent: float = 0.3
     min_explained: float = 0.3
+    min_explaining_views: int = 1
     gate: float = 0.6
     appearance_weight: float = 0.5
     max_gap: int = 8
@@ -170,3 +175,8 @@ class LayoutOptions(CharacterOptions):
         if not 3 <= self.samples <= 1000:
             raise InputError(f"layout: samples must be 3 to 1000 frames per camera, got {self.samples!r}.")
         check_number(self.voxel_size, "layout: --voxel-size", 0, 1, low_open=True)
+        if isinstance(self.min_explaining_views, bool) or self.min_explaining_views not in range(1, 65):
+            raise InputError(
+                f"layout: min_explaining_views must be a whole number of cameras from 1 to 64, got "
+                f"{self.min_explaining_views!r}."
+            )

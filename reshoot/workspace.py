@@ -182,12 +182,14 @@ class WorkspaceSettings:
         return ColourPipeline(ColourSettings.from_dict(self.colour))
 
     def timecode_of(self, frame: int) -> str:
-        """The SMPTE timecode of take frame `frame` (non-drop-frame at the rounded rate); without a known
-        timecode the take's first frame is 00:00:00:00."""
-        from reshoot.datasets.sync import frames_to_timecode, timecode_to_frames
+        """The SMPTE timecode of take frame `frame` (drop-frame where the take's timecode is, else
+        non-drop-frame at the rounded rate); without a known timecode the take's first frame is 00:00:00:00."""
+        from reshoot.datasets.sync import frames_to_timecode, is_drop_frame, timecode_to_frames
 
-        start = timecode_to_frames(self.timecode, self.fps) if self.timecode is not None else 0
-        return frames_to_timecode(start + frame - self.first_frame, int(round(self.fps)))
+        if self.timecode is None:
+            return frames_to_timecode(frame - self.first_frame, int(round(self.fps)))
+        start = timecode_to_frames(self.timecode, self.fps)
+        return frames_to_timecode(start + frame - self.first_frame, int(round(self.fps)), is_drop_frame(self.timecode))
 
 
 def _relative(path: Path, root: Path) -> str:

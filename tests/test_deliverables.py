@@ -311,3 +311,41 @@ def test_timeline_at_a_rate_without_smpte_timecode(tmp_path: Path):
     assert edl_supported(24.0) and edl_supported(23.976) and edl_supported(30000 / 1001)
     at_24 = shot_timeline("top", 24.0, "01:00:03:05", 3, 101, "exr", "top.mp4", [])
     assert write_timeline(at_24, tmp_path / "top.otio", tmp_path / "top.edl") and (tmp_path / "top.edl").is_file()
+
+
+def test_drop_frame_timecode_stays_drop_frame_in_every_deliverable(tmp_path: Path):
+    """29.97 fps footage whose videos start at 00:00:59;28 (drop-frame): the workspace keeps drop-frame, two
+    frames on is 00:01:00;02 (00 and 01 are skipped at minute 1), and the EXR header (its drop-frame flag,
+    read by OpenEXR), the mp4 tag (PyAV) and the timeline (OTIO) say the same."""
+    import OpenEXR
+    import opentimelineio as otio
+
+    from reshoot.datasets.sync import read_timecode
+    from reshoot.deliverable import exr_timecode
+    from reshoot.editorial import shot_timeline
+    from reshoot.geometry.video import write_mp4
+    from reshoot.workspace import init_workspace
+
+    fps, start = 30000 / 1001, "00:00:59;28"
+    g = np.random.default_rng(0)
+    for name in ("cam_a", "cam_b"):
+        (tmp_path / "footage").mkdir(exist_ok=True)
+        frames = g.integers(0, 255, (6, 36, 64, 3), dtype=np.uint8)
+        write_mp4(tmp_path / "footage" / f"{name}.mp4", frames, fps, start)
+    settings = init_workspace(tmp_path / "ws", tmp_path / "footage", sync="timecode")
+    assert settings.timecode == start
+    later = settings.timecode_of(settings.first_frame + 2)
+    assert later == "00:01:00;02" and settings.timecode_of(settings.first_frame + 1) == "00:00:59;29"
+
+    header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage, "timeCode": exr_timecode(later)}
+    with OpenEXR.File(header, {"R": np.zeros((4, 4), np.float16)}) as part:
+        part.write(str(tmp_path / "tc.exr"))
+    with OpenEXR.File(str(tmp_path / "tc.exr")) as part:
+        code = part.header()["timeCode"]
+    assert code.dropFrame and (code.hours, code.minutes, code.seconds, code.frame) == (0, 1, 0, 2)
+    assert not exr_timecode("00:01:00:02").dropFrame
+
+    write_mp4(tmp_path / "shot.mp4", np.zeros((3, 36, 64, 3), np.uint8), fps, later)
+    assert read_timecode(tmp_path / "shot.mp4") == later
+    timeline = shot_timeline("top", fps, later, 3, 1001, "exr", "top.mp4", [])
+    assert otio.opentime.to_timecode(timeline.global_start_time, fps, True) == later

@@ -15,6 +15,7 @@ from reshoot.geometry.camera import Camera
 from reshoot.geometry.cameras_io import read_cameras_json
 from reshoot.geometry.carving import carve_visual_hull
 from reshoot.geometry.conventions import look_at
+from reshoot.geometry.errors import InputError
 from reshoot.ground_truth import compare_layouts, registration_from_truth
 from reshoot.layout import LayoutOptions, Prop, _merged, _named_entities, layout
 from reshoot.layout_io import read_layout
@@ -72,6 +73,30 @@ def test_two_people_are_found_and_their_ghosts_rejected():
     assert len(found) == 2, [d.floor for d in found]
     for x, y in people:
         assert min(float(np.hypot(*(d.floor - (x, y)))) for d in found) < 0.03
+
+
+def test_a_ghost_that_explains_foreground_in_one_camera_only_is_not_a_character():
+    """Two cameras: camera 0's false foreground (a plate that held someone) crosses camera 1's silhouette of
+    the one real person in front of it, which carves a person-sized hull there. That hull explains no
+    foreground of its own in camera 1 (the person does): asking for two explaining cameras rejects it;
+    asking for one (the default) keeps it as a second character."""
+    cameras = _cameras().select([0, 1])
+    masks = _people_masks(cameras, [(0.0, 0.0)])
+    x, y = 0.1, -1.5  # on camera 1's line of sight through the person, behind it
+    ghost = _box_silhouettes(cameras, [((x - 0.15, x + 0.15), (y - 0.1, y + 0.1), (0.0, 1.3))], (8, 6, 30))
+    masks[0] |= (torch.nn.functional.max_pool2d(ghost[:, None].float(), 3, 1, 1)[:, 0] > 0)[0]
+    hull = carve_visual_hull(cameras, masks, (-2.5, -2.5, -0.05), (2.5, 2.5, 2.2), 0.05)
+    images = [torch.rand(SIZE[1], SIZE[0], 3, generator=torch.Generator().manual_seed(v)) for v in range(2)]
+    lenient = detect_characters(0, hull, cameras, masks, images, LayoutOptions())
+    assert len(lenient) == 2 and min(float(np.hypot(*(d.floor - (x, y)))) for d in lenient) < 0.1, lenient
+    (found,) = detect_characters(0, hull, cameras, masks, images, LayoutOptions(min_explaining_views=2))
+    assert float(np.hypot(*found.floor)) < 0.05, found.floor
+
+
+@pytest.mark.parametrize("views", [0, -1, 1.5, True])
+def test_min_explaining_views_must_be_a_number_of_cameras(views):
+    with pytest.raises(InputError, match="min_explaining_views"):
+        LayoutOptions(min_explaining_views=views)
 
 
 def test_a_blob_of_two_touching_people_is_split_between_their_tracks():

@@ -79,6 +79,28 @@ class TestTimecode:
         assert timecode_to_frames("00:10:00;00", 29.97) == 17982
         assert timecode_to_frames("01:00:00;00", 29.97) == 107892
 
+    def test_drop_frame_timecode_is_written_as_opentimelineio_writes_it(self):
+        """Frames → HH:MM:SS;FF agrees with OTIO's drop-frame timecode (an independent implementation) at
+        29.97 and 59.94 fps, across minute and ten-minute boundaries, and reads back to the same count."""
+        import opentimelineio as otio
+
+        for rate in (30, 60):
+            fps = rate * 1000 / 1001
+            for count in [*range(0, 40000, 13), 1799, 1800, 17982, 107892, 24 * 6 * 17982 - 1]:
+                text = frames_to_timecode(count, rate, drop_frame=True)
+                assert text == otio.opentime.to_timecode(otio.opentime.RationalTime(count, fps), fps, True)
+                assert timecode_to_frames(text, fps) == count
+        assert frames_to_timecode(1800, 30, drop_frame=True) == "00:01:00;02"
+        assert frames_to_timecode(24 * 6 * 17982 + 5, 30, drop_frame=True) == "00:00:00;05"  # wraps at 24 hours
+
+    def test_drop_frame_exists_at_29_97_and_59_94_only(self):
+        with pytest.raises(InputError, match="29.97 and 59.94"):
+            timecode_to_frames("01:00:00;00", 25)
+        with pytest.raises(InputError, match="29.97 and 59.94"):
+            frames_to_timecode(0, 24, drop_frame=True)
+        with pytest.raises(InputError, match="skips"):
+            timecode_to_frames("00:01:00;01", 29.97)
+
     @pytest.mark.parametrize("bad", ["10:00:00", "1:2:3:4:5", "00:61:00:00", "00:00:00:30", "noon"])
     def test_bad_timecode(self, bad):
         with pytest.raises(InputError, match="timecode"):
