@@ -316,13 +316,13 @@ def test_timeline_at_a_rate_without_smpte_timecode(tmp_path: Path):
 def test_drop_frame_timecode_stays_drop_frame_in_every_deliverable(tmp_path: Path):
     """29.97 fps footage whose videos start at 00:00:59;28 (drop-frame): the workspace keeps drop-frame, two
     frames on is 00:01:00;02 (00 and 01 are skipped at minute 1), and the EXR header (its drop-frame flag,
-    read by OpenEXR), the mp4 tag (PyAV) and the timeline (OTIO) say the same."""
+    read by OpenEXR), the mp4 tag (PyAV), the timeline (OTIO) and the CMX 3600 EDL say the same."""
     import OpenEXR
     import opentimelineio as otio
 
     from reshoot.datasets.sync import read_timecode
     from reshoot.deliverable import exr_timecode
-    from reshoot.editorial import shot_timeline
+    from reshoot.editorial import shot_timeline, write_timeline
     from reshoot.geometry.video import write_mp4
     from reshoot.workspace import init_workspace
 
@@ -349,3 +349,5 @@ def test_drop_frame_timecode_stays_drop_frame_in_every_deliverable(tmp_path: Pat
     assert read_timecode(tmp_path / "shot.mp4") == later
     timeline = shot_timeline("top", fps, later, 3, 1001, "exr", "top.mp4", [])
     assert otio.opentime.to_timecode(timeline.global_start_time, fps, True) == later
+    assert write_timeline(timeline, tmp_path / "top.otio", tmp_path / "top.edl")
+    assert "00:01:00;02 00:01:00;05" in (tmp_path / "top.edl").read_text()  # record in and out, drop-frame
