@@ -84,7 +84,8 @@ def run_in_ranges(
 ) -> list:
     """Split items 0..count-1 into `ranges` consecutive ranges [a, b) (at most one per item) and run
     `function(*arguments(a, b))` for each as a job of one CPU on one thread, serially or on Ray; the jobs'
-    values in range order. On one thread under either executor, the ranges give the same values both ways.
+    values in range order (none for no items). On one thread under either executor, the ranges give the
+    same values both ways.
 
     Args:
         what, labels: a range's name is "WHAT first-last", of `labels` (default the item numbers).
@@ -94,6 +95,8 @@ def run_in_ranges(
         InputError: fewer than 1 range, or a range failed (which, and why).
     """
     check_ranges(ranges)
+    if count == 0:
+        return []
     names = list(labels) if labels is not None else list(range(count))
     parts = min(ranges, count)
     bounds = [round(k * count / parts) for k in range(parts + 1)]

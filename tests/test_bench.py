@@ -93,6 +93,16 @@ class TestRunJobs:
         with pytest.raises(InputError, match="GPU"):
             _check_feasible([Job("gpu", _add, (1, 1), gpus=1)], {"CPU": 4.0, "memory": 16 * 2**30})
 
+    def test_items_split_into_ranges_of_consecutive_items(self):
+        from reshoot.scaleout import run_in_ranges
+
+        spans = run_in_ranges(_add, 7, 3, lambda a, b: (a, b * 10))
+        assert spans == [0 + 20, 2 + 50, 5 + 70]  # [0, 2), [2, 5), [5, 7)
+        assert run_in_ranges(_add, 2, 5, lambda a, b: (a, b)) == [1, 3], "at most one range per item"
+        assert run_in_ranges(_add, 0, 3, lambda a, b: (a, b)) == [], "no items, no ranges"
+        with pytest.raises(InputError):
+            run_in_ranges(_add, 4, 0, lambda a, b: (a, b))
+
     def test_bad_graphs_are_refused(self):
         with pytest.raises(InputError, match="appears twice"):
             run_jobs([Job("a", _add, (1, 1)), Job("a", _add, (1, 1))])
