@@ -199,6 +199,7 @@ def main() -> None:
     out = {
         "benchmark": "layout_accuracy",
         "workspace": str(args.workspace),
+        "options": dataclasses.asdict(options),
         "seconds": seconds,
         "characters_found": summary.characters,
         "props_found": summary.props,
