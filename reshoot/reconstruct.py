@@ -1,15 +1,16 @@
 """Stage `reshoot reconstruct WS`: the take as Gaussian splats, a static set plus actors that persist.
 
 1. **Static set** (`reshoot/static_set.py`): dense plane-sweep stereo of every production camera's
-   clean plate (moving pixels masked) and every registered survey photo gives the surfaces the views
-   agree on; fitting (`train_splats`) starts from flat surfels on them and keeps them surfaces: the
-   floor (z = 0) and the walls found in the stereo points pull nearby Gaussians onto them, needles are
-   penalised, an opacity cost lets Gaussians no view needs fade, and each view has an affine colour
-   correction that renders into new cameras leave out. Gaussians in the free space of the views (in
-   front of the surfaces they observe) or far from every stereo point are pruned at each refinement,
-   and those fewer than two views see at its end; at the end of fitting, Gaussians in the fitted
-   environment's colour that no view's image needs (the void beyond the floor's open edge, painted as
-   floor) are pruned. Images are undistorted and downsampled.
+   still plate (per pixel the colour most frames agree on; pixels without such agreement masked) and
+   every registered survey photo gives the surfaces the views agree on; fitting (`train_splats`)
+   starts from flat surfels on them and keeps them surfaces: the floor (z = 0) and the walls found in
+   the stereo points pull nearby Gaussians onto them, needles are penalised, no Gaussian grows wider
+   than a tenth of the scene, an opacity cost lets Gaussians no view needs fade, and each view has an
+   affine colour correction that renders into new cameras leave out. Gaussians in the free space of
+   the views (in front of the surfaces they observe) or far from every stereo point are pruned at
+   each refinement, and those fewer than two views see at its end; at the end of fitting, Gaussians in
+   the fitted environment's colour that no view's image needs (the void beyond the floor's open edge,
+   painted as floor) are pruned. Images are undistorted and downsampled.
 2. **Actors**: each camera's foreground (frame vs clean plate) is carved into a visual hull per frame
    (hidden behind the set counts as unseen); characters are found in it and tracked
    (`reshoot/characters.py`). Each tracked character is one set of Gaussians for the whole take
@@ -40,7 +41,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from reshoot.background import foreground_mask, lingering, prepared_image, prepared_plates
+from reshoot.background import PreparedPlate, foreground_mask, lingering, prepared_image, prepared_plates
 from reshoot.characters import CharacterOptions, CharacterTracker, character_search, detect_characters, floor_found
 from reshoot.datasets.footage import VIDEO_SUFFIXES, image_files, probe_video
 from reshoot.geometry.camera import Camera
@@ -87,8 +88,12 @@ from reshoot.workspace import SplatsPaths, Workspace, load_workspace
 
 log = logging.getLogger(__name__)
 
-PLATE_MOVING_SHARE = 0.2  # plate pixels covered by action more often than this are not trusted
+PLATE_MOVING_SHARE = (
+    0.2  # median-plate pixels moving more often than this are not trusted (what the set learned before the still plate)
+)
+SET_SUPPORT = 0.4  # the set learns a still-plate pixel where at least this share of the sampled frames agree
 COVERAGE_WEIGHT = 0.05  # of the planes' coverage seen square-on, beside the photometric L1 (0.2 blurred the floor)
+SET_MAX_SCALE = 0.1  # of the scene scale: the largest Gaussian 3DGS keeps (gsplat's default prune_scale3d)
 ENVIRONMENT_TOLERANCE = 0.03  # colour units: the set's Gaussians this close to the environment's may be void
 ACTOR_TRAVEL = 0.15  # metres an actor's Gaussian may lie outside the next frame's hull and be kept (fallback)
 ACTOR_STEREO = StereoConfig(fronto_planes=32, horizontal_planes=0)  # within a character's hull: a short range
@@ -100,7 +105,7 @@ class ReconstructSummary:
 
     Attributes:
         set_gaussians: Gaussians in the static set.
-        set_psnr: per production camera, dB of the set render vs its clean plate (unmasked pixels).
+        set_psnr: per production camera, dB of the set render vs its still plate (where the set learned it).
         frames: take frames with actors.
         actor_psnr: per production camera, mean dB over frames of set + actors vs the frame.
         pruned: Gaussians pruned, by reason: the set's "free_space", "off_surface", "unseen" (fewer
@@ -146,6 +151,7 @@ def set_train_config(options: ReconstructOptions, surfels: bool) -> TrainConfig:
         backend=options.backend,
         thickness=SURFEL_THICKNESS if surfels else None,
         min_surfel_scale=options.surfel_spacing / 8,
+        max_scale=SET_MAX_SCALE,
         plane_weight=1.0,
         elongation_weight=0.1,
         coverage_weight=COVERAGE_WEIGHT,
@@ -195,11 +201,11 @@ def reconstruct(
     try:
         training = cameras.scaled(options.downscale).pinhole()
         plates = prepared_plates(
-            footage, cameras, options.downscale, options.samples, report, settings.open_plates(footage)
+            footage, cameras, options.downscale, options.samples, report, settings.open_plates(footage), still=True
         )
         plate_report = {
             "from": "shot plates" if settings.plates else "temporal median",
-            "lingering": {} if settings.plates else {n: lingering(plates[n][1]) for n in cameras.names},
+            "lingering": {} if settings.plates else {n: lingering(plates[n].moving) for n in cameras.names},
         }
 
         set_started = time.perf_counter()
@@ -208,7 +214,7 @@ def reconstruct(
         actors_started = time.perf_counter()
         set_renders = render_each(fitted.background, training, options.backend, fitted.environment)
         set_scores = {
-            name: round(psnr(set_renders[i].rgb[0], plates[name][0], (plates[name][1] < PLATE_MOVING_SHARE).float()), 3)
+            name: round(psnr(set_renders[i].rgb[0], plates[name].still, _set_trust(plates[name])), 3)
             for i, name in enumerate(training.names)
         }
         views = []
@@ -401,7 +407,8 @@ def fit_static_set(
     Args:
         ws: the (registered) workspace; settings: its `load_workspace`.
         cameras: the production cameras to fit; training: the same at the fitting resolution (pinhole).
-        plates: per camera (clean plate [H, W, 3], share of frames that moved there [H, W]).
+        plates: per camera its `PreparedPlate`, with the still plate: the set learns the still plate
+            where at least SET_SUPPORT of the sampled frames agree on it.
         train_config: the training settings for (options, whether the set starts from surfels);
             benchmarks pass variants of `set_train_config`.
     """
@@ -410,10 +417,8 @@ def fit_static_set(
         return _FittedSet.read(work)
     views = []
     for i, name in enumerate(cameras.names):
-        rgb, moving = plates[name]
-        trusted = (moving < PLATE_MOVING_SHARE).float()
-        trusted = -torch.nn.functional.max_pool2d(-trusted[None, None], 5, 1, 2)[0, 0]  # erode: distrust edges
-        views.append(TrainingView(training.select(i), rgb, trusted))
+        trusted = -torch.nn.functional.max_pool2d(-_set_trust(plates[name])[None, None], 5, 1, 2)[0, 0]  # eroded
+        views.append(TrainingView(training.select(i), plates[name].still, trusted))
     if options.use_survey:
         views += _survey_views(settings, ws, options.downscale)
     points, colors = read_sparse_points(ws.points)
@@ -458,6 +463,13 @@ def fit_static_set(
     return _FittedSet.read(work)
 
 
+def _set_trust(plate: PreparedPlate) -> torch.Tensor:
+    """[H, W] float 1 where the set learns the camera's still plate: enough frames agree there."""
+    if plate.still is None or plate.support is None:
+        raise ValueError("the static set learns still plates: call prepared_plates(..., still=True)")
+    return (plate.support >= SET_SUPPORT).float()
+
+
 @dataclass(frozen=True)
 class _Frame:
     """One take frame at the fitting resolution: the views over the set and their foreground."""
@@ -486,7 +498,7 @@ def _frame_views(
         correction = appearance[i]
         set_rgb = render.rgb[0] @ correction[:, :3].T + correction[:, 3]
         views.append(ActorView(training.select(i), image, set_rgb, render.depth[0], render.alpha[0]))
-        masks.append(foreground_mask(image, plates[name][0]))
+        masks.append(foreground_mask(image, plates[name].rgb))
     return _Frame(frame, views, torch.stack(masks))
 
 

@@ -1,5 +1,6 @@
 """Clean plates as a crew shoots them (`reshoot init --plates DIR`): checked at init, used instead of the
-footage's temporal median by registration, reconstruction and layout."""
+footage's temporal median by registration, reconstruction and layout; and the still plate the static
+set learns from where no crew plate was shot."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 import torch
 
 from reshoot import InputError
-from reshoot.background import prepared_plates
+from reshoot.background import MOVING_DIFFERENCE, STILL_ROWS, prepared_plates, still_plate
 from reshoot.datasets.footage import open_plates
 from reshoot.workspace import init_workspace, load_workspace
 
@@ -41,7 +42,7 @@ def test_plates_replace_the_temporal_median(small_take: Path, tmp_path: Path):
         given = prepared_plates(footage, cameras, 2, 8, shot_plates=settings.open_plates(footage))
         median = prepared_plates(footage, cameras, 2, 8)
     for name in CAMERAS:
-        rgb, moving = given[name]
+        rgb, moving = given[name].rgb, given[name].moving
         assert rgb.shape == (64, 112, 3) and np.allclose(rgb.numpy(), round(0.25 * 255) / 255, atol=1e-6)
         assert float(moving.max()) == 0, "a shot plate has nothing moving"
         assert not np.allclose(median[name][0].numpy(), rgb.numpy()), "without plates: the take's own median"
@@ -109,3 +110,53 @@ def test_the_generator_shoots_plates_that_the_footage_matches_off_the_characters
             report = lingering(torch.from_numpy(median.moving))
             assert report["share"] > 0, (name, "the temporal median of a short take holds lingering characters")
             plates[name].close()
+
+
+def _still_reference(stack: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`still_plate` written pixel by pixel: the colour with the most frames within the tolerance."""
+    tolerance = int(MOVING_DIFFERENCE * 255)
+    count, height, width = stack.shape[:3]
+    still, support = np.zeros((height, width, 3), np.float32), np.zeros((height, width), np.float32)
+    for y in range(height):
+        for x in range(width):
+            values = stack[:, y, x].astype(np.int32)
+            votes = [(np.abs(values - v).max(-1) <= tolerance) for v in values]
+            best = int(np.argmax([v.sum() for v in votes]))
+            still[y, x] = values[votes[best]].mean(0) / 255
+            support[y, x] = votes[best].sum() / count
+    return still, support
+
+
+class TestStillPlate:
+    def test_the_set_behind_a_moving_body_that_covers_it_in_most_frames(self):
+        rng = np.random.default_rng(0)
+        frames, height, width = 12, 20, 30
+        set_colour = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        stack = np.repeat(set_colour[None], frames, axis=0)
+        covered = np.arange(frames) < 8  # a body over the middle columns in 8 of the 12 frames
+        for frame, shift in zip(np.flatnonzero(covered), range(60, 256, 25)):  # unlike the set, and each other
+            stack[frame, :, 10:20] = (set_colour[:, 10:20].astype(int) + shift) % 256
+
+        still, support = still_plate(stack)
+
+        median_off = np.abs(np.median(stack, 0) / 255 - set_colour / 255).max(-1)[:, 10:20]
+        assert float((median_off > MOVING_DIFFERENCE).mean()) > 0.5, "the median blends set and body"
+        assert np.abs(still - set_colour / 255).max() < 1e-6, "the still plate is the set everywhere"
+        assert np.allclose(support[:, 10:20], 4 / 12) and np.allclose(support[:, :10], 1.0)
+
+    def test_it_equals_its_pixel_by_pixel_twin_across_row_chunks(self):
+        rng = np.random.default_rng(1)
+        base = rng.integers(0, 256, (STILL_ROWS + 6, 5, 3), dtype=np.uint8)
+        stack = np.stack(
+            [base] * 4
+            + [np.clip(base.astype(int) + rng.integers(-40, 40, base.shape), 0, 255).astype(np.uint8) for _ in range(5)]
+        )
+        still, support = still_plate(stack)
+        want_still, want_support = _still_reference(stack)
+        assert np.allclose(support, want_support) and np.abs(still - want_still).max() < 1e-5
+
+    def test_a_body_that_stands_still_longer_than_the_set_is_seen_wins_and_says_so(self):
+        stack = np.zeros((10, 2, 2, 3), np.uint8)
+        stack[:6] = 200  # a body standing still in 6 of 10 frames
+        still, support = still_plate(stack)
+        assert np.allclose(still, 200 / 255) and np.allclose(support, 0.6)

@@ -148,6 +148,28 @@ class TestPlaneCoverage:
         assert bool((scales.grad[seen, :2] <= 0).all()) and bool((opacities.grad[seen] <= 0).all())
 
 
+def test_max_scale_holds_every_gaussian_within_its_share_of_the_scene():
+    """A dark sheet 2 m wide over a floor seen by four cameras 3 m from its middle (scene scale 1.1 x 3 m):
+    held at 5 % of the scene, no Gaussian's standard deviation exceeds 0.165 m from the first step on;
+    unheld, the sheet stays metres wide."""
+    eyes = [(3.0 * math.cos(a), 3.0 * math.sin(a), 0.6) for a in np.linspace(0, 2 * math.pi, 4, endpoint=False)]
+    views = [TrainingView(c, _floor_image(c)) for c in (_camera(e, (0.0, 0.0, 0.0), name=str(e)) for e in eyes)]
+    xs = torch.arange(-0.95, 1.0, 0.1)
+    grid = torch.stack(torch.meshgrid(xs, xs, indexing="ij"), -1).reshape(-1, 2)
+    points = torch.cat([torch.cat([grid, torch.zeros(len(grid), 1)], 1), torch.tensor([[0.0, 0.0, 0.5]])])
+    normals = torch.tensor([[0.0, 0.0, 1.0]]).expand(len(points), 3)
+    start = surfel_gaussians(points, torch.full((len(points), 3), 0.5), normals, 0.1, 1e-3, 0, opacity=0.9)
+    start.log_scales[-1, :2] = math.log(2.0)  # the sheet
+    start.sh[-1] = -1.5  # dark
+
+    def fitted(max_scale):
+        config = TrainConfig(iterations=20, views_per_step=2, sh_degree=0, densify=False, max_scale=max_scale)
+        return train_splats(views, start, config).gaussians.log_scales.exp().amax(1)
+
+    assert float(fitted(0.05).max()) <= 0.05 * 1.1 * 3.0 * (1 + 1e-5)
+    assert float(fitted(None).max()) > 1.0
+
+
 def test_elongation_loss_is_zero_for_discs_and_grows_for_needles():
     def gaussians(scales):
         n = len(scales)

@@ -80,6 +80,12 @@ class TrainConfig:
         min_surfel_scale: surfels' two scales in their surface are kept at least this (world units):
             views at grazing angles cannot see the gaps between shrunken surfels, a view from above
             looks through them.
+        max_scale: when set, no Gaussian's standard deviation along any axis exceeds this share of the
+            scene scale (the spread of the views' centres), held at every step. 3DGS prunes Gaussians
+            larger than a tenth of the scene (gsplat's `DefaultStrategy.prune_scale3d`) only after an
+            opacity reset, which a schedule without resets never reaches; unheld, a Gaussian can grow
+            into a sheet metres wide that paints a dark region of a few views and, seen from a new
+            angle, lies across the set.
         plane_weight, plane_distance: weight and reach (world units) of `plane_loss` (the planes are
             given to `train_splats`).
         elongation_weight, max_elongation: weight of `elongation_loss` and the ratio it allows.
@@ -135,6 +141,7 @@ class TrainConfig:
     seed: int = 0
     thickness: float | None = None
     min_surfel_scale: float = 0.0
+    max_scale: float | None = None
     plane_weight: float = 0.0
     plane_distance: float = 0.1
     elongation_weight: float = 0.0
@@ -280,9 +287,9 @@ def train_splats(
 
     report = progress or no_progress
     params = _parameters(init)
-    _hold_thickness(params, config)
     centres = torch.stack([v.camera.centers[0] for v in views]).float()
     scene_scale = float((centres - centres.mean(0)).norm(dim=-1).max().clamp_min(1e-3)) * 1.1
+    _hold_scales(params, config, scene_scale)
     rates = {
         "means": config.lr_means * scene_scale,
         "scales": config.lr_scales,
@@ -399,7 +406,7 @@ def train_splats(
             unseen = _seen_by_fewer(params, views, config) & ~_on_a_plane(params, state, planes, config)
             remove(params, optimizers, state, unseen)
             pruned["unseen"] += int(unseen.sum())
-        _hold_thickness(params, config)
+        _hold_scales(params, config, scene_scale)
         if step % log_every == 0 or step == config.iterations - 1:
             log.append(
                 {
@@ -469,11 +476,13 @@ def _on_a_plane(
     return (state["plane"] >= 0) | (on_planes(_gaussians(params), reaching, config.plane_distance) >= 0)
 
 
-def _hold_thickness(params: dict[str, torch.nn.Parameter], config: TrainConfig) -> None:
+def _hold_scales(params: dict[str, torch.nn.Parameter], config: TrainConfig, scene_scale: float) -> None:
     """Surfels stay flat discs: their third log-scale is reset to the configured thickness, the other two
-    kept at least `min_surfel_scale`."""
-    if config.thickness is not None:
-        with torch.no_grad():
+    kept at least `min_surfel_scale`; no scale exceeds `max_scale` x `scene_scale`."""
+    with torch.no_grad():
+        if config.max_scale is not None:
+            params["scales"].clamp_(max=math.log(config.max_scale * scene_scale))
+        if config.thickness is not None:
             params["scales"][:, 2] = math.log(config.thickness)
             if config.min_surfel_scale > 0:
                 params["scales"][:, :2].clamp_(min=math.log(config.min_surfel_scale))
