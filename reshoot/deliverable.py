@@ -38,15 +38,15 @@ def exr_timecode(timecode: str):
     """An OpenEXR `TimeCode` of "HH:MM:SS:FF" (its drop-frame flag set for "HH:MM:SS;FF")."""
     import OpenEXR
 
-    from reshoot.datasets.sync import DROP_FRAME_SEPARATORS, TIMECODE
+    from reshoot.datasets.sync import TIMECODE, is_drop_frame
 
     match = TIMECODE.match(timecode.strip())
     if match is None:
         raise InputError(f"timecode {timecode!r} is not HH:MM:SS:FF.")
-    hours, minutes, seconds, separator, frames = match.groups()
+    hours, minutes, seconds, _, frames = match.groups()
     value = OpenEXR.TimeCode()
     value.hours, value.minutes, value.seconds, value.frame = int(hours), int(minutes), int(seconds), int(frames)
-    value.dropFrame = separator in DROP_FRAME_SEPARATORS
+    value.dropFrame = is_drop_frame(timecode)
     return value
 
 

@@ -89,7 +89,7 @@ def layout(
                 for i, n in enumerate(cameras.names)
             ]
             masks[frame] = torch.stack(
-                [foreground_mask(im, plates[n][0]) for im, n in zip(images[frame], cameras.names)]
+                [foreground_mask(im, plates[n].rgb) for im, n in zip(images[frame], cameras.names)]
             )
             report("foreground", k + 1, len(frames))
     finally:
