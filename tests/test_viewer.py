@@ -10,7 +10,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 import torch
-from helpers_browser import run_chromium
+from helpers_browser import run_chromium, screenshot_when
 
 from reshoot.geometry.errors import InputError
 
@@ -104,22 +104,35 @@ def test_the_page_shows_the_scene_in_headless_chromium(viewed_ws: Path, tmp_path
         blank = _screenshot(f"http://127.0.0.1:{empty.get_port()}/", tmp_path / "empty.png")
     finally:
         empty.stop()
+
+    def scene_arrived(shot: np.ndarray) -> bool:
+        changed, colours = _scene_in_view(shot, blank)
+        return changed > 0.2 and colours > 40
+
     server = viser.ViserServer(host="127.0.0.1", port=_free_port(), verbose=False)
     try:
         viewer = Viewer(server, load_viewer_content(viewed_ws, "top"))
         viewer.slider.value = 2  # as a user dragging the slider: the actors, boxes and shot camera follow
-        # The scene reaches the page over a websocket in real time while Chromium runs on virtual time: on
-        # a loaded machine a screenshot can come before it. Up to three tries.
-        for attempt in range(3):
-            shot = _screenshot(f"http://127.0.0.1:{server.get_port()}/", tmp_path / f"scene{attempt}.png")
-            # The 3D view left of viser's panel, below its notifications: the scene changes a large share
-            # of it, in many colours (the set's splats), where an empty scene is a plain background.
-            view, empty_view = shot[160:580, 0:440], blank[160:580, 0:440]
-            changed = (np.abs(view - empty_view).sum(axis=-1) > 30).mean()
-            colours = len(np.unique((view // 16).reshape(-1, 3), axis=0))
-            if changed > 0.2 and colours > 40:
-                break
+        # The scene reaches the page over a websocket: shots are taken in real time until it has arrived.
+        shot = screenshot_when(
+            tmp_path / "scene_profile",
+            f"http://127.0.0.1:{server.get_port()}/",
+            scene_arrived,
+            "--use-angle=swiftshader",  # WebGL on the CPU
+            "--enable-unsafe-swiftshader",
+        )
     finally:
         server.stop()
+    iio.imwrite(tmp_path / "scene.png", shot)
+    changed, colours = _scene_in_view(shot, blank)
     assert changed > 0.2, changed
     assert colours > 40, colours
+
+
+def _scene_in_view(shot: np.ndarray, blank: np.ndarray) -> tuple[float, int]:
+    """The share of the 3D view that differs from the empty scene's `blank`, and how many colours it shows (16
+    levels a channel). The view is left of viser's panel, below its notifications: the scene changes a large
+    share of it, in many colours (the set's splats), where an empty scene is a plain background."""
+    view, empty_view = shot[160:580, 0:440].astype(np.int16), blank[160:580, 0:440]
+    changed = float((np.abs(view - empty_view).sum(axis=-1) > 30).mean())
+    return changed, len(np.unique((view // 16).reshape(-1, 3), axis=0))
