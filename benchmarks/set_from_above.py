@@ -7,13 +7,15 @@ temporary folder (the workspace is not touched). The set alone is rendered (over
 colour it fitted) into the generator's held-out cameras (`overhead`, `high_angle`, moved into the
 registration's frame) at a few frames and scored against the true frames over the pixels no true
 character covers (the set has no actors): PSNR, SSIM, and the share of pixels of true surfaces that
-the render covers with alpha < 0.9 (holes).
+the render covers with alpha < 0.9 (holes). The training cameras are scored the same way against their
+footage.
 
     make demo
     .venv/bin/python benchmarks/set_from_above.py          # the five variants below, ~20 min on 2 cores
 
 `--median-plates` fits every variant on the temporal median instead of the still plate, trusted where
-fewer than 20 % of the sampled frames moved (the stage before the still plate).
+fewer than 20 % of the sampled frames moved (the stage before the still plate). `--save DIR` writes each
+variant's render and alpha of every camera at the first scored frame.
 """
 
 from __future__ import annotations
@@ -52,6 +54,8 @@ def main() -> None:
         help="comma-separated indices into the variants above (0 = the first pass); default all",
     )
     parser.add_argument("--median-plates", action="store_true", help="the temporal median, as before the still plate")
+    parser.add_argument("--stereo-planes", type=int, default=None, help="the set stereo's fronto planes (the stage's)")
+    parser.add_argument("--save", type=Path, default=None, help="write renders and alphas (PNG) here")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/set_from_above.json"))
     args = parser.parse_args()
     chosen = list(VARIANTS) if args.variants is None else [list(VARIANTS)[int(i)] for i in args.variants.split(",")]
@@ -68,6 +72,8 @@ def main() -> None:
     from reshoot.workspace import Workspace, load_workspace
 
     options = ReconstructOptions()
+    if args.stereo_planes is not None:
+        options = replace(options, stereo_planes=args.stereo_planes)
     settings = load_workspace(args.workspace)
     ws = Workspace(args.workspace)
     cameras = read_cameras_json(ws.cameras).cameras
@@ -108,17 +114,29 @@ def main() -> None:
         scores = {
             "seconds": round(seconds, 1),
             "gaussians": len(fitted.background),
+            "start": fitted.start,
+            "planes": [plane["name"] for plane in fitted.planes],
             "environment": [round(float(c), 4) for c in fitted.environment],
         }
-        for name in ("overhead", "high_angle"):
-            camera = held.select(name).pinhole()
+        footage = settings.open_footage()
+        for name in ("overhead", "high_angle", *cameras.names):
+            training_camera = name in cameras.names
+            camera = (cameras if training_camera else held).select(name).pinhole()
             with torch.no_grad():
                 render = rasterize(fitted.background, camera, background=fitted.environment)
             rgb, alpha = render.rgb[0].clamp(0, 1).numpy(), render.alpha[0].numpy()
+            if args.save is not None:
+                args.save.mkdir(parents=True, exist_ok=True)
+                stem = args.save / f"{chosen.index(label)}_{name}"
+                iio.imwrite(f"{stem}.png", (rgb * 255).round().astype(np.uint8))
+                iio.imwrite(f"{stem}_alpha.png", (alpha * 255).round().astype(np.uint8))
             maps = np.load(TakePaths(args.take).maps(name))
             squared, count, ssims, holes = 0.0, 0, [], []
             for frame in FRAMES:
-                truth = iio.imread(TakePaths(args.take).frame(name, frame))[..., :3] / 255.0
+                if training_camera:
+                    truth = footage.source(name).read(frame)
+                else:
+                    truth = iio.imread(TakePaths(args.take).frame(name, frame))[..., :3] / 255.0
                 kept = ~np.isin(maps["entity_ids"][frame], characters)
                 squared += float(((rgb - truth) ** 2).mean(-1)[kept].sum())
                 count += int(kept.sum())
@@ -129,6 +147,7 @@ def main() -> None:
                 "ssim": round(float(np.mean(ssims)), 3),
                 "holes": round(float(np.mean(holes)), 3),
             }
+        footage.close()
         results[label] = scores
         print(
             f"{label:52s} overhead {scores['overhead']['psnr']:.2f} dB / {scores['overhead']['ssim']:.3f} "
@@ -136,6 +155,10 @@ def main() -> None:
             f"{scores['high_angle']['ssim']:.3f} (holes {scores['high_angle']['holes']:.0%}); {seconds:.0f} s",
             flush=True,
         )
+        for name in cameras.names:
+            print(
+                f"    {name:12s} {scores[name]['psnr']:.2f} dB / {scores[name]['ssim']:.3f} (holes {scores[name]['holes']:.0%})"
+            )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(
         json.dumps(
@@ -145,6 +168,7 @@ def main() -> None:
                 "frames": list(FRAMES),
                 "variants": {k: VARIANTS[k] for k in chosen},
                 "plates": "median" if args.median_plates else "still",
+                "stereo_planes": options.stereo_planes,
                 "results": results,
                 "torch_threads": torch.get_num_threads(),
             },

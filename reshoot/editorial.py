@@ -1,19 +1,24 @@
-"""A shot's editorial hand-off: an OpenTimelineIO timeline `shots/NAME/NAME.otio` and a CMX 3600 EDL `NAME.edl`.
+"""A shot's editorial hand-off: an OpenTimelineIO timeline `shots/NAME/NAME.otio` and CMX 3600 EDLs `NAME.edl`
+(the generated clip) and `NAME.CAMERA.edl` (each production camera's span).
 
 The timeline starts at the shot's first timecode and holds, one video track each:
 - `generated`: the synthesized shot, its media the EXR deliverable (`exr/NAME.NNNN.exr`, an image
   sequence numbered from the deliverable start) with the mp4 as a second media reference ("review");
 - one track per production camera: the same span of the take in that camera's own footage (its file, its
   rate, its start timecode), so an editor can cut between the filmed angles and the new one.
-The EDL (OTIO's cmx_3600 adapter; one video track) lists the generated clip alone, record timecode
-equal to source timecode. CMX 3600 timecodes exist at the SMPTE rates only (23.976 to 60 fps): a take at
-another rate (a 6 fps webcam rig) gets the timeline and no EDL (`edl_supported`).
+A CMX 3600 EDL has one video track, so each track gets its own (OTIO's cmx_3600 adapter), as an editor's
+system exports one per track: `NAME.edl` the generated clip, record timecode equal to its source
+timecode; `NAME.CAMERA.edl` that camera's span of its footage (source timecodes its own) recorded at the
+same record timecodes, so the EDLs conform the cameras in parallel with the new shot. CMX 3600 timecodes
+exist at the SMPTE rates only (23.976 to 60 fps): a take at another rate (a 6 fps webcam rig) gets the
+timeline and no EDL (`edl_supported`), and a camera at a rate other than the take's gets none of its own.
 Timecodes are HH:MM:SS:FF strings counted at the rounded rate (`reshoot.datasets.sync`), so the timeline
 is exact at any rate.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,6 +119,7 @@ def shot_timeline(
             target_url=source.path.resolve().as_uri(),
             available_range=time_range(camera_start, rational(source.length, source.fps)),
         )
+        reference.name = source.name  # an EDL's reel: the camera (cmx_3600 keeps 8 letters and digits of it)
         span = time_range(camera_start + rational(source.first, source.fps), rational(source.frames, source.fps))
         track = otio.schema.Track(name=source.name, kind=otio.schema.TrackKind.Video)
         track.append(otio.schema.Clip(name=source.name, media_reference=reference, source_range=span))
@@ -121,30 +127,48 @@ def shot_timeline(
     return timeline
 
 
-def edl_text(timeline) -> str:
-    """The CMX 3600 EDL of the timeline's generated track, recorded at its source timecode."""
+def edl_text(timeline, track: str = GENERATED_TRACK) -> str:
+    """The CMX 3600 EDL of one of the timeline's tracks (by name), recorded from the timeline's start timecode."""
     import copy
 
     import opentimelineio as otio
 
-    generated = copy.deepcopy(next(t for t in timeline.tracks if t.name == GENERATED_TRACK))
+    single_track = copy.deepcopy(next(t for t in timeline.tracks if t.name == track))
     # The adapter records from the track's start; a gap as long as the start timecode puts the record
-    # timecode on the source's, as an edit starting at that timecode would.
-    generated.insert(0, otio.schema.Gap(source_range=otio.opentime.TimeRange(duration=timeline.global_start_time)))
+    # timecode on the shot's, as an edit starting at that timecode would.
+    single_track.insert(0, otio.schema.Gap(source_range=otio.opentime.TimeRange(duration=timeline.global_start_time)))
     single = otio.schema.Timeline(name=timeline.name)
-    single.tracks.append(generated)
+    single.tracks.append(single_track)
     rate = timeline.global_start_time.rate
     return otio.adapters.write_to_string(single, "cmx_3600", rate=rate)
 
 
-def write_timeline(timeline, otio_path: Path, edl_path: Path) -> bool:
-    """Write the timeline as .otio and, at a SMPTE rate, its EDL, each replaced whole (never half-written); at
-    another rate an EDL of an earlier run is removed. Whether an EDL was written."""
+def write_timeline(
+    timeline, otio_path: Path, edl_path: Path, camera_edl_path: Callable[[str], Path]
+) -> dict[str, Path]:
+    """Write the timeline as .otio and, at a SMPTE rate, its EDLs (see the module docstring), each replaced whole
+    (never half-written); EDLs of an earlier run that this one does not write are removed.
+
+    Args:
+        camera_edl_path: the EDL path of a production camera's track, by camera name.
+
+    Returns:
+        The EDLs written, by track name (the generated track's first); empty at a rate without SMPTE timecode.
+    """
     import opentimelineio as otio
 
     write_text_atomic(otio_path, otio.adapters.write_to_string(timeline, "otio_json"))
-    if not edl_supported(timeline.global_start_time.rate):
-        edl_path.unlink(missing_ok=True)
-        return False
-    write_text_atomic(edl_path, edl_text(timeline))
-    return True
+    rate = timeline.global_start_time.rate
+    written: dict[str, Path] = {}
+    if edl_supported(rate):
+        written[GENERATED_TRACK] = edl_path
+        for track in timeline.tracks:
+            if track.name != GENERATED_TRACK and abs(track[0].source_range.duration.rate - rate) < 1e-3:
+                written[track.name] = camera_edl_path(track.name)
+        for name, path in written.items():
+            write_text_atomic(path, edl_text(timeline, name))
+    any_camera = camera_edl_path("*")
+    for stale in [edl_path, *any_camera.parent.glob(any_camera.name)]:
+        if stale not in written.values():
+            stale.unlink(missing_ok=True)
+    return written

@@ -81,7 +81,6 @@ from reshoot.static_set import (
     initial_set,
     read_sparse_points,
     scene_box,
-    set_planes,
     stereo_surfaces,
 )
 from reshoot.workspace import SplatsPaths, Workspace, load_workspace
@@ -426,12 +425,17 @@ def fit_static_set(
         raise InputError(f"{ws.points} holds {len(points)} points; rerun `reshoot register`.")
     floor = floor_found(ws)
     stereo = stereo_surfaces(
-        views, scene_box(points, cameras), options.stereo_downscale, options.surfel_spacing, report
+        views,
+        scene_box(points, cameras),
+        options.stereo_downscale,
+        options.surfel_spacing,
+        report,
+        StereoConfig(fronto_planes=options.stereo_planes),
     )
-    init, surfels = initial_set(
+    init, planes = initial_set(
         stereo, points, colors, training, views[: len(cameras)], options.surfel_spacing, floor, options.seed
     )
-    planes = set_planes(stereo.points, stereo.normals, floor) if surfels else []
+    surfels = planes is not None
     result = train_splats(
         views,
         init,
@@ -440,7 +444,7 @@ def fit_static_set(
         log_every=max(options.set_iterations // 20, 1),
         checkpoint=work / "set_checkpoint.safetensors",
         checkpoint_every=options.checkpoint_every,
-        planes=planes,
+        planes=planes or [],
         observed=stereo.observed if surfels else None,
     )
     record = {
@@ -448,11 +452,12 @@ def fit_static_set(
         "appearance": result.appearance[: len(cameras)].tolist(),
         "pruned": result.pruned,
         "surfels": surfels,
-        "planes": [asdict(p) for p in planes],
+        "planes": [asdict(p) for p in planes or []],
         "environment": result.background.tolist(),
         "start": {
             "stereo_points": len(stereo.observed.points),
             "gaussians": len(init),
+            "plane_fill": len(init) - len(stereo.points) if surfels else 0,
             "from": "stereo surfels" if surfels else "sparse points and seeds",
         },
     }

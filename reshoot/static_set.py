@@ -6,8 +6,9 @@ From calibrated views of the empty set (clean plates with their moving pixels ma
    what the views observe (for free-space pruning).
 2. `set_planes`: the floor (z = 0, where registration found it) and the walls (large vertical planes of
    the stereo points), priors that pull nearby Gaussians onto them.
-3. `initial_set`: flat surfels on the stereo points; with too few of them (an untextured set), the
-   sparse registration points plus seeds on the floor and in the box over it, as 3DGS does.
+3. `initial_set`: flat surfels on the stereo points, each plane's unseen gaps filled (`plane_fill`); with
+   too few of them (an untextured set), the sparse registration points plus seeds on the floor and in the
+   box over it, as 3DGS does.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from reshoot.geometry.splats.actors import colors_at
 from reshoot.geometry.splats.gaussians import Gaussians
 from reshoot.geometry.splats.surfaces import Plane, plane_fill, surfel_gaussians
 from reshoot.geometry.splats.train import ObservedSurfaces, TrainingView, initial_gaussians
-from reshoot.geometry.stereo import StereoView, fuse_depths, stereo_depths, voxel_downsampled
+from reshoot.geometry.stereo import StereoConfig, StereoView, fuse_depths, stereo_depths, voxel_downsampled
 
 MIN_STEREO_POINTS = 2000  # with fewer confirmed stereo pixels the set starts from sparse points and seeds
 MIN_SPARSE_POINTS = 2000  # with fewer registration points (and no stereo) seeds are added
@@ -74,6 +75,7 @@ def stereo_surfaces(
     reduce: int,
     spacing: float,
     progress: ProgressFn | None = None,
+    config: StereoConfig = StereoConfig(),
 ) -> StereoSurfaces:
     """Dense stereo of the views at 1/`reduce` of their size, fused and thinned to one point per voxel.
 
@@ -81,13 +83,14 @@ def stereo_surfaces(
         views: the set's training views (masks: 1 where the pixel may be used).
         box: the scene's world box (bounds each view's depth range).
         spacing: voxel edge of the returned points, world units.
+        config: the plane sweep's settings.
     """
     stereo = [
         StereoView(view.camera, view.image, None if view.mask is None else view.mask > 0.5).reduced(reduce)
         for view in views
     ]
-    depths = stereo_depths(stereo, box[0], box[1], progress=progress)
-    fused = fuse_depths(stereo, depths)
+    depths = stereo_depths(stereo, box[0], box[1], config, progress=progress)
+    fused = fuse_depths(stereo, depths, config)
     thinned = voxel_downsampled(fused.points, spacing)
     cameras = Camera.cat([v.camera.renamed([f"stereo_{i}"]) for i, v in enumerate(stereo)])
     return StereoSurfaces(
@@ -137,23 +140,41 @@ def initial_set(
     spacing: float,
     floor: bool,
     seed: int,
-) -> tuple[Gaussians, bool]:
-    """The set's starting Gaussians and whether they are surfels.
+) -> tuple[Gaussians, list[Plane] | None]:
+    """The set's starting Gaussians, and its planes when they are surfels (None otherwise).
 
-    Surfels on the stereo points when stereo confirmed at least MIN_STEREO_POINTS pixels, the floor's unseen gaps
-    filled (`plane_fill`) when registration found a floor; otherwise isotropic Gaussians on the sparse
-    points, plus seeds when those are few (`seeded_points`).
+    Surfels on the stereo points when stereo confirmed at least MIN_STEREO_POINTS pixels, with the gaps
+    inside each plane's observed points filled (`set_planes`, `plane_fill`: the floor where registration
+    found it, the walls); otherwise isotropic Gaussians on the sparse points, plus seeds when those are
+    few (`seeded_points`).
     """
     if stereo is not None and len(stereo.observed.points) >= MIN_STEREO_POINTS:
         points, colors, normals = stereo.points, stereo.colors, stereo.normals
-        if floor:
-            on_floor = (points[:, 2].abs() < FLOOR_DISTANCE) & (normals[:, 2].abs() > 0.9)
-            fill, fill_colors = plane_fill(points[on_floor], colors[on_floor], spacing)
+        planes = set_planes(points, normals, floor)
+        for plane, on in _points_on(planes, stereo):
+            fill, fill_colors = plane_fill(stereo.points[on], stereo.colors[on], plane, spacing)
             points, colors = torch.cat([points, fill]), torch.cat([colors, fill_colors])
-            normals = torch.cat([normals, torch.tensor([[0.0, 0.0, 1.0]]).expand(len(fill), 3)])
-        return surfel_gaussians(points, colors, normals, spacing / 2, SURFEL_THICKNESS, sh_degree=SET_SH_DEGREE), True
+            normals = torch.cat([normals, torch.tensor([plane.normal], dtype=normals.dtype).expand(len(fill), 3)])
+        surfels = surfel_gaussians(points, colors, normals, spacing / 2, SURFEL_THICKNESS, sh_degree=SET_SH_DEGREE)
+        return surfels, planes
     points, colors = seeded_points(sparse_points, sparse_colors, training, plates, seed)
-    return initial_gaussians(points, colors, sh_degree=SET_SH_DEGREE), False
+    return initial_gaussians(points, colors, sh_degree=SET_SH_DEGREE), None
+
+
+def _points_on(planes: list[Plane], stereo: StereoSurfaces) -> list[tuple[Plane, torch.Tensor]]:
+    """Each plane with the [N] bool mask of the stereo points on it: within FLOOR_DISTANCE of the floor or
+    WALL_DISTANCE of a wall (inside its footprint), facing along its normal (|cos| > 0.9)."""
+    points, normals = stereo.points.double(), stereo.normals.double()
+    masks = []
+    for plane in planes:
+        n = torch.tensor(plane.normal, dtype=torch.float64)
+        reach = FLOOR_DISTANCE if plane.name == "floor" else WALL_DISTANCE
+        on = ((points @ n - plane.offset).abs() < reach) & ((normals @ n).abs() > 0.9)
+        if plane.footprint is not None:
+            lo, hi = (torch.tensor(b, dtype=torch.float64) for b in plane.footprint)
+            on &= ((points[:, :2] >= lo) & (points[:, :2] <= hi)).all(-1)
+        masks.append((plane, on))
+    return masks
 
 
 def seeded_points(

@@ -9,7 +9,7 @@ the render where a production camera filmed the surface and agrees with it (resh
     shots/SHOT/SHOT.mp4               the same frames as H.264 at the take's fps, BT.709, start timecode
     shots/SHOT/exr/SHOT.NNNN.exr      the deliverable: scene-linear layered EXRs numbered from 1001
                                       (reshoot/deliverable.py)
-    shots/SHOT/SHOT.otio, SHOT.edl    the editorial timeline (reshoot/editorial.py)
+    shots/SHOT/SHOT.otio, SHOT.edl    the editorial timeline (reshoot/editorial.py), SHOT.CAMERA.edl per camera
     shots/SHOT/synthesis.json         the engine, its options and record (weights and their digest, seed,
                                       windows, memory), the shot revision, the deliverable's numbers and
                                       timecodes, and per frame the filmed, kept and generated shares
@@ -304,7 +304,7 @@ def synthesize(
             shot.synthesis.unlink(missing_ok=True)
     if samples == 1 and shot.samples.exists():
         shutil.rmtree(shot.samples)  # an earlier run's samples are not this run's
-    edl_written = write_timeline(timeline, shot.timeline, shot.edl)
+    edls = write_timeline(timeline, shot.timeline, shot.edl, shot.camera_edl)
     first = made_samples[0]["record"]
     weights = first.get("checkpoint") or first.get("weights")
     digests = DigestCache(Workspace(root))  # by size and modification time: a model folder is read once
@@ -330,7 +330,8 @@ def synthesize(
                 "working_space": colour.settings.working_space,
                 "ocio_config": colour.settings.config,
                 "timeline": shot.timeline.name,
-                "edl": shot.edl.name if edl_written else None,  # None: not a SMPTE timecode rate
+                "edl": shot.edl.name if edls else None,  # None: not a SMPTE timecode rate
+                "camera_edls": {track: path.name for track, path in edls.items() if path != shot.edl},
             },
             "filmed_share": [round(float(f.mean()), 4) for f in filmed],
             "kept_share": [round(float(k.mean()), 4) for k in keep],

@@ -8,7 +8,8 @@ splats/                           background.ply, actors/NNNNNN.ply, reconstruct
 splats.work/                      the reconstruction's resumable work (deleted when it finishes)
 layout.json, layout_plan.png      (layout)
 shots/<name>/                     shot.json, history.jsonl, conditioning/, frames/, <name>.mp4, exr/,
-                                  <name>.otio, <name>.edl, synthesis.json, check.json, check/, export/, truth/,
+                                  <name>.otio, <name>.edl, <name>.<camera>.edl, synthesis.json, check.json,
+                                  check/, export/, truth/,
                                   samples/K/{frames/, exr/, <name>.mp4} (synthesize --samples N)
 report/index.html                 (report)
 model/                            adapted checkpoints (train --adapt)
@@ -610,8 +611,12 @@ class ShotPaths:
 
     @property
     def edl(self) -> Path:
-        """<name>.edl: the same timeline as a CMX 3600 EDL."""
+        """<name>.edl: the timeline's generated clip as a CMX 3600 EDL."""
         return self.folder / f"{self.name}.edl"
+
+    def camera_edl(self, camera: str) -> Path:
+        """<name>.<camera>.edl: the timeline's track of one production camera as a CMX 3600 EDL."""
+        return self.folder / f"{self.name}.{camera}.edl"
 
     @property
     def synthesis(self) -> Path:

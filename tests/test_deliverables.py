@@ -301,7 +301,7 @@ def test_timeline_at_a_rate_without_smpte_timecode(tmp_path: Path):
     source = SourceClip("cam_0", tmp_path / "cam_0.mp4", 6.0, "00:00:10:00", 20, 3, 57)
     timeline = shot_timeline("top", 6.0, "01:00:03:05", 3, 101, "exr", "top.mp4", [source])
     (tmp_path / "top.edl").write_text("an EDL of an earlier run")
-    assert not write_timeline(timeline, tmp_path / "top.otio", tmp_path / "top.edl")
+    assert not write_timeline(timeline, tmp_path / "top.otio", tmp_path / "top.edl", _camera_edl(tmp_path))
     assert not (tmp_path / "top.edl").exists()
     read = otio.adapters.read_from_file(str(tmp_path / "top.otio"))
     assert read.global_start_time.to_frames() == (3600 + 3) * 6 + 5 and read.duration().to_frames() == 3
@@ -310,7 +310,38 @@ def test_timeline_at_a_rate_without_smpte_timecode(tmp_path: Path):
     assert not edl_supported(6.0) and not edl_supported(12.0)
     assert edl_supported(24.0) and edl_supported(23.976) and edl_supported(30000 / 1001)
     at_24 = shot_timeline("top", 24.0, "01:00:03:05", 3, 101, "exr", "top.mp4", [])
-    assert write_timeline(at_24, tmp_path / "top.otio", tmp_path / "top.edl") and (tmp_path / "top.edl").is_file()
+    assert write_timeline(at_24, tmp_path / "top.otio", tmp_path / "top.edl", _camera_edl(tmp_path))
+    assert (tmp_path / "top.edl").is_file()
+
+
+def _camera_edl(folder: Path):
+    return lambda camera: folder / f"top.{camera}.edl"
+
+
+def test_each_camera_gets_an_edl_of_its_span_recorded_beside_the_shot(tmp_path: Path):
+    """A 24 fps shot at 01:00:00:10 over two cameras: cam_a (24 fps, its own timecode 10 s later) gets an EDL whose
+    source timecodes are its own span and whose record timecodes are the shot's; cam_b at 25 fps cannot be
+    in a 24 fps EDL and gets none; an EDL of a camera an earlier run had is removed."""
+    import opentimelineio as otio
+
+    from reshoot.editorial import SourceClip, shot_timeline, write_timeline
+
+    sources = [
+        SourceClip("cam_a", tmp_path / "cam_a.mp4", 24.0, "01:00:10:00", 10, 5, 100),
+        SourceClip("cam_b", tmp_path / "cam_b.mp4", 25.0, "01:00:00:00", 10, 5, 100),
+    ]
+    timeline = shot_timeline("top", 24.0, "01:00:00:10", 5, 1001, "exr", "top.mp4", sources)
+    (tmp_path / "top.cam_old.edl").write_text("an EDL of an earlier run")
+    written = write_timeline(timeline, tmp_path / "top.otio", tmp_path / "top.edl", _camera_edl(tmp_path))
+    assert list(written) == ["generated", "cam_a"]
+    assert sorted(p.name for p in tmp_path.glob("*.edl")) == ["top.cam_a.edl", "top.edl"]
+    text = (tmp_path / "top.cam_a.edl").read_text()
+    # Event 1: reel (the camera's name, in CMX 3600's 8 letters and digits), source in and out, record in and out.
+    assert "001  cama     V     C        01:00:10:10 01:00:10:15 01:00:00:10 01:00:00:15" in text
+    (clip,) = otio.adapters.read_from_file(str(tmp_path / "top.cam_a.edl"), rate=24).find_clips()
+    assert clip.name == "cam_a" and clip.source_range.duration.to_frames() == 5
+    assert otio.opentime.to_timecode(clip.source_range.start_time, 24) == "01:00:10:10"
+    assert "01:00:00:10 01:00:00:15 01:00:00:10 01:00:00:15" in (tmp_path / "top.edl").read_text()
 
 
 def test_drop_frame_timecode_stays_drop_frame_in_every_deliverable(tmp_path: Path):
@@ -349,5 +380,5 @@ def test_drop_frame_timecode_stays_drop_frame_in_every_deliverable(tmp_path: Pat
     assert read_timecode(tmp_path / "shot.mp4") == later
     timeline = shot_timeline("top", fps, later, 3, 1001, "exr", "top.mp4", [])
     assert otio.opentime.to_timecode(timeline.global_start_time, fps, True) == later
-    assert write_timeline(timeline, tmp_path / "top.otio", tmp_path / "top.edl")
+    assert write_timeline(timeline, tmp_path / "top.otio", tmp_path / "top.edl", _camera_edl(tmp_path))
     assert "00:01:00;02 00:01:00;05" in (tmp_path / "top.edl").read_text()  # record in and out, drop-frame

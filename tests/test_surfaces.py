@@ -257,13 +257,38 @@ def test_plane_fill_covers_the_floors_unseen_gaps_and_nothing_outside():
     hole = (np.abs(floor[:, 0]) < 0.3) & (np.abs(floor[:, 1]) < 0.3)
     seen = torch.from_numpy(floor[~hole]).float()
     colors = torch.where(seen[:, :1] < 0, torch.tensor([[1.0, 0, 0]]), torch.tensor([[0.0, 0, 1.0]]))
-    points, fill = plane_fill(seen, colors, 0.1)
+    points, fill = plane_fill(seen, colors, Plane((0.0, 0.0, 1.0), 0.0, "floor"), 0.1)
     assert len(points) > 0 and float(points[:, 2].abs().max()) == 0
     assert float(points[:, :2].abs().max()) < 0.4, "only the hole is filled"
     inside = ((points[:, 0].abs() < 0.3) & (points[:, 1].abs() < 0.3)).float().mean()
     assert float(inside) == 1.0
     left = points[:, 0] < -0.1
     assert float(fill[left, 0].min()) > 0.5, "colours come from the nearest seen floor"
+
+
+def test_plane_fill_covers_a_walls_hole_on_the_wall():
+    """A wall x + y = 2 (tilted 45 degrees about z), seen everywhere but behind where an actor stood."""
+    normal = np.array([1.0, 1.0, 0.0]) / np.sqrt(2)
+    along = np.array([-1.0, 1.0, 0.0]) / np.sqrt(2)
+    us, zs = np.meshgrid(np.arange(-1.5, 1.501, 0.05), np.arange(0.0, 2.001, 0.05))
+    wall = np.sqrt(2) * normal + us.reshape(-1, 1) * along + np.outer(zs.ravel(), [0.0, 0.0, 1.0])
+    hole = (np.abs(us.ravel()) < 0.3) & (zs.ravel() > 0.5) & (zs.ravel() < 1.5)
+    seen = torch.from_numpy(wall[~hole]).float()
+    colors = torch.where(seen[:, 2:] > 1.0, torch.tensor([[1.0, 0, 0]]), torch.tensor([[0.0, 0, 1.0]]))
+    points, fill = plane_fill(seen, colors, Plane(tuple(normal.tolist()), float(np.sqrt(2)), "wall_1"), 0.1)
+    assert len(points) > 0
+    np.testing.assert_allclose(points.double().numpy() @ normal, np.sqrt(2), atol=1e-5)  # on the wall
+    u, z = points.double().numpy() @ along, points[:, 2].double().numpy()
+    assert float(np.abs(u).max()) < 0.35 and z.min() > 0.45 and z.max() < 1.55, "only the hole is filled"
+    covered = torch.cdist(torch.from_numpy(wall[hole]).float(), torch.cat([seen, points])).min(1).values
+    assert float(covered.max()) <= 0.1 + 1e-5, "every point of the hole has a point within one cell"
+    assert float(fill[z < 0.9, 2].min()) > 0.5 and float(fill[z > 1.1, 0].min()) > 0.5, "colours of the nearest wall"
+
+
+def test_plane_fill_of_points_on_a_line_is_empty():
+    line = torch.tensor([[x, 0.0, 0.0] for x in np.arange(0, 1, 0.1)]).float()
+    points, fill = plane_fill(line, torch.ones(len(line), 3), Plane((0.0, 0.0, 1.0), 0.0, "floor"), 0.05)
+    assert points.shape == (0, 3) and fill.shape == (0, 3)
 
 
 def _texture(xy: torch.Tensor) -> torch.Tensor:

@@ -152,6 +152,11 @@ def test_the_deliverable_exr_timeline_and_video(shot_ws: Path, tmp_path: Path):
     (clip,) = [c for c in edl.find_clips()]
     assert otio.opentime.to_timecode(clip.source_range.start_time, rate) == settings.timecode_of(0)
     assert clip.source_range.duration.to_frames() == 5
+    camera_edls = record["deliverable"]["camera_edls"]
+    assert sorted(camera_edls) == sorted(settings.cameras)
+    for camera, edl_name in camera_edls.items():
+        (clip,) = otio.adapters.read_from_file(str(shot / edl_name), rate=rate).find_clips()
+        assert clip.name == camera and clip.source_range.duration.to_frames() == 5
     with av.open(str(shot / "top.mp4")) as container:
         tags = [container.metadata.get("timecode")] + [s.metadata.get("timecode") for s in container.streams]
     assert settings.timecode_of(0) in tags

@@ -303,33 +303,52 @@ def nearest_distance(points: torch.Tensor, reference: torch.Tensor) -> torch.Ten
     return torch.from_numpy(distance).float()
 
 
-def plane_fill(
-    observed: torch.Tensor, colors: torch.Tensor, spacing: float, neighbours: int = 8
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Points on the floor (z = 0) where the observed floor points leave gaps inside their outline.
+def plane_basis(plane: Plane) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(origin [3], first axis [3], second axis [3]) of a plane's own 2D coordinates: the origin is the
+    plane's point nearest the world origin, the axes unit and in the plane. For a plane facing up (the
+    floor) they are world x and y; otherwise the first is horizontal (along a wall) and the second
+    points as far up as the plane allows."""
+    n = np.asarray(plane.normal, dtype=np.float64)
+    n = n / np.linalg.norm(n)
+    first = np.array([1.0, 0.0, 0.0]) if abs(n[2]) > 0.9 else np.cross([0.0, 0.0, 1.0], n)
+    first = first - np.dot(first, n) * n
+    first /= np.linalg.norm(first)
+    second = np.cross(n, first)
+    return n * plane.offset, first, second
 
-    The floor continues under and behind what stands on it even where no camera saw it; a hole in it
-    shows as a black pit from above. Each empty cell of the `spacing` grid inside the convex hull of
-    the observed floor points gets a point, coloured by the mean of its `neighbours` nearest observed
-    ones.
+
+def plane_fill(
+    observed: torch.Tensor, colors: torch.Tensor, plane: Plane, spacing: float, neighbours: int = 8
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Points on `plane` where the observed points on it leave gaps inside their outline.
+
+    A set's floor continues under and behind what stands on it, a wall behind what stood before it,
+    even where no camera saw them; a hole in either shows as a dark pit (from above, or where the
+    actors stood in front of the wall in most frames). In the plane's own coordinates (`plane_basis`),
+    each empty cell of the `spacing` grid inside the convex hull of the observed points gets a point,
+    coloured by the mean of its `neighbours` nearest observed ones.
 
     Args:
-        observed: [M, 3] points on the floor (world, z about 0); colors: [M, 3] their colours.
-        spacing: grid cell edge, world units.
+        observed: [M, 3] world points on the plane; colors: [M, 3] their colours.
+        plane: the plane they lie on; spacing: grid cell edge, world units.
 
     Returns:
-        (points [K, 3] at z = 0, colors [K, 3]).
+        (points [K, 3] on the plane, colors [K, 3]).
     """
     if len(observed) < 3:
         return torch.zeros(0, 3), torch.zeros(0, 3)
-    from scipy.spatial import ConvexHull, Delaunay, cKDTree
+    from scipy.spatial import ConvexHull, Delaunay, QhullError, cKDTree
 
-    flat = observed[:, :2].double().numpy()
-    hull = ConvexHull(flat)
+    origin, first, second = plane_basis(plane)
+    flat = (observed.double().numpy() - origin) @ np.stack([first, second], axis=1)
+    try:
+        hull = ConvexHull(flat)
+    except QhullError:  # all on one line: no inside to fill
+        return torch.zeros(0, 3), torch.zeros(0, 3)
     lo, hi = flat[hull.vertices].min(0), flat[hull.vertices].max(0)
-    xs = np.arange(lo[0] + spacing / 2, hi[0], spacing)
-    ys = np.arange(lo[1] + spacing / 2, hi[1], spacing)
-    grid = np.stack(np.meshgrid(xs, ys, indexing="ij"), -1).reshape(-1, 2)
+    us = np.arange(lo[0] + spacing / 2, hi[0], spacing)
+    vs = np.arange(lo[1] + spacing / 2, hi[1], spacing)
+    grid = np.stack(np.meshgrid(us, vs, indexing="ij"), -1).reshape(-1, 2)
     grid = grid[Delaunay(flat[hull.vertices]).find_simplex(grid) >= 0]
     tree = cKDTree(flat)
     empty = grid[tree.query(grid, k=1)[0] > spacing]
@@ -337,7 +356,7 @@ def plane_fill(
         return torch.zeros(0, 3), torch.zeros(0, 3)
     _, nearest = tree.query(empty, k=min(neighbours, len(flat)))
     fill = colors.double().numpy()[np.atleast_2d(nearest.reshape(len(empty), -1))].mean(1)
-    points = np.column_stack([empty, np.zeros(len(empty))])
+    points = origin + empty[:, :1] * first + empty[:, 1:] * second
     return torch.from_numpy(points).float(), torch.from_numpy(fill).float()
 
 
