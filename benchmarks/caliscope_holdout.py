@@ -1,7 +1,9 @@
 """Real footage, one camera held out: reconstruct caliscope_4cam from three cameras, render the fourth.
 
-The workspace is calibrated with the take's own `camera_array.toml` (registration only triangulates),
-the set and the actors are fitted on every camera but `--held-out`, and the held-out camera is
+The workspace holds the three training cameras only, calibrated with the take's own `camera_array.toml`
+(registration only triangulates, and never sees the held-out camera's pictures), the set and the actors
+are fitted on them, and the held-out camera (its calibration carried into the registration's world
+frame with the report's `world_from_sfm`) is
 rendered at several frames and compared with its real frames (undistorted with its calibrated lens,
 since renders are pinhole): PSNR and SSIM over all pixels, over pixels with alpha >= 0.9, and over
 the pixels whose surface at least one training camera saw ("seen": the held-out render's surface
@@ -35,11 +37,18 @@ def main() -> None:
     parser.add_argument("--frames", default="0:57", help="take frames A:B with actors")
     parser.add_argument("--score-every", type=int, default=8)
     parser.add_argument("--out", type=Path, default=HERE / "results" / "caliscope_holdout.json")
+    parser.add_argument(
+        "--register-held-out",
+        action="store_true",
+        help="register all four cameras, as this benchmark did until 2026-12-08 (the held-out camera's "
+        "pictures then seed the set's sparse points)",
+    )
     args = parser.parse_args()
 
     import imageio.v3 as iio
     from reconstruct_take import _scores  # noqa: E402 (same folder)
 
+    from reshoot.datasets.calibration import load_calibration
     from reshoot.datasets.footage import open_footage
     from reshoot.geometry.camera import undistort_image
     from reshoot.geometry.cameras_io import read_cameras_json, write_cameras_json
@@ -52,10 +61,19 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         ws = Path(tmp) / "ws"
         footage_dir = args.data / "calibration" / "extrinsic"
-        init_workspace(ws, footage_dir, calibration=args.data / "camera_array.toml")
-        register(ws)
+        calibration = load_calibration(args.data / "camera_array.toml")
+        training = tuple(n for n in calibration.names if n != args.held_out)
+        if args.register_held_out:
+            init_workspace(ws, footage_dir, calibration=args.data / "camera_array.toml")
+        else:
+            (Path(tmp) / "footage").mkdir()
+            for name in training:
+                (Path(tmp) / "footage" / f"{name}.mp4").symlink_to(footage_dir / f"{name}.mp4")
+            write_cameras_json(Path(tmp) / "calibration.json", calibration.select(list(training)))
+            init_workspace(ws, Path(tmp) / "footage", calibration=Path(tmp) / "calibration.json")
+        registration = register(ws)
         cameras = read_cameras_json(Workspace(ws).cameras).cameras
-        training = tuple(n for n in cameras.names if n != args.held_out)
+        held = _in_world_frame(Workspace(ws), calibration, cameras, args.held_out)
         options = ReconstructOptions(
             downscale=args.downscale,
             set_iterations=args.set_iterations,
@@ -66,7 +84,6 @@ def main() -> None:
         summary = reconstruct(ws, options)
         seconds = time.perf_counter() - started
         environment = load_splat_scene(ws).environment.tolist()
-        held = cameras.select(args.held_out)
         write_cameras_json(Path(tmp) / "held.json", held.scaled(args.downscale).pinhole())
         frames = parse_frames(args.frames)
         render_cameras(ws, Path(tmp) / "held.json", Path(tmp) / "renders", frames=frames)
@@ -99,6 +116,8 @@ def main() -> None:
         "benchmark": "caliscope_holdout",
         "held_out": args.held_out,
         "training_cameras": list(training),
+        "registered_with_held_out": args.register_held_out,
+        "sparse_points": registration.points,
         "downscale": args.downscale,
         "seconds_reconstruct": seconds,
         "set_gaussians": summary.set_gaussians,
@@ -123,6 +142,21 @@ def main() -> None:
             f"{s['ssim_seen']:.3f} (seen by a training camera, {s['seen_share']:.0%} of pixels)"
         )
     print(f"mean: {mean} -> {args.out}")
+
+
+def _in_world_frame(ws, calibration, registered, name: str, tolerance_m: float = 1e-3):
+    """Camera `name` of the calibration, carried into the registration's world frame (the report's
+    world_from_sfm; in calibrated mode the SfM frame is the calibration's); checked on the registered
+    cameras, which must land where registration put them."""
+    from reshoot.geometry.world_frame import WorldFrame
+
+    frame = json.loads(ws.registration_report.read_text())["world_frame"]
+    world = WorldFrame(np.array(frame["world_from_sfm"]), frame["scale"], frame["scale_source"], "", 0, 0.0)
+    moved = world.apply_to_cameras(calibration.select(list(registered.names)))
+    off = float((moved.centers - registered.centers.to(moved.centers.dtype)).norm(dim=-1).max())
+    if off > tolerance_m:
+        raise SystemExit(f"the calibration does not map onto the registered cameras ({off:.4f} m off)")
+    return world.apply_to_cameras(calibration.select(name))
 
 
 def _seen_by_training(gaussians, held, training, tolerance: float = 0.05) -> np.ndarray:

@@ -614,12 +614,20 @@ def render(
     frames: str | None = typer.Option(None, "--frames", help="Take frames A:B (A to B-1); default every frame."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace camera folders that already exist in OUT."),
     backend: str = typer.Option("auto", "--backend", help="Rasterizer: auto, cpu, reference, gsplat."),
+    calibration_frame: bool = typer.Option(
+        False,
+        "--calibration-frame",
+        help="--cameras is a calibration file (any format init --calibration reads) in the frame and unit of "
+        "the calibration the workspace was registered with, e.g. a camera of the rig held out of the take.",
+    ),
 ) -> None:
     """Render the reconstruction (set + actors) into any cameras: colour, depth and alpha per frame."""
     from reshoot.render import render_cameras
 
     with _progress() as progress:
-        summary = render_cameras(workspace, cameras, out, _frame_span(frames), overwrite, backend, progress)
+        summary = render_cameras(
+            workspace, cameras, out, _frame_span(frames), overwrite, backend, progress, calibration_frame
+        )
     for name, rendered in summary.frames.items():
         console.print(f"{name}: {len(rendered)} frames")
     print(out)

@@ -94,6 +94,7 @@ SET_SUPPORT = 0.4  # the set learns a still-plate pixel where at least this shar
 COVERAGE_WEIGHT = 0.05  # of the planes' coverage seen square-on, beside the photometric L1 (0.2 blurred the floor)
 SET_MAX_SCALE = 0.1  # of the scene scale: the largest Gaussian 3DGS keeps (gsplat's default prune_scale3d)
 ENVIRONMENT_TOLERANCE = 0.03  # colour units: the set's Gaussians this close to the environment's may be void
+ACTOR_CULL_VIEWS = 0  # 1 hides an actor Gaussian in a frame one of its views sees through (measured better; not on yet)
 ACTOR_TRAVEL = 0.15  # metres an actor's Gaussian may lie outside the next frame's hull and be kept (fallback)
 ACTOR_STEREO = StereoConfig(fronto_planes=32, horizontal_planes=0)  # within a character's hull: a short range
 
@@ -559,6 +560,7 @@ def _actors(
         start_iterations=options.first_actor_iterations,
         track_iterations=options.actor_iterations,
         refine_iterations=options.refine_actor_iterations,
+        cull_views=ACTOR_CULL_VIEWS,
         seed=options.seed,
     )
     fitted = fit_persistent_actors(

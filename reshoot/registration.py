@@ -438,6 +438,47 @@ def register(
     return summary
 
 
+def calibration_in_world(workspace: str | Path, cameras: Camera, where: str) -> Camera:
+    """Cameras given in the frame and length unit of the workspace's calibration (a camera of the rig
+    that was not filmed or not registered, such as one held out), carried into the registration's world
+    frame: converted to metres as the calibration was, then moved by the report's `world_from_sfm` (in
+    calibrated mode the SfM frame is the calibration's).
+
+    Args:
+        where: what to name in errors (the file the cameras came from).
+
+    Raises:
+        InputError: no registration yet, or one that estimated its own poses (its world frame has no
+            known relation to the calibration's).
+    """
+    from reshoot.datasets.calibration import in_metres
+    from reshoot.geometry.files import read_json_document
+    from reshoot.geometry.world_frame import WorldFrame
+
+    ws = Workspace(Path(workspace))
+    if not ws.registration_report.is_file():
+        raise InputError(f"{ws.root}: no registration yet. Run `reshoot register {ws.root}` first.")
+    report = read_json_document(ws.registration_report, "registration-report", 1)
+    if report.get("mode") != "calibrated":
+        raise InputError(
+            f"{where}: cameras in a calibration's frame need a workspace registered with that calibration's "
+            f"poses; {ws.root} was registered in {report.get('mode')!r} mode, whose world frame has no known "
+            "relation to it. Give the cameras in the registration's world frame instead (as in "
+            f"{ws.cameras})."
+        )
+    frame = report["world_frame"]
+    world = WorldFrame(
+        np.array(frame["world_from_sfm"], dtype=np.float64),
+        float(frame["scale"]),
+        frame["scale_source"],
+        frame["up_source"],
+        int(frame["floor_points"]),
+        float(frame["up_vs_cameras_deg"]),
+    )
+    unit = report.get("calibration_units", {}).get("unit", "m")
+    return world.apply_to_cameras(in_metres(cameras, unit))
+
+
 def _production_cameras(cameras, registered: list[str], static_poses: dict[str, StaticPose]):
     """One camera per registered production camera: its first agreeing image's intrinsics and pose."""
     import torch

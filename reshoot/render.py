@@ -1,7 +1,11 @@
 """Stage `reshoot render WS --cameras FILE [--frames A:B] --out DIR`: the reconstruction seen from any cameras.
 
 Cameras come in the project's `cameras.json` format, in the registration's world frame; a camera with
-per-frame poses (`frames`) moves, any other stays put. For each camera and take frame the set and that
+per-frame poses (`frames`) moves, any other stays put. With `--calibration-frame` they come in any
+calibration file `reshoot init --calibration` reads, in that calibration's frame and unit (a camera of
+the rig that was held out of the take): the workspace must have been registered with the calibration's
+poses, and they are carried into the world frame as registration carried the rig
+(`registration.calibration_in_world`). For each camera and take frame the set and that
 frame's actors are rendered together (pinhole: lens distortion is not applied) and written as
 
     DIR/<camera>/NNNNNN.png         colour, 8-bit RGB (over the fitted environment colour where nothing covers)
@@ -23,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from reshoot.geometry.cameras_io import read_cameras_json
+from reshoot.geometry.cameras_io import CamerasDocument, read_cameras_json
 from reshoot.geometry.errors import InputError
 from reshoot.geometry.files import OUTPUT_MARKER, atomic_directory, foreign_entries, made_by, read_json_document
 from reshoot.geometry.progress import ProgressFn, no_progress
@@ -31,7 +35,7 @@ from reshoot.geometry.splats.actors import merge_gaussians
 from reshoot.geometry.splats.gaussians import Gaussians
 from reshoot.geometry.splats.ply import read_splat_ply
 from reshoot.geometry.splats.render import SplatRender, rasterize
-from reshoot.geometry.validation import check_image_size
+from reshoot.geometry.validation import check_image_size, check_name
 from reshoot.workspace import Workspace, load_workspace
 
 log = logging.getLogger(__name__)
@@ -133,17 +137,21 @@ def render_cameras(
     overwrite: bool = False,
     backend: str = "auto",
     progress: ProgressFn | None = None,
+    calibration_frame: bool = False,
 ) -> RenderSummary:
     """Render the reconstruction into every camera of `cameras_file` and write the passes under `out`.
 
     Args:
         frames: (A, B) take frames A to B - 1; None = the whole take.
         overwrite: replace a camera's existing folder under `out` that render made (see `_not_a_render`).
+        calibration_frame: `cameras_file` is a calibration (`load_calibration`) in the frame of the one the
+            workspace was registered with, not a cameras.json in the world frame.
 
     Raises:
         InputError: no reconstruction, a bad cameras file, frames outside the take, no frame to render
-            for a moving camera, `out` is a workspace, or an existing camera folder without `overwrite` or
-            not made by render. Everything is checked before anything is written.
+            for a moving camera, `out` is a workspace, an existing camera folder without `overwrite` or
+            not made by render, or `calibration_frame` on a workspace not registered with a calibration's
+            poses. Everything is checked before anything is written.
     """
     report = progress or no_progress
     settings = load_workspace(workspace)
@@ -153,7 +161,7 @@ def render_cameras(
             f"frames {frames[0]}:{frames[1]} are outside the take (frames {take.start} to {take.stop - 1})."
         )
     wanted = list(range(*frames)) if frames is not None else list(take)
-    document = read_cameras_json(cameras_file)
+    document = _calibrated_cameras(workspace, cameras_file) if calibration_frame else read_cameras_json(cameras_file)
     scene = load_splat_scene(workspace)
     out = Path(out)
     plan = {}
@@ -215,6 +223,17 @@ def render_cameras(
                 done += 1
                 report("rendering", done, total)
     return RenderSummary({n: [f for f, _ in v] for n, v in plan.items()}, without_actors)
+
+
+def _calibrated_cameras(workspace: str | Path, calibration: str | Path) -> CamerasDocument:
+    """The static cameras of a calibration file, in the registration's world frame."""
+    from reshoot.datasets.calibration import load_calibration
+    from reshoot.registration import calibration_in_world
+
+    cameras = load_calibration(calibration)
+    for name in cameras.names:
+        check_name(name, f"{calibration}: camera {name!r}", "rename it in the calibration")
+    return CamerasDocument(calibration_in_world(workspace, cameras, str(calibration)))
 
 
 def _not_a_render(folder: Path) -> str | None:

@@ -25,7 +25,7 @@ from reshoot.geometry.planes import vertical_planes
 from reshoot.geometry.progress import ProgressFn
 from reshoot.geometry.splats.actors import colors_at
 from reshoot.geometry.splats.gaussians import Gaussians
-from reshoot.geometry.splats.surfaces import Plane, plane_fill, surfel_gaussians
+from reshoot.geometry.splats.surfaces import Plane, plane_fill, points_on_plane, surfel_gaussians
 from reshoot.geometry.splats.train import ObservedSurfaces, TrainingView, initial_gaussians
 from reshoot.geometry.stereo import StereoConfig, StereoView, fuse_depths, stereo_depths, voxel_downsampled
 
@@ -162,19 +162,16 @@ def initial_set(
 
 
 def _points_on(planes: list[Plane], stereo: StereoSurfaces) -> list[tuple[Plane, torch.Tensor]]:
-    """Each plane with the [N] bool mask of the stereo points on it: within FLOOR_DISTANCE of the floor or
-    WALL_DISTANCE of a wall (inside its footprint), facing along its normal (|cos| > 0.9)."""
+    """Each plane with the [N] bool mask of the stereo points on it (`points_on_plane`): within
+    FLOOR_DISTANCE of the floor or WALL_DISTANCE of a wall, facing along its normal (|cos| > 0.9)."""
     points, normals = stereo.points.double(), stereo.normals.double()
-    masks = []
-    for plane in planes:
-        n = torch.tensor(plane.normal, dtype=torch.float64)
-        reach = FLOOR_DISTANCE if plane.name == "floor" else WALL_DISTANCE
-        on = ((points @ n - plane.offset).abs() < reach) & ((normals @ n).abs() > 0.9)
-        if plane.footprint is not None:
-            lo, hi = (torch.tensor(b, dtype=torch.float64) for b in plane.footprint)
-            on &= ((points[:, :2] >= lo) & (points[:, :2] <= hi)).all(-1)
-        masks.append((plane, on))
-    return masks
+    return [
+        (
+            plane,
+            points_on_plane(points, normals, plane, FLOOR_DISTANCE if plane.name == "floor" else WALL_DISTANCE, 0.9),
+        )
+        for plane in planes
+    ]
 
 
 def seeded_points(

@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from reshoot.geometry.cameras_io import read_cameras_json
@@ -67,21 +68,15 @@ def test_no_floaters_in_front_of_the_synthetic_takes_held_out_cameras(reconstruc
             )
 
 
-def test_no_floaters_in_front_of_a_held_out_real_camera(caliscope_registered, tmp_path: Path):
-    """caliscope_4cam: the set (and frame 0's actors) fitted on cam_0-cam_2 at a quarter of the size;
-    cam_3's first surface from the dense stereo of those three cameras' clean plates."""
+@pytest.fixture(scope="module")
+def caliscope_reconstructed(caliscope_registered, tmp_path_factory) -> Path:
+    """caliscope_4cam: the set (and frame 0's actors) fitted on cam_0-cam_2 at a quarter of the size."""
     import shutil
 
-    from reshoot.background import prepared_plates
-    from reshoot.geometry.stereo import StereoView, fuse_depths, stereo_depths
-    from reshoot.reconstruct import PLATE_MOVING_SHARE, ReconstructOptions, reconstruct
-    from reshoot.static_set import read_sparse_points, scene_box
-    from reshoot.workspace import load_workspace
+    from reshoot.reconstruct import ReconstructOptions, reconstruct
 
-    ws = tmp_path / "ws"
+    ws = tmp_path_factory.mktemp("caliscope_reconstructed") / "ws"
     shutil.copytree(caliscope_registered[0], ws)
-    cameras = read_cameras_json(ws / "registration" / "cameras.json").cameras
-    training = ("cam_0", "cam_1", "cam_2")
     reconstruct(
         ws,
         ReconstructOptions(
@@ -91,9 +86,23 @@ def test_no_floaters_in_front_of_a_held_out_real_camera(caliscope_registered, tm
             actor_iterations=10,
             refine_actor_iterations=10,
             frames=(0, 1),
-            cameras=training,
+            cameras=("cam_0", "cam_1", "cam_2"),
         ),
     )
+    return ws
+
+
+def test_no_floaters_in_front_of_a_held_out_real_camera(caliscope_reconstructed: Path):
+    """cam_3's first surface from the dense stereo of the three fitted cameras' clean plates."""
+    from reshoot.background import prepared_plates
+    from reshoot.geometry.stereo import StereoView, fuse_depths, stereo_depths
+    from reshoot.reconstruct import PLATE_MOVING_SHARE
+    from reshoot.static_set import read_sparse_points, scene_box
+    from reshoot.workspace import load_workspace
+
+    ws = caliscope_reconstructed
+    cameras = read_cameras_json(ws / "registration" / "cameras.json").cameras
+    training = ("cam_0", "cam_1", "cam_2")
     doc = json.loads((ws / "splats" / "reconstruction.json").read_text())
     assert doc["pruned"]["unseen"] > 0, "what fewer than two cameras see is pruned"
 
@@ -121,3 +130,29 @@ def test_no_floaters_in_front_of_a_held_out_real_camera(caliscope_registered, tm
     floaters = alpha_in_front(load_splat_scene(ws).at(0), held, depth, empty_is_free=False)
     share = float((floaters[known] < FLOATER_ALPHA).float().mean())
     assert share >= REAL_SHARE, f"only {share:.1%} of cam_3's pixels with a known surface are free of floaters"
+
+
+def test_a_held_out_calibrated_camera_renders_from_the_calibration_file(
+    caliscope_reconstructed: Path, shared_data: Path, tmp_path: Path
+):
+    """`reshoot render --cameras camera_array.toml --calibration-frame`: cam_3, given in the calibration's
+    own frame, renders the same pixels as cam_3 given in the registration's world frame."""
+    from reshoot.cli.app import main
+    from reshoot.geometry.cameras_io import write_cameras_json
+
+    ws = caliscope_reconstructed
+    registered = read_cameras_json(ws / "registration" / "cameras.json").cameras
+    write_cameras_json(tmp_path / "world.json", registered.select("cam_3"))
+    toml = shared_data / "caliscope_4cam" / "camera_array.toml"
+    for cameras, out, extra in ((toml, "calibrated", ["--calibration-frame"]), (tmp_path / "world.json", "world", [])):
+        args = ["render", str(ws), "--cameras", str(cameras), "--out", str(tmp_path / out), "--frames", "0:1"]
+        with pytest.raises(SystemExit) as done:
+            main(args + extra)
+        assert done.value.code == 0, args
+    import imageio.v3 as iio
+
+    from_calibration = iio.imread(tmp_path / "calibrated" / "cam_3" / "000000.png").astype(int)
+    from_world = iio.imread(tmp_path / "world" / "cam_3" / "000000.png").astype(int)
+    assert sorted(p.name for p in (tmp_path / "calibrated").iterdir()) == ["cam_0", "cam_1", "cam_2", "cam_3"]
+    assert np.abs(from_calibration - from_world).max() <= 1
+    assert from_world.std() > 5, "the render shows something"

@@ -12,7 +12,7 @@ import torch
 from reshoot.geometry.camera import Camera
 from reshoot.geometry.conventions import look_at
 from reshoot.geometry.splats.actors import ActorView, merge_gaussians
-from reshoot.geometry.splats.gaussians import Gaussians
+from reshoot.geometry.splats.gaussians import Gaussians, select_gaussians
 from reshoot.geometry.splats.persistent import (
     CharacterStart,
     FrameViews,
@@ -164,6 +164,32 @@ def test_ghosts_of_the_hull_are_pruned():
     )
     assert actors.pruned["ghost"] >= 30, actors.pruned
     assert float(actors.means[0][:, 2].max()) < 0.75, "nothing is left floating over the box"
+
+
+@pytest.mark.parametrize("cull_views", [0, 1])
+def test_gaussians_that_a_frames_views_see_through_are_hidden_in_that_frame(cull_views: int):
+    """The box's top half is gone in frame 2 (its views show the bottom half alone): with cull_views=1
+    the top's Gaussians are hidden in frame 2 and kept in the frames that show them; with 0 they stay
+    (too few of their views over the take see through them for the ghost rule)."""
+    cameras, _ = _rig()
+    truth = _box()
+    frames = _frames(truth, cameras, 4)
+    frames[2] = _frames(select_gaussians(truth, truth.means[:, 2] < 0.3), cameras, 3)[2]
+    floor = np.stack([(t * STEP[:2]).numpy() for t in range(4)])
+    actors = fit_persistent_actors(
+        frames,
+        [CharacterStart(0, floor, truth)],
+        PersistentConfig(start_iterations=30, track_iterations=10, refine_iterations=20, cull_views=cull_views),
+    )
+    top = actors.means[0][:, 2] > 0.45
+    assert int(top.sum()) > 100 and actors.pruned["ghost"] < 20, actors.pruned
+    assert int((actors.alive[1] & top).sum()) >= 0.9 * int(top.sum()), "frame 1 shows the top: kept"
+    hidden_in_2 = int((~actors.alive[2] & top).sum())
+    if cull_views:
+        assert hidden_in_2 >= 0.9 * int(top.sum()), (hidden_in_2, int(top.sum()))
+        assert actors.pruned["culled_frames"] >= hidden_in_2
+    else:
+        assert hidden_in_2 == 0 and "culled_frames" not in actors.pruned
 
 
 class TestCroppedFrame:

@@ -193,4 +193,6 @@ def test_bad_inputs_are_named(scene_take: Path, reconstructed, tmp_path: Path):
         render_cameras(bare, scene_take / "gt" / "cameras.json", tmp_path / "r")
     with pytest.raises(InputError, match="outside the take"):
         render_cameras(ws, scene_take / "gt" / "cameras.json", tmp_path / "r", frames=(8, 20))
+    with pytest.raises(InputError, match="registered in 'survey' mode"):  # no calibration's frame to start from
+        render_cameras(ws, scene_take / "gt" / "cameras.json", tmp_path / "r", calibration_frame=True)
     assert not (tmp_path / "r").exists()

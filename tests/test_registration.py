@@ -212,6 +212,24 @@ def test_caliscope_footage_agrees_with_its_calibration(caliscope_registered):
 
 
 @pytest.mark.slow
+def test_a_calibrations_cameras_are_carried_into_the_world_frame(caliscope_registered, shared_data: Path):
+    """calibration_in_world moves the calibration's cameras as registration moved the rig: each lands where
+    registration put it (what `reshoot render --calibration-frame` relies on for a held-out camera)."""
+    from reshoot.datasets.calibration import load_calibration
+    from reshoot.registration import calibration_in_world
+
+    ws, _ = caliscope_registered
+    calibration = load_calibration(shared_data / "caliscope_4cam" / "camera_array.toml")
+    registered = read_cameras_json(ws / "registration" / "cameras.json").cameras
+    assert float((calibration.centers - registered.centers).norm(dim=-1).max()) > 0.05, "the frames differ"
+    moved = calibration_in_world(ws, calibration, "camera_array.toml")
+    assert moved.names == registered.names
+    assert np.allclose(moved.centers.numpy(), registered.centers.numpy(), atol=1e-3)
+    assert np.allclose(moved.cam_from_world[:, :3, :3].numpy(), registered.cam_from_world[:, :3, :3].numpy(), atol=1e-5)
+    assert np.allclose(moved.K.numpy(), registered.K.numpy())
+
+
+@pytest.mark.slow
 def test_caliscope_from_intrinsics_only_agrees_or_says_why(caliscope_workspace: Path):
     summary = register(caliscope_workspace, RegistrationOptions(calibration_mode="intrinsics", instants=6))
     assert summary.mode == "plates" and not summary.failed

@@ -14,7 +14,8 @@ Fitting, over the frozen static set (actors composited over its render, as `fit_
 3. **Refine**: random frames, all parameters. Gaussians whose centre falls on background (outside
    every foreground silhouette, where the set does not hide it) in too many of the views that see
    them, or that fewer than MIN_VIEWS views see at all, are ghosts of the hull and are pruned before,
-   and faint ones after.
+   and faint ones after. Also before, each frame hides the Gaussians that `cull_views` of its views
+   see through (outside their silhouettes): that frame only.
 
 A character is a body about its track: the start's Gaussians farther than `body_radius` from the
 track's vertical axis are dropped, a body loss (metres beyond that radius) holds the others near it in
@@ -112,6 +113,10 @@ class PersistentConfig:
         depth_margin: metres an actor may lie behind the set's surface and still be drawn over it.
         ghost_share: Gaussians outside the silhouettes in more than this share of the views that see
             them are pruned, and those beyond `body_radius` in more than this share of their frames.
+        cull_views: after the frame-by-frame pass (with the ghost rule, before the refine steps), a
+            Gaussian is hidden in each frame where at least this many views see its centre outside
+            their (slightly grown) silhouettes, unhidden by the set: that frame's views see through it
+            (0: never hidden this way).
         prune_opacity: Gaussians fainter than this are pruned at the end.
         crop_margin: pixels around each view's foreground that the losses look at (the rest of the
             picture is the set's, the same whatever the actors do, and is not rendered while fitting).
@@ -139,6 +144,7 @@ class PersistentConfig:
     neighbours: int = 8
     depth_margin: float = 0.05
     ghost_share: float = 0.5
+    cull_views: int = 0
     prune_opacity: float = 0.02
     crop_margin: int = 24
     seed: int = 0
@@ -487,8 +493,13 @@ def fit_persistent_actors(
             done += 1
             report("fitting actors", done, total)
 
-    ghosts, off_body = _ghosts(fit, full_frames, config), _off_body(fit, config)
-    fit.keep(~(ghosts | off_body))
+    seen, outside = _silhouette_counts(fit, full_frames, config)
+    ghosts, off_body = _ghosts(seen, outside, config), _off_body(fit, config)
+    kept = ~(ghosts | off_body)
+    fit.keep(kept)
+    if config.cull_views > 0:
+        culled = (outside[:, kept] >= config.cull_views) & fit.alive
+        fit.alive &= ~culled
     neighbours = _Neighbours(fit.first_means, fit.character, config.neighbours)
     rng = np.random.default_rng(config.seed)
     with_views = [t for t, f in enumerate(frames) if f.views and bool(fit.alive[t].any())]
@@ -528,6 +539,7 @@ def fit_persistent_actors(
             "ghost": int((ghosts & ~off_body).sum()),
             "off_body": off_body_start + int(off_body.sum()),
             "faint": int(faint.sum()),
+            **({"culled_frames": int(culled.sum())} if config.cull_views > 0 else {}),
         },
     )
 
@@ -573,12 +585,13 @@ def _off_body(fit: _Fit, config: PersistentConfig) -> torch.Tensor:
 
 
 @torch.no_grad()
-def _ghosts(fit: _Fit, frames: Sequence[FrameViews], config: PersistentConfig) -> torch.Tensor:
-    """[N] bool: Gaussians that fewer than MIN_VIEWS views see over all frames, or whose centre lands
-    outside the (slightly grown) silhouettes in more than `ghost_share` of the views that see it
-    unhidden by the set, over all frames."""
-    outside = torch.zeros(len(fit.character))
-    seen = torch.zeros(len(fit.character))
+def _silhouette_counts(
+    fit: _Fit, frames: Sequence[FrameViews], config: PersistentConfig
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per frame and Gaussian, the views that see its centre unhidden by the set, and of those the views
+    where it lands outside the (slightly grown) silhouette: ([T, N], [T, N]) int64."""
+    seen = torch.zeros(fit.alive.shape, dtype=torch.int64)
+    outside = torch.zeros(fit.alive.shape, dtype=torch.int64)
     for t, frame in enumerate(frames):
         alive = torch.nonzero(fit.alive[t]).flatten()
         if not frame.views or len(alive) == 0:
@@ -591,6 +604,14 @@ def _ghosts(fit: _Fit, frames: Sequence[FrameViews], config: PersistentConfig) -
             set_depth = view.set_depth[rows, cols]
             hidden = (view.set_alpha[rows, cols] >= 0.5) & (hits.depth[v] > set_depth + config.depth_margin)
             counted = inside & ~hidden
-            seen[alive] += counted.float()
-            outside[alive] += (counted & ~grown[rows, cols]).float()
+            seen[t, alive] += counted.long()
+            outside[t, alive] += (counted & ~grown[rows, cols]).long()
+    return seen, outside
+
+
+def _ghosts(seen: torch.Tensor, outside: torch.Tensor, config: PersistentConfig) -> torch.Tensor:
+    """[N] bool: Gaussians that fewer than MIN_VIEWS views see over all frames, or whose centre lands
+    outside the silhouettes in more than `ghost_share` of the views that see it (`_silhouette_counts`
+    [T, N] each)."""
+    seen, outside = seen.sum(0), outside.sum(0)
     return (seen < MIN_VIEWS) | (outside > config.ghost_share * seen.clamp_min(1))

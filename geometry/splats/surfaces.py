@@ -116,22 +116,29 @@ def gaussian_normals(g: Gaussians) -> torch.Tensor:
     return g.rotations.gather(2, axis[:, None, None].expand(-1, 3, 1))[..., 0]
 
 
+def points_on_plane(
+    points: torch.Tensor, normals: torch.Tensor, plane: Plane, distance: float, min_cosine: float
+) -> torch.Tensor:
+    """[N] bool: points [N, 3] within `distance` of the plane and inside its footprint, their normals
+    [N, 3] (unit) within acos(min_cosine) of the plane's, either way round."""
+    n = torch.tensor(plane.normal, dtype=points.dtype)
+    on = ((points @ n - plane.offset).abs() < distance) & ((normals.to(points.dtype) @ n).abs() > min_cosine)
+    if plane.footprint is not None:
+        lo, hi = (torch.tensor(b, dtype=points.dtype) for b in plane.footprint)
+        on &= ((points[:, :2] >= lo) & (points[:, :2] <= hi)).all(-1)
+    return on
+
+
 def on_planes(g: Gaussians, planes: Sequence[Plane], distance: float, min_cosine: float = 0.8) -> torch.Tensor:
-    """[N] int64: for each Gaussian, the index of the plane it belongs to, -1 for none: within
-    `distance` of the plane and inside its footprint, its normal within acos(min_cosine) of the plane's
-    (the first such plane)."""
+    """[N] int64: for each Gaussian, the index of the first plane it lies on (`points_on_plane` of its
+    centre and its normal), -1 for none."""
     owner = torch.full((len(g),), -1, dtype=torch.int64)
     if not planes or len(g) == 0:
         return owner
     with torch.no_grad():
         normals = gaussian_normals(g)
         for i, plane in enumerate(planes):
-            n = torch.tensor(plane.normal, dtype=g.means.dtype)
-            near = ((g.means @ n - plane.offset).abs() < distance) & ((normals @ n).abs() > min_cosine)
-            if plane.footprint is not None:
-                lo, hi = (torch.tensor(b, dtype=g.means.dtype) for b in plane.footprint)
-                near &= ((g.means[:, :2] >= lo) & (g.means[:, :2] <= hi)).all(-1)
-            owner[near & (owner < 0)] = i
+            owner[points_on_plane(g.means, normals, plane, distance, min_cosine) & (owner < 0)] = i
     return owner
 
 
