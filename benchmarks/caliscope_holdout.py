@@ -145,18 +145,15 @@ def main() -> None:
 
 
 def _in_world_frame(ws, calibration, registered, name: str, tolerance_m: float = 1e-3):
-    """Camera `name` of the calibration, carried into the registration's world frame (the report's
-    world_from_sfm; in calibrated mode the SfM frame is the calibration's); checked on the registered
-    cameras, which must land where registration put them."""
-    from reshoot.geometry.world_frame import WorldFrame
+    """Camera `name` of the calibration in the registration's world frame (`calibration_in_world`),
+    checked on the registered cameras, which must land where registration put them."""
+    from reshoot.registration import calibration_in_world
 
-    frame = json.loads(ws.registration_report.read_text())["world_frame"]
-    world = WorldFrame(np.array(frame["world_from_sfm"]), frame["scale"], frame["scale_source"], "", 0, 0.0)
-    moved = world.apply_to_cameras(calibration.select(list(registered.names)))
+    moved = calibration_in_world(ws.root, calibration.select(list(registered.names)), "camera_array.toml")
     off = float((moved.centers - registered.centers.to(moved.centers.dtype)).norm(dim=-1).max())
     if off > tolerance_m:
         raise SystemExit(f"the calibration does not map onto the registered cameras ({off:.4f} m off)")
-    return world.apply_to_cameras(calibration.select(name))
+    return calibration_in_world(ws.root, calibration.select(name), "camera_array.toml")
 
 
 def _seen_by_training(gaussians, held, training, tolerance: float = 0.05) -> np.ndarray:
